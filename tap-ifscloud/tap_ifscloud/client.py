@@ -107,7 +107,7 @@ class IfsEntityStream(RESTStream):
     def request_records(self, context: Context | None) -> t.Iterable[dict]:
         order = self._order(self.entity, self.replication_key)
         base_filter = odata.conjunction(self._bookmark_filter(context), self._company_filter(self.entity))
-        if order:
+        if order and self.definition.paging == "seek":
             yield from self._read_seeking(self.path, base_filter, order, self.definition.expand, context)
         else:
             yield from self._read_following_links(self.path, base_filter, context)
@@ -128,8 +128,11 @@ class IfsEntityStream(RESTStream):
             last_row = rows[-1]
 
     def _read_following_links(self, path, base_filter, context) -> Iterator[dict]:
-        """For sets without keys or change column: follow nextLink, else $skip, until a page comes back empty."""
-        url = odata.with_query(self.url_base + path, {"$filter": base_filter, "$top": self._page_size})
+        """Server paging: follow nextLink, else $skip, until a page comes back empty. Not safe against rows moving
+        during the sync, which is why seek paging is the default wherever the set has keys."""
+        order = self._order(self.entity, self.replication_key)
+        orderby = ",".join(f for f, _ in order) or None
+        url = odata.with_query(self.url_base + path, {"$filter": base_filter, "$orderby": orderby, "$top": self._page_size})
         rows_read = 0
         while True:
             payload = self._get(url, context)
@@ -142,7 +145,10 @@ class IfsEntityStream(RESTStream):
             url = (
                 odata.resolve_next_link(url, next_link)
                 if next_link
-                else odata.with_query(self.url_base + path, {"$filter": base_filter, "$top": self._page_size, "$skip": rows_read})
+                else odata.with_query(
+                    self.url_base + path,
+                    {"$filter": base_filter, "$orderby": orderby, "$top": self._page_size, "$skip": rows_read},
+                )
             )
 
     def _read_expanded_page(self, path, options, expand, context) -> list[dict]:

@@ -20,6 +20,9 @@ class StreamDefinition:
     replication_key: str | None
     #: A collection navigation whose rows are embedded in each record (order lines with their order).
     expand: str | None = None
+    #: "seek" pages past the last row read (exact under concurrent changes); "server" follows @odata.nextLink, else
+    #: $top/$skip, for sets whose keys cannot be compared with gt.
+    paging: str = "seek"
     description: str = ""
 
     @property
@@ -53,6 +56,9 @@ BUILT_IN_STREAMS: tuple[StreamDefinition, ...] = (
 )
 
 
+PAGING_MODES = ("seek", "server")
+
+
 class StreamConfigError(ValueError):
     """A stream override or custom stream in the configuration is not usable."""
 
@@ -75,25 +81,35 @@ def configured_streams(
             raise StreamConfigError(f"custom_streams[{index}] lacks {', '.join(missing)}")
         if custom["name"] in {d.name for d in definitions}:
             raise StreamConfigError(f"custom_streams[{index}]: a stream named '{custom['name']}' already exists")
-        definitions.append(
+        definitions.append(_checked(
             StreamDefinition(
                 name=custom["name"],
                 projection=custom["projection"],
                 entity_set=custom["entity_set"],
                 replication_key=custom.get("replication_key") or None,
                 expand=custom.get("expand") or None,
+                paging=custom.get("paging") or "seek",
                 description=f"{custom['projection']}.svc/{custom['entity_set']} (custom stream)",
-            )
-        )
+            ),
+            f"custom_streams[{index}]",
+        ))
     return definitions
 
 
 def _apply_override(definition: StreamDefinition, override: Mapping) -> StreamDefinition:
-    allowed = {"projection", "entity_set", "replication_key", "expand"}
+    allowed = {"projection", "entity_set", "replication_key", "expand", "paging"}
     extra = sorted(set(override) - allowed)
     if extra:
         raise StreamConfigError(
             f"stream_overrides.{definition.name}: unknown option(s) {', '.join(extra)} (allowed: {', '.join(sorted(allowed))})"
         )
     changes = {k: (v or None) if k in {"replication_key", "expand"} else v for k, v in override.items()}
-    return replace(definition, **changes)
+    return _checked(replace(definition, **changes), f"stream_overrides.{definition.name}")
+
+
+def _checked(definition: StreamDefinition, where: str) -> StreamDefinition:
+    if definition.paging not in PAGING_MODES:
+        raise StreamConfigError(f"{where}.paging must be one of {', '.join(PAGING_MODES)}")
+    if definition.expand and definition.paging != "seek":
+        raise StreamConfigError(f"{where}: expand needs seek paging (pages are split to stay under the element limit)")
+    return definition

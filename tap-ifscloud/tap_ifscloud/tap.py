@@ -22,6 +22,8 @@ STREAM_OVERRIDE = th.ObjectType(
     th.Property("entity_set", th.StringType, description="Entity set within the projection."),
     th.Property("replication_key", th.StringType, description="Change timestamp column; empty for full-table reads."),
     th.Property("expand", th.StringType, description="Collection navigation embedded in each record; empty for none."),
+    th.Property("paging", th.StringType, allowed_values=["seek", "server"],
+                description="seek (default): page past the last row read; server: follow @odata.nextLink, else $top/$skip."),
 )
 
 
@@ -70,6 +72,7 @@ class TapIfsCloud(Tap):
             th.Property("entity_set", th.StringType, required=True),
             th.Property("replication_key", th.StringType),
             th.Property("expand", th.StringType),
+            th.Property("paging", th.StringType, allowed_values=["seek", "server"]),
         )), description="More entity sets to read; their schema and keys come from $metadata."),
     ).to_dict()
 

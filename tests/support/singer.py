@@ -1,0 +1,90 @@
+"""Run a Singer tap as its own process, exactly as Meltano or a shell would, and read what it emitted."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+
+
+@dataclass
+class TapRun:
+    returncode: int
+    stdout: str
+    stderr: str
+    messages: list[dict] = field(default_factory=list)
+
+    def records(self, stream: str) -> list[dict]:
+        return [m["record"] for m in self.messages if m["type"] == "RECORD" and m["stream"] == stream]
+
+    def schema(self, stream: str) -> dict:
+        return next(m for m in self.messages if m["type"] == "SCHEMA" and m["stream"] == stream)
+
+    @property
+    def states(self) -> list[dict]:
+        return [m["value"] for m in self.messages if m["type"] == "STATE"]
+
+    @property
+    def final_state(self) -> dict:
+        return self.states[-1] if self.states else {}
+
+    def bookmark(self, stream: str) -> str | None:
+        return self.final_state.get("bookmarks", {}).get(stream, {}).get("replication_key_value")
+
+
+def run_tap(
+    tmp_path: Path,
+    config: dict,
+    *,
+    streams: list[str] | None = None,
+    state: dict | None = None,
+    executable: str = "tap-ifscloud",
+    env: dict | None = None,
+    timeout: float = 300,
+    check: bool = True,
+) -> TapRun:
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(config))
+    args = [str(BIN / executable), "--config", str(config_path)]
+    if streams is not None:
+        catalog_path = tmp_path / "catalog.json"
+        catalog_path.write_text(json.dumps(select_streams(discover(tmp_path, config, executable=executable, env=env), streams)))
+        args += ["--catalog", str(catalog_path)]
+    if state is not None:
+        state_path = tmp_path / "state.json"
+        state_path.write_text(json.dumps(state))
+        args += ["--state", str(state_path)]
+    completed = subprocess.run(
+        args, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}
+    )
+    run = TapRun(completed.returncode, completed.stdout, completed.stderr)
+    run.messages = [json.loads(line, parse_float=Decimal) for line in completed.stdout.splitlines() if line.strip()]
+    if check and completed.returncode != 0:
+        raise AssertionError(f"{executable} exited {completed.returncode}:\n{completed.stderr[-4000:]}")
+    return run
+
+
+def discover(tmp_path: Path, config: dict, *, executable: str = "tap-ifscloud", env: dict | None = None) -> dict:
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(config))
+    completed = subprocess.run(
+        [str(BIN / executable), "--config", str(config_path), "--discover"],
+        capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})},
+    )
+    if completed.returncode != 0:
+        raise AssertionError(f"{executable} --discover exited {completed.returncode}:\n{completed.stderr[-4000:]}")
+    return json.loads(completed.stdout)
+
+
+def select_streams(catalog: dict, names: list[str]) -> dict:
+    for entry in catalog["streams"]:
+        for metadata in entry["metadata"]:
+            if metadata["breadcrumb"] == []:
+                metadata["metadata"]["selected"] = entry["tap_stream_id"] in names
+    return catalog

@@ -65,6 +65,7 @@ class IfsEntityStream(RESTStream):
                     f"'{definition.replication_key}' (set stream_overrides.{definition.name}.replication_key)"
                 )
             self.replication_key = definition.replication_key
+        self._bookmark_is_timestamp = bool(self.replication_key) and entity.edm_type(self.replication_key) == "Edm.DateTimeOffset"
         self._consecutive_unauthorized = 0
         self._page_size = int(self.config["page_size"])
         self._element_limit = int(self.config["max_elements_per_response"])
@@ -241,7 +242,7 @@ class IfsEntityStream(RESTStream):
         if rows_inside:
             for child in rows_inside:
                 _tidy(child)
-        if self.replication_key and row.get(self.replication_key):
+        if self._bookmark_is_timestamp and row.get(self.replication_key):
             row[self.replication_key] = odata.normalize_utc(row[self.replication_key])
         return row
 
@@ -257,7 +258,9 @@ class IfsEntityStream(RESTStream):
             start = odata.parse_datetime(self.config["start_date"])
         else:
             return None
-        return f"{self.replication_key} ge {odata.datetime_literal(start)}"
+        if self._bookmark_is_timestamp:
+            return f"{self.replication_key} ge {odata.datetime_literal(start)}"
+        return f"{self.replication_key} ge {start.date().isoformat()}"  # an Edm.Date change column
 
     def _company_filter(self, entity: EntitySetInfo) -> str | None:
         companies = self.config.get("companies")
@@ -277,7 +280,9 @@ class IfsEntityStream(RESTStream):
         if self.replication_key:
             current = self.get_context_state(context).get("replication_key_value")
             value = latest_record.get(self.replication_key)
-            if current and value and value < odata.normalize_utc(current):
+            if self._bookmark_is_timestamp and current:
+                current = odata.normalize_utc(current)
+            if current and value and value < current:
                 return
         super()._increment_stream_state(latest_record, context=context)
 

@@ -1,0 +1,59 @@
+"""Bad configuration and refusals from the server end with a clear message; secrets never show."""
+
+from __future__ import annotations
+
+from support.ifs import CLIENT_SECRET
+from support.singer import BIN, run_tap
+import subprocess
+
+from ml_connector_core.secrets import generate_key, seal
+
+
+def test_a_sealed_client_secret_works_and_never_appears_in_output(ifs, tmp_path):
+    key = generate_key()
+    config = ifs.tap_config(client_secret=seal(CLIENT_SECRET, key=key.encode()))
+    run = run_tap(tmp_path, config, streams=["suppliers"], env={"MLC_SECRET_KEY": key})
+    assert run.records("suppliers")
+    assert CLIENT_SECRET not in run.stdout + run.stderr
+
+
+def test_a_sealed_secret_without_its_key_names_the_setting(ifs, tmp_path):
+    config = ifs.tap_config(client_secret=seal(CLIENT_SECRET, key=generate_key().encode()))
+    run = run_tap(tmp_path, config, streams=None, env={"MLC_SECRET_KEY": generate_key()}, check=False)
+    assert run.returncode != 0
+    assert "client_secret" in run.stderr and "cannot be opened" in run.stderr
+    assert CLIENT_SECRET not in run.stderr
+
+
+def test_wrong_credentials_fail_clearly_without_echoing_the_secret(ifs, tmp_path):
+    config = ifs.tap_config(client_secret="definitely-wrong-secret")
+    run = run_tap(tmp_path, config, check=False)
+    assert run.returncode != 0
+    assert "refused client 'mlc-sandbox-client'" in run.stderr and "HTTP 401" in run.stderr
+    assert "definitely-wrong-secret" not in run.stdout + run.stderr
+
+
+def test_missing_host_is_a_configuration_error(tmp_path):
+    run = run_tap(tmp_path, {"realm": "r", "client_id": "c", "client_secret": "s"}, check=False)
+    assert run.returncode != 0 and "base_url or tenant" in run.stderr
+
+
+def test_an_unknown_entity_set_is_named(ifs, tmp_path):
+    config = ifs.tap_config(stream_overrides={"work_orders": {"entity_set": "NoSuchSet"}})
+    run = run_tap(tmp_path, config, check=False)
+    assert run.returncode != 0 and "NoSuchSet" in run.stderr and "ActiveWorkOrdersHandling" in run.stderr
+
+
+def test_a_400_is_not_retried_and_names_the_set_and_the_servers_message(ifs, tmp_path):
+    config = ifs.tap_config()
+    ifs.fault("status", 1, status=400, path_contains="SupplierInfoGeneralSet")
+    ifs.clear_requests()
+    run = run_tap(tmp_path, config, streams=["suppliers"], check=False)
+    assert run.returncode != 0
+    assert "SupplierHandling.svc/SupplierInfoGeneralSet: HTTP 400" in run.stderr
+    assert len([r for r in ifs.requests_log() if "SupplierInfoGeneralSet" in r["path"]]) == 1
+
+
+def test_about_lists_settings_with_descriptions():
+    about = subprocess.run([str(BIN / "tap-ifscloud"), "--about", "--format", "json"], capture_output=True, text=True, check=True)
+    assert '"client_secret"' in about.stdout and "sealed" in about.stdout

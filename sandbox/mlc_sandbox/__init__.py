@@ -1,0 +1,1 @@
+"""Local stand-ins of the systems ml-connector talks to. Each lives in its own sub-package."""

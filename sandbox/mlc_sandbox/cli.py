@@ -1,0 +1,118 @@
+"""`mlc-sandbox`: serve or pre-build a stand-in.
+
+    mlc-sandbox serve ifs --port 8600 --scale 1000 --seed 42 [--ready-file PATH] ...
+    mlc-sandbox generate ifs --scale 1000000 --seed 42
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+
+def _ifs_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--scale", type=int, default=1000, help="number of purchase orders; other sets follow")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="where generated data is cached (default $MLC_SANDBOX_DATA_DIR or ./.sandbox-data)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mlc-sandbox", description="Local stand-ins of the systems ml-connector uses")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="serve a stand-in on loopback")
+    serve_targets = serve.add_subparsers(dest="target", required=True)
+    ifs = serve_targets.add_parser("ifs", help="IFS Cloud (OData v4 projections + IAM tokens)")
+    _ifs_arguments(ifs)
+    ifs.add_argument("--host", default="127.0.0.1")
+    ifs.add_argument("--port", type=int, default=8600, help="0 picks a free port (see --ready-file)")
+    ifs.add_argument("--token-ttl", type=int, default=180, help="access token lifetime in seconds")
+    ifs.add_argument("--rate-limit", type=int, default=1000, help="requests per minute per tenant; 0 disables")
+    ifs.add_argument("--page-size", type=int, default=1000)
+    ifs.add_argument("--time-zone", default="Europe/Stockholm", help="the tenant's local time zone")
+    ifs.add_argument("--realm", default="mlc")
+    ifs.add_argument("--client-id", default="mlc-sandbox-client")
+    ifs.add_argument("--client-secret", default="mlc-sandbox-secret")
+    ifs.add_argument("--fault-rate-5xx", type=float, default=0.0, help="share of data requests answered 500/502/503")
+    ifs.add_argument("--fault-rate-429", type=float, default=0.0, help="share answered 429 (Retry-After: 1)")
+    ifs.add_argument("--fault-rate-drop", type=float, default=0.0, help="share whose connection is dropped")
+    ifs.add_argument("--fault-rate-malformed", type=float, default=0.0, help="share answered with a truncated body")
+    ifs.add_argument("--fault-rate-delay", type=float, default=0.0, help="share delayed by one second")
+    ifs.add_argument("--fault-seed", type=int, default=None, help="seed of the random faults (default: --seed)")
+    ifs.add_argument("--ready-file", type=Path, default=None,
+                     help="write {\"base_url\", \"port\", \"pid\"} here once serving")
+
+    generate = commands.add_parser("generate", help="build the cached data set without serving")
+    generate_targets = generate.add_subparsers(dest="target", required=True)
+    _ifs_arguments(generate_targets.add_parser("ifs"))
+    return parser
+
+
+def _serve_ifs(args: argparse.Namespace) -> None:
+    from .http import Server
+    from .ifs.app import IfsApp, IfsSettings
+    from .ifs.guards import FaultRates
+    from .ifs.sandbox import default_data_dir
+    from .ifs.store import open_store
+
+    settings = IfsSettings(
+        scale=args.scale, seed=args.seed, token_ttl=args.token_ttl, rate_limit=args.rate_limit,
+        page_size=args.page_size, time_zone=args.time_zone, realm=args.realm, client_id=args.client_id,
+        client_secret=args.client_secret, fault_seed=args.fault_seed,
+        fault_rates=FaultRates(status_5xx=args.fault_rate_5xx, rate_limit=args.fault_rate_429,
+                               drop=args.fault_rate_drop, malformed=args.fault_rate_malformed,
+                               delay=args.fault_rate_delay),
+    )
+    started = time.monotonic()
+    store = open_store(args.data_dir or default_data_dir(), args.seed, args.scale)
+    app = IfsApp(settings, store)
+    server = Server(app, args.host, args.port)
+    app.host_port = f"{args.host}:{server.port}"
+    base_url = f"http://{args.host}:{server.port}"
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    if args.ready_file:
+        tmp = args.ready_file.with_name(args.ready_file.name + ".tmp")
+        tmp.write_text(json.dumps({"base_url": base_url, "port": server.port, "pid": os.getpid()}))
+        os.replace(tmp, args.ready_file)
+    print(f"mlc-sandbox ifs ready on {base_url} (scale {args.scale}, seed {args.seed}, "
+          f"data ready in {time.monotonic() - started:.1f}s)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+        store.close()
+
+
+def _generate_ifs(args: argparse.Namespace) -> None:
+    from .ifs.sandbox import default_data_dir
+    from .ifs.store import ensure_cache
+
+    started = time.monotonic()
+    path = ensure_cache(args.data_dir or default_data_dir(), args.seed, args.scale)
+    print(f"{path} ready in {time.monotonic() - started:.1f}s", flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    if args.command == "serve" and args.target == "ifs":
+        _serve_ifs(args)
+    elif args.command == "generate" and args.target == "ifs":
+        _generate_ifs(args)
+    else:  # pragma: no cover - argparse already refuses unknown targets
+        sys.exit(f"unknown command {args.command} {args.target}")
+
+
+if __name__ == "__main__":
+    main()

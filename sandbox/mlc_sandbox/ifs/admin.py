@@ -1,0 +1,126 @@
+"""The admin interface: change data, inject faults and change settings while serving (loopback only, no auth)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from ..http import Request, Response
+from . import generate, model, render, writes
+from .guards import Fault
+
+if TYPE_CHECKING:
+    from .app import IfsApp
+
+
+def _json(status: int, document) -> Response:
+    return Response(status, render.to_json(document))
+
+
+def _error(status: int, message: str) -> Response:
+    return _json(status, {"error": message})
+
+
+def _body(request: Request) -> dict:
+    if not request.body:
+        return {}
+    body = json.loads(request.body, parse_float=Decimal)
+    if not isinstance(body, dict):
+        raise ValueError("the body must be a JSON object")
+    return body
+
+
+def handle(app: "IfsApp", request: Request) -> Response:
+    host = request.client[0] if request.client else ""
+    if not (host.startswith("127.") or host in ("::1", "localhost")):
+        return _error(403, "the admin interface answers on loopback only")
+    route = request.path[len("/_admin"):].strip("/")
+    method = request.method
+    try:
+        body = _body(request) if method in ("POST", "PATCH", "DELETE") else {}
+    except ValueError as exc:
+        return _error(400, f"invalid JSON body: {exc}")
+    try:
+        if route == "health":
+            return _json(200, {"status": "ok"})
+        if route == "info" and method == "GET":
+            return _json(200, _info(app))
+        if route.startswith("records/"):
+            return _records(app, method, route[len("records/"):], body)
+        if route == "faults":
+            if method == "POST":
+                app.faults.add(Fault.from_json(body))
+                return _json(200, {"faults": app.faults.pending()})
+            if method == "DELETE":
+                app.faults.clear()
+                return _json(200, {"faults": []})
+            if method == "GET":
+                return _json(200, {"faults": app.faults.pending(), "rates": asdict(app.settings.fault_rates)})
+        if route == "settings":
+            if method == "POST":
+                unknown = set(body) - {"token_ttl", "rate_limit", "page_size", "time_zone", "fault_rates"}
+                if unknown:
+                    return _error(400, f"unknown settings: {', '.join(sorted(unknown))}")
+                app.apply_settings(body)
+            if method in ("POST", "GET"):
+                return _json(200, _settings(app))
+        if route == "requests":
+            if method == "GET":
+                return _json(200, {"requests": app.log.entries()})
+            if method == "DELETE":
+                app.log.clear()
+                return _json(200, {"requests": []})
+        if route == "tokens/revoke" and method in ("POST", "GET"):
+            return _json(200, {"revoked": app.tokens.revoke_all()})
+    except (ValueError, TypeError, KeyError) as exc:
+        status = exc.status if isinstance(exc, writes.WriteError) else 400
+        return _error(status, str(exc))
+    return _error(404, f"no admin route {method} /_admin/{route}")
+
+
+def _settings(app: "IfsApp") -> dict:
+    s = app.settings
+    return {"token_ttl": s.token_ttl, "rate_limit": s.rate_limit, "page_size": s.page_size,
+            "time_zone": s.time_zone, "fault_rates": asdict(s.fault_rates)}
+
+
+def _info(app: "IfsApp") -> dict:
+    with app.store.reader() as conn:
+        counts = {e.entity_set: conn.execute(f'SELECT count(*) FROM "{e.table}"').fetchone()[0]
+                  for e in model.ENTITIES}
+    return {"seed": app.settings.seed, "scale": app.settings.scale, "data_version": generate.DATA_VERSION,
+            "counts": counts, "settings": _settings(app), "data_file": str(app.store.path)}
+
+
+def _records(app: "IfsApp", method: str, entity_set: str, body: dict) -> Response:
+    entity = model.ENTITY_BY_SET.get(entity_set)
+    if entity is None:
+        return _error(404, f"unknown entity set '{entity_set}'")
+    renderer = render.RowRenderer(entity, None, render.TimestampFormat(True, app.zone))
+    now = render.utc_now()
+    if method == "POST":
+        if "records" in body:
+            if not isinstance(body["records"], list):
+                return _error(400, "'records' must be a list")
+            with app.store.writer() as conn:
+                rows = [writes.create(conn, entity, r, now, render.parse_utc) for r in body["records"]]
+            return _json(200, {"count": len(rows), "records": [renderer(r) for r in rows]})
+        if "record" not in body:
+            return _error(400, "send {\"record\": {...}} or {\"records\": [...]}")
+        with app.store.writer() as conn:
+            row = writes.create(conn, entity, body["record"], now, render.parse_utc)
+        return _json(200, renderer(row))
+    if method == "PATCH":
+        changed_at = render.parse_utc(body["changed_at"]) if body.get("changed_at") else now
+        with app.store.writer() as conn:
+            key = writes.coerce_key(entity, body.get("key"), render.parse_utc)
+            row = writes.change(conn, entity, key, body.get("changes", {}), changed_at, render.parse_utc)
+        return _json(200, renderer(row))
+    if method == "DELETE":
+        with app.store.writer() as conn:
+            key = writes.coerce_key(entity, body.get("key"), render.parse_utc)
+            removed = writes.delete(conn, entity, key)
+        return _json(200, {"deleted": removed})
+    return _error(405, f"{method} is not supported on records")

@@ -1,0 +1,236 @@
+"""The OData side of a projection service: service document, $metadata, collections, entities, PATCH."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from urllib.parse import unquote
+
+from ..http import Request, Response
+from . import csdl, model, render, writes
+from .filters import FilterError, TimeRules
+from .query import BadRequest, QueryOptions, encode_skiptoken
+from .query import parse as parse_query
+from .reader import ElementLimitExceeded, Reader
+
+JSON = "application/json;odata.metadata=minimal;IEEE754Compatible=false"
+
+
+def odata_error(status: int, code: str, message: str, details: list[dict] | None = None,
+                headers: list[tuple[str, str]] | None = None) -> Response:
+    error = {"code": code, "message": message}
+    if details:
+        error["details"] = details
+    return Response(status, render.to_json({"error": error}), JSON, headers or [])
+
+
+def malformed(detail: str) -> Response:
+    return odata_error(400, "ODP_BAD_REQUEST", "Malformed Request.", [{"code": "ODP_BAD_REQUEST", "message": detail}])
+
+
+def not_found(message: str = "Resource not found.") -> Response:
+    return odata_error(404, "ODP_RESOURCE_NOTFOUND", message)
+
+
+def parse_key_predicate(text: str, entity: model.Entity) -> dict:
+    """`'P1'` or `Company='10',InvoiceNo='A''B'` or `AccountingYear=2024,...` → typed key values."""
+    parts: list[str] = []
+    current, in_string, i = [], False, 0
+    while i < len(text):
+        ch = text[i]
+        if ch == "'":
+            if in_string and i + 1 < len(text) and text[i + 1] == "'":
+                current.append("''")
+                i += 2
+                continue
+            in_string = not in_string
+        if ch == "," and not in_string:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(ch)
+        i += 1
+    parts.append("".join(current))
+    if in_string:
+        raise BadRequest(f"Unterminated string in key predicate ({text})")
+    named: dict[str, str] = {}
+    if len(parts) == 1 and "=" not in parts[0].split("'")[0] and len(entity.keys) == 1:
+        named[entity.keys[0]] = parts[0]
+    else:
+        for part in parts:
+            name, eq, literal = part.partition("=")
+            if not eq:
+                raise BadRequest(f"Invalid key predicate ({text})")
+            named[name.strip()] = literal.strip()
+    if set(named) != set(entity.keys):
+        raise BadRequest(f"The key of {entity.type_name} is ({', '.join(entity.keys)}), not ({', '.join(named)})")
+    key = {}
+    for name, literal in named.items():
+        f = entity.field_by_name[name]
+        if f.edm == model.STRING:
+            if len(literal) < 2 or not (literal.startswith("'") and literal.endswith("'")):
+                raise BadRequest(f"Key '{name}' needs a string literal, not {literal}")
+            key[name] = literal[1:-1].replace("''", "'")
+        else:
+            try:
+                key[name] = int(literal)
+            except ValueError as exc:
+                raise BadRequest(f"Key '{name}' needs an integer, not {literal}") from exc
+    return key
+
+
+class ODataService:
+    """Answers requests below `<prefix>/<Projection>.svc/` for one stand-in."""
+
+    def __init__(self, ifs):
+        self.ifs = ifs  # the IfsApp: store, settings, time zone
+
+    def handle(self, request: Request, projection: str, service_root: str, rest: str) -> Response:
+        service = model.SERVICES.get(projection)
+        if service is None:
+            return odata_error(404, "ODP_NOT_FOUND", "Metadata not found.")
+        utc = (request.headers.get("X-Ifs-Time-Zone-Aware-Request") or "").strip().lower() == "true"
+        context_root = f"http://{request.headers.get('Host') or self.ifs.host_port}{service_root}"
+        try:
+            if rest in ("", "/"):
+                if request.method != "GET":
+                    return odata_error(405, "ODP_METHOD_NOT_ALLOWED", "Method not allowed.")
+                return Response(200, render.to_json(csdl.service_document(projection, f"{context_root}/$metadata")),
+                                JSON)
+            if rest == "/$metadata":
+                return Response(200, csdl.metadata(projection), "application/xml")
+            return self._resource(request, service, rest.lstrip("/"), context_root, utc)
+        except BadRequest as exc:
+            return malformed(str(exc))
+        except FilterError as exc:
+            return malformed(str(exc))
+        except ElementLimitExceeded:
+            return odata_error(500, "ODP_ELEMENT_LIMIT", "The response exceeds the maximum of 5000 elements.")
+
+    def _resource(self, request: Request, service: model.Service, path: str, context_root: str,
+                  utc: bool) -> Response:
+        segments = path.split("/")
+        head = unquote(segments[0])
+        set_name, paren, predicate = head.partition("(")
+        entity = service.entity_by_set.get(set_name)
+        if entity is None:
+            return not_found(f"The entity set '{set_name}' does not exist in {service.projection}.")
+        rules = TimeRules(utc, self.ifs.zone)
+        if not paren:
+            if len(segments) == 2 and segments[1] == "$count":
+                return self._count(request, service, entity, rules)
+            if len(segments) > 1:
+                return not_found()
+            if request.method != "GET":
+                return odata_error(405, "ODP_METHOD_NOT_ALLOWED", f"{request.method} is not allowed on a collection.")
+            return self._collection(request, service, entity, rules, context_root, set_name, None)
+        if not predicate.endswith(")"):
+            raise BadRequest(f"Invalid key predicate in '{head}'")
+        key = parse_key_predicate(predicate[:-1], entity)
+        if len(segments) == 2:
+            navigation = entity.navigation_by_name.get(segments[1])
+            if navigation is None or request.method != "GET":
+                return not_found(f"No navigation '{segments[1]}' on {entity.type_name}.")
+            target = model.ENTITY_BY_SET[navigation.target_set]
+            fixed = {remote: key[local] for local, remote in navigation.key_pairs}
+            with self.ifs.store.reader() as conn:
+                if Reader(conn, entity, service, rules).by_key(key) is None:
+                    return not_found()
+            return self._collection(request, service, target, rules, context_root, path, fixed)
+        if len(segments) > 2:
+            return not_found()
+        if request.method == "GET":
+            return self._entity(request, service, entity, key, rules, context_root)
+        if request.method == "PATCH":
+            return self._patch(request, entity, key, rules, context_root)
+        return odata_error(405, "ODP_METHOD_NOT_ALLOWED", f"{request.method} is not allowed here.")
+
+    def _renderer(self, entity, select, utc):
+        return render.RowRenderer(entity, select, render.TimestampFormat(utc, self.ifs.zone))
+
+    def _count(self, request, service, entity, rules) -> Response:
+        options = parse_query(request.query, entity)
+        with self.ifs.store.reader() as conn:
+            total = Reader(conn, entity, service, rules).count(options)
+        return Response(200, str(total).encode(), "text/plain")
+
+    def _collection(self, request: Request, service, entity, rules, context_root: str, resource: str,
+                    fixed: dict | None) -> Response:
+        options = parse_query(request.query, entity)
+        settings = self.ifs.settings
+        with self.ifs.store.reader() as conn:
+            page = Reader(conn, entity, service, rules).page(
+                options, settings.page_size, entity.paging == model.NEXT_LINK, fixed)
+        renderer = self._renderer(entity, options.select, rules.utc)
+        records = [renderer(row) for row in page.rows]
+        for expand in options.expand:
+            child_renderer = self._renderer(expand.target, expand.select, rules.utc)
+            for record, children in zip(records, page.expanded[expand.navigation.name]):
+                if isinstance(children, list):
+                    record[expand.navigation.name] = [child_renderer(c) for c in children]
+                else:
+                    record[expand.navigation.name] = child_renderer(children) if children is not None else None
+        select = f"({','.join(options.select)})" if options.select is not None else ""
+        document = {"@odata.context": f"{context_root}/$metadata#{entity.entity_set}{select}"}
+        if page.count is not None:
+            document["@odata.count"] = page.count
+        document["value"] = records
+        if page.next_position is not None:
+            document["@odata.nextLink"] = _next_link(resource, options, encode_skiptoken(page.next_position))
+        return Response(200, render.to_json(document), JSON)
+
+    def _entity(self, request, service, entity, key, rules, context_root) -> Response:
+        options = parse_query(request.query, entity)
+        with self.ifs.store.reader() as conn:
+            reader = Reader(conn, entity, service, rules)
+            row = reader.by_key(key)
+            if row is None:
+                return not_found()
+            expanded = {e.navigation.name: reader.children([row], e.navigation)[0] for e in options.expand}
+        renderer = self._renderer(entity, options.select, rules.utc)
+        record = {"@odata.context": f"{context_root}/$metadata#{entity.entity_set}/$entity", **renderer(row)}
+        for expand in options.expand:
+            child_renderer = self._renderer(expand.target, expand.select, rules.utc)
+            children = expanded[expand.navigation.name]
+            if isinstance(children, list):
+                record[expand.navigation.name] = [child_renderer(c) for c in children]
+            else:
+                record[expand.navigation.name] = child_renderer(children) if children is not None else None
+        return Response(200, render.to_json(record), JSON, [("ETag", renderer.etag(row))])
+
+    def _patch(self, request: Request, entity, key, rules: TimeRules, context_root: str) -> Response:
+        if_match = request.headers.get("If-Match")
+        if not if_match:
+            return odata_error(428, "ODP_MISSING_PRECONDITION",
+                               "The request must be conditional: send If-Match with the record's ETag.")
+        try:
+            body = json.loads(request.body or b"{}", parse_float=Decimal)
+        except ValueError as exc:
+            return odata_error(400, "ODP_DESERIALIZATION_ERROR", f"The request body is not valid JSON: {exc}")
+        if not isinstance(body, dict):
+            return odata_error(400, "ODP_DESERIALIZATION_ERROR", "The request body must be a JSON object.")
+        changes = {k: v for k, v in body.items()
+                   if not k.startswith("@") and k not in ("luname", "keyref", "Objgrants")}
+        renderer = self._renderer(entity, None, rules.utc)
+        try:
+            with self.ifs.store.writer() as conn:
+                current = writes.fetch(conn, entity, key)
+                if current is None:
+                    return not_found()
+                offered = [tag.strip() for tag in if_match.split(",")]
+                if "*" not in offered and renderer.etag(current) not in offered:
+                    return odata_error(412, "ODP_PRECONDITION_FAILED",
+                                       "The record was changed by someone else: read it again and retry.")
+                row = writes.change(conn, entity, key, changes, render.utc_now(), rules.epoch)
+        except writes.WriteError as exc:
+            if exc.status == 404:
+                return not_found()
+            return malformed(str(exc))
+        record = {"@odata.context": f"{context_root}/$metadata#{entity.entity_set}/$entity", **renderer(row)}
+        return Response(200, render.to_json(record), JSON, [("ETag", renderer.etag(row))])
+
+
+def _next_link(resource: str, options: QueryOptions, token: str) -> str:
+    kept = [f"{name}={value}" for name, value in options.raw if name not in ("$skiptoken", "$skip", "$top")]
+    kept.append(f"$skiptoken={token}")
+    return f"{resource}?{'&'.join(kept)}"

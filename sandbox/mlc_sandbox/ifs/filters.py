@@ -98,6 +98,14 @@ class StringExpr:
 
 
 @dataclass
+class NumberExpr:
+    """A computed integer such as length(Name)."""
+
+    sql: str
+    params: list
+
+
+@dataclass
 class Condition:
     sql: str
     params: list
@@ -199,6 +207,10 @@ class _Translator(NodeVisitor):
             return Condition(f"{left.sql} IS {'NOT ' if op == '!=' else ''}NULL", list(getattr(left, 'params', [])))
         if isinstance(left, StringExpr):
             return Condition(f"{left.sql} {op} ?", left.params + [self._string_literal(right, None)])
+        if isinstance(left, NumberExpr):
+            if not isinstance(right, ast.Integer):
+                raise FilterError("length() can only be compared with an integer literal")
+            return Condition(f"{left.sql} {op} ?", left.params + [int(right.val)])
         if isinstance(right, (Column, StringExpr)):
             return self._column_to_column(left, right, op)
         f = left.field
@@ -256,7 +268,7 @@ class _Translator(NodeVisitor):
             return Condition(f"substr({subject.sql}, ?) = ?", subject.params + [-len(needle), needle])
         if name == "length":
             subject = self._string_operand(args[0], name)
-            return StringExpr(f"length({subject.sql})", list(subject.params))
+            return NumberExpr(f"length({subject.sql})", list(subject.params))
         raise FilterError(f"Function '{name}' is not supported")
 
     def _string_operand(self, value, function: str) -> StringExpr:

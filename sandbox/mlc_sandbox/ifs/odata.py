@@ -11,7 +11,7 @@ from . import csdl, model, render, writes
 from .filters import FilterError, TimeRules
 from .query import BadRequest, QueryOptions, encode_skiptoken
 from .query import parse as parse_query
-from .reader import ElementLimitExceeded, Reader
+from .reader import ELEMENT_LIMIT, ElementLimitExceeded, Reader
 
 JSON = "application/json;odata.metadata=minimal;IEEE754Compatible=false"
 
@@ -187,6 +187,9 @@ class ODataService:
             if row is None:
                 return not_found()
             expanded = {e.navigation.name: reader.children([row], e.navigation)[0] for e in options.expand}
+        elements = 1 + sum(len(c) if isinstance(c, list) else c is not None for c in expanded.values())
+        if elements > ELEMENT_LIMIT:
+            raise ElementLimitExceeded()
         renderer = self._renderer(entity, options.select, rules.utc)
         record = {"@odata.context": f"{context_root}/$metadata#{entity.entity_set}/$entity", **renderer(row)}
         for expand in options.expand:

@@ -62,7 +62,8 @@ class IfsApp:
             self.zone = ZoneInfo(changes["time_zone"])
             self.settings.time_zone = changes["time_zone"]
         if "fault_rates" in changes:
-            rates = FaultRates(**{**asdict(self.settings.fault_rates), **changes["fault_rates"]})
+            given = {name: float(value) for name, value in dict(changes["fault_rates"]).items()}
+            rates = FaultRates(**{**asdict(self.settings.fault_rates), **given})
             self.settings.fault_rates = self.faults.rates = rates
 
     def __call__(self, request: Request) -> Response:

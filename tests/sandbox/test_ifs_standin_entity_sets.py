@@ -5,7 +5,7 @@ import pytest
 
 from mlc_sandbox.ifs import model
 
-from conftest import query
+from ifs_standin_client import query
 
 SETS = [(e.projection, e) for e in model.ENTITIES]
 

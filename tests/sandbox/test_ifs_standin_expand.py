@@ -1,4 +1,4 @@
-from conftest import Client, query
+from ifs_standin_client import Client, query
 
 PO = ("PurchaseOrderHandling", "PurchaseOrderSet")
 

@@ -3,7 +3,7 @@ from decimal import Decimal
 
 import pytest
 
-from conftest import encode, query
+from ifs_standin_client import encode, query
 
 PO = ("PurchaseOrderHandling", "PurchaseOrderSet")
 

@@ -1,7 +1,7 @@
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-from conftest import Client, query
+from ifs_standin_client import Client, query
 
 PO = ("PurchaseOrderHandling", "PurchaseOrderSet")
 STOCKHOLM = ZoneInfo("Europe/Stockholm")

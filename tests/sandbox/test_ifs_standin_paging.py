@@ -1,6 +1,6 @@
 from urllib.parse import unquote
 
-from conftest import Client, query
+from ifs_standin_client import Client, query
 
 PO = ("PurchaseOrderHandling", "PurchaseOrderSet")
 

@@ -2,7 +2,7 @@ import time
 
 import pytest
 
-from conftest import Client, query
+from ifs_standin_client import Client, query
 
 PO = ("PurchaseOrderHandling", "PurchaseOrderSet")
 

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from mlc_sandbox.ifs import generate, model, store
 
-from conftest import query
+from ifs_standin_client import query
 
 PO = ("PurchaseOrderHandling", "PurchaseOrderSet")
 

@@ -2,7 +2,7 @@ import time
 
 import requests
 
-from conftest import Client
+from ifs_standin_client import Client
 
 CREDENTIALS = {"grant_type": "client_credentials", "client_id": "mlc-sandbox-client",
                "client_secret": "mlc-sandbox-secret"}

@@ -85,7 +85,7 @@ def test_token_endpoint_fails_only_when_named(fresh):
 
 def test_bad_fault_definitions_are_refused(fresh):
     ifs = fresh()
-    for body in ({"kind": "explode"}, {"kind": "status", "status": 404}, {"kind": "delay", "count": 0}):
+    for body in ({"kind": "explode"}, {"kind": "status", "status": 302}, {"kind": "delay", "count": 0}):
         with pytest.raises(RuntimeError, match="400"):
             ifs.admin("POST", "faults", body)
 

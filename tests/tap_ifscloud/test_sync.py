@@ -36,7 +36,7 @@ def test_discovery_describes_every_set_from_metadata(ifs, tmp_path):
     for name, (_, _, change_column) in BUILT_IN.items():
         root = next(m["metadata"] for m in by_name[name]["metadata"] if m["breadcrumb"] == [])
         assert root["valid-replication-keys"] == [change_column]
-        assert root["forced-replication-method"] == "INCREMENTAL"
+        assert by_name[name]["replication_method"] == "INCREMENTAL"
         assert by_name[name]["schema"]["properties"][change_column]["format"] == "date-time"
     assert by_name["posting_proposals"]["key_properties"] == ["Company", "InvoiceNo"]
     assert by_name["vouchers"]["key_properties"] == ["Company", "VoucherType", "AccountingYear", "VoucherNo"]
@@ -130,21 +130,28 @@ def test_lookback_re_reads_the_window_but_never_moves_the_bookmark_back(ifs, tmp
 
 
 def test_records_changed_during_a_sync_never_push_unread_rows_out_of_reach(ifs, tmp_path):
-    """With $skip paging, changing an already-read row shifts the unread ones back by one and one is skipped."""
-    projection, entity_set, _ = BUILT_IN["work_orders"]
-    expected = {r["WoNo"] for r in ifs.all_rows(projection, entity_set, ["WoNo"])}
-    ifs.fault("delay", 200, delay_seconds=0.15, path_contains=entity_set)
+    """With $skip paging, changing an already-read row shifts the unread ones back and some are never read."""
+    projection, entity_set, change_column = BUILT_IN["purchase_order_lines"]
+    keys = ["OrderNo", "LineNo", "ReleaseNo"]
+    expected = {tuple(r[k] for k in keys) for r in ifs.all_rows(projection, entity_set, keys)}
+    ifs.fault("delay", 1000, delay_seconds=0.2, path_contains=entity_set)
+    ifs.clear_requests()
     result = {}
 
     def sync():
-        result["run"] = run_tap(tmp_path, ifs.tap_config(page_size=10, lookback_seconds=0), streams=["work_orders"])
+        config = ifs.tap_config(page_size=20, lookback_seconds=0, **SYNC_OVERRIDES)
+        result["run"] = run_tap(tmp_path, config, streams=["purchase_order_lines"])
 
     worker = threading.Thread(target=sync)
     worker.start()
-    time.sleep(2.5)  # a few pages in
-    oldest_first = sorted(ifs.all_rows(projection, entity_set, ["WoNo"]), key=lambda r: (r["LastActivityDate"], r["WoNo"]))
-    for order in oldest_first[:5]:
-        ifs.change(entity_set, {"WoNo": order["WoNo"]}, {"ErrDescr": "changed while syncing"})
+    while len([r for r in ifs.requests_log() if entity_set in r["path"]]) < 3:  # three pages read
+        time.sleep(0.05)
+    oldest_first = sorted(ifs.all_rows(projection, entity_set, keys), key=lambda r: [r[change_column]] + [r[k] for k in keys])
+    for line in oldest_first[:10]:
+        ifs.change(entity_set, {k: line[k] for k in keys}, {"Description": "changed while syncing"})
     worker.join()
-    got = {r["WoNo"] for r in result["run"].records("work_orders")}
+    got = {tuple(r[k] for k in keys) for r in result["run"].records("purchase_order_lines")}
     assert expected <= got
+
+
+SYNC_OVERRIDES: dict = {}

@@ -94,8 +94,7 @@ class IfsApp:
             elif fault.kind == "drop":
                 return Response(0, drop=True), kind, "drop"
             elif fault.kind == "status":
-                return odata_error(fault.status, "MI_MODIFIED_ERROR" if fault.status == 500 else "SERVICE_UNAVAILABLE",
-                                   "Injected failure from the IFS stand-in."), kind, "status"
+                return _injected_status(fault.status), kind, "status"
             elif fault.kind == "rate_limit":
                 return _too_many(fault.retry_after), kind, "rate_limit"
             elif fault.kind == "malformed":
@@ -160,6 +159,16 @@ class IfsApp:
             "grant_types_supported": ["client_credentials"],
             "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
         }))
+
+
+INJECTED_CODES = {400: "ODP_BAD_REQUEST", 401: "ODP_UNAUTHORIZED", 403: "ODP_FORBIDDEN", 404: "ODP_RESOURCE_NOTFOUND",
+                  500: "MI_MODIFIED_ERROR", 502: "BAD_GATEWAY", 503: "SERVICE_UNAVAILABLE", 504: "GATEWAY_TIMEOUT"}
+
+
+def _injected_status(status: int) -> Response:
+    message = "Malformed Request." if status == 400 else "Injected failure from the IFS stand-in."
+    details = [{"code": INJECTED_CODES.get(status, "ODP_ERROR"), "message": f"Injected HTTP {status} (fault)"}]
+    return odata_error(status, INJECTED_CODES.get(status, "ODP_ERROR"), message, details)
 
 
 def _too_many(retry_after: int) -> Response:

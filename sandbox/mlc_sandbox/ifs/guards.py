@@ -58,8 +58,8 @@ class Fault:
             delay_seconds=float(body.get("delay_seconds", 2.0)),
             path_contains=body.get("path_contains"),
         )
-        if fault.kind == "status" and not 500 <= fault.status <= 599:
-            raise ValueError("'status' must be a 5xx code")
+        if fault.kind == "status" and not 400 <= fault.status <= 599:
+            raise ValueError("'status' must be a 4xx or 5xx code")
         if fault.count < 1:
             raise ValueError("'count' must be at least 1")
         return fault

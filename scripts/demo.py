@@ -36,6 +36,19 @@ def start_sandbox(port: int, scale: int, seed: int) -> subprocess.Popen:
     raise SystemExit("the IFS stand-in did not come up in time")
 
 
+def read_ifs(port: int, path: str, query: str) -> list[dict]:
+    """Read the stand-in as any OData client would (a token, then a GET), to pick records to change."""
+    base = f"http://127.0.0.1:{port}"
+    token = requests.post(
+        f"{base}/auth/realms/mlc/protocol/openid-connect/token",
+        data={"grant_type": "client_credentials", "client_id": "mlc-sandbox-client", "client_secret": SANDBOX_SECRET},
+    ).json()["access_token"]
+    response = requests.get(f"{base}/main/ifsapplications/projection/v1/{path}?{query}",
+                            headers={"Authorization": f"Bearer {token}"})
+    response.raise_for_status()
+    return response.json()["value"]
+
+
 def meltano(*args: str, env: dict | None = None) -> None:
     subprocess.run([str(BIN / "meltano"), *args], cwd=ROOT, check=True, env={**os.environ, **(env or {})})
 
@@ -71,11 +84,11 @@ def main() -> None:
             print(f"   {stream:<24} {n:>8,} records")
 
         print("\n== changing records in the stand-in: 2 purchase orders, 1 supplier; adding 1 customer")
-        orders = requests.get(f"{admin}/records/PurchaseOrderSet", params={"top": 2}).json()["value"]
+        orders = read_ifs(args.port, "PurchaseOrderHandling.svc/PurchaseOrderSet", "$top=2&$orderby=OrderNo")
         for order in orders:
             requests.patch(f"{admin}/records/PurchaseOrderSet",
                            json={"key": {"OrderNo": order["OrderNo"]}, "changes": {"Objstate": "Released"}}).raise_for_status()
-        supplier = requests.get(f"{admin}/records/SupplierInfoGeneralSet", params={"top": 1}).json()["value"][0]
+        supplier = read_ifs(args.port, "SupplierHandling.svc/SupplierInfoGeneralSet", "$top=1&$orderby=SupplierId")[0]
         requests.patch(f"{admin}/records/SupplierInfoGeneralSet",
                        json={"key": {"SupplierId": supplier["SupplierId"]}, "changes": {"Name": supplier["Name"] + " AB"}}).raise_for_status()
         requests.post(f"{admin}/records/CustomerInfoSet",

@@ -52,3 +52,8 @@ def test_meltano_run_then_incremental_rerun(ifs, tmp_path):
     assert {s["SupplierId"] for s in lines(second_out / "suppliers.jsonl")} == at_bookmark | {target["SupplierId"]}
     order_bookmark = state["singer_state"]["bookmarks"]["purchase_orders"]["replication_key_value"]
     assert {o["ChangedDate"] for o in lines(second_out / "purchase_orders.jsonl")} <= {order_bookmark}
+
+    # The rerun's bookmark moved to the change, even though the run's last messages were look-back re-reads.
+    changed = next(s for s in lines(second_out / "suppliers.jsonl") if s["SupplierId"] == target["SupplierId"])
+    after = json.loads(meltano("state", "get", state_id, env=env).stdout)["singer_state"]["bookmarks"]
+    assert after["suppliers"]["replication_key_value"] == changed["ChangedDate"] > bookmark

@@ -9,6 +9,7 @@ from singer_sdk import Tap
 from singer_sdk import typing as th
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError
+from singer_sdk.singerlib import StateMessage
 
 from ml_connector_core.http import RequestBudget, shared_budget
 from ml_connector_core.oauth import ClientCredentialsAuth
@@ -131,6 +132,12 @@ class TapIfsCloud(Tap):
                 )
             cache[projection] = parse_metadata(response.content, f"{projection}.svc")
         return cache[projection]
+
+    def sync_all(self) -> None:
+        super().sync_all()
+        # The SDK writes STATE only when it changed, so a run whose last records were look-back re-reads would end on
+        # a RECORD; targets that keep only a STATE seen after the last record would then save nothing. End on STATE.
+        self.write_message(StateMessage(value=self.state))
 
     def discover_streams(self) -> list[IfsEntityStream]:
         try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fcntl
 import itertools
+import multiprocessing
 import os
 import queue
 import shutil
@@ -104,6 +105,7 @@ def _bulk_connection(path: Path, clustered: bool) -> sqlite3.Connection:
     conn.execute("PRAGMA synchronous=OFF")
     conn.execute("PRAGMA locking_mode=EXCLUSIVE")
     conn.execute("PRAGMA temp_store=FILE")  # the merge sort of millions of rows may spill to disk, not to memory
+    conn.execute("PRAGMA threads=4")  # lets CREATE INDEX sort with helper threads
     for entity in model.ENTITIES:
         conn.execute(create_table_statement(entity, clustered))
     return conn
@@ -147,6 +149,12 @@ def _partition(volumes: generate.Volumes, seed: int, workers: int) -> list[list[
     return parts
 
 
+def _phase(name: str, started: float) -> float:
+    if os.environ.get("MLC_SANDBOX_BUILD_TIMINGS"):
+        print(f"build: {name} {time.monotonic() - started:.1f}s", flush=True)
+    return time.monotonic()
+
+
 def build(path: Path, seed: int, scale: int, workers: int | None = None) -> None:
     """Generate the data set into `path` (written under a temporary name first, renamed when complete).
 
@@ -160,15 +168,18 @@ def build(path: Path, seed: int, scale: int, workers: int | None = None) -> None
     if workers is None:
         workers = min(2, os.cpu_count() or 1) if scale >= 20000 else 1
     shard_dir = Path(tempfile.mkdtemp(prefix="shards-", dir=path.parent))
+    clock = time.monotonic()
     try:
         shards = [str(shard_dir / f"shard-{w}.sqlite") for w in range(workers)]
         parts = _partition(volumes, seed, workers)
         if workers <= 1:
             _load_shard(shards[0], parts[0])
         else:
-            with ProcessPoolExecutor(workers) as pool:
+            # spawn, not fork: the caller may be a threaded test process or a serving stand-in
+            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
                 for done in [pool.submit(_load_shard, shard, part) for shard, part in zip(shards, parts)]:
                     done.result()
+        clock = _phase("generated shards", clock)
         conn = _bulk_connection(tmp, clustered=True)
         for i, shard in enumerate(shards):
             conn.execute(f"ATTACH ? AS shard{i}", (shard,))
@@ -179,9 +190,11 @@ def build(path: Path, seed: int, scale: int, workers: int | None = None) -> None
             conn.execute(f"DETACH shard{i}")
     finally:
         shutil.rmtree(shard_dir, ignore_errors=True)
+    clock = _phase("merged shards", clock)
     for entity in model.ENTITIES:
         for statement in index_statements(entity):
             conn.execute(statement)
+    clock = _phase("built indexes", clock)
     conn.execute("CREATE TABLE sandbox_meta (name TEXT PRIMARY KEY, value TEXT)")
     conn.executemany(
         "INSERT INTO sandbox_meta VALUES (?, ?)",
@@ -191,6 +204,7 @@ def build(path: Path, seed: int, scale: int, workers: int | None = None) -> None
     conn.execute("ANALYZE")
     conn.close()
     os.replace(tmp, path)
+    _phase("analyzed", clock)
 
 
 def ensure_cache(data_dir: Path, seed: int, scale: int) -> Path:

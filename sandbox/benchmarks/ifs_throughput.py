@@ -53,7 +53,8 @@ def main() -> None:
         server_ms = sum(r["duration_ms"] for r in ifs.requests() if r["kind"] == "data")
         print(f"client end to end: {rows:,} rows in {elapsed:.2f}s = {rows / elapsed:,.0f} rows/s "
               f"({size / elapsed / 1e6:.0f} MB/s)")
-        print(f"server handling:   {rows / (server_ms / 1000):,.0f} rows/s ({server_ms / max(1, args.pages):.1f} ms per page)")
+        pages = max(1, -(-rows // 1000))
+        print(f"server handling:   {rows / (server_ms / 1000):,.0f} rows/s ({server_ms / pages:.1f} ms per page)")
 
 
 if __name__ == "__main__":

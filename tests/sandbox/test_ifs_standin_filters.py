@@ -55,7 +55,8 @@ CASES = [
      lambda o: ts(o["ChangedDate"]) < datetime(2026, 3, 1, 0, 0, tzinfo=timezone.utc)),
     ("Objstate eq IfsApp.PurchaseOrderHandling.PurchaseOrderState'Released'", lambda o: o["Objstate"] == "Released"),
     ("Objstate ne IfsApp.PurchaseOrderHandling.PurchaseOrderState'Closed' and Objstate ne "
-     "IfsApp.PurchaseOrderHandling.PurchaseOrderState'Cancelled'", lambda o: o["Objstate"] not in ("Closed", "Cancelled")),
+     "IfsApp.PurchaseOrderHandling.PurchaseOrderState'Cancelled'",
+     lambda o: o["Objstate"] not in ("Closed", "Cancelled")),
     ("Objstate eq 'Planned'", lambda o: o["Objstate"] == "Planned"),
     ("TotalNetAmount gt 5000000.5", lambda o: o["TotalNetAmount"] > Decimal("5000000.5")),
     ("TotalNetAmount le 100000", lambda o: o["TotalNetAmount"] <= 100000),

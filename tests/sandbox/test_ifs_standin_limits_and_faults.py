@@ -6,7 +6,7 @@ import requests
 
 from mlc_sandbox.ifs.guards import FaultRates
 
-from ifs_standin_client import Client, query
+from ifs_standin_client import Client
 
 PO = ("PurchaseOrderHandling", "PurchaseOrderSet")
 

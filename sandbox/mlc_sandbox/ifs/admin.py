@@ -105,12 +105,13 @@ def _records(app: "IfsApp", method: str, entity_set: str, body: dict) -> Respons
             if not isinstance(body["records"], list):
                 return _error(400, "'records' must be a list")
             with app.store.writer() as conn:
-                rows = [writes.create(conn, entity, r, now, render.parse_utc) for r in body["records"]]
+                rows = [writes.create(conn, entity, record, now, render.parse_utc, app.store.counters)
+                        for record in body["records"]]
             return _json(200, {"count": len(rows), "records": [renderer(r) for r in rows]})
         if "record" not in body:
             return _error(400, "send {\"record\": {...}} or {\"records\": [...]}")
         with app.store.writer() as conn:
-            row = writes.create(conn, entity, body["record"], now, render.parse_utc)
+            row = writes.create(conn, entity, body["record"], now, render.parse_utc, app.store.counters)
         return _json(200, renderer(row))
     if method == "PATCH":
         changed_at = render.parse_utc(body["changed_at"]) if body.get("changed_at") else now

@@ -151,7 +151,8 @@ class _Translator(NodeVisitor):
             raise FilterError(f"Unknown property '{node.full_name()}'")
         f = self.entity.field_by_name.get(node.name)
         if f is None:
-            raise FilterError(f"Unknown property '{node.name}' on type '{self.entity.namespace}.{self.entity.type_name}'")
+            qualified = f"{self.entity.namespace}.{self.entity.type_name}"
+            raise FilterError(f"Unknown property '{node.name}' on type '{qualified}'")
         return Column(f)
 
     def visit_Attribute(self, node):

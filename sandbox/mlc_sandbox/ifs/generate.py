@@ -233,7 +233,8 @@ def purchase_orders(seed: int, volumes: Volumes, chunk: int) -> Rows:
                 "Contract": contract,
                 "VendorNo": vendor_no,
                 "Objstate": line_state,
-                "Description": f"{ADJECTIVES[int(rnd() * N_ADJECTIVES)]} {WORDS[int(rnd() * N_WORDS)]} {100 + int(rnd() * 899)}",
+                "Description": f"{ADJECTIVES[int(rnd() * N_ADJECTIVES)]} {WORDS[int(rnd() * N_WORDS)]} "
+                               f"{100 + int(rnd() * 899)}",
                 "StatGrp": stat_groups[int(rnd() * 4)],
                 "BuyQtyDue": qty_text,
                 "BuyUnitMeas": UNITS[int(rnd() * 6)],
@@ -442,6 +443,7 @@ def vouchers(seed: int, volumes: Volumes, chunk: int) -> Rows:
         objstate = rng.choices(model.VOUCHER_STATE.members, (5, 10, 80, 5))[0]
         key = {"Company": company, "VoucherType": voucher_type, "AccountingYear": year, "VoucherNo": i + 1}
         n_rows = rng.randint(2, 6)
+        row_state = {"Confirmed": "Updated", "Cancelled": "Cancelled"}.get(objstate, "Open")
         total = 0
         balance = 0
         for row in range(1, n_rows + 1):
@@ -460,7 +462,7 @@ def vouchers(seed: int, volumes: Volumes, chunk: int) -> Rows:
             yield "VoucherRowSet", {
                 **key,
                 "RowNo": row,
-                "Objstate": "Updated" if objstate == "Confirmed" else "Cancelled" if objstate == "Cancelled" else "Open",
+                "Objstate": row_state,
                 "Account": account_no(rng.randrange(volumes.accounts_per_company)),
                 **codes,
                 "CurrencyCode": currency,

@@ -7,7 +7,7 @@ field exists everywhere or nowhere.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 
 NAMESPACE_PREFIX = "IfsApp"

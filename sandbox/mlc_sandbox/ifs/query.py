@@ -106,7 +106,8 @@ def parse_orderby(value: str, entity: model.Entity) -> tuple[tuple[str, bool], .
         if not words or len(words) > 2 or (len(words) == 2 and words[1] not in ("asc", "desc")):
             raise BadRequest(f"Invalid $orderby item '{item.strip()}'")
         if words[0] not in entity.field_by_name:
-            raise BadRequest(f"Unknown property '{words[0]}' in $orderby on type '{entity.namespace}.{entity.type_name}'")
+            raise BadRequest(
+                f"Unknown property '{words[0]}' in $orderby on type '{entity.namespace}.{entity.type_name}'")
         order.append((words[0], len(words) == 2 and words[1] == "desc"))
     return tuple(order)
 

@@ -6,7 +6,7 @@ import sqlite3
 from dataclasses import dataclass
 
 from . import filters, model
-from .query import BadRequest, QueryOptions, decode_skiptoken, encode_skiptoken
+from .query import BadRequest, QueryOptions, decode_skiptoken
 from .store import columns, quote
 
 ELEMENT_LIMIT = 5000

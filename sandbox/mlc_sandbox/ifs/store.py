@@ -262,6 +262,7 @@ class Store:
         self._readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
         self._all: list[sqlite3.Connection] = [self._writer]
         self._all_lock = threading.Lock()
+        self.counters: dict[str, int] = {}  # sequences of created records (keys, objids), owned by the writer
 
     @contextmanager
     def reader(self) -> Iterator[sqlite3.Connection]:

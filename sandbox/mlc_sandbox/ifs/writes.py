@@ -112,19 +112,34 @@ def fetch(conn: sqlite3.Connection, entity: model.Entity, key: dict) -> tuple | 
     return conn.execute(sql, [key[k] for k in entity.keys]).fetchone()
 
 
-def _next_key(conn: sqlite3.Connection, entity: model.Entity) -> object:
+def _counter(conn: sqlite3.Connection, counters: dict, name: str, initial_sql: str) -> int:
+    """The next number of a sequence; the table is scanned once per run, later numbers come from memory."""
+    if name not in counters:
+        counters[name] = conn.execute(initial_sql).fetchone()[0] or 0
+    counters[name] += 1
+    return counters[name]
+
+
+def _next_key(conn: sqlite3.Connection, entity: model.Entity, counters: dict) -> object:
     key = entity.keys[0]
-    if entity.key_fields[0].edm in (model.INT32, model.INT64):
-        return (conn.execute(f"SELECT max({quote(key)}) FROM {quote(entity.table)}").fetchone()[0] or 0) + 1
-    prefix, first = AUTO_KEYS[entity.entity_set]
-    numbers = conn.execute(
-        f"SELECT max(CAST(substr({quote(key)}, {len(prefix) + 1}) AS INTEGER)) FROM {quote(entity.table)} "
-        f"WHERE substr({quote(key)}, 1, {len(prefix)}) = ?", (prefix,)
-    ).fetchone()[0]
-    return f"{prefix}{max(first, (numbers or first) + 1)}"
+    table = quote(entity.table)
+    while True:
+        if entity.key_fields[0].edm in (model.INT32, model.INT64):
+            candidate = _counter(conn, counters, f"{entity.table}.key", f"SELECT max({quote(key)}) FROM {table}")
+        else:
+            prefix, first = AUTO_KEYS[entity.entity_set]
+            number = _counter(
+                conn, counters, f"{entity.table}.key",
+                f"SELECT max({first - 1}, max(CAST(substr({quote(key)}, {len(prefix) + 1}) AS INTEGER))) "
+                f"FROM {table} WHERE substr({quote(key)}, 1, {len(prefix)}) = '{prefix}'")
+            candidate = f"{prefix}{number}"
+        if fetch(conn, entity, {key: candidate}) is None:  # a caller may have taken it explicitly
+            return candidate
 
 
-def create(conn: sqlite3.Connection, entity: model.Entity, record: dict, now: int, parse_timestamp) -> tuple:
+def create(conn: sqlite3.Connection, entity: model.Entity, record: dict, now: int, parse_timestamp,
+           counters: dict) -> tuple:
+    """Inserts a record; `counters` (one dict per store) remembers sequences between calls."""
     if not isinstance(record, dict):
         raise WriteError("'record' must be an object")
     unknown = [name for name in record if name not in entity.field_by_name]
@@ -139,10 +154,10 @@ def create(conn: sqlite3.Connection, entity: model.Entity, record: dict, now: in
                 entity.entity_set in AUTO_KEYS or entity.key_fields[0].edm in (model.INT32, model.INT64))
             if not auto:
                 raise WriteError(f"'{k}' is required: the key of {entity.entity_set} is {', '.join(entity.keys)}")
-            values[k] = _next_key(conn, entity)
+            values[k] = _next_key(conn, entity, counters)
     changed = values[entity.change_column] if entity.change_column in record else now
     values[entity.change_column] = changed
-    objid = (conn.execute(f"SELECT max(_objid) FROM {quote(entity.table)}").fetchone()[0] or 0) + 1
+    objid = _counter(conn, counters, f"{entity.table}.objid", f"SELECT max(_objid) FROM {quote(entity.table)}")
     row = tuple(values[f.name] for f in entity.fields) + (objid, changed)
     try:
         conn.execute(insert_statement(entity), row)

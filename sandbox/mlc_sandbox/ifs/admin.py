@@ -98,7 +98,7 @@ def _records(app: "IfsApp", method: str, entity_set: str, body: dict) -> Respons
     entity = model.ENTITY_BY_SET.get(entity_set)
     if entity is None:
         return _error(404, f"unknown entity set '{entity_set}'")
-    renderer = render.RowRenderer(entity, None, render.TimestampFormat(True, app.zone))
+    renderer = render.renderer_for(entity, None, True, app.zone)
     now = render.utc_now()
     if method == "POST":
         if "records" in body:

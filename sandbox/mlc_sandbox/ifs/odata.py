@@ -145,8 +145,8 @@ class ODataService:
             return self._patch(request, entity, key, rules, context_root)
         return odata_error(405, "ODP_METHOD_NOT_ALLOWED", f"{request.method} is not allowed here.")
 
-    def _renderer(self, entity, select, utc):
-        return render.RowRenderer(entity, select, render.TimestampFormat(utc, self.ifs.zone))
+    def _renderer(self, entity, select, utc, expand: tuple[str, ...] = ()):
+        return render.renderer_for(entity, select, utc, self.ifs.zone, expand)
 
     def _count(self, request, service, entity, rules) -> Response:
         options = parse_query(request.query, entity)
@@ -161,15 +161,17 @@ class ODataService:
         with self.ifs.store.reader() as conn:
             page = Reader(conn, entity, service, rules).page(
                 options, settings.page_size, entity.paging == model.NEXT_LINK, fixed)
-        renderer = self._renderer(entity, options.select, rules.utc)
-        records = [renderer(row) for row in page.rows]
+        expand_names = tuple(e.navigation.name for e in options.expand)
+        renderer = self._renderer(entity, options.select, rules.utc, expand_names)
+        records = [renderer.record(row) for row in page.rows]
         for expand in options.expand:
-            child_renderer = self._renderer(expand.target, expand.select, rules.utc)
-            for record, children in zip(records, page.expanded[expand.navigation.name]):
+            child = self._renderer(expand.target, expand.select, rules.utc)
+            name = expand.navigation.name
+            for record, children in zip(records, page.expanded[name]):
                 if isinstance(children, list):
-                    record[expand.navigation.name] = [child_renderer(c) for c in children]
+                    renderer.attach(record, name, [child.record(c) for c in children])
                 else:
-                    record[expand.navigation.name] = child_renderer(children) if children is not None else None
+                    renderer.attach(record, name, child.record(children) if children is not None else None)
         select = f"({','.join(options.select)})" if options.select is not None else ""
         document = {"@odata.context": f"{context_root}/$metadata#{entity.entity_set}{select}"}
         if page.count is not None:
@@ -191,14 +193,14 @@ class ODataService:
         if elements > ELEMENT_LIMIT:
             raise ElementLimitExceeded()
         renderer = self._renderer(entity, options.select, rules.utc)
-        record = {"@odata.context": f"{context_root}/$metadata#{entity.entity_set}/$entity", **renderer(row)}
+        record = {"@odata.context": f"{context_root}/$metadata#{entity.entity_set}/$entity", **renderer.as_dict(row)}
         for expand in options.expand:
-            child_renderer = self._renderer(expand.target, expand.select, rules.utc)
+            child = self._renderer(expand.target, expand.select, rules.utc)
             children = expanded[expand.navigation.name]
             if isinstance(children, list):
-                record[expand.navigation.name] = [child_renderer(c) for c in children]
+                record[expand.navigation.name] = [child.record(c) for c in children]
             else:
-                record[expand.navigation.name] = child_renderer(children) if children is not None else None
+                record[expand.navigation.name] = child.record(children) if children is not None else None
         return Response(200, render.to_json(record), JSON, [("ETag", renderer.etag(row))])
 
     def _patch(self, request: Request, entity, key, rules: TimeRules, context_root: str) -> Response:
@@ -229,7 +231,7 @@ class ODataService:
             if exc.status == 404:
                 return not_found()
             return malformed(str(exc))
-        record = {"@odata.context": f"{context_root}/$metadata#{entity.entity_set}/$entity", **renderer(row)}
+        record = {"@odata.context": f"{context_root}/$metadata#{entity.entity_set}/$entity", **renderer.as_dict(row)}
         return Response(200, render.to_json(record), JSON, [("ETag", renderer.etag(row))])
 
 

@@ -129,24 +129,25 @@ def _load_chunk(conn: sqlite3.Connection, seed: int, volumes: generate.Volumes, 
     conn.execute("COMMIT")
 
 
-def _load_shard(shard: str, tasks: list[tuple[int, generate.Volumes, str, int]]) -> None:
+def _load_shard(shard: str, tasks: list[tuple[int, generate.Volumes, str, int]]) -> str:
     conn = _bulk_connection(Path(shard), clustered=False)
     for task in tasks:
         _load_chunk(conn, *task)
     conn.close()
+    return shard
 
 
-def _partition(volumes: generate.Volumes, seed: int, workers: int) -> list[list[tuple]]:
-    """Each worker gets a contiguous run of every family's chunks, so shard 0 then shard 1 is already key order."""
+def _partition(volumes: generate.Volumes, seed: int, parts: int) -> list[list[tuple]]:
+    """Part p gets the p-th contiguous run of every family's chunks, so appending parts in order keeps key order."""
     by_family: dict[str, list[int]] = {}
     for family, chunk in generate.chunk_plan(volumes):
         by_family.setdefault(family, []).append(chunk)
-    parts: list[list[tuple]] = [[] for _ in range(workers)]
+    runs: list[list[tuple]] = [[] for _ in range(parts)]
     for family, chunks in by_family.items():
-        for w in range(workers):
-            share = chunks[w * len(chunks) // workers : (w + 1) * len(chunks) // workers]
-            parts[w].extend((seed, volumes, family, c) for c in share)
-    return parts
+        for p in range(parts):
+            share = chunks[p * len(chunks) // parts : (p + 1) * len(chunks) // parts]
+            runs[p].extend((seed, volumes, family, c) for c in share)
+    return [run for run in runs if run]
 
 
 def _phase(name: str, started: float) -> float:
@@ -155,11 +156,22 @@ def _phase(name: str, started: float) -> float:
     return time.monotonic()
 
 
+def _append_shard(conn: sqlite3.Connection, shard: str) -> None:
+    conn.execute("ATTACH ? AS shard", (shard,))
+    conn.execute("BEGIN")
+    for entity in model.ENTITIES:
+        conn.execute(f"INSERT INTO main.{quote(entity.table)} SELECT * FROM shard.{quote(entity.table)}")
+    conn.execute("COMMIT")
+    conn.execute("DETACH shard")
+    Path(shard).unlink()
+
+
 def build(path: Path, seed: int, scale: int, workers: int | None = None) -> None:
     """Generate the data set into `path` (written under a temporary name first, renamed when complete).
 
-    Worker processes load their share of chunks into shard files (heaps, in parallel); the shards are then appended
-    in order to the key-clustered tables with INSERT ... SELECT, which SQLite does without going through Python.
+    Worker processes load parts (contiguous runs of chunks) into shard files, plain heaps, in parallel; meanwhile
+    this process appends finished parts, in order, to the key-clustered tables with INSERT ... SELECT, which SQLite
+    does without going through Python. Appending in part order keeps inserts in key order.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".building-{os.getpid()}")
@@ -169,28 +181,21 @@ def build(path: Path, seed: int, scale: int, workers: int | None = None) -> None
         workers = min(2, os.cpu_count() or 1) if scale >= 20000 else 1
     shard_dir = Path(tempfile.mkdtemp(prefix="shards-", dir=path.parent))
     clock = time.monotonic()
+    conn = _bulk_connection(tmp, clustered=True)
     try:
-        shards = [str(shard_dir / f"shard-{w}.sqlite") for w in range(workers)]
-        parts = _partition(volumes, seed, workers)
+        parts = _partition(volumes, seed, 1 if workers <= 1 else workers * 4)
+        shards = [str(shard_dir / f"part-{p}.sqlite") for p in range(len(parts))]
         if workers <= 1:
-            _load_shard(shards[0], parts[0])
+            for shard, part in zip(shards, parts):
+                _append_shard(conn, _load_shard(shard, part))
         else:
             # spawn, not fork: the caller may be a threaded test process or a serving stand-in
             with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-                for done in [pool.submit(_load_shard, shard, part) for shard, part in zip(shards, parts)]:
-                    done.result()
-        clock = _phase("generated shards", clock)
-        conn = _bulk_connection(tmp, clustered=True)
-        for i, shard in enumerate(shards):
-            conn.execute(f"ATTACH ? AS shard{i}", (shard,))
-            conn.execute("BEGIN")
-            for entity in model.ENTITIES:
-                conn.execute(f"INSERT INTO main.{quote(entity.table)} SELECT * FROM shard{i}.{quote(entity.table)}")
-            conn.execute("COMMIT")
-            conn.execute(f"DETACH shard{i}")
+                for shard in pool.map(_load_shard, shards, parts):
+                    _append_shard(conn, shard)
     finally:
         shutil.rmtree(shard_dir, ignore_errors=True)
-    clock = _phase("merged shards", clock)
+    clock = _phase("generated and merged", clock)
     for entity in model.ENTITIES:
         for statement in index_statements(entity):
             conn.execute(statement)

@@ -59,7 +59,7 @@ def _serve_ifs(args: argparse.Namespace) -> None:
     from .ifs.app import IfsApp, IfsSettings
     from .ifs.guards import FaultRates
     from .ifs.sandbox import default_data_dir
-    from .ifs.store import open_store
+    from .ifs.cache import open_store
 
     settings = IfsSettings(
         scale=args.scale, seed=args.seed, token_ttl=args.token_ttl, rate_limit=args.rate_limit,
@@ -97,7 +97,7 @@ def _serve_ifs(args: argparse.Namespace) -> None:
 
 def _generate_ifs(args: argparse.Namespace) -> None:
     from .ifs.sandbox import default_data_dir
-    from .ifs.store import ensure_cache
+    from .ifs.cache import ensure_cache
 
     started = time.monotonic()
     path = ensure_cache(args.data_dir or default_data_dir(), args.seed, args.scale)

@@ -6,7 +6,7 @@ import re
 import sqlite3
 from decimal import Decimal
 
-from mlc_sandbox.ifs import generate, model, store
+from mlc_sandbox.ifs import cache, generate, model
 
 from ifs_standin_client import query
 
@@ -28,21 +28,21 @@ def fingerprint(path) -> dict:
 
 def test_same_seed_same_data_with_one_or_two_workers(tmp_path):
     one, two, other = tmp_path / "one.sqlite", tmp_path / "two.sqlite", tmp_path / "other.sqlite"
-    store.build(one, seed=11, scale=300, workers=1)
-    store.build(two, seed=11, scale=300, workers=2)
-    store.build(other, seed=12, scale=300, workers=1)
+    cache.build(one, seed=11, scale=300, workers=1)
+    cache.build(two, seed=11, scale=300, workers=2)
+    cache.build(other, seed=12, scale=300, workers=1)
     assert fingerprint(one) == fingerprint(two)
     assert all(a != b for a, b in zip(fingerprint(one).values(), fingerprint(other).values()))
 
 
 def test_cache_is_reused_and_runs_get_private_copies(tmp_path):
-    cache = store.ensure_cache(tmp_path, seed=5, scale=50)
-    modified = cache.stat().st_mtime_ns
-    assert store.ensure_cache(tmp_path, seed=5, scale=50) == cache and cache.stat().st_mtime_ns == modified
-    first, second = store.open_store(tmp_path, 5, 50), store.open_store(tmp_path, 5, 50)
-    assert first.path != second.path != cache
+    cached = cache.ensure_cache(tmp_path, seed=5, scale=50)
+    modified = cached.stat().st_mtime_ns
+    assert cache.ensure_cache(tmp_path, seed=5, scale=50) == cached and cached.stat().st_mtime_ns == modified
+    first, second = cache.open_store(tmp_path, 5, 50), cache.open_store(tmp_path, 5, 50)
+    assert len({first.path, second.path, cached}) == 3
     first.close(), second.close()
-    assert not first.path.exists()
+    assert not first.path.exists() and cached.exists()
 
 
 def test_change_timestamps_tie_and_span_two_years(client):

@@ -14,7 +14,7 @@ from pathlib import Path
 from ..http import Server
 from .app import IfsApp, IfsSettings
 from .guards import FaultRates
-from .store import open_store
+from .cache import open_store
 
 API_ROOT = "/main/ifsapplications/projection/v1"
 

@@ -166,6 +166,8 @@ class IfsSandboxProcess(_AdminClient):
         if self.process.stderr:
             self.process.stderr.close()
         self._ready_file.unlink(missing_ok=True)
+        self._ready_file.with_name(self._ready_file.name + ".tmp").unlink(missing_ok=True)
+        self._ready_file.parent.rmdir()
 
     def __enter__(self) -> "IfsSandboxProcess":
         return self

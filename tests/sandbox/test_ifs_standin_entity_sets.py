@@ -71,6 +71,9 @@ def test_service_document_lists_the_sets(client):
 def test_navigation_from_an_entity(client):
     lines = client.json("PurchaseOrderHandling", "PurchaseOrderSet(OrderNo='P1000005')/PurchaseOrderLines")["value"]
     assert lines and {line["OrderNo"] for line in lines} == {"P1000005"}
+    order = client.json("PurchaseOrderHandling",
+                        "PurchaseOrderLineNopartSet(OrderNo='P1000005',LineNo='1',ReleaseNo='1')/OrderRef")
+    assert order["OrderNo"] == "P1000005" and order["@odata.context"].endswith("#PurchaseOrderSet/$entity")
 
 
 def test_select_keeps_keys_and_housekeeping(client):

@@ -136,6 +136,8 @@ class ODataService:
             with self.ifs.store.reader() as conn:
                 if Reader(conn, entity, service, rules).by_key(key) is None:
                     return not_found()
+            if not navigation.collection:  # the related keys are this record's: answer the one entity
+                return self._entity(request, service, target, fixed, rules, context_root)
             return self._collection(request, service, target, rules, context_root, path, fixed)
         if len(segments) > 2:
             return not_found()

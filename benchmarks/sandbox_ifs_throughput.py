@@ -1,6 +1,6 @@
 """How fast the IFS stand-in serves PurchaseOrderSet pages over one keep-alive connection.
 
-    python sandbox/benchmarks/ifs_throughput.py --scale 1000000 --pages 200 [--data-dir .sandbox-data]
+    .venv/bin/python benchmarks/sandbox_ifs_throughput.py --scale 1000000 --pages 200 [--data-dir .sandbox-data]
 
 Prints the data generation (or cache reuse) time, the rows/s a client sees end to end (client parsing included,
 on the same machine), and the rows/s of the server's own handling time (from its request log).

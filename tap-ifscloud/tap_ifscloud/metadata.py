@@ -145,11 +145,11 @@ def property_schema(prop: PropertyInfo) -> dict:
     elif edm in {"Edm.Byte", "Edm.SByte", "Edm.Int16", "Edm.Int32", "Edm.Int64"}:
         schema = {"type": ["integer", "null"]}
     elif edm == "Edm.Decimal":
-        schema = {"type": ["number", "null"], "x-edm-type": "Edm.Decimal"}
-        if prop.precision is not None:
-            schema["x-precision"] = prop.precision
-        if prop.scale is not None:
-            schema["x-scale"] = prop.scale
+        # The SDK's own extension keys: they survive catalogs and SCHEMA messages, and SQL targets read them.
+        schema = {"type": ["number", "null"], "x-sql-datatype": "decimal"}
+        sizes = {k: v for k, v in (("precision", prop.precision), ("scale", prop.scale)) if v is not None}
+        if sizes:
+            schema["x-sql-datatype-properties"] = sizes
     elif edm in {"Edm.Double", "Edm.Single"}:
         schema = {"type": ["number", "null"]}
     elif edm == "Edm.Boolean":

@@ -47,3 +47,25 @@ def test_flattening_of_expanded_lines_is_available(ifs, tmp_path):
     run = run_tap(tmp_path, config, streams=["purchase_orders"])
     assert run.records("purchase_orders")
     assert isinstance(run.records("purchase_orders")[0]["PurchaseOrderLines"], str)  # arrays become JSON text
+
+
+def test_a_custom_stream_without_change_column_reads_the_whole_set(ifs, tmp_path):
+    config = ifs.tap_config(custom_streams=[
+        {"name": "all_order_lines", "projection": "PurchaseOrderHandling", "entity_set": "PurchaseOrderLineNopartSet"}
+    ])
+    catalog = discover(tmp_path, config)
+    entry = next(s for s in catalog["streams"] if s["tap_stream_id"] == "all_order_lines")
+    assert entry["key_properties"] == ["OrderNo", "LineNo", "ReleaseNo"]  # from $metadata
+    assert entry["schema"]["properties"]["BuyUnitPrice"]["x-sql-datatype"] == "decimal"  # exact, never float
+    first = run_tap(tmp_path, config, streams=["all_order_lines"])
+    second = run_tap(tmp_path, config, streams=["all_order_lines"], state=first.final_state)
+    expected = ifs.count("PurchaseOrderHandling", "PurchaseOrderLineNopartSet")
+    assert len(first.records("all_order_lines")) == len(second.records("all_order_lines")) == expected
+
+
+def test_connection_test_flag(ifs, tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps(ifs.tap_config()))
+    completed = subprocess.run([str(BIN / "tap-ifscloud"), "--config", str(tmp_path / "config.json"), "--test"],
+                               capture_output=True, text=True)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert '"type":"RECORD"' in completed.stdout

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+
+import msgspec
 import os
 import subprocess
 import sys
@@ -88,3 +90,54 @@ def select_streams(catalog: dict, names: list[str]) -> dict:
             if metadata["breadcrumb"] == []:
                 metadata["metadata"]["selected"] = entry["tap_stream_id"] in names
     return catalog
+
+
+@dataclass
+class TargetRun:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def states(self) -> list[dict]:
+        return [json.loads(line, parse_float=Decimal) for line in self.stdout.splitlines() if line.strip()]
+
+
+def run_target(tmp_path: Path, config: dict, messages: list[dict] | str, *, executable: str = "target-databricks",
+               env: dict | None = None, check: bool = True, timeout: float = 300) -> TargetRun:
+    """Feed Singer messages (dicts, or ready JSON lines) to a target process; its stdout lines are STATE values."""
+    config_path = tmp_path / f"{executable}-config.json"
+    config_path.write_text(json.dumps(config))
+    stdin = messages if isinstance(messages, str) else "".join(_encode(m) + "\n" for m in messages)
+    completed = subprocess.run(
+        [str(BIN / executable), "--config", str(config_path)], input=stdin, capture_output=True, text=True,
+        timeout=timeout, env={**os.environ, **(env or {})},
+    )
+    run = TargetRun(completed.returncode, completed.stdout, completed.stderr)
+    if check and completed.returncode != 0:
+        raise AssertionError(f"{executable} exited {completed.returncode}:\n{completed.stderr[-4000:]}")
+    return run
+
+
+def schema_message(stream: str, properties: dict, keys: list[str], bookmark: str | None = None) -> dict:
+    message = {"type": "SCHEMA", "stream": stream, "schema": {"type": "object", "properties": properties},
+               "key_properties": keys}
+    if bookmark:
+        message["bookmark_properties"] = [bookmark]
+    return message
+
+
+def record_message(stream: str, record: dict) -> dict:
+    return {"type": "RECORD", "stream": stream, "record": record}
+
+
+def state_message(value: dict) -> dict:
+    return {"type": "STATE", "value": value}
+
+
+_encoder = msgspec.json.Encoder(decimal_format="number")
+
+
+def _encode(message: dict) -> str:
+    """Decimals as JSON numbers with every digit, as a Singer tap writes them."""
+    return _encoder.encode(message).decode()

@@ -1,0 +1,1 @@
+"""Singer target for Databricks (Delta Lake and SQL warehouses)."""

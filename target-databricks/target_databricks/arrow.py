@@ -1,0 +1,112 @@
+"""Singer JSON schemas and records as Arrow tables: exact decimals, UTC timestamps, nested values as JSON text."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+
+import msgspec
+import pyarrow as pa
+
+_json = msgspec.json.Encoder(decimal_format="number", order="sorted")
+MAX_DECIMAL_PRECISION = 38
+
+
+class RecordValueError(ValueError):
+    """A record value that cannot be stored exactly in its column."""
+
+
+def _types(schema: Mapping) -> set[str]:
+    declared = schema.get("type", [])
+    if isinstance(declared, str):
+        declared = [declared]
+    types = set(declared) - {"null"}
+    for option in schema.get("anyOf", []):
+        types |= _types(option)
+    return types
+
+
+def column_type(schema: Mapping, *, decimal_scale: int) -> pa.DataType:
+    """The Arrow (and so Delta) type of one JSON schema property."""
+    types = _types(schema)
+    if types == {"string"}:
+        if schema.get("format") == "date-time":
+            return pa.timestamp("us", tz="UTC")
+        if schema.get("format") == "date":
+            return pa.date32()
+        return pa.string()
+    if types == {"integer"}:
+        return pa.int64()
+    if types == {"boolean"}:
+        return pa.bool_()
+    if types <= {"number", "integer"} and types:
+        if schema.get("x-sql-datatype") in ("float", "double", "real"):
+            return pa.float64()
+        sizes = schema.get("x-sql-datatype-properties") or {}
+        precision = min(int(sizes.get("precision") or MAX_DECIMAL_PRECISION), MAX_DECIMAL_PRECISION)
+        scale = int(sizes["scale"]) if isinstance(sizes.get("scale"), int) else decimal_scale
+        return pa.decimal128(precision, min(scale, precision))
+    return pa.string()  # objects, arrays and anything untyped: exact JSON text
+
+
+def arrow_schema(properties: Mapping[str, Mapping], *, decimal_scale: int) -> pa.Schema:
+    return pa.schema([pa.field(name, column_type(prop, decimal_scale=decimal_scale)) for name, prop in properties.items()])
+
+
+def to_table(records: list[dict], schema: pa.Schema, *, stream: str, key_properties: Iterable[str]) -> pa.Table:
+    """Columns built one at a time; a value that does not fit its column is reported with stream, key and field."""
+    columns = []
+    for field in schema:
+        values = [record.get(field.name) for record in records]
+        columns.append(_column(values, field, records, stream, list(key_properties)))
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _column(values: list, field: pa.Field, records: list[dict], stream: str, keys: list[str]) -> pa.Array:
+    kind = field.type
+    try:
+        if pa.types.is_timestamp(kind) or pa.types.is_date32(kind):
+            return pa.array(values, pa.string()).cast(kind)
+        if pa.types.is_string(kind):
+            return pa.array([_as_text(v) for v in values], pa.string())
+        if pa.types.is_decimal(kind):
+            return pa.array([_as_decimal(v) for v in values], kind)
+        return pa.array(values, kind)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, ArithmeticError) as exc:
+        for index, value in enumerate(values):
+            try:
+                _column([value], field, [records[index]], stream, keys)
+            except RecordValueError:
+                raise
+            except Exception:  # noqa: BLE001 - this loop only locates the offending value
+                key = {k: records[index].get(k) for k in keys}
+                raise RecordValueError(
+                    f"stream '{stream}', key {key}, field '{field.name}': value {value!r} does not fit column type "
+                    f"{kind} ({exc})"
+                ) from None
+        raise
+
+
+def _as_text(value: object) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return _json.encode(value).decode()
+
+
+def _as_decimal(value: object) -> Decimal | None:
+    if value is None or isinstance(value, Decimal):
+        return value
+    if isinstance(value, bool):
+        raise TypeError("a boolean is not a number")
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, (int, str)):
+        return Decimal(value)
+    raise TypeError(f"not a number: {type(value).__name__}")
+
+
+def row_fingerprint(record: Mapping) -> str:
+    """What the source said about the record, without Singer's per-run metadata: equal means unchanged."""
+    payload = {k: v for k, v in record.items() if not k.startswith("_sdc_")}
+    return hashlib.blake2b(_json.encode(payload), digest_size=16).hexdigest()

@@ -1,0 +1,103 @@
+"""The load path of one stream: dedupe the batch, compare with the table, MERGE what is new or changed, audit all."""
+
+from __future__ import annotations
+
+import datetime as dt
+import typing as t
+
+import pyarrow as pa
+from singer_sdk.sinks import BatchSink
+
+from ml_connector_core.audit import AuditEntry
+from target_databricks import plan as planning
+from target_databricks.arrow import RecordValueError, arrow_schema, row_fingerprint, to_table
+from target_databricks.delta import FINGERPRINT
+
+if t.TYPE_CHECKING:
+    from target_databricks.target import TargetDatabricks
+
+LOADED_AT = "_mlc_loaded_at"
+
+
+class DatabricksSink(BatchSink):
+    """One Delta table per stream, MERGEd on the stream's key properties."""
+
+    MAX_SIZE_DEFAULT = 20000
+
+    def __init__(self, target: TargetDatabricks, stream_name: str, schema: dict, key_properties) -> None:
+        super().__init__(target, stream_name, schema, key_properties)
+        self.databricks = target
+        if not self.key_properties:
+            raise RecordValueError(
+                f"stream '{stream_name}' has no key properties: target-databricks MERGEs on keys and will not append "
+                "blindly (give the stream keys in the tap, or with stream maps' __key_properties__)"
+            )
+        self.version_column = target.version_column(stream_name, schema)
+        self.table_name = target.table_name(stream_name)
+        self.location = target.writer.location(target.config["target_schema"], self.table_name)
+        target.audit_run.remember_schema(stream_name, schema, list(self.key_properties))
+
+    @property
+    def _arrow_schema(self) -> pa.Schema:
+        columns = arrow_schema(self.schema["properties"], decimal_scale=int(self.config["decimal_scale"]))
+        return columns.append(pa.field(FINGERPRINT, pa.string())).append(pa.field(LOADED_AT, pa.timestamp("us", tz="UTC")))
+
+    def process_batch(self, context: dict) -> None:
+        records = context["records"]
+        if not records:
+            return
+        keys = list(self.key_properties)
+        schema = self._arrow_schema
+        loaded_at = dt.datetime.now(dt.timezone.utc)
+        typed = to_table(
+            [{**r, FINGERPRINT: row_fingerprint(r), LOADED_AT: loaded_at} for r in records],
+            schema, stream=self.stream_name, key_properties=keys,
+        )
+        key_values = list(zip(*(typed.column(k).to_pylist() for k in keys)))
+        versions = typed.column(self.version_column).to_pylist() if self.version_column else [None] * len(records)
+        fingerprints = typed.column(FINGERPRINT).to_pylist()
+        candidates = [
+            planning.PlannedRecord(record, key, version, fp, row)
+            for row, (record, key, version, fp) in enumerate(zip(records, key_values, versions, fingerprints))
+        ]
+        plan = planning.latest_per_key(candidates)
+        stored = self.databricks.writer.stored(
+            self.location,
+            typed.select(keys).take([p.row for p in plan.latest]),
+            typed.schema.field(self.version_column) if self.version_column else None,
+        )
+        planning.classify(plan, stored)
+        to_write = plan.to_write
+        error = None
+        try:
+            if to_write:
+                self.databricks.writer.merge(
+                    self.location, typed.take([p.row for p in to_write]), keys, self.version_column
+                )
+        except Exception as exc:  # the batch is audited as failed, then the run stops: state does not advance
+            error = f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            self._audit(plan, error)
+        counts = plan.counts()
+        self.databricks.note_loaded(self.stream_name, self.location, counts)
+        self.logger.info("%s: %s", self.location, ", ".join(f"{n} {op}" for op, n in sorted(counts.items())))
+
+    def _audit(self, plan: planning.BatchPlan, error: str | None) -> None:
+        entries = []
+        for planned in [*plan.latest, *plan.superseded]:
+            written = planned.operation in (planning.INSERT, planning.UPDATE)
+            entries.append(
+                AuditEntry(
+                    stream=self.stream_name,
+                    key=dict(zip(self.key_properties, planned.key)),
+                    version=None if planned.version is None else str(planned.version),
+                    operation=planned.operation,
+                    destination=self.location,
+                    outcome="failed" if (error and written) else "succeeded",
+                    attempts=1,
+                    error=error if written else planned.note,
+                    payload=planned.record,
+                )
+            )
+        self.databricks.audit_run.record(entries)

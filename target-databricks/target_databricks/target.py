@@ -1,0 +1,172 @@
+"""target-databricks: Singer streams into Delta tables (local or object storage) or a Databricks SQL warehouse."""
+
+from __future__ import annotations
+
+import re
+import sys
+from functools import cached_property
+
+from singer_sdk import Target
+from singer_sdk import typing as th
+from singer_sdk.exceptions import ConfigValidationError
+
+from ml_connector_core.audit import AuditTrail
+from target_databricks.delta import DeltaWriter
+from target_databricks.jobs import JOB_STREAM, JobRunFailed, job_entry, load_parameters, run_job
+from target_databricks.workspace import workspace_client
+from target_databricks.sinks import DatabricksSink
+
+
+class TargetDatabricks(Target):
+    """Loads Singer streams into Databricks: Delta tables MERGEd on each stream's keys, audited record by record."""
+
+    name = "target-databricks"
+    default_sink_class = DatabricksSink
+
+    config_jsonschema = th.PropertiesList(
+        th.Property("load_method", th.StringType, default="delta", allowed_values=["delta", "warehouse"],
+                    description="delta: write Delta tables with delta-rs at delta_root; warehouse: MERGE through a Databricks SQL warehouse."),
+        th.Property("delta_root", th.StringType, default="output/delta",
+                    description="Local folder or object-storage URI (s3://, abfss://, gs://) holding <target_schema>/<table> Delta tables."),
+        th.Property("storage_options", th.ObjectType(additional_properties=th.StringType), secret=True,
+                    description="delta-rs storage options for object storage (credentials; values may be sealed)."),
+        th.Property("target_schema", th.StringType, default="ifscloud",
+                    description="Schema (folder) the source's tables go into."),
+        th.Property("table_prefix", th.StringType, default="", description="Prefix for every table name."),
+        th.Property("decimal_scale", th.IntegerType, default=12,
+                    description="Scale of DECIMAL(38, s) columns whose source gives no scale; a value with more decimals fails loudly, never rounds."),
+        th.Property("stream_versions", th.ObjectType(additional_properties=th.StringType),
+                    description="Per stream, the column that orders record versions; default: the stream's bookmark property."),
+        th.Property("workspace_host", th.StringType, description="Databricks workspace URL, e.g. https://adb-123.4.azuredatabricks.net."),
+        th.Property("token", th.StringType, secret=True, description="Personal access token (or use client_id/client_secret)."),
+        th.Property("client_id", th.StringType, description="Service principal for OAuth machine-to-machine auth."),
+        th.Property("client_secret", th.StringType, secret=True, description="Service principal secret (may be sealed)."),
+        th.Property("warehouse_id", th.StringType, description="SQL warehouse id, for load_method warehouse."),
+        th.Property("catalog", th.StringType, default="main", description="Unity Catalog catalog, for load_method warehouse."),
+        th.Property("max_statement_bytes", th.IntegerType, default=1_000_000,
+                    description="Upper bound of one MERGE statement's size on the warehouse path."),
+        th.Property("job_id", th.IntegerType, description="Databricks job to run after each load, with the loaded tables and watermarks."),
+        th.Property("job_timeout_seconds", th.IntegerType, default=3600, description="How long to wait for the job run."),
+        th.Property("audit_url", th.StringType,
+                    description="Audit trail database: sqlite:///path or postgresql+psycopg://...; default MLC_AUDIT_URL or .ml-connector/audit.sqlite."),
+        th.Property("flow", th.StringType, default="ifs-to-databricks", description="Flow name recorded in the audit trail."),
+    ).to_dict()
+
+    def __init__(self, *args, **kwargs) -> None:
+        self._bookmark_properties: dict[str, list[str]] = {}
+        self.loaded: dict[str, dict] = {}
+        super().__init__(*args, **kwargs)
+
+    @cached_property
+    def writer(self):
+        if self.config["load_method"] == "delta":
+            return DeltaWriter(self.config["delta_root"], _unsealed(self.config.get("storage_options")))
+        from target_databricks.warehouse import WarehouseWriter
+
+        return WarehouseWriter.from_config(self.config)
+
+    @cached_property
+    def audit_trail(self) -> AuditTrail:
+        return AuditTrail(self.config.get("audit_url"))
+
+    @cached_property
+    def audit_run(self):
+        return self.audit_trail.start_run(flow=self.config["flow"], plugin=self.name)
+
+    def table_name(self, stream_name: str) -> str:
+        name = re.sub(r"[^0-9A-Za-z_]", "_", stream_name.split("-")[-1]).lower()
+        return f"{self.config['table_prefix']}{name}"
+
+    def version_column(self, stream_name: str, schema: dict) -> str | None:
+        column = (self.config.get("stream_versions") or {}).get(stream_name)
+        if column is None:
+            bookmarks = self._bookmark_properties.get(stream_name) or []
+            column = bookmarks[0] if bookmarks else None
+        if column is not None and column not in schema.get("properties", {}):
+            raise ConfigValidationError(f"stream '{stream_name}': version column '{column}' is not in its schema",
+                                        errors=[column])
+        return column
+
+    def note_loaded(self, stream_name: str, location: str, counts: dict[str, int]) -> None:
+        totals = self.loaded.setdefault(stream_name, {"table": location})
+        for operation, n in counts.items():
+            totals[operation] = totals.get(operation, 0) + n
+
+    def _process_schema_message(self, message_dict: dict) -> None:
+        # Sinks are not told the stream's bookmark property; it is the natural order of record versions.
+        self._bookmark_properties[message_dict["stream"]] = message_dict.get("bookmark_properties") or []
+        super()._process_schema_message(message_dict)
+
+    def listen(self, file_input=None) -> None:
+        self.max_parallelism = 1  # one audit writer, and batches land in the order they were read
+        try:
+            self._rerun_failed_jobs()
+            super().listen(file_input)
+        except BaseException:
+            self.audit_run.finish("failed", {"streams": self.loaded})
+            raise
+        self.audit_run.finish("succeeded", {"streams": self.loaded})
+
+    def process_endofpipe(self) -> None:
+        if not self.config.get("job_id"):
+            super().process_endofpipe()
+            return
+        # Hold the final STATE back until the job has run on what this load wrote.
+        self._held_state = None
+        self._holding_state = True
+        try:
+            super().process_endofpipe()
+        finally:
+            self._holding_state = False
+        if self.loaded:
+            self._run_job(load_parameters(self.audit_run.run_id, self.loaded, self._held_state))
+        if self._held_state is not None:
+            super()._write_state_message(self._held_state)
+
+    def _write_state_message(self, state: dict) -> None:
+        if getattr(self, "_holding_state", False):
+            self._held_state = state
+            return
+        super()._write_state_message(state)
+
+    @cached_property
+    def workspace(self):
+        return workspace_client(self.config)
+
+    def _run_job(self, parameters: dict[str, str]) -> None:
+        job_id = int(self.config["job_id"])
+        try:
+            run_id, result, message = run_job(self.workspace, job_id, parameters, self.config["job_timeout_seconds"])
+        except Exception as exc:  # noqa: BLE001 - any failure to run the job is recorded for a rerun
+            run_id, result, message = None, "NOT_STARTED", f"{type(exc).__name__}: {exc}"
+        self.audit_run.record([job_entry(job_id, parameters, run_id, result, message)])
+        if result != "SUCCESS":
+            raise JobRunFailed(
+                f"Databricks job {job_id} run {run_id} ended {result}: {message}. The load is kept and marked in the "
+                "audit trail; the next run of target-databricks runs the job again before reporting anything new."
+            )
+        self.logger.info("Databricks job %s run %s succeeded for tables %s", job_id, run_id, parameters["tables"])
+
+    def _rerun_failed_jobs(self) -> None:
+        """Job runs that failed after earlier loads run again first; until they succeed nothing new is reported."""
+        if not self.config.get("job_id"):
+            return
+        for failed in self.audit_trail.failures(stream=JOB_STREAM, include_replayed=False):
+            parameters = failed.payload["job_parameters"]
+            self.logger.info("Running Databricks job %s again for the earlier load %s", failed.payload["job_id"],
+                             parameters.get("load_run_id"))
+            self._run_job(parameters)
+            self.audit_trail.mark_replayed([failed.id], self.audit_run.run_id)
+
+
+def _unsealed(options: dict | None) -> dict | None:
+    if not options:
+        return options
+    from ml_connector_core.secrets import unseal
+
+    return {k: unseal(v, setting_name=f"storage_options.{k}") for k, v in options.items()}
+
+
+if __name__ == "__main__":
+    TargetDatabricks.cli()
+    sys.exit(0)

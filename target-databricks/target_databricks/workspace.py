@@ -1,0 +1,29 @@
+"""The Databricks workspace client, authenticated with a personal access token or a service principal (M2M OAuth)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from databricks.sdk import WorkspaceClient
+from singer_sdk.exceptions import ConfigValidationError
+
+from ml_connector_core.redaction import register_secret
+from ml_connector_core.secrets import unseal
+
+
+def workspace_client(config: Mapping) -> WorkspaceClient:
+    host = config.get("workspace_host")
+    if not host:
+        raise ConfigValidationError("workspace_host is needed for the warehouse load path and for job runs",
+                                    errors=["workspace_host"])
+    if config.get("token"):
+        token = unseal(config["token"], setting_name="token")
+        register_secret(token)
+        return WorkspaceClient(host=host, token=token, auth_type="pat")
+    if config.get("client_id") and config.get("client_secret"):
+        secret = unseal(config["client_secret"], setting_name="client_secret")
+        register_secret(secret)
+        # The SDK's M2M flow fetches and refreshes tokens itself.
+        return WorkspaceClient(host=host, client_id=config["client_id"], client_secret=secret, auth_type="oauth-m2m")
+    raise ConfigValidationError("set token, or client_id and client_secret, to reach the Databricks workspace",
+                                errors=["token", "client_id", "client_secret"])

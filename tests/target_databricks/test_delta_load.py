@@ -1,0 +1,116 @@
+"""target-databricks on the Delta path: MERGE idempotency, versions, schema growth, exact values, clear failures.
+
+Tables are read back with DuckDB's delta extension, not with the library that wrote them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+
+from support.delta import read_delta
+from support.singer import record_message, run_target, schema_message, state_message
+
+INVOICE = {
+    "Company": {"type": ["string"]},
+    "InvoiceNo": {"type": ["string"]},
+    "GrossAmount": {"type": ["number", "null"], "x-sql-datatype": "decimal", "x-sql-datatype-properties": {"precision": 38}},
+    "InvoiceDate": {"type": ["string", "null"], "format": "date"},
+    "Rowversion": {"type": ["string"], "format": "date-time"},
+    "Objstate": {"type": ["string", "null"]},
+}
+KEYS = ["Company", "InvoiceNo"]
+
+
+def invoice(no: str, amount: str, rowversion: str, state: str = "Preliminary", company: str = "10") -> dict:
+    return {"Company": company, "InvoiceNo": no, "GrossAmount": Decimal(amount), "InvoiceDate": "2026-01-15",
+            "Rowversion": rowversion, "Objstate": state}
+
+
+@pytest.fixture
+def config(tmp_path):
+    return {"delta_root": str(tmp_path / "delta"), "audit_url": f"sqlite:///{tmp_path / 'audit.sqlite'}"}
+
+
+def table(config):
+    return read_delta(f"{config['delta_root']}/ifscloud/posting_proposals", order_by="Company, InvoiceNo")
+
+
+def load(tmp_path, config, records, state=None, **kwargs):
+    messages = [schema_message("posting_proposals", INVOICE, KEYS, bookmark="Rowversion")]
+    messages += [record_message("posting_proposals", r) for r in records]
+    if state is not None:
+        messages.append(state_message(state))
+    return run_target(tmp_path, config, messages, **kwargs)
+
+
+def test_the_same_batch_twice_leaves_one_row_per_key(tmp_path, config):
+    batch = [invoice("A1", "100.50", "2026-01-01T10:00:00Z"), invoice("A2", "7", "2026-01-01T10:00:01Z")]
+    load(tmp_path, config, batch)
+    first = table(config)
+    load(tmp_path, config, batch)
+    second = table(config)
+    assert [(r["InvoiceNo"], r["GrossAmount"]) for r in second] == [("A1", Decimal("100.5")), ("A2", Decimal("7"))]
+    assert [r["_mlc_loaded_at"] for r in second] == [r["_mlc_loaded_at"] for r in first]  # unchanged rows untouched
+
+
+def test_overlapping_batches_update_changed_rows_and_insert_new_ones(tmp_path, config):
+    load(tmp_path, config, [invoice("A1", "1", "2026-01-01T10:00:00Z"), invoice("A2", "2", "2026-01-01T10:00:00Z")])
+    load(tmp_path, config, [invoice("A2", "2.5", "2026-01-02T10:00:00Z", "Authorized"), invoice("A3", "3", "2026-01-02T10:00:00Z")])
+    rows = table(config)
+    assert [(r["InvoiceNo"], r["GrossAmount"], r["Objstate"]) for r in rows] == [
+        ("A1", Decimal("1"), "Preliminary"), ("A2", Decimal("2.5"), "Authorized"), ("A3", Decimal("3"), "Preliminary")]
+
+
+def test_latest_version_wins_within_a_batch_and_an_older_version_never_overwrites(tmp_path, config):
+    load(tmp_path, config, [
+        invoice("A1", "3", "2026-01-03T00:00:00Z", "Posted"),
+        invoice("A1", "1", "2026-01-01T00:00:00Z", "Preliminary"),  # arrives later, but older
+        invoice("A1", "2", "2026-01-02T00:00:00Z", "Authorized"),
+    ])
+    assert [(r["GrossAmount"], r["Objstate"]) for r in table(config)] == [(Decimal("3"), "Posted")]
+    load(tmp_path, config, [invoice("A1", "1", "2026-01-01T00:00:00Z", "Preliminary")])  # a replay of old data
+    assert [(r["GrossAmount"], r["Objstate"]) for r in table(config)] == [(Decimal("3"), "Posted")]
+
+
+def test_decimals_to_the_last_digit_and_timestamps_in_utc(tmp_path, config):
+    exact = "12345678901234567890123456.123456789012"  # 26 + 12 digits: DECIMAL(38, 12)
+    load(tmp_path, config, [invoice("D1", exact, "2026-03-01T12:30:00+02:00")])
+    row = table(config)[0]
+    assert row["GrossAmount"] == Decimal(exact)
+    assert row["Rowversion"] == dt.datetime(2026, 3, 1, 10, 30, tzinfo=dt.timezone.utc)
+    assert row["InvoiceDate"] == dt.date(2026, 1, 15)
+
+
+def test_a_value_that_would_lose_digits_fails_naming_stream_key_and_field(tmp_path, config):
+    result = load(tmp_path, config, [invoice("D2", "1.1234567890123", "2026-03-01T00:00:00Z")],
+                  state={"bookmarks": {"posting_proposals": {"replication_key_value": "2026-03-01T00:00:00Z"}}},
+                  check=False)
+    assert result.returncode != 0
+    assert "posting_proposals" in result.stderr and "D2" in result.stderr and "GrossAmount" in result.stderr
+    assert result.states == []  # nothing written, so no state
+
+
+def test_schema_growth_adds_columns(tmp_path, config):
+    load(tmp_path, config, [invoice("G1", "1", "2026-01-01T00:00:00Z")])
+    grown = {**INVOICE, "Cf_Project": {"type": ["string", "null"]}}
+    messages = [schema_message("posting_proposals", grown, KEYS, bookmark="Rowversion"),
+                record_message("posting_proposals", {**invoice("G2", "2", "2026-01-02T00:00:00Z"), "Cf_Project": "PRJ-9"})]
+    run_target(tmp_path, config, messages)
+    rows = table(config)
+    assert [(r["InvoiceNo"], r["Cf_Project"]) for r in rows] == [("G1", None), ("G2", "PRJ-9")]
+
+
+def test_state_is_emitted_only_after_the_rows_it_covers_are_written(tmp_path, config):
+    state = {"bookmarks": {"posting_proposals": {"replication_key_value": "2026-01-01T00:00:00Z"}}}
+    result = load(tmp_path, config, [invoice("S1", "1", "2026-01-01T00:00:00Z")], state=state)
+    assert result.states == [state]
+    assert [r["InvoiceNo"] for r in table(config)] == ["S1"]
+
+
+def test_a_stream_without_keys_is_refused(tmp_path, config):
+    messages = [schema_message("notes", {"text": {"type": ["string"]}}, []), record_message("notes", {"text": "x"})]
+    result = run_target(tmp_path, config, messages, check=False)
+    assert result.returncode != 0 and "no key properties" in result.stderr

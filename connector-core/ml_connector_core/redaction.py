@@ -20,6 +20,12 @@ def register_secret(value: str | None) -> None:
         _install_log_filter()
 
 
+def registered_secrets() -> frozenset[str]:
+    """The values registered so far, for code that must also find them in encoded text (JSON escapes them)."""
+    with _lock:
+        return frozenset(_registered)
+
+
 def redact_text(text: str) -> str:
     for secret in _registered:
         if secret in text:

@@ -1,14 +1,17 @@
-"""The demo behind scripts/demo: sandbox IFS Cloud → Meltano → local output, twice, with changes in between."""
+"""The demo behind scripts/demo: the IFS Cloud stand-in → Meltano → local Delta tables, twice, with changes between.
+
+Everything runs on the embedded defaults: the stand-in on 127.0.0.1:8600, Delta tables under output/delta/ifscloud/,
+the audit trail in .ml-connector/audit.sqlite. The tables are read back with DuckDB's delta extension, an independent
+reader, not the library that wrote them.
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 
 import requests
@@ -16,6 +19,15 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / ".venv" / "bin"
 SANDBOX_SECRET = "mlc-sandbox-secret"  # the stand-in's published demo credential, not a real one
+STATE_ID = "sandbox:tap-ifscloud-to-target-databricks"
+DELTA = ROOT / "output" / "delta" / "ifscloud"
+KEYS = {
+    "purchase_orders": "OrderNo", "purchase_order_lines": "OrderNo, LineNo, ReleaseNo", "suppliers": "SupplierId",
+    "customers": "CustomerId", "posting_proposals": "Company, InvoiceNo", "posting_proposal_lines": "Company, InvoiceNo, LineNo",
+    "gl_accounts": "Company, Account", "vouchers": "Company, VoucherType, AccountingYear, VoucherNo",
+    "voucher_rows": "Company, VoucherType, AccountingYear, VoucherNo, RowNo",
+    "accounting_dimensions": "Company, CodePart, CodePartValue", "work_orders": "WoNo",
+}
 
 
 def start_sandbox(port: int, scale: int, seed: int) -> subprocess.Popen:
@@ -49,15 +61,42 @@ def read_ifs(port: int, path: str, query: str) -> list[dict]:
     return response.json()["value"]
 
 
-def meltano(*args: str, env: dict | None = None) -> None:
-    subprocess.run([str(BIN / "meltano"), *args], cwd=ROOT, check=True, env={**os.environ, **(env or {})})
+def run(*args: str, env: dict) -> None:
+    subprocess.run([str(args[0]), *args[1:]], cwd=ROOT, check=True, env={**os.environ, **env})
 
 
-def count_records(folder: Path) -> Counter:
-    counts: Counter = Counter()
-    for path in sorted(folder.glob("*.jsonl")):
-        counts[path.stem] = sum(1 for _ in path.open())
-    return counts
+def delta_reader():
+    import duckdb
+    import duckdb_extension_delta
+
+    extension = next(Path(duckdb_extension_delta.__file__).parent.rglob("delta.duckdb_extension"))
+    connection = duckdb.connect()
+    connection.execute(f"LOAD '{extension}'")
+    return connection
+
+
+def show_tables() -> None:
+    reader = delta_reader()
+    print(f"   {'table':<24} {'rows':>9} {'distinct keys':>14}")
+    for table, keys in KEYS.items():
+        location = DELTA / table
+        if not location.exists():
+            continue
+        rows, distinct = reader.execute(
+            f"SELECT count(*), count(DISTINCT ({keys})) FROM delta_scan('{location}')").fetchone()
+        print(f"   {table:<24} {rows:>9,} {distinct:>14,}" + ("   DUPLICATES!" if rows != distinct else ""))
+
+
+def show_finance_query() -> None:
+    query = f"""
+        SELECT p.Company, s.Name AS supplier, p.CurrencyCode AS currency, count(*) AS invoices,
+               sum(p.GrossAmount) AS gross_amount
+        FROM delta_scan('{DELTA / 'posting_proposals'}') p
+        JOIN delta_scan('{DELTA / 'suppliers'}') s ON s.SupplierId = p.Identity
+        GROUP BY ALL ORDER BY gross_amount DESC LIMIT 5"""
+    print("   supplier invoices by supplier (top 5 by gross amount), read with DuckDB's delta extension:")
+    for company, supplier, currency, invoices, gross in delta_reader().execute(query).fetchall():
+        print(f"   {company:<4} {supplier:<34} {currency} {invoices:>4} invoices {gross:>22,.2f}")
 
 
 def main() -> None:
@@ -66,26 +105,19 @@ def main() -> None:
     parser.add_argument("--scale", type=int, default=2000, help="purchase orders in the stand-in")
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args()
-    output = ROOT / "output"
-    output.mkdir(exist_ok=True)
-    admin = f"http://127.0.0.1:{args.port}/_admin"
-    env = {
-        "TAP_IFSCLOUD_BASE_URL": f"http://127.0.0.1:{args.port}",
-        "TAP_IFSCLOUD_CLIENT_SECRET": SANDBOX_SECRET,
-        "MELTANO_STATE_ID_SUFFIX": "",
-    }
+    (ROOT / "output").mkdir(exist_ok=True)
+    env = {"TAP_IFSCLOUD_BASE_URL": f"http://127.0.0.1:{args.port}", "TAP_IFSCLOUD_CLIENT_SECRET": SANDBOX_SECRET}
     sandbox = start_sandbox(args.port, args.scale, args.seed)
     try:
-        meltano("state", "clear", "--force", "sandbox:tap-ifscloud-to-target-jsonl", env=env)
-        first = output / "jsonl" / "run-1"
-        print(f"\n== run 1: everything, into {first.relative_to(ROOT)}")
-        meltano("run", "tap-ifscloud", "target-jsonl", env={**env, "TARGET_JSONL_DESTINATION_PATH": str(first)})
-        for stream, n in sorted(count_records(first).items()):
-            print(f"   {stream:<24} {n:>8,} records")
+        run(BIN / "meltano", "state", "clear", "--force", STATE_ID, env=env)
+        print("\n== run 1: meltano run tap-ifscloud target-databricks (everything)")
+        run(BIN / "meltano", "run", "tap-ifscloud", "target-databricks", env=env)
+        show_tables()
+        show_finance_query()
 
-        print("\n== changing records in the stand-in: 2 purchase orders, 1 supplier; adding 1 customer")
-        orders = read_ifs(args.port, "PurchaseOrderHandling.svc/PurchaseOrderSet", "$top=2&$orderby=OrderNo")
-        for order in orders:
+        print("\n== changing the stand-in: 2 purchase orders released, 1 supplier renamed, 1 customer added")
+        admin = f"http://127.0.0.1:{args.port}/_admin"
+        for order in read_ifs(args.port, "PurchaseOrderHandling.svc/PurchaseOrderSet", "$top=2&$orderby=OrderNo"):
             requests.patch(f"{admin}/records/PurchaseOrderSet",
                            json={"key": {"OrderNo": order["OrderNo"]}, "changes": {"Objstate": "Released"}}).raise_for_status()
         supplier = read_ifs(args.port, "SupplierHandling.svc/SupplierInfoGeneralSet", "$top=1&$orderby=SupplierId")[0]
@@ -94,13 +126,12 @@ def main() -> None:
         requests.post(f"{admin}/records/CustomerInfoSet",
                       json={"record": {"CustomerId": "DEMO-NEW-1", "Name": "Demo Customer Ltd", "Company": "10"}}).raise_for_status()
 
-        second = output / "jsonl" / "run-2"
-        print(f"\n== run 2: incremental from the saved bookmarks, into {second.relative_to(ROOT)}")
-        meltano("run", "tap-ifscloud", "target-jsonl", env={**env, "TARGET_JSONL_DESTINATION_PATH": str(second)})
-        for stream, n in sorted(count_records(second).items()):
-            print(f"   {stream:<24} {n:>8,} records (changes, plus any re-read inside the {300} s look-back)")
-        print("\n== bookmarks now (meltano state get sandbox:tap-ifscloud-to-target-jsonl):")
-        meltano("state", "get", "sandbox:tap-ifscloud-to-target-jsonl", env=env)
+        print("\n== run 2: incremental from the saved bookmarks")
+        run(BIN / "meltano", "run", "tap-ifscloud", "target-databricks", env=env)
+        show_tables()
+        print("\n== the audit trail of both runs (mlc-audit runs): run 2 wrote only the changes; what the look-back")
+        print("   window re-read is 'unchanged' and was not written again")
+        run(BIN / "mlc-audit", "runs", "--limit", "2", env=env)
     finally:
         sandbox.terminate()
         sandbox.wait()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
@@ -64,28 +65,40 @@ def to_table(records: list[dict], schema: pa.Schema, *, stream: str, key_propert
 
 
 def _column(values: list, field: pa.Field, records: list[dict], stream: str, keys: list[str]) -> pa.Array:
-    kind = field.type
     try:
-        if pa.types.is_timestamp(kind) or pa.types.is_date32(kind):
-            return pa.array(values, pa.string()).cast(kind)
-        if pa.types.is_string(kind):
-            return pa.array([_as_text(v) for v in values], pa.string())
-        if pa.types.is_decimal(kind):
-            return pa.array([_as_decimal(v) for v in values], kind)
-        return pa.array(values, kind)
+        return _convert(values, field.type)
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, ArithmeticError) as exc:
-        for index, value in enumerate(values):
+        for index, value in enumerate(values):  # find the offending value to name it
             try:
-                _column([value], field, [records[index]], stream, keys)
-            except RecordValueError:
-                raise
-            except Exception:  # noqa: BLE001 - this loop only locates the offending value
+                _convert([value], field.type)
+            except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, ArithmeticError) as cause:
                 key = {k: records[index].get(k) for k in keys}
                 raise RecordValueError(
                     f"stream '{stream}', key {key}, field '{field.name}': value {value!r} does not fit column type "
-                    f"{kind} ({exc})"
+                    f"{field.type} ({cause})"
                 ) from None
-        raise
+        raise RecordValueError(f"stream '{stream}', field '{field.name}': {exc}") from None
+
+
+def _convert(values: list, kind: pa.DataType) -> pa.Array:
+    if pa.types.is_timestamp(kind) or pa.types.is_date32(kind):
+        # The SDK may already have parsed ISO strings into date/datetime objects; both forms end as UTC.
+        return pa.array([_as_iso(v) for v in values], pa.string()).cast(kind)
+    if pa.types.is_string(kind):
+        return pa.array([_as_text(v) for v in values], pa.string())
+    if pa.types.is_decimal(kind):
+        return pa.array([_as_decimal(v) for v in values], kind)
+    return pa.array(values, kind)
+
+
+def _as_iso(value: object) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, dt.datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)).isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    raise TypeError(f"not a date or timestamp: {type(value).__name__}")
 
 
 def _as_text(value: object) -> str | None:

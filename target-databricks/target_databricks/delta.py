@@ -54,7 +54,7 @@ class DeltaWriter:
             write_deltalake(location, rows, mode="append", storage_options=self.storage_options)
             return {"num_target_rows_inserted": rows.num_rows}
         on = " AND ".join(f"t.{_quoted(k)} = s.{_quoted(k)}" for k in keys)
-        changed = f"t.{_quoted(FINGERPRINT)} IS DISTINCT FROM s.{_quoted(FINGERPRINT)}"
+        changed = f"(t.{_quoted(FINGERPRINT)} IS DISTINCT FROM s.{_quoted(FINGERPRINT)})"
         if version_column:
             v = _quoted(version_column)
             changed += f" AND (t.{v} IS NULL OR s.{v} IS NULL OR s.{v} >= t.{v})"

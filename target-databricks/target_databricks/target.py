@@ -151,7 +151,7 @@ class TargetDatabricks(Target):
         """Job runs that failed after earlier loads run again first; until they succeed nothing new is reported."""
         if not self.config.get("job_id"):
             return
-        for failed in self.audit_trail.failures(stream=JOB_STREAM, include_replayed=False):
+        for failed in list(self.audit_trail.failures(stream=JOB_STREAM)):
             parameters = failed.payload["job_parameters"]
             self.logger.info("Running Databricks job %s again for the earlier load %s", failed.payload["job_id"],
                              parameters.get("load_run_id"))

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from decimal import Decimal
+from decimal import Context, Decimal
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -137,7 +137,8 @@ def _canonical_value(value: Any) -> Any:
             raise ValueError(f"a key value must be a finite number, not {value}")
         if value == value.to_integral_value():
             return int(value)
-        return value.normalize()
+        # normalize() rounds to the context's precision (28 digits by default); give it every digit there is.
+        return value.normalize(Context(prec=max(28, len(value.as_tuple().digits))))
     if isinstance(value, Mapping):
         return {str(name): _canonical_value(item) for name, item in value.items()}
     if isinstance(value, (list, tuple)):

@@ -38,7 +38,8 @@ class DeltaWriter:
             return {}
         keys = batch_keys.column_names
         existing_columns = {f.name for f in table.schema().fields}
-        wanted = [*keys, FINGERPRINT] + ([version_column] if version_column and version_column in existing_columns else [])
+        versioned = [version_column] if version_column and version_column in existing_columns else []
+        wanted = list(dict.fromkeys([*keys, FINGERPRINT, *versioned]))
         held = table.to_pyarrow_table(columns=wanted)
         held = held.cast(pa.schema([pa.field(f.name, _plain(f.type)) for f in held.schema]))
         probe = batch_keys.cast(pa.schema([pa.field(f.name, _plain(f.type)) for f in batch_keys.schema]))

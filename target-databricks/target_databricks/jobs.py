@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
-
-from databricks.sdk import WorkspaceClient
+from typing import TYPE_CHECKING
 
 from ml_connector_core.audit import AuditEntry
+
+if TYPE_CHECKING:
+    from databricks.sdk import WorkspaceClient
 
 #: The audit trail's stream name for job runs: a failed run is a failed entry there, replayed by the next load.
 JOB_STREAM = "_databricks_job_run"

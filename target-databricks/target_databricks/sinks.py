@@ -27,11 +27,11 @@ class DatabricksSink(BatchSink):
     def __init__(self, target: TargetDatabricks, stream_name: str, schema: dict, key_properties) -> None:
         super().__init__(target, stream_name, schema, key_properties)
         self.databricks = target
+        # A stream without keys is MERGEd on the content itself: a re-sent identical record never becomes a second row.
+        self.merge_keys = list(self.key_properties) or [FINGERPRINT]
         if not self.key_properties:
-            raise RecordValueError(
-                f"stream '{stream_name}' has no key properties: target-databricks MERGEs on keys and will not append "
-                "blindly (give the stream keys in the tap, or with stream maps' __key_properties__)"
-            )
+            self.logger.warning("stream '%s' has no key properties: rows are deduplicated on their whole content",
+                                stream_name)
         self.version_column = target.version_column(stream_name, schema)
         self.table_name = target.table_name(stream_name)
         self.location = target.writer.location(target.config["target_schema"], self.table_name)
@@ -46,7 +46,7 @@ class DatabricksSink(BatchSink):
         records = context["records"]
         if not records:
             return
-        keys = list(self.key_properties)
+        keys = self.merge_keys
         schema = self._arrow_schema
         loaded_at = dt.datetime.now(dt.timezone.utc)
         typed = to_table(
@@ -90,7 +90,7 @@ class DatabricksSink(BatchSink):
             entries.append(
                 AuditEntry(
                     stream=self.stream_name,
-                    key=dict(zip(self.key_properties, planned.key)),
+                    key=dict(zip(self.merge_keys, planned.key)),
                     version=None if planned.version is None else str(planned.version),
                     operation=planned.operation,
                     destination=self.location,

@@ -13,7 +13,6 @@ from singer_sdk.exceptions import ConfigValidationError
 from ml_connector_core.audit import AuditTrail
 from target_databricks.delta import DeltaWriter
 from target_databricks.jobs import JOB_STREAM, JobRunFailed, job_entry, load_parameters, run_job
-from target_databricks.workspace import workspace_client
 from target_databricks.sinks import DatabricksSink
 
 
@@ -131,6 +130,8 @@ class TargetDatabricks(Target):
 
     @cached_property
     def workspace(self):
+        from target_databricks.workspace import workspace_client  # the SDK takes seconds to import: only when needed
+
         return workspace_client(self.config)
 
     def _run_job(self, parameters: dict[str, str]) -> None:

@@ -1,6 +1,7 @@
 """`mlc-sandbox`: serve or pre-build a stand-in.
 
     mlc-sandbox serve ifs --port 8600 --scale 1000 --seed 42 [--ready-file PATH] ...
+    mlc-sandbox serve databricks --port 8700 [--data-dir D] [--token T] [--client-id ID --client-secret S] ...
     mlc-sandbox generate ifs --scale 1000000 --seed 42
 """
 
@@ -20,6 +21,33 @@ def _ifs_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--data-dir", type=Path, default=None,
                         help="where generated data is cached (default $MLC_SANDBOX_DATA_DIR or ./.sandbox-data)")
+
+
+def _databricks_arguments(parser: argparse.ArgumentParser) -> None:
+    from .databricks.settings import DatabricksSettings as defaults
+
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8700, help="0 picks a free port (see --ready-file)")
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="where the catalogs' DuckDB files live (default $MLC_SANDBOX_DATA_DIR/databricks or "
+                             "./.sandbox-data/databricks); tables persist across runs")
+    parser.add_argument("--token", default=defaults.token, help="the personal access token accepted")
+    parser.add_argument("--client-id", default=defaults.client_id, help="OAuth M2M service principal id")
+    parser.add_argument("--client-secret", default=defaults.client_secret)
+    parser.add_argument("--token-ttl", type=int, default=defaults.token_ttl, help="OAuth token lifetime, seconds")
+    parser.add_argument("--warehouse-id", action="append", default=None,
+                        help=f"a SQL warehouse id (repeatable; default {defaults.warehouse_ids[0]})")
+    parser.add_argument("--catalog", action="append", default=None,
+                        help=f"a catalog to create at start (repeatable; default {defaults.catalogs[0]})")
+    parser.add_argument("--default-catalog", default=defaults.default_catalog)
+    parser.add_argument("--workspace-id", default=defaults.workspace_id)
+    parser.add_argument("--chunk-rows", type=int, default=defaults.chunk_rows, help="rows per result chunk")
+    parser.add_argument("--execution-delay", type=float, default=0.0,
+                        help="seconds every statement takes before it runs (clients must poll)")
+    parser.add_argument("--statement-size-limit", type=int, default=defaults.statement_size_limit, help="bytes")
+    parser.add_argument("--workers", type=int, default=defaults.workers, help="statements executing at once")
+    parser.add_argument("--ready-file", type=Path, default=None,
+                        help="write {\"base_url\", \"port\", \"pid\"} here once serving")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     ifs.add_argument("--fault-seed", type=int, default=None, help="seed of the random faults (default: --seed)")
     ifs.add_argument("--ready-file", type=Path, default=None,
                      help="write {\"base_url\", \"port\", \"pid\"} here once serving")
+
+    _databricks_arguments(serve_targets.add_parser(
+        "databricks", help="Databricks workspace (SQL Statement Execution API on DuckDB, Jobs API, OAuth M2M)"))
 
     generate = commands.add_parser("generate", help="build the cached data set without serving")
     generate_targets = generate.add_subparsers(dest="target", required=True)
@@ -95,6 +126,44 @@ def _serve_ifs(args: argparse.Namespace) -> None:
         store.close()
 
 
+def _serve_databricks(args: argparse.Namespace) -> None:
+    from .http import Server
+    from .databricks.app import DatabricksApp
+    from .databricks.sandbox import default_data_dir
+    from .databricks.settings import DatabricksSettings
+    from .databricks.warehouse import Warehouse
+
+    catalogs = tuple(args.catalog or DatabricksSettings.catalogs)
+    settings = DatabricksSettings(
+        token=args.token, client_id=args.client_id, client_secret=args.client_secret, token_ttl=args.token_ttl,
+        workspace_id=args.workspace_id, warehouse_ids=tuple(args.warehouse_id or DatabricksSettings.warehouse_ids),
+        catalogs=catalogs, default_catalog=args.default_catalog, chunk_rows=args.chunk_rows,
+        execution_delay=args.execution_delay, statement_size_limit=args.statement_size_limit, workers=args.workers)
+    data_dir = args.data_dir or default_data_dir()
+    app = DatabricksApp(settings, Warehouse(data_dir, settings.catalogs, settings.default_schema))
+    server = Server(app, args.host, args.port)
+    app.host_port = f"{args.host}:{server.port}"
+    base_url = f"http://{args.host}:{server.port}"
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    if args.ready_file:
+        tmp = args.ready_file.with_name(args.ready_file.name + ".tmp")
+        tmp.write_text(json.dumps({"base_url": base_url, "port": server.port, "pid": os.getpid()}))
+        os.replace(tmp, args.ready_file)
+    print(f"mlc-sandbox databricks ready on {base_url} (warehouse {settings.warehouse_ids[0]}, data in {data_dir})",
+          flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+        app.close()
+
+
 def _generate_ifs(args: argparse.Namespace) -> None:
     from .ifs.sandbox import default_data_dir
     from .ifs.cache import ensure_cache
@@ -108,6 +177,8 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     if args.command == "serve" and args.target == "ifs":
         _serve_ifs(args)
+    elif args.command == "serve" and args.target == "databricks":
+        _serve_databricks(args)
     elif args.command == "generate" and args.target == "ifs":
         _generate_ifs(args)
     else:  # pragma: no cover - argparse already refuses unknown targets

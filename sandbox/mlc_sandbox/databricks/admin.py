@@ -1,0 +1,171 @@
+"""The admin interface (/_admin, loopback only, no auth): what tests use to arrange a scenario and to check what a
+client did: statements log, jobs and their runs, faults, settings, tokens, tables and direct SQL."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qs
+
+import duckdb
+
+from ..http import Request, Response
+from . import plans, translate
+from .datatypes import column_type
+from .guards import Fault
+from .jobs import JobDefinition
+from .responses import ApiError, to_json
+from .sql_errors import SqlError
+
+if TYPE_CHECKING:
+    from .app import DatabricksApp
+
+SETTINGS = ("token_ttl", "chunk_rows", "execution_delay", "statement_size_limit")
+
+
+def _json(status: int, document) -> Response:
+    return Response(status, to_json(document))
+
+
+def _error(status: int, message: str) -> Response:
+    return _json(status, {"error": message})
+
+
+def handle(app: "DatabricksApp", request: Request) -> Response:
+    host = request.client[0] if request.client else ""
+    if not (host.startswith("127.") or host in ("::1", "localhost")):
+        return _error(403, "the admin interface answers on loopback only")
+    route = request.path[len("/_admin"):].strip("/")
+    method = request.method
+    query = {k: v[0] for k, v in parse_qs(request.query).items()}
+    try:
+        body = json.loads(request.body) if request.body else {}
+        if not isinstance(body, dict):
+            raise ValueError("the body must be a JSON object")
+    except ValueError as exc:
+        return _error(400, f"invalid JSON body: {exc}")
+    try:
+        return _route(app, request, method, route, query, body)
+    except ApiError as exc:
+        return _error(exc.status, exc.message)
+    except (ValueError, TypeError, KeyError) as exc:
+        return _error(400, str(exc))
+
+
+def _route(app: "DatabricksApp", request: Request, method: str, route: str, query: dict, body: dict) -> Response:
+    if route == "health":
+        return _json(200, {"status": "ok"})
+    if route == "info" and method == "GET":
+        return _json(200, _info(app))
+    if route == "settings":
+        if method == "POST":
+            unknown = set(body) - set(SETTINGS)
+            if unknown:
+                return _error(400, f"unknown settings: {', '.join(sorted(unknown))}")
+            app.apply_settings(body)
+        if method in ("POST", "GET"):
+            return _json(200, _settings(app))
+    if route == "statements":
+        if method == "GET":
+            return _json(200, {"statements": app.statements.log()})
+        if method == "DELETE":
+            app.statements.clear_log()
+            return _json(200, {"statements": []})
+    if route.startswith("statements/") and method == "GET":
+        return _json(200, app.statements.get(route.split("/", 1)[1]).log_entry())
+    if route == "jobs":
+        if method == "POST":
+            return _json(200, app.jobs.define(JobDefinition.from_json(body)))
+        if method == "GET":
+            return _json(200, {"jobs": app.jobs.jobs()})
+    if route == "jobs/runs":
+        if method == "GET":
+            job_id = int(query["job_id"]) if "job_id" in query else None
+            return _json(200, {"runs": app.jobs.runs(app.base_url(request), app.settings.workspace_id, job_id)})
+        if method == "DELETE":
+            app.jobs.clear_runs()
+            return _json(200, {"runs": []})
+    if route == "faults":
+        if method == "POST":
+            app.faults.add(Fault.from_json(body))
+            return _json(200, {"faults": app.faults.pending()})
+        if method == "DELETE":
+            app.faults.clear()
+            return _json(200, {"faults": []})
+        if method == "GET":
+            return _json(200, {"faults": app.faults.pending()})
+    if route == "requests":
+        if method == "GET":
+            return _json(200, {"requests": app.log.entries()})
+        if method == "DELETE":
+            app.log.clear()
+            return _json(200, {"requests": []})
+    if route == "tokens" and method == "POST":
+        return _json(200, app.auth.add_pat(body.get("token"), body.get("lifetime_seconds")))
+    if route == "tokens/revoke" and method in ("POST", "GET"):
+        return _json(200, {"revoked": app.auth.revoke_all()})
+    if route == "tables" and method == "GET":
+        return _json(200, {"tables": _tables(app)})
+    if route == "sql" and method == "POST":
+        return _sql(app, body)
+    return _error(404, f"no admin route {method} /_admin/{route}")
+
+
+def _settings(app: "DatabricksApp") -> dict:
+    s = app.settings
+    return {"token_ttl": s.token_ttl, "chunk_rows": s.chunk_rows, "execution_delay": s.execution_delay,
+            "statement_size_limit": s.statement_size_limit}
+
+
+def _info(app: "DatabricksApp") -> dict:
+    s = app.settings
+    return {"workspace_id": s.workspace_id, "warehouse_ids": list(s.warehouse_ids),
+            "catalogs": app.warehouse.catalogs(), "default_catalog": s.default_catalog,
+            "default_schema": s.default_schema, "client_id": s.client_id, "data_dir": str(app.warehouse.data_dir),
+            "settings": _settings(app)}
+
+
+def _tables(app: "DatabricksApp") -> list[dict]:
+    cursor = app.warehouse.cursor()
+    try:
+        tables = app.warehouse.tables(cursor)
+        for table in tables:
+            cursor.execute(f"SELECT * FROM {table['duckdb_name']} LIMIT 0")
+            table["columns"] = [{"name": d[0], "type": column_type(d[1]).describe_text}
+                                for d in cursor.description]
+            cursor.execute(f"SELECT count(*) FROM {table['duckdb_name']}")
+            table["rows"] = cursor.fetchone()[0]
+        return tables
+    finally:
+        cursor.close()
+
+
+def _sql(app: "DatabricksApp", body: dict) -> Response:
+    """Read (or arrange) what landed: DuckDB SQL by default, or Databricks SQL with {"dialect": "databricks"}.
+
+    Values come back as the Statement Execution API renders them (strings, exact decimals, UTC timestamps)."""
+    sql = body.get("sql")
+    if not isinstance(sql, str) or not sql.strip():
+        return _error(400, "send {\"sql\": \"...\"}")
+    dialect = body.get("dialect", "duckdb")
+    cursor = app.warehouse.cursor()
+    try:
+        if dialect == "databricks":
+            scope = translate.Scope(body.get("catalog") or app.settings.default_catalog,
+                                    body.get("schema") or app.settings.default_schema)
+            plan = translate.plan(sql, {}, scope, app.warehouse)
+            result = plans.execute(plan, cursor, app.warehouse)
+        elif dialect == "duckdb":
+            cursor.execute(sql)
+            result = plans.fetch(cursor)
+        else:
+            return _error(400, "dialect must be 'duckdb' or 'databricks'")
+    except SqlError as exc:
+        return _error(400, exc.message)
+    except duckdb.Error as exc:
+        return _error(400, f"{type(exc).__name__}: {exc}")
+    finally:
+        cursor.close()
+    return _json(200, {"columns": [{"name": n, "type": t.type_text} for n, t in result.columns],
+                       "rows": result.rows})
+

@@ -1,0 +1,330 @@
+"""How each kind of statement runs on DuckDB and what it answers, in Databricks' result shapes.
+
+Writes run in one DuckDB transaction each (a Delta commit is atomic too). DML answers as Delta does: INSERT with
+num_affected_rows/num_inserted_rows, UPDATE and DELETE with num_affected_rows, MERGE with
+num_affected_rows/num_updated_rows/num_deleted_rows/num_inserted_rows.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+
+import duckdb
+from sqlglot import exp
+
+from .datatypes import ColumnType, column_type, render
+from .sql_errors import SqlError, from_duckdb, quoted_name, schema_not_found
+
+LONG = ColumnType("LONG", "BIGINT")
+STRING = ColumnType("STRING", "STRING")
+BOOLEAN = ColumnType("BOOLEAN", "BOOLEAN")
+
+
+@dataclass
+class ResultSet:
+    columns: list[tuple[str, ColumnType]] = field(default_factory=list)
+    rows: list[list[str | None]] = field(default_factory=list)
+
+
+def fetch(cursor: duckdb.DuckDBPyConnection) -> ResultSet:
+    description = cursor.description or []
+    columns = [(d[0], column_type(d[1])) for d in description]
+    rows = [[render(v) for v in row] for row in cursor.fetchall()] if description else []
+    return ResultSet(columns, rows)
+
+
+def counts(names: tuple[str, ...], values: tuple[int, ...]) -> ResultSet:
+    return ResultSet([(n, LONG) for n in names], [[str(v) for v in values]])
+
+
+class Plan:
+    writes = False  # run inside a transaction
+    duckdb_text = ""  # what the statement log shows as run on DuckDB
+
+    def run(self, cursor: duckdb.DuckDBPyConnection, warehouse) -> ResultSet:
+        raise NotImplementedError
+
+
+class NoResultPlan(Plan):
+    def run(self, cursor, warehouse) -> ResultSet:
+        return ResultSet()
+
+
+@dataclass
+class QueryPlan(Plan):
+    sql: str
+
+    @property
+    def duckdb_text(self) -> str:
+        return self.sql
+
+    def run(self, cursor, warehouse) -> ResultSet:
+        cursor.execute(self.sql)
+        return fetch(cursor)
+
+
+@dataclass
+class DdlPlan(Plan):
+    steps: list[str]
+    writes = True
+
+    @property
+    def duckdb_text(self) -> str:
+        return ";\n".join(self.steps)
+
+    def run(self, cursor, warehouse) -> ResultSet:
+        for step in self.steps:
+            cursor.execute(step)
+        return ResultSet()
+
+
+@dataclass
+class DropSchemaPlan(Plan):
+    """DuckDB drops a schema whose tables were ALTERed even without CASCADE; Databricks refuses a non-empty one."""
+
+    sql: str
+    database: str
+    schema: str
+    cascade: bool
+    writes = True
+
+    @property
+    def duckdb_text(self) -> str:
+        return self.sql
+
+    def run(self, cursor, warehouse) -> ResultSet:
+        if not self.cascade:
+            cursor.execute("SELECT count(*) FROM duckdb_tables() WHERE database_name = ? AND schema_name = ?",
+                           [self.database, self.schema])
+            if cursor.fetchone()[0]:
+                raise SqlError("SCHEMA_NOT_EMPTY",
+                               f"Cannot drop a schema `{self.schema}` because it contains objects. Use DROP SCHEMA "
+                               "... CASCADE to drop the schema and all its objects.", "2BP01")
+        cursor.execute(self.sql)
+        return ResultSet()
+
+
+@dataclass
+class CountPlan(Plan):
+    """INSERT, UPDATE, DELETE: DuckDB answers with one count."""
+
+    sql: str
+    names: tuple[str, ...]
+    before: list[str] = field(default_factory=list)
+    writes = True
+
+    @property
+    def duckdb_text(self) -> str:
+        return ";\n".join([*self.before, self.sql])
+
+    def run(self, cursor, warehouse) -> ResultSet:
+        for step in self.before:
+            cursor.execute(step)
+        cursor.execute(self.sql)
+        row = cursor.fetchone()
+        count = int(row[0]) if row else 0
+        return counts(self.names, (count,) * len(self.names))
+
+
+@dataclass
+class SchemaExistsPlan(Plan):
+    database: str
+    catalog: str
+    schema: str
+
+    def run(self, cursor, warehouse) -> ResultSet:
+        if self.schema.lower() not in [s.lower() for s in warehouse.schemas(cursor, self.catalog)]:
+            raise schema_not_found(quoted_name(self.catalog, self.schema))
+        return ResultSet()
+
+
+@dataclass
+class CreateCatalogPlan(Plan):
+    name: str
+    if_not_exists: bool
+
+    def run(self, cursor, warehouse) -> ResultSet:
+        warehouse.create_catalog(self.name, self.if_not_exists)
+        return ResultSet()
+
+
+def _matches(name: str, pattern: str | None) -> bool:
+    """Databricks SHOW patterns: `*` for any characters, `|` between alternatives, case-insensitive."""
+    if not pattern:
+        return True
+    return any(fnmatch.fnmatchcase(name.lower(), alternative.strip().lower())
+               for alternative in pattern.split("|"))
+
+
+@dataclass
+class ShowCatalogsPlan(Plan):
+    pattern: str | None
+
+    def run(self, cursor, warehouse) -> ResultSet:
+        return ResultSet([("catalog", STRING)], [[c] for c in warehouse.catalogs() if _matches(c, self.pattern)])
+
+
+@dataclass
+class ShowSchemasPlan(Plan):
+    catalog: str
+    pattern: str | None
+
+    def run(self, cursor, warehouse) -> ResultSet:
+        schemas = [s for s in warehouse.schemas(cursor, self.catalog) if _matches(s, self.pattern)]
+        return ResultSet([("databaseName", STRING)], [[s] for s in schemas])
+
+
+@dataclass
+class ShowTablesPlan(Plan):
+    catalog: str
+    schema: str
+    pattern: str | None
+
+    def run(self, cursor, warehouse) -> ResultSet:
+        if self.schema.lower() not in [s.lower() for s in warehouse.schemas(cursor, self.catalog)]:
+            raise schema_not_found(quoted_name(self.catalog, self.schema))
+        tables = [t for t in warehouse.tables(cursor, self.catalog, self.schema) if _matches(t["table"], self.pattern)]
+        return ResultSet([("database", STRING), ("tableName", STRING), ("isTemporary", BOOLEAN)],
+                         [[t["schema"], t["table"], "false"] for t in tables])
+
+
+def _columns_of(cursor, table: exp.Table) -> list[tuple[str, ColumnType]]:
+    cursor.execute(f"SELECT * FROM {table.sql(dialect='duckdb')} LIMIT 0")
+    return [(d[0], column_type(d[1])) for d in cursor.description]
+
+
+@dataclass
+class ShowColumnsPlan(Plan):
+    table: exp.Table
+
+    def run(self, cursor, warehouse) -> ResultSet:
+        return ResultSet([("col_name", STRING)], [[name] for name, _ in _columns_of(cursor, self.table)])
+
+
+@dataclass
+class DescribePlan(Plan):
+    table: exp.Table
+    extended: bool
+
+    def run(self, cursor, warehouse) -> ResultSet:
+        rows = [[name, ctype.describe_text, None] for name, ctype in _columns_of(cursor, self.table)]
+        if self.extended:
+            catalog = self.table.catalog.removeprefix("uc_")
+            rows += [["", "", ""], ["# Detailed Table Information", "", ""],
+                     ["Catalog", catalog, ""], ["Database", self.table.db, ""], ["Table", self.table.name, ""],
+                     ["Type", "MANAGED", ""], ["Provider", "delta", ""]]
+        return ResultSet([("col_name", STRING), ("data_type", STRING), ("comment", STRING)], rows)
+
+
+MERGE_COUNTS = ("num_affected_rows", "num_updated_rows", "num_deleted_rows", "num_inserted_rows")
+
+
+@dataclass
+class MergePlan(Plan):
+    """Delta's MERGE INTO on DuckDB's MERGE INTO.
+
+    `UPDATE SET *` and `INSERT *` are expanded to every target column, taken by name from the source; as in Delta
+    (without schema evolution) a target column missing from the source is an error and extra source columns are
+    ignored. Delta refuses to update or delete a target row that several source rows match; DuckDB would silently
+    apply the last one, so the stand-in checks first.
+    """
+
+    tree: exp.Merge
+    writes = True
+    duckdb_text: str = ""
+
+    def run(self, cursor, warehouse) -> ResultSet:
+        merge = self.tree.copy()
+        target, source = merge.this, merge.args["using"]
+        target_table = target.copy()
+        target_table.set("alias", None)
+        target_columns = [name for name, _ in _columns_of(cursor, target_table)]
+        cursor.execute(f"SELECT * FROM {source.sql(dialect='duckdb')} LIMIT 0")
+        source_columns = [d[0] for d in cursor.description]
+        source_alias = source.alias_or_name
+        whens = merge.args["whens"].expressions
+        for when in whens:
+            self._expand(when, target_columns, source_columns, source_alias)
+        if self._needs_single_match(whens):
+            self._check_single_match(cursor, target, source, merge.args["on"])
+        self.duckdb_text = merge.sql(dialect="duckdb") + " RETURNING merge_action"
+        cursor.execute(self.duckdb_text)
+        actions = [row[0] for row in cursor.fetchall()]
+        updated, deleted, inserted = (actions.count(a) for a in ("UPDATE", "DELETE", "INSERT"))
+        return counts(MERGE_COUNTS, (updated + deleted + inserted, updated, deleted, inserted))
+
+    @staticmethod
+    def _source_column(name: str, source_columns: list[str], source_alias: str, clause: str) -> exp.Column:
+        by_folded = {c.lower(): c for c in source_columns}
+        found = by_folded.get(name.lower())
+        if found is None:
+            given = ", ".join(f"{source_alias}.{c}" for c in source_columns)
+            raise SqlError("DELTA_MERGE_UNRESOLVED_EXPRESSION",
+                           f"Cannot resolve {source_alias}.{name} in {clause} clause given columns {given}.", "42601")
+        return exp.column(found, table=source_alias, quoted=True)
+
+    def _expand(self, when: exp.When, target_columns: list[str], source_columns: list[str], alias: str) -> None:
+        action = when.args.get("then")
+        if isinstance(action, exp.Update):
+            if any(isinstance(e, exp.Star) for e in action.expressions):
+                action.set("expressions", [
+                    exp.EQ(this=exp.column(c, quoted=True),
+                           expression=self._source_column(c, source_columns, alias, "UPDATE"))
+                    for c in target_columns])
+            else:
+                for assignment in action.expressions:
+                    if isinstance(assignment, exp.EQ) and isinstance(assignment.this, exp.Column):
+                        assignment.set("this", exp.column(assignment.this.name, quoted=True))
+        elif isinstance(action, exp.Insert) and isinstance(action.this, exp.Star):
+            action.set("this", exp.Tuple(expressions=[exp.column(c, quoted=True) for c in target_columns]))
+            action.set("expression", exp.Tuple(expressions=[
+                self._source_column(c, source_columns, alias, "INSERT") for c in target_columns]))
+
+    @staticmethod
+    def _needs_single_match(whens: list[exp.When]) -> bool:
+        matched = [w for w in whens if w.args.get("matched") and not w.args.get("source")]
+        if not matched:
+            return False
+        only_delete = (len(matched) == 1 and not matched[0].args.get("condition")
+                       and isinstance(matched[0].args.get("then"), exp.Var)
+                       and matched[0].args["then"].name.upper() == "DELETE")
+        return not only_delete
+
+    @staticmethod
+    def _check_single_match(cursor, target: exp.Table, source: exp.Expression, on: exp.Expression) -> None:
+        target_ref = exp.to_identifier(target.alias_or_name, quoted=True).sql(dialect="duckdb")
+        cursor.execute(
+            f"SELECT 1 FROM {target.sql(dialect='duckdb')} JOIN {source.sql(dialect='duckdb')} "
+            f"ON {on.sql(dialect='duckdb')} GROUP BY {target_ref}.rowid HAVING count(*) > 1 LIMIT 1")
+        if cursor.fetchone():
+            raise SqlError(
+                "DELTA_MULTIPLE_SOURCE_ROW_MATCHING_TARGET_ROW_IN_MERGE",
+                "Cannot perform Merge as multiple source rows matched and attempted to modify the same target row "
+                "in the Delta table in possibly conflicting ways. By SQL semantics of Merge, when multiple source "
+                "rows match on the same target row, the result may be ambiguous as it is unclear which source row "
+                "should be used to update or delete the matching target row. You can preprocess the source table "
+                "to eliminate the possibility of multiple matches.", "21506")
+
+
+def execute(plan: Plan, cursor: duckdb.DuckDBPyConnection, warehouse) -> ResultSet:
+    """Run a plan, in a transaction when it writes; DuckDB errors come back as Databricks errors."""
+    try:
+        if not plan.writes:
+            return plan.run(cursor, warehouse)
+        cursor.execute("BEGIN TRANSACTION")
+        try:
+            result = plan.run(cursor, warehouse)
+            cursor.execute("COMMIT")
+            return result
+        except BaseException:
+            try:
+                cursor.execute("ROLLBACK")
+            except duckdb.Error:
+                pass
+            raise
+    except duckdb.InterruptException:
+        raise
+    except duckdb.Error as exc:
+        raise from_duckdb(exc) from None
+

@@ -1,0 +1,28 @@
+"""Everything a Databricks stand-in run is configured with; the live values can be changed via /_admin/settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SIXTEEN_MIB = 16 * 1024 * 1024
+
+
+@dataclass
+class DatabricksSettings:
+    # personal access tokens accepted as `Authorization: Bearer <token>`
+    token: str = "dapi-mlc-sandbox-token"
+    # the OAuth service principal (machine-to-machine, client_credentials at /oidc/v1/token)
+    client_id: str = "mlc-sandbox-sp"
+    client_secret: str = "mlc-sandbox-sp-secret"
+    token_ttl: int = 3600  # seconds an OAuth access token lives (Databricks: one hour)
+    workspace_id: str = "1000000000000001"
+    warehouse_ids: tuple[str, ...] = ("mlc-sandbox-warehouse",)
+    catalogs: tuple[str, ...] = ("main",)  # created at start when missing
+    default_catalog: str = "main"
+    default_schema: str = "default"
+    chunk_rows: int = 10_000  # rows per result chunk; clients must follow next_chunk_index beyond it
+    execution_delay: float = 0.0  # seconds every statement takes before it runs, so clients have to poll
+    statement_size_limit: int = SIXTEEN_MIB
+    workers: int = 4  # statements executing at once
+
+    LIVE = ("token_ttl", "chunk_rows", "execution_delay", "statement_size_limit")

@@ -1,0 +1,107 @@
+"""The storage behind the SQL warehouse: one DuckDB database file per Unity Catalog catalog.
+
+Databricks names tables catalog.schema.table; DuckDB names them database.schema.table, so every catalog is a
+DuckDB database file `<data dir>/catalogs/<catalog>.duckdb` attached as `uc_<catalog>` (DuckDB reserves `main`,
+the usual first catalog, for itself). Schemas and tables keep their names. Catalog, schema and table names are
+case-insensitive, as in Unity Catalog.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from pathlib import Path
+
+import duckdb
+
+from .sql_errors import SqlError, catalog_not_found
+
+CATALOG_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
+DUCKDB_PREFIX = "uc_"
+HIDDEN_SCHEMAS = ("main", "information_schema", "pg_catalog")  # DuckDB's own, never Databricks'
+
+
+def duckdb_database(catalog: str) -> str:
+    return DUCKDB_PREFIX + catalog.lower()
+
+
+class Warehouse:
+    def __init__(self, data_dir: Path, catalogs: tuple[str, ...] = ("main",), default_schema: str = "default"):
+        self.data_dir = Path(data_dir)
+        self.catalog_dir = self.data_dir / "catalogs"
+        self.catalog_dir.mkdir(parents=True, exist_ok=True)
+        self.default_schema = default_schema
+        self._root = duckdb.connect()
+        self._lock = threading.Lock()
+        self._catalogs: dict[str, str] = {}  # Databricks name -> DuckDB database
+        for path in sorted(self.catalog_dir.glob("*.duckdb")):
+            self._attach(path.stem)
+        for name in catalogs:
+            self.create_catalog(name, if_not_exists=True)
+
+    def _attach(self, name: str) -> None:
+        database = duckdb_database(name)
+        path = self.catalog_dir / f"{name}.duckdb"
+        self._root.execute(f"ATTACH '{path}' AS \"{database}\"")
+        self._root.execute(f'CREATE SCHEMA IF NOT EXISTS "{database}"."{self.default_schema}"')
+        self._catalogs[name] = database
+
+    def create_catalog(self, name: str, if_not_exists: bool = False) -> None:
+        name = name.lower()
+        if not CATALOG_NAME.match(name):
+            raise SqlError("INVALID_SCHEMA_OR_RELATION_NAME", f"`{name}` is not a valid name for a catalog.", "42602")
+        with self._lock:
+            if name in self._catalogs:
+                if if_not_exists:
+                    return
+                raise SqlError("CATALOG_ALREADY_EXISTS",
+                               f"Cannot create catalog `{name}` because it already exists.", "42000")
+            self._attach(name)
+
+    def catalogs(self) -> list[str]:
+        with self._lock:
+            return sorted(self._catalogs)
+
+    def database_of(self, catalog: str) -> str:
+        """The DuckDB database holding a catalog; unknown catalogs fail as Databricks fails them."""
+        with self._lock:
+            database = self._catalogs.get(catalog.lower())
+        if database is None:
+            raise catalog_not_found(catalog)
+        return database
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A connection of its own for one statement (cursors of one DuckDB instance see the same catalogs)."""
+        cursor = self._root.cursor()
+        cursor.execute("SET TimeZone = 'UTC'")
+        return cursor
+
+    def schemas(self, cursor, catalog: str) -> list[str]:
+        database = self.database_of(catalog)
+        rows = cursor.execute(
+            "SELECT schema_name FROM duckdb_schemas() WHERE database_name = ? AND NOT internal ORDER BY 1",
+            [database]).fetchall()
+        return [r[0] for r in rows if r[0] not in HIDDEN_SCHEMAS]
+
+    def tables(self, cursor, catalog: str | None = None, schema: str | None = None) -> list[dict]:
+        """Tables and views as {catalog, schema, table, duckdb_name, kind}."""
+        by_database = {database: name for name, database in self._catalogs.items()}
+        rows = cursor.execute(
+            "SELECT database_name, schema_name, table_name, 'TABLE' FROM duckdb_tables() WHERE NOT internal "
+            "UNION ALL SELECT database_name, schema_name, view_name, 'VIEW' FROM duckdb_views() WHERE NOT internal "
+            "ORDER BY 1, 2, 3").fetchall()
+        found = []
+        for database, schema_name, table, kind in rows:
+            name = by_database.get(database)
+            if name is None or schema_name in HIDDEN_SCHEMAS:
+                continue
+            if catalog is not None and name != catalog.lower():
+                continue
+            if schema is not None and schema_name.lower() != schema.lower():
+                continue
+            found.append({"catalog": name, "schema": schema_name, "table": table, "kind": kind,
+                          "duckdb_name": f'"{database}"."{schema_name}"."{table}"'})
+        return found
+
+    def close(self) -> None:
+        self._root.close()

@@ -39,3 +39,33 @@ def fresh(data_dir):
 @pytest.fixture(scope="session")
 def client(sandbox) -> Client:
     return Client(sandbox)
+
+
+@pytest.fixture
+def start_databricks():
+    """Start Databricks stand-ins of one's own (each with a fresh warehouse in a temporary directory)."""
+    from mlc_sandbox.databricks import DatabricksSandbox
+
+    started = []
+
+    def start(**options) -> DatabricksSandbox:
+        dbx = DatabricksSandbox(port=0, **options).start()
+        started.append(dbx)
+        return dbx
+
+    yield start
+    for dbx in started:
+        dbx.stop()
+
+
+@pytest.fixture
+def databricks(start_databricks):
+    return start_databricks()
+
+
+@pytest.fixture
+def workspace(databricks):
+    """databricks-sdk's WorkspaceClient on the stand-in, with its personal access token."""
+    from databricks.sdk import WorkspaceClient
+
+    return WorkspaceClient(host=databricks.base_url, token=databricks.token)

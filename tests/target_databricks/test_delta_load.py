@@ -76,7 +76,7 @@ def test_latest_version_wins_within_a_batch_and_an_older_version_never_overwrite
 
 
 def test_decimals_to_the_last_digit_and_timestamps_in_utc(tmp_path, config):
-    exact = "12345678901234567890123456.123456789012"  # 26 + 12 digits: DECIMAL(38, 12)
+    exact = "12345678901234.123456789012345678901234"  # 14 + 24 digits: DECIMAL(38, 24)
     load(tmp_path, config, [invoice("D1", exact, "2026-03-01T12:30:00+02:00")])
     row = table(config)[0]
     assert row["GrossAmount"] == Decimal(exact)
@@ -85,7 +85,7 @@ def test_decimals_to_the_last_digit_and_timestamps_in_utc(tmp_path, config):
 
 
 def test_a_value_that_would_lose_digits_fails_naming_stream_key_and_field(tmp_path, config):
-    result = load(tmp_path, config, [invoice("D2", "1.1234567890123", "2026-03-01T00:00:00Z")],
+    result = load(tmp_path, config, [invoice("D2", "1.1234567890123456789012345", "2026-03-01T00:00:00Z")],
                   state={"bookmarks": {"posting_proposals": {"replication_key_value": "2026-03-01T00:00:00Z"}}},
                   check=False)
     assert result.returncode != 0

@@ -111,4 +111,6 @@ def test_oauth_tokens_expire_and_the_sdk_fetches_new_ones(start_databricks):
     assert query(client, dbx.warehouse_id, "SELECT 2") == [["2"]]
     token_requests = [r for r in dbx.requests() if r["path"] == "/oidc/v1/token"]
     assert len(token_requests) >= 3  # ours, the SDK's first, the SDK's after expiry
-    assert all(r["status"] == 200 for r in dbx.requests() if r["path"].startswith("/api/") and r["auth"] == "oauth")
+    sdk_calls = [r for r in dbx.requests()
+                 if r["path"].startswith("/api/") and "databricks-sdk" in r["headers"].get("User-Agent", "")]
+    assert len(sdk_calls) == 2 and all(r["status"] == 200 for r in sdk_calls)  # refreshed before it was refused

@@ -16,6 +16,7 @@ from sqlglot import exp
 from .datatypes import ColumnType, column_type, render
 from .sql_errors import SqlError, from_duckdb, quoted_name, schema_not_found
 
+MAX_LOGGED_SQL = 100_000  # characters of translated SQL kept for the statement log
 LONG = ColumnType("LONG", "BIGINT")
 STRING = ColumnType("STRING", "STRING")
 BOOLEAN = ColumnType("BOOLEAN", "BOOLEAN")
@@ -57,7 +58,7 @@ class QueryPlan(Plan):
 
     @property
     def duckdb_text(self) -> str:
-        return self.sql
+        return self.sql[:MAX_LOGGED_SQL]
 
     def run(self, cursor, warehouse) -> ResultSet:
         cursor.execute(self.sql)
@@ -116,7 +117,7 @@ class CountPlan(Plan):
 
     @property
     def duckdb_text(self) -> str:
-        return ";\n".join([*self.before, self.sql])
+        return ";\n".join([*self.before, self.sql])[:MAX_LOGGED_SQL]
 
     def run(self, cursor, warehouse) -> ResultSet:
         for step in self.before:
@@ -236,20 +237,24 @@ class MergePlan(Plan):
 
     def run(self, cursor, warehouse) -> ResultSet:
         merge = self.tree.copy()
-        target, source = merge.this, merge.args["using"]
+        target, source, on = merge.this, merge.args["using"], merge.args["on"]
+        # a large VALUES source is generated once: sqlglot takes about a second per megabyte
+        target_sql, source_sql = target.sql(dialect="duckdb"), source.sql(dialect="duckdb")
         target_table = target.copy()
         target_table.set("alias", None)
         target_columns = [name for name, _ in _columns_of(cursor, target_table)]
-        cursor.execute(f"SELECT * FROM {source.sql(dialect='duckdb')} LIMIT 0")
+        cursor.execute(f"SELECT * FROM {source_sql} LIMIT 0")
         source_columns = [d[0] for d in cursor.description]
         source_alias = source.alias_or_name
-        whens = merge.args["whens"].expressions
-        for when in whens:
+        whens = merge.args["whens"]
+        for when in whens.expressions:
             self._expand(when, target_columns, source_columns, source_alias)
-        if self._needs_single_match(whens):
-            self._check_single_match(cursor, target, source, merge.args["on"])
-        self.duckdb_text = merge.sql(dialect="duckdb") + " RETURNING merge_action"
-        cursor.execute(self.duckdb_text)
+        on_sql = on.sql(dialect="duckdb")
+        if self._needs_single_match(whens.expressions):
+            self._check_single_match(cursor, target, target_sql, source_sql, on_sql)
+        statement = f"MERGE INTO {target_sql} USING {source_sql} ON {on_sql} {whens.sql(dialect='duckdb')}"
+        self.duckdb_text = statement[:MAX_LOGGED_SQL]
+        cursor.execute(statement + " RETURNING merge_action")
         actions = [row[0] for row in cursor.fetchall()]
         updated, deleted, inserted = (actions.count(a) for a in ("UPDATE", "DELETE", "INSERT"))
         return counts(MERGE_COUNTS, (updated + deleted + inserted, updated, deleted, inserted))
@@ -292,11 +297,10 @@ class MergePlan(Plan):
         return not only_delete
 
     @staticmethod
-    def _check_single_match(cursor, target: exp.Table, source: exp.Expression, on: exp.Expression) -> None:
+    def _check_single_match(cursor, target: exp.Table, target_sql: str, source_sql: str, on_sql: str) -> None:
         target_ref = exp.to_identifier(target.alias_or_name, quoted=True).sql(dialect="duckdb")
-        cursor.execute(
-            f"SELECT 1 FROM {target.sql(dialect='duckdb')} JOIN {source.sql(dialect='duckdb')} "
-            f"ON {on.sql(dialect='duckdb')} GROUP BY {target_ref}.rowid HAVING count(*) > 1 LIMIT 1")
+        cursor.execute(f"SELECT 1 FROM {target_sql} JOIN {source_sql} ON {on_sql} "
+                       f"GROUP BY {target_ref}.rowid HAVING count(*) > 1 LIMIT 1")
         if cursor.fetchone():
             raise SqlError(
                 "DELTA_MULTIPLE_SOURCE_ROW_MATCHING_TARGET_ROW_IN_MERGE",

@@ -28,7 +28,10 @@ from .warehouse import Warehouse
 
 TERMINAL = ("SUCCEEDED", "FAILED", "CANCELED", "CLOSED")
 INLINE_LIMIT = 25 * 1024 * 1024  # bytes of result an INLINE statement may produce
-KEPT_RESULTS = 1000  # older statements are CLOSED, as Databricks drops results after a while
+KEPT_RESULTS = 200  # older statements are CLOSED, as Databricks drops results after a while
+KEPT_TEXTS = 200  # older finished statements keep only the start of their text in the log
+SHORT_TEXT = 10_000
+LOGGED = 5000  # statements the log remembers
 WAIT_TIMEOUT = re.compile(r"^(\d+)s$")
 
 
@@ -278,17 +281,20 @@ class StatementService:
     # execution
 
     def _remember(self, statement: Statement) -> None:
+        """Bound memory: a long load sends thousands of megabyte-sized statements."""
         with self._lock:
             self._statements[statement.statement_id] = statement
-            kept_with_results = 0
-            for older in reversed(self._statements.values()):
-                if older.result is not None:
-                    kept_with_results += 1
-                    if kept_with_results > KEPT_RESULTS:
-                        with older.lock:
-                            older.state, older.result = "CLOSED", None
-            while len(self._statements) > 5 * KEPT_RESULTS:
+            while len(self._statements) > LOGGED:
                 self._statements.popitem(last=False)
+            for age, older in enumerate(reversed(self._statements.values())):
+                if age < min(KEPT_RESULTS, KEPT_TEXTS):
+                    continue
+                with older.lock:
+                    if age >= KEPT_RESULTS and older.result is not None:
+                        older.state, older.result = "CLOSED", None
+                    text = older.request.statement
+                    if age >= KEPT_TEXTS and older.state in TERMINAL and len(text) > SHORT_TEXT:
+                        older.request.statement = text[:SHORT_TEXT] + f"... [{len(text) - SHORT_TEXT} more characters]"
 
     @staticmethod
     def _cancel_running(statement: Statement) -> None:

@@ -72,7 +72,8 @@ class Warehouse:
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """A connection of its own for one statement (cursors of one DuckDB instance see the same catalogs)."""
-        cursor = self._root.cursor()
+        with self._lock:
+            cursor = self._root.cursor()
         cursor.execute("SET TimeZone = 'UTC'")
         return cursor
 
@@ -85,7 +86,8 @@ class Warehouse:
 
     def tables(self, cursor, catalog: str | None = None, schema: str | None = None) -> list[dict]:
         """Tables and views as {catalog, schema, table, duckdb_name, kind}."""
-        by_database = {database: name for name, database in self._catalogs.items()}
+        with self._lock:
+            by_database = {database: name for name, database in self._catalogs.items()}
         rows = cursor.execute(
             "SELECT database_name, schema_name, table_name, 'TABLE' FROM duckdb_tables() WHERE NOT internal "
             "UNION ALL SELECT database_name, schema_name, view_name, 'VIEW' FROM duckdb_views() WHERE NOT internal "

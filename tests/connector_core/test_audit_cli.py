@@ -111,22 +111,33 @@ def test_show_prints_the_exact_payload(seeded):
     assert json.loads(payload, parse_float=Decimal) == {"id": 2, "amount": amount(2)}
 
 
-def test_mistakes_are_explained(seeded, tmp_path):
+def test_unknown_runs_streams_and_entries_are_named(seeded):
     url, *_ = seeded
     cases = [
-        (("failures", "--key", "{id: 1}"), "argument --key: not JSON"),
-        (("failures", "--key", "[1, 2]"), "a key is a JSON object"),
         (("failures", "--run", "nope"), "no run 'nope'"),
         (("failures", "--stream", "nope"), "no entries of stream 'nope'"),
         (("show", "424242"), "no entry 424242"),
-        (("show", "abc"), "not a whole number"),
-        (("replay", "--dry-run"), "say what to replay"),
-        (("replay", "--stream", "lines"), "replay needs --target-command"),
         (("replay", "--entry", "424242", "--dry-run"), "no entry 424242"),
         (("replay", "--stream", "lines", "--target-command", "no-such-target-xyz"), "cannot start the target command 'no-such-target-xyz'"),
     ]
     for args, message in cases:
         result = mlc_audit(*args, url=url)
+        assert result.returncode == 2, (args, result.stdout, result.stderr)
+        assert message in result.stderr, (args, result.stderr)
+
+
+def test_mistakes_on_the_command_line_are_explained(sqlite_url, tmp_path):
+    with AuditTrail(sqlite_url) as trail:
+        trail.start_run("f", "target-test").finish()
+    cases = [
+        (("failures", "--key", "{id: 1}"), "argument --key: not JSON"),
+        (("failures", "--key", "[1, 2]"), "a key is a JSON object"),
+        (("show", "abc"), "not a whole number"),
+        (("replay", "--dry-run"), "say what to replay"),
+        (("replay", "--run", "x"), "replay needs --target-command"),
+    ]
+    for args, message in cases:
+        result = mlc_audit(*args, url=sqlite_url)
         assert result.returncode == 2, (args, result.stdout, result.stderr)
         assert message in result.stderr, (args, result.stderr)
     for bad_url, message in [

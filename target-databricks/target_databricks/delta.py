@@ -30,6 +30,9 @@ class DeltaWriter:
         except TableNotFoundError:
             return None
 
+    def prepare(self, location: str, schema: pa.Schema) -> None:
+        """Nothing to do ahead: the first write creates the table, MERGE adds new columns."""
+
     def stored(self, location: str, batch_keys: pa.Table, version: pa.Field | None) -> dict[tuple, tuple[str, Any]]:
         """The fingerprint and version the table holds for each key of the batch."""
         version_column = version.name if version is not None else None

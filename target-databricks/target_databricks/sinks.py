@@ -61,6 +61,7 @@ class DatabricksSink(BatchSink):
             for row, (record, key, version, fp) in enumerate(zip(records, key_values, versions, fingerprints))
         ]
         plan = planning.latest_per_key(candidates)
+        self.databricks.writer.prepare(self.location, typed.schema)
         stored = self.databricks.writer.stored(
             self.location,
             typed.select(keys).take([p.row for p in plan.latest]),

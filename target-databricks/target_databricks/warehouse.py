@@ -61,7 +61,8 @@ class WarehouseWriter:
             next_chunk = chunk.next_chunk_index
         return rows
 
-    def _ensure_table(self, location: str, schema: pa.Schema) -> None:
+    def prepare(self, location: str, schema: pa.Schema) -> None:
+        """The table exists with every column of the batch before anything is looked up or merged."""
         known = self._known_columns.get(location)
         if known is None:
             catalog, schema_name, _ = [part.strip("`") for part in location.split("`.`")]
@@ -75,18 +76,6 @@ class WarehouseWriter:
         self._known_columns[location] = known
 
     def stored(self, location: str, batch_keys: pa.Table, version: pa.Field | None) -> dict[tuple, tuple[str, Any]]:
-        if location not in self._known_columns and not self._table_exists(location):
-            return {}
-        return self._lookup(location, batch_keys, version)
-
-    def _table_exists(self, location: str) -> bool:
-        try:
-            self.execute(sql.describe(location))
-        except StatementFailed:
-            return False
-        return True
-
-    def _lookup(self, location, batch_keys: pa.Table, version: pa.Field | None) -> dict[tuple, tuple[str, Any]]:
         version_column = version.name if version is not None else None
         keys = batch_keys.column_names
         key_types = [batch_keys.schema.field(k).type for k in keys]
@@ -101,7 +90,6 @@ class WarehouseWriter:
         return stored
 
     def merge(self, location: str, rows: pa.Table, keys: Sequence[str], version_column: str | None) -> dict:
-        self._ensure_table(location, rows.schema)
         statements = 0
         for statement in sql.merge_statements(location, rows, keys, version_column, self.max_statement_bytes):
             self.execute(statement)

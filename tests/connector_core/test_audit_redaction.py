@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 from decimal import Decimal
 from pathlib import Path
@@ -138,3 +139,18 @@ def test_schemas_keep_their_sensitive_looking_properties(sqlite_url):
         run.remember_schema("s", schema, ["id"])
         assert trail.schema(run.run_id, "s").schema == schema
 
+
+
+def test_payloads_given_as_dataclasses_are_masked_as_well(sqlite_url):
+    @dataclasses.dataclass
+    class Login:
+        user: str
+        password: str
+        limit: Decimal
+
+    with AuditTrail(sqlite_url) as trail:
+        run = trail.start_run("flow", "target-test")
+        run.record([AuditEntry(stream="s", key={"id": 1}, operation="insert", outcome="succeeded",
+                               payload={"login": Login("ann", "hunter2-pw", Decimal("1.50"))})])
+        [stored] = trail.entries()
+    assert stored.payload_json == '{"login":{"user":"ann","password":"' + REDACTED + '","limit":1.50}}'

@@ -150,10 +150,11 @@ def _canonical_value(value: Any) -> Any:
 
 
 _FIELD_NAME_SEPARATORS = b"-_. "
+_DROP_SEPARATORS = str.maketrans("", "", _FIELD_NAME_SEPARATORS.decode("ascii"))
 
 
 def _normalize_field_name(name: str) -> str:
-    return name.lower().translate(str.maketrans("", "", _FIELD_NAME_SEPARATORS.decode("ascii")))
+    return name.lower().translate(_DROP_SEPARATORS)
 
 
 class PayloadRedactor:
@@ -196,7 +197,9 @@ class PayloadRedactor:
         encoded = _encoder.encode(payload)
         holds_secret = any(needle in encoded for needle in self._secret_needles)
         if holds_secret or self._may_hold_sensitive_field(encoded):
-            encoded = _encoder.encode(self._scrub(payload, mask_fields=True))
+            # Walk the payload as it was encoded (dataclasses, Structs and dates already plain JSON values; every
+            # number a Decimal or int with its digits), so nothing escapes the walk and nothing else changes.
+            encoded = _encoder.encode(self._scrub(_decoder.decode(encoded), mask_fields=True))
         return encoded.decode("utf-8")
 
     def _may_hold_sensitive_field(self, encoded: bytes) -> bool:
@@ -210,7 +213,7 @@ class PayloadRedactor:
         """Schemas and summaries: secret values masked, field names left alone (a schema's properties must stay)."""
         encoded = _encoder.encode(document)
         if any(needle in encoded for needle in self._secret_needles):
-            encoded = _encoder.encode(self._scrub(document, mask_fields=False))
+            encoded = _encoder.encode(self._scrub(_decoder.decode(encoded), mask_fields=False))
         return encoded.decode("utf-8")
 
     def text(self, value: str | None) -> str | None:
@@ -219,14 +222,14 @@ class PayloadRedactor:
     def _scrub(self, value: Any, *, mask_fields: bool) -> Any:
         if isinstance(value, str):
             return redact_text(value)
-        if isinstance(value, Mapping):
+        if isinstance(value, dict):
             return {
                 redact_text(str(name)): (
                     REDACTED if mask_fields and self.is_sensitive_field(str(name)) else self._scrub(item, mask_fields=mask_fields)
                 )
                 for name, item in value.items()
             }
-        if isinstance(value, (list, tuple)):
+        if isinstance(value, list):
             return [self._scrub(item, mask_fields=mask_fields) for item in value]
         return value
 

@@ -17,6 +17,7 @@ if t.TYPE_CHECKING:
     from target_databricks.target import TargetDatabricks
 
 LOADED_AT = "_mlc_loaded_at"
+VERSION_HINT = "x-bookmark-properties"
 
 
 class DatabricksSink(BatchSink):
@@ -35,7 +36,9 @@ class DatabricksSink(BatchSink):
         self.version_column = target.version_column(stream_name, schema)
         self.table_name = target.table_name(stream_name)
         self.location = target.writer.location(target.config["target_schema"], self.table_name)
-        target.audit_run.remember_schema(stream_name, schema, list(self.key_properties))
+        # A replay re-sends this schema without the SCHEMA message's bookmark properties: keep them inside it.
+        remembered = {**schema, VERSION_HINT: [self.version_column] if self.version_column else []}
+        target.audit_run.remember_schema(stream_name, remembered, list(self.key_properties))
 
     @property
     def _arrow_schema(self) -> pa.Schema:
@@ -49,10 +52,16 @@ class DatabricksSink(BatchSink):
         keys = self.merge_keys
         schema = self._arrow_schema
         loaded_at = dt.datetime.now(dt.timezone.utc)
-        typed = to_table(
-            [{**r, FINGERPRINT: row_fingerprint(r), LOADED_AT: loaded_at} for r in records],
-            schema, stream=self.stream_name, key_properties=keys,
-        )
+        try:
+            typed = to_table(
+                [{**r, FINGERPRINT: row_fingerprint(r), LOADED_AT: loaded_at} for r in records],
+                schema, stream=self.stream_name, key_properties=keys,
+            )
+        except RecordValueError as exc:
+            # Nothing of the batch is written; every record is audited as failed, so that a replay (after fixing
+            # the value or the configuration) delivers them.
+            self._audit_unwritten(records, str(exc))
+            raise
         key_values = list(zip(*(typed.column(k).to_pylist() for k in keys)))
         versions = typed.column(self.version_column).to_pylist() if self.version_column else [None] * len(records)
         fingerprints = typed.column(FINGERPRINT).to_pylist()
@@ -83,6 +92,21 @@ class DatabricksSink(BatchSink):
         counts = plan.counts()
         self.databricks.note_loaded(self.stream_name, self.location, counts)
         self.logger.info("%s: %s", self.location, ", ".join(f"{n} {op}" for op, n in sorted(counts.items())))
+
+    def _audit_unwritten(self, records: list[dict], error: str) -> None:
+        self.databricks.audit_run.record(
+            AuditEntry(
+                stream=self.stream_name,
+                key={k: record.get(k) for k in self.merge_keys},
+                version=None if not self.version_column else str(record.get(self.version_column)),
+                operation=planning.INSERT,
+                destination=self.location,
+                outcome="failed",
+                error=error,
+                payload=record,
+            )
+            for record in records
+        )
 
     def _audit(self, plan: planning.BatchPlan, error: str | None) -> None:
         entries = []

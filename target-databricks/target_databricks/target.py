@@ -13,7 +13,7 @@ from singer_sdk.exceptions import ConfigValidationError
 from ml_connector_core.audit import AuditTrail
 from target_databricks.delta import DeltaWriter
 from target_databricks.jobs import JOB_STREAM, JobRunFailed, job_entry, load_parameters, run_job
-from target_databricks.sinks import DatabricksSink
+from target_databricks.sinks import VERSION_HINT, DatabricksSink
 
 
 class TargetDatabricks(Target):
@@ -93,7 +93,9 @@ class TargetDatabricks(Target):
 
     def _process_schema_message(self, message_dict: dict) -> None:
         # Sinks are not told the stream's bookmark property; it is the natural order of record versions.
-        self._bookmark_properties[message_dict["stream"]] = message_dict.get("bookmark_properties") or []
+        self._bookmark_properties[message_dict["stream"]] = (
+            message_dict.get("bookmark_properties") or message_dict["schema"].get(VERSION_HINT) or []
+        )
         super()._process_schema_message(message_dict)
 
     def listen(self, file_input=None) -> None:

@@ -117,3 +117,29 @@ def test_a_stream_without_keys_is_deduplicated_on_content(tmp_path, config):
     run_target(tmp_path, config, messages)
     rows = read_delta(f"{config['delta_root']}/ifscloud/notes", order_by="text")
     assert [r["text"] for r in rows] == ["x", "y"]
+
+
+def test_records_of_a_failed_batch_are_audited_and_replayed_after_the_fix(tmp_path, config):
+    import json
+    import subprocess
+
+    from ml_connector_core.audit import AuditTrail
+    from support.singer import BIN
+
+    too_precise = "1.1234567890123456789012345"  # 25 decimals: beyond the default DECIMAL(38, 24)
+    batch = [invoice("R1", "10", "2026-02-01T00:00:00Z"), invoice("R2", too_precise, "2026-02-01T00:00:00Z")]
+    assert load(tmp_path, config, batch, check=False).returncode != 0
+    trail = AuditTrail(config["audit_url"])
+    failed = list(trail.failures(stream="posting_proposals"))
+    assert sorted(e.key["InvoiceNo"] for e in failed) == ["R1", "R2"]
+    assert "GrossAmount" in failed[0].error and str(failed[1].payload["GrossAmount"]) in (too_precise, "10")
+
+    fixed = tmp_path / "fixed.json"
+    fixed.write_text(json.dumps({**config, "decimal_scale": 25}))
+    replay = subprocess.run(
+        [str(BIN / "mlc-audit"), "--url", config["audit_url"], "replay", "--stream", "posting_proposals",
+         "--target-command", f"{BIN / 'target-databricks'} --config {fixed}"],
+        capture_output=True, text=True)
+    assert replay.returncode == 0, replay.stderr[-3000:]
+    assert {r["InvoiceNo"]: r["GrossAmount"] for r in table(config)} == {"R1": Decimal("10"), "R2": Decimal(too_precise)}
+    assert list(trail.failures(stream="posting_proposals")) == []

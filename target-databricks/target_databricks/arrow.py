@@ -120,6 +120,7 @@ def _as_decimal(value: object) -> Decimal | None:
 
 
 def row_fingerprint(record: Mapping) -> str:
-    """What the source said about the record, without Singer's per-run metadata: equal means unchanged."""
-    payload = {k: v for k, v in record.items() if not k.startswith("_sdc_")}
+    """What the source said about the record, without Singer's per-run metadata (a deletion is not per-run: it counts):
+    equal means unchanged."""
+    payload = {k: v for k, v in record.items() if not k.startswith("_sdc_") or k == "_sdc_deleted_at"}
     return hashlib.blake2b(_json.encode(payload), digest_size=16).hexdigest()

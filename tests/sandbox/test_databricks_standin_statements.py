@@ -117,13 +117,19 @@ def test_typed_parameters_bind_to_named_markers(databricks, workspace, orders):
                                                         parameters=parameters(n=("1", "NO_SUCH_TYPE")))
 
 
-def test_merge_refuses_several_source_rows_for_one_target_row(databricks, workspace, orders):
+def test_failed_merges_change_nothing(databricks, workspace, orders):
     orders(MERGE.format(rows="(1, 1, NULL, NULL, 'a', NULL)"))
     duplicate = execute(workspace, databricks.warehouse_id,
                         MERGE.format(rows="(1, 2, NULL, NULL, 'b', NULL), (1, 3, NULL, NULL, 'c', NULL)"))
     failed(duplicate, "DELTA_MULTIPLE_SOURCE_ROW_MATCHING_TARGET_ROW_IN_MERGE")
     assert query(workspace, databricks.warehouse_id, f"SELECT amount, note FROM {TABLE}") == [
         ["1.000000000000000000", "a"]]
+
+    overflow = execute(workspace, databricks.warehouse_id,  # 23 integer digits do not fit DECIMAL(38, 18)
+                       MERGE.format(rows="(8, 1, NULL, NULL, 'x', NULL), "
+                                         "(9, 12345678901234567890123.5, NULL, NULL, 'y', NULL)"))
+    failed(overflow, "NUMERIC_VALUE_OUT_OF_RANGE")
+    assert query(workspace, databricks.warehouse_id, f"SELECT count(*) FROM {TABLE}") == [["1"]]  # all or nothing
 
     missing = execute(workspace, databricks.warehouse_id,
                       "MERGE INTO main.sales.orders AS t USING (SELECT 1 AS id, 2.5 AS amount) AS s "

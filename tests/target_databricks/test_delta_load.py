@@ -143,3 +143,14 @@ def test_records_of_a_failed_batch_are_audited_and_replayed_after_the_fix(tmp_pa
     assert replay.returncode == 0, replay.stderr[-3000:]
     assert {r["InvoiceNo"]: r["GrossAmount"] for r in table(config)} == {"R1": Decimal("10"), "R2": Decimal(too_precise)}
     assert list(trail.failures(stream="posting_proposals")) == []
+
+
+def test_a_record_the_source_reports_deleted_is_kept_and_marked(tmp_path, config):
+    config = {**config, "add_record_metadata": True}
+    load(tmp_path, config, [invoice("X1", "1", "2026-01-01T00:00:00Z"), invoice("X2", "2", "2026-01-01T00:00:00Z")])
+    # Same content and version as loaded: only the deletion is new, and it must not be taken for "unchanged".
+    deleted = {**invoice("X1", "1", "2026-01-01T00:00:00Z"), "_sdc_deleted_at": "2026-01-05T00:00:00Z"}
+    load(tmp_path, config, [deleted])
+    rows = {r["InvoiceNo"]: r["_sdc_deleted_at"] for r in table(config)}
+    assert rows["X2"] is None
+    assert rows["X1"] == dt.datetime(2026, 1, 5, tzinfo=dt.timezone.utc)

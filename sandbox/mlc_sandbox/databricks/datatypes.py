@@ -53,7 +53,6 @@ _SIMPLE = {
     "timestamp_ns": ("TIMESTAMP_NTZ", "TIMESTAMP_NTZ"),
     "timestamp_s": ("TIMESTAMP_NTZ", "TIMESTAMP_NTZ"),
     "interval": ("INTERVAL", "INTERVAL DAY TO SECOND"),
-    '"null"': ("NULL", "VOID"),
     "null": ("NULL", "VOID"),
 }
 

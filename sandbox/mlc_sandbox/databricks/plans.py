@@ -35,6 +35,10 @@ def fetch(cursor: duckdb.DuckDBPyConnection) -> ResultSet:
     return ResultSet(columns, rows)
 
 
+def _sql(tree: exp.Expression) -> str:
+    return tree.sql(dialect="duckdb", copy=False)
+
+
 def counts(names: tuple[str, ...], values: tuple[int, ...]) -> ResultSet:
     return ResultSet([(n, LONG) for n in names], [[str(v) for v in values]])
 
@@ -191,7 +195,7 @@ class ShowTablesPlan(Plan):
 
 
 def _columns_of(cursor, table: exp.Table) -> list[tuple[str, ColumnType]]:
-    cursor.execute(f"SELECT * FROM {table.sql(dialect='duckdb')} LIMIT 0")
+    cursor.execute(f"SELECT * FROM {_sql(table)} LIMIT 0")
     return [(d[0], column_type(d[1])) for d in cursor.description]
 
 
@@ -218,6 +222,7 @@ class DescribePlan(Plan):
         return ResultSet([("col_name", STRING), ("data_type", STRING), ("comment", STRING)], rows)
 
 
+STAGED_SOURCE = "temp.main.mlc_merge_source"  # per connection, and each statement has its own
 MERGE_COUNTS = ("num_affected_rows", "num_updated_rows", "num_deleted_rows", "num_inserted_rows")
 
 
@@ -236,26 +241,35 @@ class MergePlan(Plan):
     duckdb_text: str = ""
 
     def run(self, cursor, warehouse) -> ResultSet:
-        merge = self.tree.copy()
+        # A plan runs once, so its tree is rewritten in place (copying a large VALUES source costs more than running
+        # it), and the source is staged once: its columns, the match check and the MERGE all read the staged rows.
+        merge = self.tree
         target, source, on = merge.this, merge.args["using"], merge.args["on"]
-        # a large VALUES source is generated once: sqlglot takes about a second per megabyte
-        target_sql, source_sql = target.sql(dialect="duckdb"), source.sql(dialect="duckdb")
+        target_sql = _sql(target)
         target_table = target.copy()
         target_table.set("alias", None)
         target_columns = [name for name, _ in _columns_of(cursor, target_table)]
-        cursor.execute(f"SELECT * FROM {source_sql} LIMIT 0")
-        source_columns = [d[0] for d in cursor.description]
-        source_alias = source.alias_or_name
-        whens = merge.args["whens"]
-        for when in whens.expressions:
-            self._expand(when, target_columns, source_columns, source_alias)
-        on_sql = on.sql(dialect="duckdb")
-        if self._needs_single_match(whens.expressions):
-            self._check_single_match(cursor, target, target_sql, source_sql, on_sql)
-        statement = f"MERGE INTO {target_sql} USING {source_sql} ON {on_sql} {whens.sql(dialect='duckdb')}"
-        self.duckdb_text = statement[:MAX_LOGGED_SQL]
-        cursor.execute(statement + " RETURNING merge_action")
-        actions = [row[0] for row in cursor.fetchall()]
+        source_alias = _sql(exp.to_identifier(source.alias_or_name, quoted=True))
+        stage = f"CREATE TEMPORARY TABLE {STAGED_SOURCE} AS SELECT * FROM {_sql(source)}"
+        cursor.execute(stage)
+        try:
+            source_columns = [d[0] for d in cursor.execute(f"SELECT * FROM {STAGED_SOURCE} LIMIT 0").description]
+            staged = f"{STAGED_SOURCE} AS {source_alias}"
+            whens = merge.args["whens"]
+            for when in whens.expressions:
+                self._expand(when, target_columns, source_columns, source.alias_or_name)
+            on_sql = _sql(on)
+            if self._needs_single_match(whens.expressions):
+                self._check_single_match(cursor, target, target_sql, staged, on_sql)
+            statement = f"MERGE INTO {target_sql} USING {staged} ON {on_sql} {_sql(whens)}"
+            self.duckdb_text = f"{stage[:MAX_LOGGED_SQL]};\n{statement}"
+            cursor.execute(statement + " RETURNING merge_action")
+            actions = [row[0] for row in cursor.fetchall()]
+        finally:
+            try:
+                cursor.execute(f"DROP TABLE IF EXISTS {STAGED_SOURCE}")
+            except duckdb.Error:  # a failed transaction drops it with its rollback
+                pass
         updated, deleted, inserted = (actions.count(a) for a in ("UPDATE", "DELETE", "INSERT"))
         return counts(MERGE_COUNTS, (updated + deleted + inserted, updated, deleted, inserted))
 

@@ -15,21 +15,14 @@ def ok(document) -> Response:
     return Response(200, to_json(document))
 
 
-def api_error(status: int, error_code: str | int, message: str, headers: list[tuple[str, str]] | None = None) -> Response:
+def api_error(status: int, error_code: str | int, message: str,
+              headers: list[tuple[str, str]] | None = None) -> Response:
     """`{"error_code", "message"}`, the body every Databricks REST API fails with.
 
     The authentication layer answers with the numeric status as error_code (`{"error_code": 403, ...}`) and an
     X-Databricks-Reason-Phrase header, exactly as workspaces do; the APIs behind it use symbolic codes.
     """
     return Response(status, to_json({"error_code": error_code, "message": message}), headers=list(headers or []))
-
-
-def bad_request(message: str) -> Response:
-    return api_error(400, "INVALID_PARAMETER_VALUE", message)
-
-
-def not_found(message: str) -> Response:
-    return api_error(404, "RESOURCE_DOES_NOT_EXIST", message)
 
 
 class ApiError(Exception):

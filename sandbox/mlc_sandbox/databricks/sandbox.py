@@ -97,7 +97,8 @@ class DatabricksSandbox(_AdminClient):
     def __init__(self, *, port: int = 0, host: str = "127.0.0.1", data_dir: str | Path | None = None,
                  token: str = DatabricksSettings.token, client_id: str = DatabricksSettings.client_id,
                  client_secret: str = DatabricksSettings.client_secret, token_ttl: int = DatabricksSettings.token_ttl,
-                 warehouse_id: str = DatabricksSettings.warehouse_ids[0], chunk_rows: int = DatabricksSettings.chunk_rows,
+                 warehouse_id: str = DatabricksSettings.warehouse_ids[0],
+                 chunk_rows: int = DatabricksSettings.chunk_rows,
                  execution_delay: float = 0.0, catalogs: tuple[str, ...] = DatabricksSettings.catalogs,
                  default_catalog: str = DatabricksSettings.default_catalog,
                  statement_size_limit: int = DatabricksSettings.statement_size_limit, workers: int = 4):

@@ -24,5 +24,3 @@ class DatabricksSettings:
     execution_delay: float = 0.0  # seconds every statement takes before it runs, so clients have to poll
     statement_size_limit: int = SIXTEEN_MIB
     workers: int = 4  # statements executing at once
-
-    LIVE = ("token_ttl", "chunk_rows", "execution_delay", "statement_size_limit")

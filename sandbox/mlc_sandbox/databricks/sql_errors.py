@@ -90,8 +90,8 @@ _RULES: list[tuple[type, re.Pattern, callable]] = [
     (duckdb.ConversionException, re.compile(r"Could not convert string ['\"](.*)['\"] to ([\w(),]+)"),
      lambda m: SqlError("CAST_INVALID_INPUT",
                         f"The value '{m.group(1)}' of the type \"STRING\" cannot be cast to "
-                        f"\"{_DUCKDB_TYPE_NAMES.get(m.group(2), m.group(2))}\" because it is malformed. Correct the value "
-                        "as per the syntax, or change its target type.", "22018")),
+                        f"\"{_DUCKDB_TYPE_NAMES.get(m.group(2), m.group(2))}\" because it is malformed. Correct the "
+                        "value as per the syntax, or change its target type.", "22018")),
     (duckdb.ConversionException, re.compile(r"field value out of range: \"([^\"]*)\""),
      lambda m: SqlError("CAST_INVALID_INPUT",
                         f"The value '{m.group(1)}' of the type \"STRING\" cannot be cast to a date or timestamp "

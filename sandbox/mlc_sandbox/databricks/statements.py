@@ -143,8 +143,8 @@ class Statement:
     def chunk(self, index: int) -> dict:
         with self.lock:
             if self.state != "SUCCEEDED" or self.result is None:
-                raise ApiError(400, "INVALID_STATE", f"Statement {self.statement_id} is {self.state}; results can only be fetched from a "
-                               "SUCCEEDED statement.")
+                raise ApiError(400, "INVALID_STATE", f"Statement {self.statement_id} is {self.state}; results can "
+                               "only be fetched from a SUCCEEDED statement.")
             if not 0 <= index < len(self._chunks()):
                 raise invalid(f"Chunk index {index} is out of range: the result has {len(self._chunks())} chunks.")
             return self._chunk(index)

@@ -159,7 +159,7 @@ def _identifier(name: str) -> exp.Identifier:
 
 
 def duckdb_sql(tree: exp.Expression) -> str:
-    return tree.sql(dialect="duckdb")
+    return tree.sql(dialect="duckdb", copy=False)  # plans own their trees; copying costs more than generating
 
 
 # statements

@@ -38,12 +38,16 @@ def table(config):
     return read_delta(f"{config['delta_root']}/ifscloud/posting_proposals", order_by="Company, InvoiceNo")
 
 
-def load(tmp_path, config, records, state=None, **kwargs):
+def messages_for(records, state=None) -> list[dict]:
     messages = [schema_message("posting_proposals", INVOICE, KEYS, bookmark="Rowversion")]
     messages += [record_message("posting_proposals", r) for r in records]
     if state is not None:
         messages.append(state_message(state))
-    return run_target(tmp_path, config, messages, **kwargs)
+    return messages
+
+
+def load(tmp_path, config, records, state=None, **kwargs):
+    return run_target(tmp_path, config, messages_for(records, state), **kwargs)
 
 
 def test_the_same_batch_twice_leaves_one_row_per_key(tmp_path, config):

@@ -163,11 +163,13 @@ class DatabricksSandboxProcess(_AdminClient):
                 "--ready-file", str(self._ready_file)]
         for name, value in options.items():
             args += [f"--{name.replace('_', '-')}", str(value)]
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # a file, not a pipe: a pipe nobody reads while the server runs would block it once full
+        self._stderr = open(self._folder / "stderr.log", "wb")
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=self._stderr)
         deadline = time.monotonic() + timeout
         while not self._ready_file.exists():
             if self.process.poll() is not None:
-                message = self.process.stderr.read().decode()[-3000:]
+                message = self.stderr_tail()
                 self._cleanup()
                 raise RuntimeError(f"the Databricks stand-in exited: {message}")
             if time.monotonic() > deadline:
@@ -177,9 +179,13 @@ class DatabricksSandboxProcess(_AdminClient):
         ready = json.loads(self._ready_file.read_text())
         self.base_url, self.port = ready["base_url"], ready["port"]
 
+    def stderr_tail(self, size: int = 3000) -> str:
+        """The end of what the child wrote to stderr (tracebacks of stand-in bugs land there)."""
+        path = self._folder / "stderr.log"
+        return path.read_bytes()[-size:].decode(errors="replace") if path.exists() else ""
+
     def _cleanup(self) -> None:
-        if self.process.stderr:
-            self.process.stderr.close()
+        self._stderr.close()
         shutil.rmtree(self._folder, ignore_errors=True)
 
     def stop(self) -> None:

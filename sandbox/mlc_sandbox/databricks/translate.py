@@ -9,6 +9,7 @@ ADD COLUMNS becomes one ADD COLUMN per column, MERGE's `*` actions are expanded 
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 
@@ -21,6 +22,8 @@ from .sql_errors import SqlError, unsupported
 from .warehouse import Warehouse
 
 DIALECT = "databricks"
+# sqlglot warns whenever it keeps a statement as a Command (SHOW ..., OPTIMIZE ...); those are handled below
+logging.getLogger("sqlglot").setLevel(logging.ERROR)
 STATEMENTS = (exp.Query, exp.Values, exp.Create, exp.Drop, exp.Alter, exp.Merge, exp.Insert, exp.Update, exp.Delete,
               exp.TruncateTable, exp.Describe, exp.Use, exp.Set, exp.Comment, exp.Command)
 

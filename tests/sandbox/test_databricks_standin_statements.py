@@ -4,6 +4,8 @@ SELECT), exact decimals, UTC timestamps, typed parameters, and failures reported
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 from databricks.sdk.errors import InvalidParameterValue, NotFound
 from databricks.sdk.service.sql import ColumnInfoTypeName, ServiceErrorCode, StatementState
@@ -157,6 +159,8 @@ def test_missing_objects_fail_with_databricks_error_classes(databricks, workspac
     failed(run(f"CREATE TABLE {TABLE} (a INT)"), "TABLE_OR_VIEW_ALREADY_EXISTS")
     failed(run(f"ALTER TABLE {TABLE} ADD COLUMNS (note STRING)"), "FIELDS_ALREADY_EXISTS")
     failed(run("DROP SCHEMA main.sales"), "SCHEMA_NOT_EMPTY")
+    failed(run("SELECT * FROM read_csv('/etc/hostname')"), "UNRESOLVED_ROUTINE")  # DuckDB's, not Databricks'
+    failed(run("SELECT * FROM generate_series(1, 3)"), "UNRESOLVED_ROUTINE")
     assert query(workspace, databricks.warehouse_id, "SHOW TABLES IN main.sales") == [["sales", "orders", "false"]]
 
 
@@ -188,3 +192,13 @@ def test_request_errors(databricks, workspace):
         workspace.statement_execution.execute_statement("SELECT 1", databricks.warehouse_id, wait_timeout="3s")
     with pytest.raises(NotFound):
         workspace.statement_execution.get_statement("no-such-statement")
+
+
+def test_statements_run_side_by_side(databricks, workspace, orders):
+    def insert(n: int):
+        return execute(workspace, databricks.warehouse_id, f"INSERT INTO {TABLE} (id, note) VALUES ({n}, 'parallel')")
+
+    with ThreadPoolExecutor(8) as pool:
+        states = [r.status.state for r in pool.map(insert, range(16))]
+    assert states == [StatementState.SUCCEEDED] * 16  # blind appends never conflict, as in Delta
+    assert query(workspace, databricks.warehouse_id, f"SELECT count(DISTINCT id) FROM {TABLE}") == [["16"]]

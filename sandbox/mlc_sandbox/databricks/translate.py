@@ -141,7 +141,8 @@ def qualify(tree: exp.Expression, scope: Scope, warehouse: Warehouse) -> None:
             table.set("catalog", _identifier(warehouse.database_of(table.catalog or scope.catalog)))
             table.set("db", _identifier(table.db.lower()))
             continue
-        if not isinstance(name, exp.Identifier):  # table functions such as range(3)
+        if not isinstance(name, exp.Identifier):  # a table function
+            _check_table_function(name)
             continue
         if not table.args.get("db") and name.name.lower() in ctes:
             continue
@@ -155,6 +156,16 @@ def qualify(tree: exp.Expression, scope: Scope, warehouse: Warehouse) -> None:
         function.replace(exp.Literal.string(scope.catalog))
     for function in list(tree.find_all(exp.CurrentSchema, exp.CurrentDatabase)):
         function.replace(exp.Literal.string(scope.schema))
+
+
+# Databricks' table-valued functions that DuckDB runs alike; DuckDB's own (read_csv, glob, ...) would reach the disk
+TABLE_FUNCTIONS = ("range",)
+
+
+def _check_table_function(function: exp.Expression) -> None:
+    name = (function.name if isinstance(function, exp.Anonymous) else function.sql_name()).lower()
+    if name not in TABLE_FUNCTIONS:
+        raise SqlError("UNRESOLVED_ROUTINE", f"Cannot resolve routine `{name}` on search path.", "42883")
 
 
 def _identifier(name: str) -> exp.Identifier:

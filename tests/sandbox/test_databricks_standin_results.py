@@ -138,3 +138,17 @@ def test_wait_timeout_then_continue_or_cancel(start_databricks):
         continued = statements.get_statement(continued.statement_id)
     assert continued.status.state == StatementState.SUCCEEDED and all_rows(workspace, continued) == [["late"]]
     assert sorted(e["state"] for e in dbx.statements()) == ["CANCELED", "SUCCEEDED"]
+
+
+def test_a_targeted_delay_slows_only_matching_statements(databricks, workspace):
+    databricks.slow_down(0.5, count=1, statement_contains="slow one")
+    fast = workspace.statement_execution.execute_statement("SELECT 'fast one'", databricks.warehouse_id,
+                                                           wait_timeout="0s")
+    slow = workspace.statement_execution.execute_statement("SELECT 'slow one'", databricks.warehouse_id,
+                                                           wait_timeout="0s")
+    time.sleep(0.3)
+    assert workspace.statement_execution.get_statement(fast.statement_id).status.state == StatementState.SUCCEEDED
+    assert workspace.statement_execution.get_statement(slow.statement_id).status.state == StatementState.RUNNING
+    started = time.monotonic()
+    again = succeeded(workspace, databricks.warehouse_id, "SELECT 'slow one'", wait_timeout="5s")
+    assert again.result.data_array == [["slow one"]] and time.monotonic() - started < 0.4  # the delay was used up

@@ -73,6 +73,14 @@ def _route(app: "DatabricksApp", request: Request, method: str, route: str, quer
             return _json(200, {"statements": []})
     if route.startswith("statements/") and method == "GET":
         return _json(200, app.statements.get(route.split("/", 1)[1]).log_entry())
+    if route == "statement-delays":
+        if method == "POST":
+            return _json(200, {"delays": app.statements.add_delay(float(body.get("seconds", 1.0)),
+                                                                  int(body.get("count", 1)),
+                                                                  body.get("statement_contains"))})
+        if method == "DELETE":
+            app.statements.clear_delays()
+            return _json(200, {"delays": []})
     if route == "jobs":
         if method == "POST":
             return _json(200, app.jobs.define(JobDefinition.from_json(body)))

@@ -61,6 +61,11 @@ class _AdminClient:
     def runs(self, job_id: int | None = None) -> list[dict]:
         return self.admin("GET", "jobs/runs" + (f"?job_id={job_id}" if job_id is not None else ""))["runs"]
 
+    def slow_down(self, seconds: float, count: int = 1, statement_contains: str | None = None) -> dict:
+        """The next `count` statements (containing the text, if given) take `seconds` longer to run."""
+        return self.admin("POST", "statement-delays", {"seconds": seconds, "count": count,
+                                                       "statement_contains": statement_contains})
+
     def add_fault(self, kind: str, count: int = 1, **details) -> dict:
         return self.admin("POST", "faults", {"kind": kind, "count": count, **details})
 

@@ -216,6 +216,29 @@ class StatementService:
         self._statements: OrderedDict[str, Statement] = OrderedDict()
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=max(1, settings.workers), thread_name_prefix="dbx-statement")
+        self._delays: list[dict] = []  # {"seconds", "count", "statement_contains"}: slow down matching statements
+
+    def add_delay(self, seconds: float, count: int = 1, statement_contains: str | None = None) -> list[dict]:
+        if seconds < 0 or count < 1:
+            raise ValueError("'seconds' must be at least 0 and 'count' at least 1")
+        with self._lock:
+            self._delays.append({"seconds": float(seconds), "count": int(count),
+                                 "statement_contains": statement_contains})
+            return [dict(d) for d in self._delays]
+
+    def clear_delays(self) -> None:
+        with self._lock:
+            self._delays.clear()
+
+    def _delay_for(self, text: str) -> float:
+        with self._lock:
+            for delay in self._delays:
+                if delay["statement_contains"] is None or delay["statement_contains"] in text:
+                    delay["count"] -= 1
+                    if delay["count"] <= 0:
+                        self._delays.remove(delay)
+                    return delay["seconds"]
+        return 0.0
 
     def close(self) -> None:
         with self._lock:
@@ -312,7 +335,7 @@ class StatementService:
             statement.state, statement.started_at = "RUNNING", time.time()
         cursor = None
         try:
-            delay = self.settings.execution_delay
+            delay = self.settings.execution_delay + self._delay_for(statement.request.statement)
             if delay > 0 and statement.cancel_requested.wait(delay):
                 self._finish(statement, "CANCELED")
                 return

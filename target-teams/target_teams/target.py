@@ -1,0 +1,174 @@
+"""target-teams: IFS records that need attention, posted to Microsoft Teams channels as Adaptive Cards."""
+
+from __future__ import annotations
+
+import re
+from functools import cached_property
+from urllib.parse import quote
+
+from singer_sdk import Target
+from singer_sdk import typing as th
+from singer_sdk.exceptions import ConfigValidationError
+
+from ml_connector_core.audit import AuditTrail, StoredEntry
+from ml_connector_core.oauth import ClientCredentialsAuth
+from ml_connector_core.redaction import register_secret
+from ml_connector_core.secrets import unseal
+from target_teams.delivery import DeliveryRefused, GraphDelivery, WorkflowsDelivery
+from target_teams.sinks import TeamsSink, _card_of
+
+_LINK_VALUE = re.compile(r"\{\{\s*(\w+)\s*\}\}")
+DEFAULT_LINKS = {
+    "purchase_orders": "/main/ifsapplications/web/page/PurchaseOrder/Form?$filter=OrderNo eq '{{OrderNo}}'",
+    "posting_proposals": "/main/ifsapplications/web/page/ManualSupplierInvoice/Form?$filter=Company eq '{{Company}}' and InvoiceNo eq '{{InvoiceNo}}'",
+    "vouchers": "/main/ifsapplications/web/page/Voucher/Form?$filter=Company eq '{{Company}}' and VoucherType eq '{{VoucherType}}' and AccountingYear eq {{AccountingYear}} and VoucherNo eq {{VoucherNo}}",
+}
+
+
+class Ledger:
+    """What was already posted, read from the audit trail: the last card sent for a record, whatever run sent it."""
+
+    def __init__(self, trail: AuditTrail) -> None:
+        self.trail = trail
+
+    def last_sent(self, stream: str, key: dict) -> StoredEntry | None:
+        last = None
+        for entry in self.trail.entries(stream=stream, key=key, outcome="succeeded"):
+            if entry.operation in ("insert", "update"):
+                last = entry
+        return last
+
+
+class TargetTeams(Target):
+    """Posts one Adaptive Card per notable IFS record (or a digest per channel) to the channel of its company."""
+
+    name = "target-teams"
+    default_sink_class = TeamsSink
+
+    config_jsonschema = th.PropertiesList(
+        th.Property("delivery", th.StringType, default="workflows", allowed_values=["workflows", "graph"],
+                    description="workflows: a Power Automate webhook per channel; graph: Microsoft Graph channel messages."),
+        th.Property("channels", th.ObjectType(additional_properties=th.StringType), required=True,
+                    description="IFS company code (or 'company/cost centre') → channel name; '*' for everything else."),
+        th.Property("cost_centre_field", th.StringType, description="Record field holding the cost centre, if routing uses it."),
+        th.Property("webhooks", th.ObjectType(additional_properties=th.StringType), secret=True,
+                    description="Channel name → Workflows webhook URL (the URL is a secret; values may be sealed)."),
+        th.Property("graph_url", th.StringType, default="https://graph.microsoft.com"),
+        th.Property("graph_token_url", th.StringType, description="https://login.microsoftonline.com/<tenant>/oauth2/v2.0/token"),
+        th.Property("graph_client_id", th.StringType),
+        th.Property("graph_client_secret", th.StringType, secret=True),
+        th.Property("graph_team_id", th.StringType),
+        th.Property("graph_channel_ids", th.ObjectType(additional_properties=th.StringType),
+                    description="Channel name → Graph channel id."),
+        th.Property("ifs_base_url", th.StringType, required=True, description="The IFS tenant, for 'Open in IFS' links."),
+        th.Property("links", th.ObjectType(additional_properties=th.StringType),
+                    description="Per stream, the IFS page path with {{Field}} placeholders."),
+        th.Property("templates_dir", th.StringType,
+                    description="Folder of card templates (<stream>.json, default.json) overriding the packaged ones."),
+        th.Property("version_field", th.StringType, default="etag",
+                    description="Record field identifying a record version (never posted twice); else the bookmark property."),
+        th.Property("digest", th.StringType, default="auto", allowed_values=["off", "auto", "always"],
+                    description="Roll a channel's cards of one batch into one digest card: never, above digest_threshold, always."),
+        th.Property("digest_threshold", th.IntegerType, default=10),
+        th.Property("max_tries", th.IntegerType, default=8, description="Attempts per send on 429, 5xx and connection errors."),
+        th.Property("audit_url", th.StringType, description="Audit trail (also the ledger of what was posted)."),
+        th.Property("flow", th.StringType, default="ifs-to-teams"),
+    ).to_dict()
+
+    def __init__(self, *args, **kwargs) -> None:
+        self._bookmark_properties: dict[str, list[str]] = {}
+        self.failed_sends = 0
+        super().__init__(*args, **kwargs)
+
+    @cached_property
+    def audit_trail(self) -> AuditTrail:
+        return AuditTrail(self.config.get("audit_url"))
+
+    @cached_property
+    def audit_run(self):
+        return self.audit_trail.start_run(flow=self.config["flow"], plugin=self.name)
+
+    @cached_property
+    def ledger(self) -> Ledger:
+        return Ledger(self.audit_trail)
+
+    @cached_property
+    def delivery(self):
+        max_tries = int(self.config["max_tries"])
+        if self.config["delivery"] == "workflows":
+            webhooks = {name: unseal(url, setting_name=f"webhooks.{name}")
+                        for name, url in (self.config.get("webhooks") or {}).items()}
+            for url in webhooks.values():
+                register_secret(url.split("sig=")[-1] if "sig=" in url else url)
+            return WorkflowsDelivery(webhooks, max_tries=max_tries)
+        missing = [k for k in ("graph_token_url", "graph_client_id", "graph_client_secret", "graph_team_id")
+                   if not self.config.get(k)]
+        if missing:
+            raise ConfigValidationError(f"delivery graph needs {', '.join(missing)}", errors=missing)
+        auth = ClientCredentialsAuth(
+            self.config["graph_token_url"], self.config["graph_client_id"],
+            unseal(self.config["graph_client_secret"], setting_name="graph_client_secret"),
+            scope="https://graph.microsoft.com/.default",
+        )
+        return GraphDelivery(self.config["graph_url"], self.config["graph_team_id"],
+                             self.config.get("graph_channel_ids") or {}, auth, max_tries=max_tries)
+
+    def channel_for(self, record: dict) -> str:
+        channels = self.config["channels"]
+        company = str(record.get("Company", ""))
+        cost_centre = record.get(self.config["cost_centre_field"]) if self.config.get("cost_centre_field") else None
+        for candidate in ([f"{company}/{cost_centre}"] if cost_centre else []) + [company, "*"]:
+            if candidate in channels:
+                return channels[candidate]
+        raise DeliveryRefused(f"no channel for company '{company}' (add it, or '*', to the channels setting)")
+
+    def link_for(self, stream: str, record: dict) -> str:
+        path = {**DEFAULT_LINKS, **(self.config.get("links") or {})}.get(stream)
+        if not path:
+            return self.config["ifs_base_url"]
+        filled = _LINK_VALUE.sub(lambda m: str(record.get(m.group(1), "")).replace("'", "''"), path)
+        return self.config["ifs_base_url"].rstrip("/") + quote(filled, safe="/?=&$;:'")
+
+    def version_of(self, stream: str, record: dict) -> str | None:
+        value = record.get(self.config["version_field"])
+        if value is None:
+            bookmarks = self._bookmark_properties.get(stream) or []
+            value = record.get(bookmarks[0]) if bookmarks else None
+        return None if value is None else str(value)
+
+    def use_digest(self, count: int) -> bool:
+        mode = self.config["digest"]
+        return mode == "always" or (mode == "auto" and count > int(self.config["digest_threshold"]))
+
+    def _process_schema_message(self, message_dict: dict) -> None:
+        self._bookmark_properties[message_dict["stream"]] = message_dict.get("bookmark_properties") or []
+        super()._process_schema_message(message_dict)
+
+    def listen(self, file_input=None) -> None:
+        self.max_parallelism = 1
+        try:
+            self._resend_failed()
+            super().listen(file_input)
+        except BaseException:
+            self.audit_run.finish("failed", {"failed_sends": self.failed_sends})
+            raise
+        self.audit_run.finish("failed" if self.failed_sends else "succeeded", {"failed_sends": self.failed_sends})
+        if self.failed_sends:
+            # The bookmark may move on: the failed cards are in the audit trail and are sent first next run.
+            self.logger.error("%d card(s) could not be delivered; they are resent at the start of the next run "
+                              "(or now: mlc-audit failures)", self.failed_sends)
+
+    def _resend_failed(self) -> None:
+        """Cards that failed in earlier runs of this flow go out first, unless a newer version was posted since."""
+        for failed in list(self.audit_trail.failures()):
+            if failed.flow != self.config["flow"] or failed.stream.startswith("_"):
+                continue
+            last = self.ledger.last_sent(failed.stream, failed.key)
+            if last is None or last.id < failed.id:
+                card = _card_of(failed.payload)
+                try:
+                    message, attempts = self.delivery.send(failed.destination, card)
+                except DeliveryRefused as exc:
+                    self.logger.error("resending entry %s still fails: %s", failed.id, exc)
+                    continue
+            self.audit_trail.mark_replayed([failed.id], self.audit_run.run_id)

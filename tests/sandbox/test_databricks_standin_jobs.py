@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import requests
 from databricks.sdk.errors import InvalidParameterValue, OperationFailed, ResourceDoesNotExist
 from databricks.sdk.service.jobs import RunLifeCycleState, RunResultState
 
@@ -79,3 +80,20 @@ def test_cancel_a_run(databricks, workspace):
     run = workspace.jobs.cancel_run(run_id).result()
     assert (run.state.life_cycle_state, run.state.result_state) == (RunLifeCycleState.TERMINATED,
                                                                     RunResultState.CANCELED)
+
+
+def test_jobs_api_2_1_paths_over_plain_http(databricks):
+    databricks.define_job(5, duration_seconds=0, pending_seconds=0)
+    headers = {"Authorization": f"Bearer {databricks.token}"}
+    started = requests.post(databricks.base_url + "/api/2.1/jobs/run-now", headers=headers,
+                            json={"job_id": 5, "job_parameters": {"a": "1"}, "notebook_params": {"b": "2"}}).json()
+    assert set(started) == {"run_id", "number_in_job"}
+    run = requests.get(databricks.base_url + "/api/2.1/jobs/runs/get", headers=headers,
+                       params={"run_id": started["run_id"]}).json()
+    assert run["state"] == {"life_cycle_state": "TERMINATED", "result_state": "SUCCESS", "state_message": "",
+                            "user_cancelled_or_timedout": False}
+    assert run["job_parameters"] == [{"name": "a", "value": "1"}]
+    assert run["overriding_parameters"] == {"notebook_params": {"b": "2"}}
+    unknown = requests.post(databricks.base_url + "/api/2.1/jobs/run-now", headers=headers, json={"job_id": 6})
+    assert (unknown.status_code, unknown.json()) == (400, {"error_code": "INVALID_PARAMETER_VALUE",
+                                                          "message": "Job 6 does not exist."})

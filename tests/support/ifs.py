@@ -31,7 +31,9 @@ class IfsStandIn:
                 "--seed", str(seed), "--data-dir", str(data_dir)]
         for name, value in options.items():
             args += [f"--{name.replace('_', '-')}", str(value)]
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # A file, not a pipe: nobody reads a pipe while the server runs, and a full one would block it.
+        self._log = data_dir / f"ifs-stand-in-{self.port}.log"
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=self._log.open("wb"))
         self._wait_until_healthy()
         self.http = requests.Session()
 
@@ -39,7 +41,7 @@ class IfsStandIn:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"the IFS stand-in exited: {self.process.stderr.read().decode()[-3000:]}")
+                raise RuntimeError(f"the IFS stand-in exited: {self._log.read_text()[-3000:]}")
             try:
                 if requests.get(f"{self.admin_url}/health", timeout=1).ok:
                     return

@@ -2,6 +2,7 @@
 
     mlc-sandbox serve ifs --port 8600 --scale 1000 --seed 42 [--ready-file PATH] ...
     mlc-sandbox serve databricks --port 8700 [--data-dir D] [--token T] [--client-id ID --client-secret S] ...
+    mlc-sandbox serve teams --port 8800 [--channel finance-10=Finance%20SE ...] [--channels FILE_OR_SPEC] ...
     mlc-sandbox generate ifs --scale 1000000 --seed 42
 """
 
@@ -50,6 +51,36 @@ def _databricks_arguments(parser: argparse.ArgumentParser) -> None:
                         help="write {\"base_url\", \"port\", \"pid\"} here once serving")
 
 
+def _teams_arguments(parser: argparse.ArgumentParser) -> None:
+    from .teams.settings import TeamsSettings as defaults
+
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8800, help="0 picks a free port (see --ready-file)")
+    parser.add_argument("--channel", action="append", default=None, metavar="ID=NAME",
+                        help="a channel (repeatable; NAME percent-decoded, optional). Default: company-10, "
+                             "company-20, company-30 and general")
+    parser.add_argument("--channels", action="append", default=None, metavar="FILE_OR_SPEC",
+                        help="channels from a JSON file ([{\"id\", \"name\"}] or {id: name}) or a spec "
+                             "'a=Name%%20A,b=Name%%20B' (repeatable)")
+    parser.add_argument("--schema", type=Path, default=None,
+                        help="the Adaptive Card 1.5 JSON schema to validate against (default: the packaged copy)")
+    parser.add_argument("--signing-key", default=defaults.signing_key,
+                        help="key of the webhook URLs' signatures (same key, same URLs across runs)")
+    parser.add_argument("--tenant-id", default=defaults.tenant_id)
+    parser.add_argument("--tenant-domain", default=defaults.tenant_domain)
+    parser.add_argument("--client-id", default=defaults.client_id, help="the app registration allowed Graph tokens")
+    parser.add_argument("--client-secret", default=defaults.client_secret)
+    parser.add_argument("--token-ttl", type=int, default=defaults.token_ttl, help="Graph token lifetime, seconds")
+    parser.add_argument("--team-id", default=defaults.team_id)
+    parser.add_argument("--max-message-bytes", type=int, default=defaults.max_message_bytes,
+                        help="larger messages are refused with 413 (Teams: about 28 KB)")
+    parser.add_argument("--validation", choices=("sync", "flow"), default=defaults.validation,
+                        help="sync: refuse invalid cards with 400/413; flow: answer 202 as Workflows does and record "
+                             "the failed flow run in /_admin/rejections")
+    parser.add_argument("--ready-file", type=Path, default=None,
+                        help="write {\"base_url\", \"port\", \"pid\"} here once serving")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlc-sandbox", description="Local stand-ins of the systems ml-connector uses")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -78,6 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     _databricks_arguments(serve_targets.add_parser(
         "databricks", help="Databricks workspace (SQL Statement Execution API on DuckDB, Jobs API, OAuth M2M)"))
+
+    _teams_arguments(serve_targets.add_parser(
+        "teams", help="Microsoft Teams (Workflows webhooks and Graph channel messages, Adaptive Card 1.5 checks)"))
 
     generate = commands.add_parser("generate", help="build the cached data set without serving")
     generate_targets = generate.add_subparsers(dest="target", required=True)
@@ -164,6 +198,46 @@ def _serve_databricks(args: argparse.Namespace) -> None:
         app.close()
 
 
+def _serve_teams(args: argparse.Namespace) -> None:
+    from .http import Server
+    from .teams import channels
+    from .teams.app import TeamsApp
+    from .teams.cards import CardValidator, load_schema
+    from .teams.settings import TeamsSettings
+
+    settings = TeamsSettings(
+        signing_key=args.signing_key, tenant_id=args.tenant_id, tenant_domain=args.tenant_domain,
+        client_id=args.client_id, client_secret=args.client_secret, token_ttl=args.token_ttl, team_id=args.team_id,
+        max_message_bytes=args.max_message_bytes, validation=args.validation)
+    sources = list(args.channels or []) + list(args.channel or [])
+    try:
+        team = channels.Channels(channels.load(sources))
+        validator = CardValidator(load_schema(args.schema))
+    except (ValueError, OSError, KeyError) as exc:
+        sys.exit(f"mlc-sandbox teams: {exc}")
+    app = TeamsApp(settings, team, validator)
+    server = Server(app, args.host, args.port)
+    app.host_port = f"{args.host}:{server.port}"
+    base_url = f"http://{args.host}:{server.port}"
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    if args.ready_file:
+        tmp = args.ready_file.with_name(args.ready_file.name + ".tmp")
+        tmp.write_text(json.dumps({"base_url": base_url, "port": server.port, "pid": os.getpid()}))
+        os.replace(tmp, args.ready_file)
+    print(f"mlc-sandbox teams ready on {base_url} (channels {', '.join(c.id for c in team.all())}; webhook URLs at "
+          f"{base_url}/_admin/channels)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+
+
 def _generate_ifs(args: argparse.Namespace) -> None:
     from .ifs.sandbox import default_data_dir
     from .ifs.cache import ensure_cache
@@ -179,6 +253,8 @@ def main(argv: list[str] | None = None) -> None:
         _serve_ifs(args)
     elif args.command == "serve" and args.target == "databricks":
         _serve_databricks(args)
+    elif args.command == "serve" and args.target == "teams":
+        _serve_teams(args)
     elif args.command == "generate" and args.target == "ifs":
         _generate_ifs(args)
     else:  # pragma: no cover - argparse already refuses unknown targets

@@ -1,0 +1,131 @@
+"""target-teams against the Teams stand-in: the right cards in the right channels, never the same record version
+twice, one update card that says what changed, digests, a 429 storm survived, failed sends resent."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from ml_connector_core.audit import AuditTrail
+from mlc_sandbox.teams import TeamsSandbox
+from support.singer import record_message, run_target, schema_message
+
+PROPOSAL = {
+    "Company": {"type": ["string"]}, "InvoiceNo": {"type": ["string"]}, "Identity": {"type": ["string", "null"]},
+    "PurchaseOrderNo": {"type": ["string", "null"]}, "GrossAmount": {"type": ["number", "null"]},
+    "CurrencyCode": {"type": ["string", "null"]}, "Objstate": {"type": ["string", "null"]},
+    "AuthorizerId": {"type": ["string", "null"]}, "InvoiceDate": {"type": ["string", "null"], "format": "date"},
+    "DueDate": {"type": ["string", "null"], "format": "date"}, "Rowversion": {"type": ["string"], "format": "date-time"},
+    "etag": {"type": ["string", "null"]},
+}
+
+
+def proposal(no: str, company: str = "10", state: str = "AwaitingAuthorization", amount: str = "1500.5",
+             etag: str = "v1") -> dict:
+    return {"Company": company, "InvoiceNo": no, "Identity": "S10001", "PurchaseOrderNo": "P1000001",
+            "GrossAmount": Decimal(amount), "CurrencyCode": "SEK", "Objstate": state, "AuthorizerId": "ERIK",
+            "InvoiceDate": "2026-11-02", "DueDate": "2026-12-02", "Rowversion": "2026-11-02T10:00:00Z",
+            "etag": f'W/"{no}:{etag}"'}
+
+
+@pytest.fixture
+def teams():
+    with TeamsSandbox(port=0) as stand_in:
+        yield stand_in
+
+
+def config_for(teams, tmp_path, **extra) -> dict:
+    return {"channels": {"10": "company-10", "20": "company-20", "*": "general"},
+            "webhooks": teams.webhooks(), "ifs_base_url": "https://acme.ifs.cloud",
+            "audit_url": f"sqlite:///{tmp_path / 'audit.sqlite'}", **extra}
+
+
+def send(tmp_path, config, records, **kwargs):
+    messages = [schema_message("posting_proposals", PROPOSAL, ["Company", "InvoiceNo"], bookmark="Rowversion")]
+    messages += [record_message("posting_proposals", r) for r in records]
+    return run_target(tmp_path, config, messages, executable="target-teams", **kwargs)
+
+
+def test_cards_go_to_the_channel_of_the_company_with_finance_formatting(teams, tmp_path):
+    send(tmp_path, config_for(teams, tmp_path), [proposal("INV-1"), proposal("INV-2", company="20", amount="99")])
+    assert teams.rejections() == []
+    [card] = teams.cards("company-10")
+    assert card["body"][0]["text"] == "Supplier invoice INV-1"
+    assert card["body"][1]["text"] == "1,500.50 SEK"
+    assert card["actions"][0]["url"].startswith("https://acme.ifs.cloud/main/ifsapplications/web/page/ManualSupplierInvoice")
+    assert "%20eq%20'INV-1'" in card["actions"][0]["url"]
+    assert [c["body"][0]["text"] for c in teams.cards("company-20")] == ["Supplier invoice INV-2"]
+
+
+def test_reruns_and_replays_post_nothing_new_and_a_change_posts_one_update(teams, tmp_path):
+    config = config_for(teams, tmp_path)
+    send(tmp_path, config, [proposal("INV-1")])
+    send(tmp_path, config, [proposal("INV-1")])  # a rerun: same version
+    assert len(teams.cards("company-10")) == 1
+    send(tmp_path, config, [proposal("INV-1", state="Authorized", etag="v2")])
+    send(tmp_path, config, [proposal("INV-1", state="Authorized", etag="v2")])
+    cards = teams.cards("company-10")
+    assert len(cards) == 2
+    banner = cards[1]["body"][0]
+    assert banner["items"][0]["text"] == "Updated"
+    assert banner["items"][1]["text"] == "Status: AwaitingAuthorization → Authorized"
+    trail = AuditTrail(config["audit_url"])
+    operations = [e.operation for e in trail.entries(stream="posting_proposals")]
+    assert operations == ["insert", "skipped_duplicate", "update", "skipped_duplicate"]
+
+
+def test_a_new_version_that_changes_nothing_on_the_card_is_not_posted(teams, tmp_path):
+    config = config_for(teams, tmp_path)
+    send(tmp_path, config, [proposal("INV-1")])
+    send(tmp_path, config, [proposal("INV-1", etag="v2")])  # e.g. a field the card does not show
+    assert len(teams.cards("company-10")) == 1
+
+
+def test_a_surge_becomes_one_digest_card_per_channel(teams, tmp_path):
+    config = config_for(teams, tmp_path, digest_threshold=10)
+    send(tmp_path, config, [proposal(f"INV-{n}") for n in range(25)] + [proposal("INV-US", company="20")])
+    [digest] = teams.cards("company-10")
+    assert digest["body"][1]["text"] == "25 records need attention"
+    assert len(teams.cards("company-20")) == 1 and teams.rejections() == []
+    send(tmp_path, config, [proposal(f"INV-{n}") for n in range(25)])  # the digest counts as posted
+    assert len(teams.cards("company-10")) == 1
+
+
+def test_a_429_storm_loses_nothing(teams, tmp_path):
+    teams.throttle("company-10", count=4, retry_after=1)
+    send(tmp_path, config_for(teams, tmp_path, digest="off"), [proposal(f"INV-{n}") for n in range(3)])
+    assert sorted(c["body"][0]["text"] for c in teams.cards("company-10")) == [
+        "Supplier invoice INV-0", "Supplier invoice INV-1", "Supplier invoice INV-2"]
+
+
+def test_a_failed_send_is_audited_and_resent_first_by_the_next_run(teams, tmp_path):
+    config = config_for(teams, tmp_path, max_tries=2)
+    teams.add_fault("status", count=10, status=503)
+    result = send(tmp_path, config, [proposal("INV-9")])
+    assert "could not be delivered" in result.stderr
+    trail = AuditTrail(config["audit_url"])
+    [failed] = list(trail.failures(stream="posting_proposals"))
+    assert failed.destination == "company-10" and "503" in failed.error
+    teams.clear_faults()
+    send(tmp_path, config, [])  # nothing new arrives, the failed card still goes out
+    assert [c["body"][0]["text"] for c in teams.cards("company-10")] == ["Supplier invoice INV-9"]
+    assert list(trail.failures(stream="posting_proposals")) == []
+
+
+def test_webhook_urls_never_reach_the_logs(teams, tmp_path):
+    config = config_for(teams, tmp_path)
+    result = send(tmp_path, config, [proposal("INV-1")])
+    for url in teams.webhooks().values():
+        assert url.split("sig=")[1] not in result.stderr
+
+
+def test_graph_delivery_with_an_app_token(teams, tmp_path):
+    config = {"delivery": "graph", "channels": {"*": "general"}, "ifs_base_url": "https://acme.ifs.cloud",
+              "graph_url": teams.graph_url, "graph_token_url": teams.token_url, "graph_client_id": teams.client_id,
+              "graph_client_secret": teams.client_secret, "graph_team_id": teams.team_id,
+              "graph_channel_ids": {"general": teams.graph_channel_id("general")},
+              "audit_url": f"sqlite:///{tmp_path / 'audit.sqlite'}"}
+    send(tmp_path, config, [proposal("INV-G1", company="30")])
+    assert teams.rejections() == []
+    assert [c["body"][0]["text"] for c in teams.cards("general")] == ["Supplier invoice INV-G1"]

@@ -80,6 +80,13 @@ def test_every_default_channel_has_its_own_signed_webhook(teams):
     assert {m["channel_id"] for m in teams.messages()} == set(channels)
 
 
+def test_the_power_platform_form_of_the_url_is_taken(teams):
+    url = teams.webhook_url("company-10").replace("/workflows/", "/powerautomate/automations/direct/workflows/")
+    response = requests.post(url.replace("api-version=2016-06-01", "api-version=1"), json=message(card()))
+    assert response.status_code == 202
+    assert len(teams.messages("company-10")) == 1
+
+
 @pytest.mark.parametrize("change, path, words", [
     (lambda c: c["body"][0].update(size="huge"), "$.body[0].size", "extraLarge"),
     (lambda c: c["body"][0].pop("text"), "$.body[0].text", "required"),

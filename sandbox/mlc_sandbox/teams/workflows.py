@@ -8,7 +8,9 @@ card in a chat or channel".
 
 answers 202 with an empty body. The URL is the only credential (a shared access signature over the workflow, `sp` and
 `sv`): without a signature 401, with a wrong one 401, with a signature whose permissions do not cover running this
-trigger 403. An unknown workflow is 404.
+trigger 403. An unknown workflow is 404. The Power Platform form of the URL
+(`/powerautomate/automations/direct/workflows/<id>/triggers/manual/paths/invoke?api-version=1&sp=...&sv=1.0&sig=...`)
+is taken as well.
 """
 
 from __future__ import annotations
@@ -23,8 +25,10 @@ from .cards import CardValidator, Problem
 from .channels import Channel, Channels, signature
 from .responses import Refused
 
-TRIGGER = re.compile(r"^/workflows/([^/]+)/triggers/([^/]+)/paths/invoke/?$")
-API_VERSIONS = ("2015-08-01-preview", "2016-06-01", "2016-10-01", "2018-07-01-preview", "2019-05-01")
+# the Logic Apps form (prod-NN.<region>.logic.azure.com) and the Power Platform form Workflows URLs moved to
+# (<environment>.environment.api.powerplatform.com/powerautomate/automations/direct/workflows/..., api-version=1)
+TRIGGER = re.compile(r"^(?:/powerautomate/automations/direct)?/workflows/([^/]+)/triggers/([^/]+)/paths/invoke/?$")
+API_VERSIONS = ("1", "2015-08-01-preview", "2016-06-01", "2016-10-01", "2018-07-01-preview", "2019-05-01")
 ADAPTIVE_CARD = "application/vnd.microsoft.card.adaptive"
 CONNECTOR_CARD = "application/vnd.microsoft.teams.card.o365connector"
 

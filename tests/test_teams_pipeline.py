@@ -1,0 +1,67 @@
+"""IFS Cloud → Microsoft Teams end to end through Meltano: the notable records (stream maps in mappers/) as cards in
+their company's channel, every card valid for Teams; a rerun posts nothing; a status change posts one update."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from mlc_sandbox.teams import TeamsSandbox
+from support.ifs import CLIENT_SECRET
+from support.singer import BIN
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def teams():
+    with TeamsSandbox(port=0) as stand_in:
+        yield stand_in
+
+
+def run_flow(env: dict) -> None:
+    completed = subprocess.run(
+        [str(BIN / "meltano"), "run", "tap-ifscloud-notifications", "teams-notable", "target-teams"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert completed.returncode == 0, completed.stderr[-4000:]
+
+
+def posted(teams) -> list[dict]:
+    return [card for channel in ("company-10", "company-20", "company-30", "general") for card in teams.cards(channel)]
+
+
+def test_notable_records_become_cards_once_and_changes_become_updates(ifs, teams, tmp_path):
+    env = {**os.environ, "TAP_IFSCLOUD_BASE_URL": ifs.base_url, "TAP_IFSCLOUD_CLIENT_SECRET": CLIENT_SECRET,
+           "TARGET_TEAMS_WEBHOOKS": json.dumps(teams.webhooks()), "TARGET_TEAMS_DIGEST": "off",
+           "TARGET_TEAMS_AUDIT_URL": f"sqlite:///{tmp_path / 'audit.sqlite'}",
+           "MELTANO_DATABASE_URI": f"sqlite:///{tmp_path / 'meltano.db'}"}
+    run_flow(env)
+    notable = (
+        ifs.count("ManSuppInvoiceHandling", "PostingProposalHeadSet",
+                  "Objstate eq 'Preliminary' or Objstate eq 'AwaitingAuthorization'")
+        + ifs.count("PurchaseOrderHandling", "PurchaseOrderSet",
+                    "Objstate eq 'Planned' or Objstate eq 'Received' or Objstate eq 'Closed'")
+        + ifs.count("VoucherHandling", "VoucherSet", "Objstate eq 'AwaitingApproval'")
+    )
+    cards = posted(teams)
+    assert notable > 0 and len(cards) == notable
+    assert teams.rejections() == []  # every card valid against the Adaptive Card 1.5 schema and Teams' rules
+    invoice_cards = [c for c in teams.cards("company-10") if c["body"][0]["text"].startswith("Supplier invoice")]
+    assert invoice_cards and all(c["body"][1]["text"].endswith((" SEK", " EUR", " USD", " NOK", " DKK", " GBP"))
+                                 for c in invoice_cards)
+
+    run_flow(env)  # a rerun: the look-back re-reads, nothing is posted again
+    assert len(posted(teams)) == notable
+
+    invoice_no = invoice_cards[0]["body"][0]["text"].removeprefix("Supplier invoice ")
+    ifs.change("PostingProposalHeadSet", {"Company": "10", "InvoiceNo": invoice_no}, {"Objstate": "AwaitingAuthorization",
+                                                                                       "AuthorizerId": "NEWAPPROVER"})
+    run_flow(env)
+    assert len(posted(teams)) == notable + 1
+    update = teams.cards("company-10")[-1]  # the newest card of the invoice's channel
+    assert update["body"][0]["items"][0]["text"] == "Updated"
+    assert any("Authorizer" in item["text"] and "NEWAPPROVER" in item["text"] for item in update["body"][0]["items"])

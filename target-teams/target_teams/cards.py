@@ -80,9 +80,11 @@ def _format(values: Mapping, field: str, filter_name: str | None, argument: str 
             return str(value)
         fallback = (argument or "").strip().strip("'\"")
         return str(values.get(fallback) or "") if fallback in values else fallback  # another field, or literal text
+    if filter_name == "parenthesized":
+        return f" ({value})" if value not in (None, "") else ""
     if filter_name == "upper":
         return "" if value is None else str(value).upper()
-    raise TemplateError(f"unknown template filter '{filter_name}' (money, date, default, upper)")
+    raise TemplateError(f"unknown template filter '{filter_name}' (money, date, default, parenthesized, upper)")
 
 
 def money(value: Any, currency: str | None) -> str:
@@ -93,8 +95,9 @@ def money(value: Any, currency: str | None) -> str:
         amount = Decimal(str(value))
     except InvalidOperation:
         return str(value)
-    places = max(2, -amount.as_tuple().exponent if amount.as_tuple().exponent < 0 else 0)
-    text = f"{amount:,.{min(places, 6)}f}"
+    exponent = amount.normalize().as_tuple().exponent  # 1234567.5000 shows as 1,234,567.50, not .5000
+    places = max(2, -exponent if isinstance(exponent, int) and exponent < 0 else 0)
+    text = f"{amount:,.{places}f}"
     return f"{text} {currency}" if currency else text
 
 
@@ -109,11 +112,14 @@ def date_text(value: Any) -> str:
 
 
 def facts(card: Mapping) -> dict[str, str]:
-    """Every FactSet fact of a card, title → value: what a person reads, and what an update compares."""
+    """Every FactSet fact of a card, and every text element given an id (such as the amount), title → value: what a
+    person reads, and what an update compares."""
     found: dict[str, str] = {}
 
     def walk(node: Any) -> None:
         if isinstance(node, dict):
+            if node.get("type") == "TextBlock" and node.get("id"):
+                found[str(node["id"])] = str(node.get("text"))
             if node.get("type") == "FactSet":
                 for fact in node.get("facts", []):
                     found[str(fact.get("title"))] = str(fact.get("value"))

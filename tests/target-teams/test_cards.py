@@ -14,13 +14,16 @@ INVOICE = {"Company": "10", "InvoiceNo": "INV-7", "Identity": "S10001", "Supplie
 def test_money_is_grouped_with_two_decimals_and_never_through_float():
     assert cards.money(Decimal("1234567.5"), "SEK") == "1,234,567.50 SEK"
     assert cards.money(Decimal("0.1234"), "EUR") == "0.1234 EUR"
+    assert cards.money(Decimal("1234567.5000"), "SEK") == "1,234,567.50 SEK"  # trailing zeros are not precision
     assert cards.money(Decimal("12345678901234567.01"), None) == "12,345,678,901,234,567.01"
 
 
 def test_posting_proposal_card_has_the_facts_a_person_needs():
     card = cards.render(cards.load_template("posting_proposals", None), INVOICE, {"ifs_url": "https://t.ifs.cloud/x"})
     facts = cards.facts(card)
-    assert facts["Supplier"] == "S10001 (S10001)"  # no name known: falls back to the id
+    assert facts["Supplier"] == "S10001"  # no name known: the id alone
+    named = cards.render(cards.load_template("posting_proposals", None), {**INVOICE, "SupplierName": "Acme AB"}, {})
+    assert cards.facts(named)["Supplier"] == "S10001 (Acme AB)"
     assert facts["PO number"] == "P1000001" and facts["Status"] == "AwaitingAuthorization"
     assert facts["Authorizer"] == "not assigned" and facts["Due date"] == "2026-12-02"
     assert card["body"][1]["text"] == "1,234,567.50 SEK"
@@ -39,9 +42,9 @@ def test_an_update_names_each_changed_fact():
     before = cards.render(template, INVOICE, {"ifs_url": "u"})
     after = cards.render(template, {**INVOICE, "Objstate": "Authorized", "GrossAmount": Decimal("1300000")}, {"ifs_url": "u"})
     changed = cards.changes(cards.facts(before), cards.facts(after))
-    assert changed == ["Status: AwaitingAuthorization → Authorized"]
+    assert changed == ["Amount: 1,234,567.50 SEK → 1,300,000.00 SEK", "Status: AwaitingAuthorization → Authorized"]
     updated = cards.with_update_banner(after, changed)
-    assert updated["body"][0]["items"][1]["text"] == "Status: AwaitingAuthorization → Authorized"
+    assert [i["text"] for i in updated["body"][0]["items"][1:]] == changed
 
 
 def test_a_digest_stays_small_whatever_the_surge():

@@ -90,7 +90,7 @@ def merge_statements(name: str, rows: pa.Table, keys: Sequence[str], version_col
     """MERGE statements of at most ``max_bytes`` each (unless one row alone is larger), rows staged inline."""
     schema = rows.schema
     head = f"MERGE INTO {name} AS t USING (" + _merge_head(schema)
-    tail = _merge_tail(name, schema, keys, version_column)
+    tail = _merge_tail(schema, keys, version_column)
     budget = max_bytes - len(head) - len(tail)
     batch: list[str] = []
     size = 0
@@ -110,7 +110,7 @@ def _merge_head(schema: pa.Schema) -> str:
     return f"SELECT {casts} FROM VALUES "
 
 
-def _merge_tail(name: str, schema: pa.Schema, keys: Sequence[str], version_column: str | None) -> str:
+def _merge_tail(schema: pa.Schema, keys: Sequence[str], version_column: str | None) -> str:
     aliases = ", ".join(f"c{i}" for i in range(len(schema)))
     on = " AND ".join(f"t.{ident(k)} = s.{ident(k)}" for k in keys)
     changed = f"NOT (t.{ident(FINGERPRINT)} <=> s.{ident(FINGERPRINT)})"

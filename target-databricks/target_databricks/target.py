@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import sys
 from functools import cached_property
 
 from singer_sdk import Target
@@ -172,4 +171,3 @@ def _unsealed(options: dict | None) -> dict | None:
 
 if __name__ == "__main__":
     TargetDatabricks.cli()
-    sys.exit(0)

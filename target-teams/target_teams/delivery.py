@@ -18,9 +18,10 @@ class DeliveryRefused(RuntimeError):
 
 
 class _Retriable(RuntimeError):
-    def __init__(self, response: requests.Response) -> None:
+    def __init__(self, response: requests.Response, *, retry_immediately: bool = False) -> None:
         super().__init__(f"HTTP {response.status_code}")
         self.response = response
+        self.retry_immediately = retry_immediately
 
 
 class Delivery:
@@ -56,6 +57,8 @@ class Delivery:
         response = self.session.post(self.url(channel), json=message, timeout=self.timeout, **self.request_options())
         if response.status_code in RETRIABLE_STATUS:
             raise _Retriable(response)
+        if response.status_code == 401 and self.renew_credentials():
+            raise _Retriable(response, retry_immediately=True)
         if response.status_code >= 400:
             raise DeliveryRefused(f"channel '{channel}' refused the card: HTTP {response.status_code} "
                                   f"{response.text[:500]}")
@@ -68,6 +71,10 @@ class Delivery:
 
     def request_options(self) -> dict:
         return {}
+
+    def renew_credentials(self) -> bool:
+        """After a 401: whether fresh credentials were arranged, so that one more try makes sense."""
+        return False
 
 
 class WorkflowsDelivery(Delivery):
@@ -110,3 +117,7 @@ class GraphDelivery(Delivery):
 
     def request_options(self) -> dict:
         return {"auth": self.auth}
+
+    def renew_credentials(self) -> bool:
+        self.auth.invalidate()  # a token can be revoked before its announced expiry
+        return True

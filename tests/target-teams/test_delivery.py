@@ -129,3 +129,15 @@ def test_graph_delivery_with_an_app_token(teams, tmp_path):
     send(tmp_path, config, [proposal("INV-G1", company="30")])
     assert teams.rejections() == []
     assert [c["body"][0]["text"] for c in teams.cards("general")] == ["Supplier invoice INV-G1"]
+
+
+def test_graph_delivery_survives_a_revoked_token(teams, tmp_path):
+    config = {"delivery": "graph", "channels": {"*": "general"}, "ifs_base_url": "https://acme.ifs.cloud",
+              "graph_url": teams.graph_url, "graph_token_url": teams.token_url, "graph_client_id": teams.client_id,
+              "graph_client_secret": teams.client_secret, "graph_team_id": teams.team_id,
+              "graph_channel_ids": {"general": teams.graph_channel_id("general")}, "digest": "off",
+              "audit_url": f"sqlite:///{tmp_path / 'audit.sqlite'}"}
+    teams.add_fault("status", count=1, status=401, api="graph")  # the first post is refused as unauthorised
+    send(tmp_path, config, [proposal("INV-G2", company="30"), proposal("INV-G3", company="30")])
+    assert sorted(c["body"][0]["text"] for c in teams.cards("general")) == [
+        "Supplier invoice INV-G2", "Supplier invoice INV-G3"]

@@ -11,9 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -21,45 +19,13 @@ from urllib.parse import quote
 
 import requests
 
-BIN = Path(sys.executable).parent
-REALM, CLIENT_ID, CLIENT_SECRET = "mlc", "mlc-sandbox-client", "mlc-sandbox-secret"
-ENTITY_PATH = "/main/ifsapplications/projection/v1/PurchaseOrderHandling.svc/PurchaseOrderSet"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_sandbox(rows: int, seed: int, data_dir: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [str(BIN / "mlc-sandbox"), "serve", "ifs", "--port", str(port), "--scale", str(rows), "--seed", str(seed),
-         "--rate-limit", "1000000", "--data-dir", str(data_dir)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 900
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"the stand-in exited: {process.stderr.read().decode()[-2000:]}")
-        try:
-            if requests.get(f"{base}/_admin/health", timeout=1).ok:
-                return process, base
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.5)
-    raise SystemExit("the stand-in did not come up")
+from ifs_standin import BIN, CLIENT_ID, CLIENT_SECRET, ENTITY_PATH, REALM, access_token, start_sandbox
 
 
 def plain_loop(base: str, page_size: int) -> tuple[int, float]:
     """What a person would write by hand: requests, json, the same seek pages, each record written out."""
     session = requests.Session()
-    token = session.post(
-        f"{base}/auth/realms/{REALM}/protocol/openid-connect/token",
-        data={"grant_type": "client_credentials", "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET},
-    ).json()["access_token"]
+    token = access_token(session, base)
     session.headers.update({"Authorization": f"Bearer {token}", "X-Ifs-Time-Zone-Aware-Request": "true"})
     rows, last, started = 0, None, time.perf_counter()
     with open(os.devnull, "w") as sink:
@@ -113,7 +79,7 @@ def main() -> None:
     args = parser.parse_args()
 
     print(f"starting the IFS stand-in with {args.rows:,} purchase orders (generated once, cached in {args.data_dir}) ...")
-    sandbox, base = start_sandbox(args.rows, args.seed, args.data_dir)
+    sandbox, base = start_sandbox(args.rows, args.seed, args.data_dir, rate_limit=1_000_000)
     try:
         with tempfile.TemporaryDirectory() as tmp:
             plain_rows, plain_seconds = plain_loop(base, args.page_size)

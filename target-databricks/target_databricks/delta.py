@@ -52,6 +52,9 @@ class DeltaWriter:
         versions = matched.column(version_column).to_pylist() if version_column in matched.column_names else [None] * len(fingerprints)
         return {tuple(values): (fp, version) for *values, fp, version in zip(*key_columns, fingerprints, versions)}
 
+    def append(self, location: str, rows: pa.Table, keys: Sequence[str], version_column: str | None) -> None:
+        write_deltalake(location, rows, mode="append", schema_mode="merge", storage_options=self.storage_options)
+
     def merge(self, location: str, rows: pa.Table, keys: Sequence[str], version_column: str | None) -> dict:
         table = self._open(location)
         if table is None:

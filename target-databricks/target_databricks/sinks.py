@@ -12,6 +12,7 @@ from ml_connector_core.audit import AuditEntry
 from target_databricks import plan as planning
 from target_databricks.arrow import RecordValueError, arrow_schema, row_fingerprint, to_table
 from target_databricks.delta import FINGERPRINT
+from target_databricks.validation import CompiledSchemaValidator
 
 if t.TYPE_CHECKING:
     from target_databricks.target import TargetDatabricks
@@ -39,6 +40,14 @@ class DatabricksSink(BatchSink):
         # A replay re-sends this schema without the SCHEMA message's bookmark properties: keep them inside it.
         remembered = {**schema, VERSION_HINT: [self.version_column] if self.version_column else []}
         target.audit_run.remember_schema(stream_name, remembered, list(self.key_properties))
+
+    def get_validator(self) -> CompiledSchemaValidator | None:
+        if not self.config.get("validate_records", True):
+            return None
+        return CompiledSchemaValidator(self.schema)
+
+    def _parse_timestamps_in_record(self, record: dict, schema: dict, treatment) -> None:
+        """Timestamps stay ISO text: the Arrow conversion casts them in bulk (and fails loudly on a bad one)."""
 
     @property
     def _arrow_schema(self) -> pa.Schema:
@@ -81,9 +90,13 @@ class DatabricksSink(BatchSink):
         error = None
         try:
             if to_write:
-                self.databricks.writer.merge(
-                    self.location, typed.take([p.row for p in to_write]), keys, self.version_column
-                )
+                rows = typed.take([p.row for p in to_write])
+                if stored:
+                    self.databricks.writer.merge(self.location, rows, keys, self.version_column)
+                else:
+                    # No key of this batch is in the table yet: an append writes the same rows as a MERGE would,
+                    # without MERGE's join over the whole table (a large initial load's time and memory).
+                    self.databricks.writer.append(self.location, rows, keys, self.version_column)
         except Exception as exc:  # the batch is audited as failed, then the run stops: state does not advance
             error = f"{type(exc).__name__}: {exc}"
             raise

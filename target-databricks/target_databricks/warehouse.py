@@ -89,6 +89,10 @@ class WarehouseWriter:
                 stored[key] = (row[len(keys)], stored_version)
         return stored
 
+    def append(self, location: str, rows: pa.Table, keys: Sequence[str], version_column: str | None) -> None:
+        """The warehouse path stays on MERGE, whose statements carry only these rows anyway."""
+        self.merge(location, rows, keys, version_column)
+
     def merge(self, location: str, rows: pa.Table, keys: Sequence[str], version_column: str | None) -> dict:
         statements = 0
         for statement in sql.merge_statements(location, rows, keys, version_column, self.max_statement_bytes):

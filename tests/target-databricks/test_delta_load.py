@@ -158,3 +158,13 @@ def test_a_record_the_source_reports_deleted_is_kept_and_marked(tmp_path, config
     rows = {r["InvoiceNo"]: r["_sdc_deleted_at"] for r in table(config)}
     assert rows["X2"] is None
     assert rows["X1"] == dt.datetime(2026, 1, 5, tzinfo=dt.timezone.utc)
+
+
+def test_a_record_that_breaks_its_schema_is_named_and_nothing_is_written(tmp_path, config):
+    bad = {**invoice("B1", "1", "2026-01-01T00:00:00Z"), "GrossAmount": "one hundred"}
+    result = load(tmp_path, config, [invoice("B0", "1", "2026-01-01T00:00:00Z"), bad],
+                  state={"bookmarks": {"posting_proposals": {"replication_key_value": "2026-01-01T00:00:00Z"}}},
+                  check=False)
+    assert result.returncode != 0
+    assert "GrossAmount" in result.stderr and "one hundred" in result.stderr
+    assert result.states == []

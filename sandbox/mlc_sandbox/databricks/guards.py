@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-import threading
-from collections import deque
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+
+from ..faults import FaultQueue as _FaultQueue, RequestLog
+
+__all__ = ["FAULT_KINDS", "STATUS_ERROR_CODES", "Fault", "FaultQueue", "RequestLog"]
 
 FAULT_KINDS = ("status", "rate_limit", "drop", "delay")
 
@@ -38,49 +40,9 @@ class Fault:
         return fault
 
 
-class FaultQueue:
-    def __init__(self):
-        self._faults: list[Fault] = []
-        self._lock = threading.Lock()
-
-    def add(self, fault: Fault) -> None:
-        with self._lock:
-            self._faults.append(fault)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._faults.clear()
-
-    def pending(self) -> list[dict]:
-        with self._lock:
-            return [asdict(f) for f in self._faults]
-
+class FaultQueue(_FaultQueue):
     def next_for(self, path: str) -> Fault | None:
         """The fault this request suffers: faults without `path_contains` hit API requests only."""
-        with self._lock:
-            for fault in self._faults:
-                hit = fault.path_contains in path if fault.path_contains is not None else path.startswith("/api/")
-                if hit:
-                    fault.count -= 1
-                    if fault.count <= 0:
-                        self._faults.remove(fault)
-                    return fault
-        return None
+        return self.take(lambda fault: fault.path_contains in path if fault.path_contains is not None
+                         else path.startswith("/api/"))
 
-
-class RequestLog:
-    def __init__(self, size: int = 5000):
-        self._entries: deque[dict] = deque(maxlen=size)
-        self._lock = threading.Lock()
-
-    def add(self, entry: dict) -> None:
-        with self._lock:
-            self._entries.append(entry)
-
-    def entries(self) -> list[dict]:
-        with self._lock:
-            return list(self._entries)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()

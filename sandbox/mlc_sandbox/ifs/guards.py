@@ -9,6 +9,10 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
+from ..faults import FaultQueue, RequestLog
+
+__all__ = ["FAULT_KINDS", "RANDOM_STATUSES", "Fault", "FaultInjector", "FaultRates", "RateLimiter", "RequestLog"]
+
 FAULT_KINDS = ("status", "rate_limit", "drop", "malformed", "delay")
 
 
@@ -82,24 +86,13 @@ class FaultRates:
 RANDOM_STATUSES = (500, 502, 503)
 
 
-class FaultInjector:
+class FaultInjector(FaultQueue):
+    """The queued faults, then random ones at the configured rates."""
+
     def __init__(self, rates: FaultRates, seed: int):
+        super().__init__()
         self.rates = rates
-        self._queue: list[Fault] = []
         self._rng = random.Random(f"faults:{seed}")
-        self._lock = threading.Lock()
-
-    def add(self, fault: Fault) -> None:
-        with self._lock:
-            self._queue.append(fault)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._queue.clear()
-
-    def pending(self) -> list[dict]:
-        with self._lock:
-            return [dict(vars(f)) for f in self._queue]
 
     def next_for(self, path: str, data_request: bool) -> Fault | None:
         """The fault this request suffers, if any: queued ones first, then the random rates.
@@ -108,13 +101,10 @@ class FaultInjector:
         hits any request whose path matches (so the token endpoint can fail too).
         """
         with self._lock:
-            for fault in self._queue:
-                matches = fault.path_contains in path if fault.path_contains is not None else data_request
-                if matches:
-                    fault.count -= 1
-                    if fault.count <= 0:
-                        self._queue.remove(fault)
-                    return fault
+            fault = self._take_locked(lambda fault: fault.path_contains in path if fault.path_contains is not None
+                                      else data_request)
+            if fault is not None:
+                return fault
             rates = self.rates
             if not data_request or rates.total() <= 0:
                 return None
@@ -127,22 +117,3 @@ class FaultInjector:
                 draw -= rate
         return None
 
-
-class RequestLog:
-    """The recent requests, for tests and the demo to inspect."""
-
-    def __init__(self, size: int = 5000):
-        self._entries: deque[dict] = deque(maxlen=size)
-        self._lock = threading.Lock()
-
-    def add(self, entry: dict) -> None:
-        with self._lock:
-            self._entries.append(entry)
-
-    def entries(self) -> list[dict]:
-        with self._lock:
-            return list(self._entries)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()

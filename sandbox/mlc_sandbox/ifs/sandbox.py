@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
-import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
-from ..http import Server
+from ..runner import AdminClient, InProcessStandIn, StandInProcess, option_flags, serve_command, terminate
 from .app import IfsApp, IfsSettings
 from .guards import FaultRates
 from .cache import open_store
@@ -23,20 +19,10 @@ def default_data_dir() -> Path:
     return Path(os.environ.get("MLC_SANDBOX_DATA_DIR", ".sandbox-data"))
 
 
-class _AdminClient:
-    """The admin interface over HTTP, so in-process and subprocess stand-ins are driven the same way."""
+class _AdminClient(AdminClient):
+    """The IFS admin interface (records, faults, settings, the request log, tokens) over HTTP."""
 
-    base_url: str
-
-    def admin(self, method: str, path: str, body: dict | None = None) -> dict:
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(f"{self.base_url}/_admin/{path.lstrip('/')}", data=data, method=method,
-                                         headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(request, timeout=120) as response:
-                return json.loads(response.read() or b"{}")
-        except urllib.error.HTTPError as exc:
-            raise RuntimeError(f"admin {method} {path}: {exc.code} {exc.read().decode()[:500]}") from None
+    admin_error_chars = 500
 
     def create(self, entity_set: str, record: dict) -> dict:
         return self.admin("POST", f"records/{entity_set}", {"record": record})
@@ -50,18 +36,6 @@ class _AdminClient:
 
     def delete(self, entity_set: str, key: dict) -> dict:
         return self.admin("DELETE", f"records/{entity_set}", {"key": key})
-
-    def add_fault(self, kind: str, count: int = 1, **details) -> dict:
-        return self.admin("POST", "faults", {"kind": kind, "count": count, **details})
-
-    def clear_faults(self) -> dict:
-        return self.admin("DELETE", "faults")
-
-    def change_settings(self, **values) -> dict:
-        return self.admin("POST", "settings", values)
-
-    def requests(self) -> list[dict]:
-        return self.admin("GET", "requests")["requests"]
 
     def clear_requests(self) -> None:
         self.admin("DELETE", "requests")
@@ -79,7 +53,7 @@ class _AdminClient:
         return f"{self.base_url}/auth/realms/{self.realm}/protocol/openid-connect/token"
 
 
-class IfsSandbox(_AdminClient):
+class IfsSandbox(_AdminClient, InProcessStandIn):
     """The IFS stand-in in this process, serving from a background thread.
 
         with IfsSandbox(scale=200, seed=7, port=0, token_ttl=180) as ifs:
@@ -95,82 +69,52 @@ class IfsSandbox(_AdminClient):
                                     page_size=page_size, time_zone=time_zone, realm=realm, client_id=client_id,
                                     client_secret=client_secret, fault_rates=fault_rates or FaultRates(),
                                     fault_seed=fault_seed)
-        self.host, self.requested_port = host, port
+        self._init_server(host, port)
         self.data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
         self.realm, self.client_id, self.client_secret = realm, client_id, client_secret
         self.app: IfsApp | None = None
-        self._server: Server | None = None
-        self.base_url = ""
-        self.port = 0
 
     def start(self) -> "IfsSandbox":
         store = open_store(self.data_dir, self.settings.seed, self.settings.scale)
         self.app = IfsApp(self.settings, store)
-        self._server = Server(self.app, self.host, self.requested_port).start()
-        self.port = self._server.port
-        self.base_url = f"http://{self.host}:{self.port}"
-        self.app.host_port = f"{self.host}:{self.port}"
+        self._serve(self.app)
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.stop()
-            self._server = None
+        self._stop_server()
         if self.app is not None:
             self.app.store.close()
             self.app = None
 
-    def __enter__(self) -> "IfsSandbox":
-        return self.start()
 
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-
-class IfsSandboxProcess(_AdminClient):
+class IfsSandboxProcess(_AdminClient, StandInProcess):
     """The IFS stand-in as a child process (`mlc-sandbox serve ifs ...`), started and stopped from Python.
 
     `port=0` lets the server pick a free port; it writes a ready file with its base URL once it serves.
+    Its stderr is a pipe, read only if it exits before serving.
     """
+
+    label = "IFS"
 
     def __init__(self, *, scale: int = 1000, seed: int = 42, port: int = 0, data_dir: str | Path | None = None,
                  realm: str = "mlc", timeout: float = 600, **options):
         self.realm = realm
         self._ready_file = Path(tempfile.mkdtemp(prefix="mlc-sandbox-")) / "ready.json"
-        args = [sys.executable, "-m", "mlc_sandbox", "serve", "ifs", "--port", str(port), "--scale", str(scale),
-                "--seed", str(seed), "--realm", realm, "--ready-file", str(self._ready_file)]
+        args = serve_command("ifs", "--port", str(port), "--scale", str(scale), "--seed", str(seed),
+                             "--realm", realm, "--ready-file", str(self._ready_file))
         if data_dir is not None:
             args += ["--data-dir", str(data_dir)]
-        for name, value in options.items():
-            args += [f"--{name.replace('_', '-')}", str(value)]
+        args += option_flags(options)
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + timeout
-        while not self._ready_file.exists():
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the IFS stand-in exited: {self.process.stderr.read().decode()[-3000:]}")
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("the IFS stand-in did not become ready in time")
-            time.sleep(0.05)
-        ready = json.loads(self._ready_file.read_text())
-        self.base_url, self.port = ready["base_url"], ready["port"]
+        self._wait_ready(timeout)
+
+    def _exit_message(self) -> str:
+        return self.process.stderr.read().decode()[-3000:]
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process)
         if self.process.stderr:
             self.process.stderr.close()
         self._ready_file.unlink(missing_ok=True)
         self._ready_file.with_name(self._ready_file.name + ".tmp").unlink(missing_ok=True)
         self._ready_file.parent.rmdir()
-
-    def __enter__(self) -> "IfsSandboxProcess":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()

@@ -3,9 +3,11 @@ log."""
 
 from __future__ import annotations
 
-import threading
-from collections import deque
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+
+from ..faults import FaultQueue as _FaultQueue, RequestLog
+
+__all__ = ["FAULT_KINDS", "FAULT_APIS", "Fault", "FaultQueue", "RequestLog"]
 
 FAULT_KINDS = ("rate_limit", "status", "drop", "delay")
 # which requests a fault can aim at: message posts of either API (the default), one of them, or the token endpoint
@@ -49,47 +51,7 @@ class Fault:
         return self.channel is None or self.channel == channel_id
 
 
-class FaultQueue:
-    def __init__(self):
-        self._faults: list[Fault] = []
-        self._lock = threading.Lock()
-
-    def add(self, fault: Fault) -> None:
-        with self._lock:
-            self._faults.append(fault)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._faults.clear()
-
-    def pending(self) -> list[dict]:
-        with self._lock:
-            return [asdict(f) for f in self._faults]
-
+class FaultQueue(_FaultQueue):
     def next_for(self, api: str, channel_id: str | None) -> Fault | None:
-        with self._lock:
-            for fault in self._faults:
-                if fault.hits(api, channel_id):
-                    fault.count -= 1
-                    if fault.count <= 0:
-                        self._faults.remove(fault)
-                    return fault
-        return None
+        return self.take(lambda fault: fault.hits(api, channel_id))
 
-
-class RequestLog:
-    def __init__(self, size: int = 5000):
-        self._entries: deque[dict] = deque(maxlen=size)
-        self._lock = threading.Lock()
-
-    def add(self, entry: dict) -> None:
-        with self._lock:
-            self._entries.append(entry)
-
-    def entries(self) -> list[dict]:
-        with self._lock:
-            return list(self._entries)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()

@@ -3,16 +3,9 @@
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-import sys
-import tempfile
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
-from ..http import Server
+from ..runner import AdminClient, InProcessStandIn, LoggedStandInProcess, option_flags, serve_command
 from . import channels as channel_specs
 from .app import TeamsApp
 from .cards import CardValidator, load_schema
@@ -35,24 +28,14 @@ def channel_sources(value: ChannelsOption) -> list[str]:
     return [json.dumps([{"id": v[0], "name": v[1]} if isinstance(v, list) else v for v in items])]
 
 
-class _AdminClient:
-    """The admin interface over HTTP, so in-process and subprocess stand-ins are driven the same way."""
+class _AdminClient(AdminClient):
+    """The Teams admin interface (channels, messages, rejections, faults, tokens) over HTTP."""
 
-    base_url: str
+    admin_timeout = 60
     tenant_id: str
     client_id: str
     client_secret: str
     team_id: str
-
-    def admin(self, method: str, path: str, body: dict | None = None) -> dict:
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(f"{self.base_url}/_admin/{path.lstrip('/')}", data=data, method=method,
-                                         headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(request, timeout=60) as response:
-                return json.loads(response.read() or b"{}")
-        except urllib.error.HTTPError as exc:
-            raise RuntimeError(f"admin {method} {path}: {exc.code} {exc.read().decode()[:2000]}") from None
 
     def channels(self) -> list[dict]:
         return self.admin("GET", "channels")["channels"]
@@ -93,20 +76,12 @@ class _AdminClient:
         return self.add_fault("rate_limit", count=count, channel=channel_id, retry_after=retry_after, api=api)
 
     def add_fault(self, kind: str, count: int = 1, **details) -> dict:
+        """Details given as None are left out (the stand-in refuses unknown or null fault fields)."""
         body = {"kind": kind, "count": count, **{k: v for k, v in details.items() if v is not None}}
         return self.admin("POST", "faults", body)
 
-    def clear_faults(self) -> dict:
-        return self.admin("DELETE", "faults")
-
-    def change_settings(self, **values) -> dict:
-        return self.admin("POST", "settings", values)
-
     def expire_tokens(self) -> int:
         return self.admin("POST", "tokens/expire")["expired"]
-
-    def requests(self) -> list[dict]:
-        return self.admin("GET", "requests")["requests"]
 
     def reset(self) -> dict:
         """Forget messages, rejections, faults and the request log (channels and tokens stay)."""
@@ -125,7 +100,7 @@ class _AdminClient:
         return self.channel(channel_id)["graph_messages_url"]
 
 
-class TeamsSandbox(_AdminClient):
+class TeamsSandbox(_AdminClient, InProcessStandIn):
     """The Teams stand-in in this process, serving from a background thread.
 
         with TeamsSandbox(port=0, channels="finance-10=Finance%20SE,general") as teams:
@@ -147,87 +122,34 @@ class TeamsSandbox(_AdminClient):
         self.tenant_id, self.client_id, self.client_secret, self.team_id = tenant_id, client_id, client_secret, team_id
         self._channels = channel_specs.load(channel_sources(channels))
         self._schema_path = schema_path
-        self.host, self.requested_port = host, port
+        self._init_server(host, port)
         self.app: TeamsApp | None = None
-        self._server: Server | None = None
-        self.base_url = ""
-        self.port = 0
 
     def start(self) -> "TeamsSandbox":
         self.app = TeamsApp(self.settings, Channels(self._channels), CardValidator(load_schema(self._schema_path)))
-        self._server = Server(self.app, self.host, self.requested_port).start()
-        self.port = self._server.port
-        self.base_url = f"http://{self.host}:{self.port}"
-        self.app.host_port = f"{self.host}:{self.port}"
+        self._serve(self.app)
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.stop()
-            self._server = None
-
-    def __enter__(self) -> "TeamsSandbox":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+        self._stop_server()
 
 
-class TeamsSandboxProcess(_AdminClient):
+class TeamsSandboxProcess(_AdminClient, LoggedStandInProcess):
     """The Teams stand-in as a child process (`mlc-sandbox serve teams ...`), started and stopped from Python.
     `port=0` lets the server pick a free port; it writes a ready file with its base URL once it serves. Other
     options are passed on as command-line flags (`token_ttl=5` -> `--token-ttl 5`)."""
+
+    label = "Teams"
 
     def __init__(self, *, port: int = 0, channels: ChannelsOption = None,
                  tenant_id: str = TeamsSettings.tenant_id, client_id: str = TeamsSettings.client_id,
                  client_secret: str = TeamsSettings.client_secret, team_id: str = TeamsSettings.team_id,
                  timeout: float = 30, **options):
         self.tenant_id, self.client_id, self.client_secret, self.team_id = tenant_id, client_id, client_secret, team_id
-        self._folder = Path(tempfile.mkdtemp(prefix="mlc-sandbox-teams-"))
-        self._ready_file = self._folder / "ready.json"
-        args = [sys.executable, "-m", "mlc_sandbox", "serve", "teams", "--port", str(port),
-                "--tenant-id", tenant_id, "--client-id", client_id, "--client-secret", client_secret,
-                "--team-id", team_id, "--ready-file", str(self._ready_file)]
+        self._prepare_folder("mlc-sandbox-teams-")
+        args = serve_command("teams", "--port", str(port), "--tenant-id", tenant_id, "--client-id", client_id,
+                             "--client-secret", client_secret, "--team-id", team_id,
+                             "--ready-file", str(self._ready_file))
         for source in channel_sources(channels):
             args += ["--channels", source]
-        for name, value in options.items():
-            args += [f"--{name.replace('_', '-')}", str(value)]
-        # a file, not a pipe: a pipe nobody reads while the server runs would block it once full
-        self._stderr = open(self._folder / "stderr.log", "wb")
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=self._stderr)
-        deadline = time.monotonic() + timeout
-        while not self._ready_file.exists():
-            if self.process.poll() is not None:
-                message = self.stderr_tail()
-                self._cleanup()
-                raise RuntimeError(f"the Teams stand-in exited: {message}")
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("the Teams stand-in did not become ready in time")
-            time.sleep(0.05)
-        ready = json.loads(self._ready_file.read_text())
-        self.base_url, self.port = ready["base_url"], ready["port"]
-
-    def stderr_tail(self, size: int = 3000) -> str:
-        path = self._folder / "stderr.log"
-        return path.read_bytes()[-size:].decode(errors="replace") if path.exists() else ""
-
-    def _cleanup(self) -> None:
-        self._stderr.close()
-        shutil.rmtree(self._folder, ignore_errors=True)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._cleanup()
-
-    def __enter__(self) -> "TeamsSandboxProcess":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+        self._spawn(args + option_flags(options), timeout)

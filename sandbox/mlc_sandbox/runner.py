@@ -1,0 +1,174 @@
+"""What every stand-in's Python handle shares: the admin client over HTTP, the in-process server's start/stop
+bookkeeping and the child process (`mlc-sandbox serve <name>`) that reports its port in a ready file."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Self
+
+from .http import Server
+
+
+class AdminClient:
+    """The admin interface over HTTP, so in-process and subprocess stand-ins are driven the same way."""
+
+    base_url: str
+    admin_timeout: float = 120  # seconds an admin call may take
+    admin_error_chars: int = 2000  # how much of an error body goes into the exception
+
+    def admin(self, method: str, path: str, body: dict | None = None) -> dict:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(f"{self.base_url}/_admin/{path.lstrip('/')}", data=data, method=method,
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=self.admin_timeout) as response:
+                return json.loads(response.read() or b"{}")
+        except urllib.error.HTTPError as exc:
+            raise RuntimeError(
+                f"admin {method} {path}: {exc.code} {exc.read().decode()[:self.admin_error_chars]}") from None
+
+    def add_fault(self, kind: str, count: int = 1, **details) -> dict:
+        return self.admin("POST", "faults", {"kind": kind, "count": count, **details})
+
+    def clear_faults(self) -> dict:
+        return self.admin("DELETE", "faults")
+
+    def change_settings(self, **values) -> dict:
+        return self.admin("POST", "settings", values)
+
+    def requests(self) -> list[dict]:
+        return self.admin("GET", "requests")["requests"]
+
+
+class InProcessStandIn:
+    """Serving an app from a background thread of this process; subclasses build the app in `start`."""
+
+    host: str
+    requested_port: int
+
+    def _init_server(self, host: str, port: int) -> None:
+        self.host, self.requested_port = host, port
+        self._server: Server | None = None
+        self.base_url = ""
+        self.port = 0
+
+    def _serve(self, app) -> None:
+        self._server = Server(app, self.host, self.requested_port).start()
+        self.port = self._server.port
+        self.base_url = f"http://{self.host}:{self.port}"
+        app.host_port = f"{self.host}:{self.port}"
+
+    def _stop_server(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def serve_command(name: str, *args: str) -> list[str]:
+    """The command line of `mlc-sandbox serve <name> ...` with this interpreter."""
+    return [sys.executable, "-m", "mlc_sandbox", "serve", name, *args]
+
+
+def option_flags(options: dict) -> list[str]:
+    """Python keyword options as command-line flags (`chunk_rows=5` -> `--chunk-rows 5`)."""
+    args: list[str] = []
+    for name, value in options.items():
+        args += [f"--{name.replace('_', '-')}", str(value)]
+    return args
+
+
+def terminate(process: subprocess.Popen) -> None:
+    """Ask the child to stop (SIGTERM), kill it if it has not within 15 seconds."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+class StandInProcess:
+    """A stand-in as a child process that writes a ready file with its base URL once it serves."""
+
+    label: str  # the stand-in's name in error messages ("the IFS stand-in exited: ...")
+    process: subprocess.Popen
+    _ready_file: Path
+
+    def _exit_message(self) -> str:
+        """What the child said before exiting early (and any cleanup needed before raising)."""
+        raise NotImplementedError
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not self._ready_file.exists():
+            if self.process.poll() is not None:
+                message = self._exit_message()
+                raise RuntimeError(f"the {self.label} stand-in exited: {message}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"the {self.label} stand-in did not become ready in time")
+            time.sleep(0.05)
+        ready = json.loads(self._ready_file.read_text())
+        self.base_url, self.port = ready["base_url"], ready["port"]
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+class LoggedStandInProcess(StandInProcess):
+    """A child whose stderr goes to a file in its own temporary folder (removed on stop): a pipe nobody reads while
+    the server runs would block it once full."""
+
+    def _prepare_folder(self, prefix: str) -> None:
+        self._folder = Path(tempfile.mkdtemp(prefix=prefix))
+        self._ready_file = self._folder / "ready.json"
+
+    def _spawn(self, args: list[str], timeout: float) -> None:
+        self._stderr = open(self._folder / "stderr.log", "wb")
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=self._stderr)
+        self._wait_ready(timeout)
+
+    def stderr_tail(self, size: int = 3000) -> str:
+        """The end of what the child wrote to stderr (tracebacks of stand-in bugs land there)."""
+        path = self._folder / "stderr.log"
+        return path.read_bytes()[-size:].decode(errors="replace") if path.exists() else ""
+
+    def _exit_message(self) -> str:
+        message = self.stderr_tail()
+        self._cleanup()
+        return message
+
+    def _cleanup(self) -> None:
+        self._stderr.close()
+        shutil.rmtree(self._folder, ignore_errors=True)
+
+    def stop(self) -> None:
+        terminate(self.process)
+        self._cleanup()

@@ -9,6 +9,7 @@ import pyarrow as pa
 from singer_sdk.sinks import BatchSink
 
 from ml_connector_core.audit import AuditEntry
+from ml_connector_core.audited_target import BOOKMARK_HINT
 from target_databricks import plan as planning
 from target_databricks.arrow import RecordValueError, arrow_schema, row_fingerprint, to_table
 from target_databricks.delta import FINGERPRINT
@@ -18,7 +19,6 @@ if t.TYPE_CHECKING:
     from target_databricks.target import TargetDatabricks
 
 LOADED_AT = "_mlc_loaded_at"
-VERSION_HINT = "x-bookmark-properties"
 
 
 class DatabricksSink(BatchSink):
@@ -38,7 +38,7 @@ class DatabricksSink(BatchSink):
         self.table_name = target.table_name(stream_name)
         self.location = target.writer.location(target.config["target_schema"], self.table_name)
         # A replay re-sends this schema without the SCHEMA message's bookmark properties: keep them inside it.
-        remembered = {**schema, VERSION_HINT: [self.version_column] if self.version_column else []}
+        remembered = {**schema, BOOKMARK_HINT: [self.version_column] if self.version_column else []}
         target.audit_run.remember_schema(stream_name, remembered, list(self.key_properties))
 
     def get_validator(self) -> CompiledSchemaValidator | None:

@@ -9,13 +9,13 @@ from singer_sdk import Target
 from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
 
-from ml_connector_core.audit import AuditTrail
+from ml_connector_core.audited_target import AuditedTarget
 from target_databricks.delta import DeltaWriter
 from target_databricks.jobs import JOB_STREAM, JobRunFailed, job_entry, load_parameters, run_job
-from target_databricks.sinks import VERSION_HINT, DatabricksSink
+from target_databricks.sinks import DatabricksSink
 
 
-class TargetDatabricks(Target):
+class TargetDatabricks(AuditedTarget, Target):
     """Loads Singer streams into Databricks: Delta tables MERGEd on each stream's keys, audited record by record."""
 
     name = "target-databricks"
@@ -51,7 +51,6 @@ class TargetDatabricks(Target):
     ).to_dict()
 
     def __init__(self, *args, **kwargs) -> None:
-        self._bookmark_properties: dict[str, list[str]] = {}
         self.loaded: dict[str, dict] = {}
         super().__init__(*args, **kwargs)
 
@@ -63,14 +62,6 @@ class TargetDatabricks(Target):
 
         return WarehouseWriter.from_config(self.config)
 
-    @cached_property
-    def audit_trail(self) -> AuditTrail:
-        return AuditTrail(self.config.get("audit_url"))
-
-    @cached_property
-    def audit_run(self):
-        return self.audit_trail.start_run(flow=self.config["flow"], plugin=self.name)
-
     def table_name(self, stream_name: str) -> str:
         name = re.sub(r"[^0-9A-Za-z_]", "_", stream_name.split("-")[-1]).lower()
         return f"{self.config['table_prefix']}{name}"
@@ -78,7 +69,7 @@ class TargetDatabricks(Target):
     def version_column(self, stream_name: str, schema: dict) -> str | None:
         column = (self.config.get("stream_versions") or {}).get(stream_name)
         if column is None:
-            bookmarks = self._bookmark_properties.get(stream_name) or []
+            bookmarks = self.bookmark_properties.get(stream_name) or []
             column = bookmarks[0] if bookmarks else None
         if column is not None and column not in schema.get("properties", {}):
             raise ConfigValidationError(f"stream '{stream_name}': version column '{column}' is not in its schema",
@@ -90,22 +81,8 @@ class TargetDatabricks(Target):
         for operation, n in counts.items():
             totals[operation] = totals.get(operation, 0) + n
 
-    def _process_schema_message(self, message_dict: dict) -> None:
-        # Sinks are not told the stream's bookmark property; it is the natural order of record versions.
-        self._bookmark_properties[message_dict["stream"]] = (
-            message_dict.get("bookmark_properties") or message_dict["schema"].get(VERSION_HINT) or []
-        )
-        super()._process_schema_message(message_dict)
-
-    def listen(self, file_input=None) -> None:
-        self.max_parallelism = 1  # one audit writer, and batches land in the order they were read
-        try:
-            self._rerun_failed_jobs()
-            super().listen(file_input)
-        except BaseException:
-            self.audit_run.finish("failed", {"streams": self.loaded})
-            raise
-        self.audit_run.finish("succeeded", {"streams": self.loaded})
+    def audit_summary(self) -> dict:
+        return {"streams": self.loaded}
 
     def process_endofpipe(self) -> None:
         if not self.config.get("job_id"):
@@ -149,7 +126,7 @@ class TargetDatabricks(Target):
             )
         self.logger.info("Databricks job %s run %s succeeded for tables %s", job_id, run_id, parameters["tables"])
 
-    def _rerun_failed_jobs(self) -> None:
+    def redo_failed_work(self) -> None:
         """Job runs that failed after earlier loads run again first; until they succeed nothing new is reported."""
         if not self.config.get("job_id"):
             return

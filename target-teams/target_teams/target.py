@@ -11,6 +11,7 @@ from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
 
 from ml_connector_core.audit import AuditTrail, StoredEntry
+from ml_connector_core.audited_target import AuditedTarget
 from ml_connector_core.oauth import ClientCredentialsAuth
 from ml_connector_core.redaction import register_secret
 from ml_connector_core.secrets import unseal
@@ -39,7 +40,7 @@ class Ledger:
         return last
 
 
-class TargetTeams(Target):
+class TargetTeams(AuditedTarget, Target):
     """Posts one Adaptive Card per notable IFS record (or a digest per channel) to the channel of its company."""
 
     name = "target-teams"
@@ -76,17 +77,8 @@ class TargetTeams(Target):
     ).to_dict()
 
     def __init__(self, *args, **kwargs) -> None:
-        self._bookmark_properties: dict[str, list[str]] = {}
         self.failed_sends = 0
         super().__init__(*args, **kwargs)
-
-    @cached_property
-    def audit_trail(self) -> AuditTrail:
-        return AuditTrail(self.config.get("audit_url"))
-
-    @cached_property
-    def audit_run(self):
-        return self.audit_trail.start_run(flow=self.config["flow"], plugin=self.name)
 
     @cached_property
     def ledger(self) -> Ledger:
@@ -132,7 +124,7 @@ class TargetTeams(Target):
     def version_of(self, stream: str, record: dict) -> str | None:
         value = record.get(self.config["version_field"])
         if value is None:
-            bookmarks = self._bookmark_properties.get(stream) or []
+            bookmarks = self.bookmark_properties.get(stream) or []
             value = record.get(bookmarks[0]) if bookmarks else None
         return None if value is None else str(value)
 
@@ -140,25 +132,20 @@ class TargetTeams(Target):
         mode = self.config["digest"]
         return mode == "always" or (mode == "auto" and count > int(self.config["digest_threshold"]))
 
-    def _process_schema_message(self, message_dict: dict) -> None:
-        self._bookmark_properties[message_dict["stream"]] = message_dict.get("bookmark_properties") or []
-        super()._process_schema_message(message_dict)
+    def audit_status(self) -> str:
+        return "failed" if self.failed_sends else "succeeded"
+
+    def audit_summary(self) -> dict:
+        return {"failed_sends": self.failed_sends}
 
     def listen(self, file_input=None) -> None:
-        self.max_parallelism = 1
-        try:
-            self._resend_failed()
-            super().listen(file_input)
-        except BaseException:
-            self.audit_run.finish("failed", {"failed_sends": self.failed_sends})
-            raise
-        self.audit_run.finish("failed" if self.failed_sends else "succeeded", {"failed_sends": self.failed_sends})
+        super().listen(file_input)
         if self.failed_sends:
             # The bookmark may move on: the failed cards are in the audit trail and are sent first next run.
             self.logger.error("%d card(s) could not be delivered; they are resent at the start of the next run "
                               "(or now: mlc-audit failures)", self.failed_sends)
 
-    def _resend_failed(self) -> None:
+    def redo_failed_work(self) -> None:
         """Cards that failed in earlier runs of this flow go out first, unless a newer version was posted since."""
         for failed in list(self.audit_trail.failures()):
             if failed.flow != self.config["flow"] or failed.stream.startswith("_"):

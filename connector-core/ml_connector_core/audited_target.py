@@ -1,0 +1,55 @@
+"""What every ml-connector Singer target does around its sinks: one audit run per invocation, the streams' bookmark
+properties (the order of record versions), and earlier failed work redone before anything new.
+
+A mixin placed before singer-sdk's ``Target`` in the bases; it imports nothing of singer-sdk.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any
+
+from ml_connector_core.audit import AuditRun, AuditTrail
+
+#: Where a remembered schema keeps the SCHEMA message's bookmark properties, which a replay cannot send otherwise.
+BOOKMARK_HINT = "x-bookmark-properties"
+
+
+class AuditedTarget:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.bookmark_properties: dict[str, list[str]] = {}
+        super().__init__(*args, **kwargs)
+
+    @cached_property
+    def audit_trail(self) -> AuditTrail:
+        return AuditTrail(self.config.get("audit_url"))
+
+    @cached_property
+    def audit_run(self) -> AuditRun:
+        return self.audit_trail.start_run(flow=self.config["flow"], plugin=self.name)
+
+    def _process_schema_message(self, message_dict: dict) -> None:
+        # Sinks are not told the stream's bookmark property; it is the natural order of record versions.
+        self.bookmark_properties[message_dict["stream"]] = (
+            message_dict.get("bookmark_properties") or message_dict["schema"].get(BOOKMARK_HINT) or []
+        )
+        super()._process_schema_message(message_dict)
+
+    def listen(self, file_input=None) -> None:
+        self.max_parallelism = 1  # one audit writer, and batches land in the order they were read
+        try:
+            self.redo_failed_work()
+            super().listen(file_input)
+        except BaseException:
+            self.audit_run.finish("failed", self.audit_summary())
+            raise
+        self.audit_run.finish(self.audit_status(), self.audit_summary())
+
+    def redo_failed_work(self) -> None:
+        """What earlier runs left failed and must be done before this run reports anything new."""
+
+    def audit_status(self) -> str:
+        return "succeeded"
+
+    def audit_summary(self) -> dict:
+        return {}

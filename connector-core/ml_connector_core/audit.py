@@ -295,6 +295,9 @@ records_table = sa.Table(
     sa.Column("attempts", sa.Integer, nullable=False),
     sa.Column("error", sa.Text),
     sa.Column("payload", sa.Text),
+    # The record as the target received it, where what was sent differs from it (API targets send a request body
+    # derived from the record): replays feed this to the target again.
+    sa.Column("source", sa.Text),
     sa.Column("written_at", _UtcDateTime, nullable=False),
     sa.Column("replay_of", sa.BigInteger),
     sa.Index("ix_audit_records_run_id", "run_id"),
@@ -325,7 +328,8 @@ class AuditEntry:
 
     ``key`` holds the key properties and their values; ``version`` the record's ETag or change timestamp;
     ``destination`` where it went (table, issue key, channel...); ``payload`` what was sent, as JSON-able values
-    (Decimals stay exact), not as already-encoded text, so that sensitive fields can be masked.
+    (Decimals stay exact), not as already-encoded text, so that sensitive fields can be masked. ``source`` is the record
+    as received, for targets whose payload is a request derived from it; replays send ``source`` when there is one.
     """
 
     stream: str
@@ -333,6 +337,7 @@ class AuditEntry:
     operation: Operation | str
     outcome: Outcome | str
     payload: Any = None
+    source: Any = None
     version: str | None = None
     destination: str | None = None
     attempts: int = 1
@@ -355,6 +360,7 @@ class StoredEntry:
     payload_json: str | None
     written_at: datetime
     replay_of: int | None
+    source_json: str | None = None
 
     @property
     def key(self) -> dict[str, Any]:
@@ -363,6 +369,15 @@ class StoredEntry:
     @property
     def payload(self) -> Any:
         return None if self.payload_json is None else load_json(self.payload_json)
+
+    @property
+    def source(self) -> Any:
+        return None if self.source_json is None else load_json(self.source_json)
+
+    @property
+    def replay_json(self) -> str | None:
+        """What a replay feeds the target: the record as received where it was kept, else what was sent."""
+        return self.source_json if self.source_json is not None else self.payload_json
 
 
 @dataclass(frozen=True, slots=True)
@@ -454,6 +469,7 @@ class AuditTrail:
                     # Concurrent CREATE TABLEs of the same name collide in PostgreSQL's catalog; take turns.
                     conn.execute(sa.text("SELECT pg_advisory_xact_lock(7236916023409881)"))
                 metadata.create_all(conn)
+                _add_missing_columns(conn)
         except sa_exc.DBAPIError as exc:
             self._engine.dispose()
             raise AuditError(f"cannot open the audit trail at {describe_url(self.url)}: {_reason(exc)}") from None
@@ -507,6 +523,7 @@ class AuditTrail:
                     sa.literal(Outcome.SUCCEEDED.value, sa.String),
                     sa.literal(1, sa.Integer),
                     records.payload,
+                    records.source,
                     sa.literal(written_at, _UtcDateTime()),
                     records.id,
                 ).where(still_failed)
@@ -514,7 +531,7 @@ class AuditTrail:
                     records_table.insert().from_select(
                         [
                             "run_id", "flow", "stream", "record_key", "record_version", "operation", "destination",
-                            "outcome", "attempts", "payload", "written_at", "replay_of",
+                            "outcome", "attempts", "payload", "source", "written_at", "replay_of",
                         ],
                         answers,
                     )
@@ -592,7 +609,9 @@ class AuditTrail:
         if run_id is not None:
             self.run(run_id)
         records = records_table.c
-        without_payload = sa.func.sum(sa.case((records.payload.is_(None), 1), else_=0))
+        without_payload = sa.func.sum(
+            sa.case((sa.and_(records.payload.is_(None), records.source.is_(None)), 1), else_=0)
+        )
         counts = (
             sa.select(records.run_id, records.flow, records.stream, sa.func.count(), without_payload)
             .where(*self._filters(run_id, stream, key, Outcome.FAILED, entry_ids))
@@ -771,6 +790,7 @@ class AuditRun:
             try:
                 record_key = canonical_key(entry.key)
                 payload = None if entry.payload is None else payload_json(entry.payload)
+                source = None if entry.source is None else payload_json(entry.source)
             except (TypeError, ValueError, msgspec.EncodeError) as exc:
                 raise ValueError(
                     f"cannot audit stream {entry.stream!r} key {entry.key!r}: {redact_text(str(exc))}"
@@ -789,6 +809,7 @@ class AuditRun:
                     entry.attempts,
                     text(entry.error),
                     payload,
+                    source,
                 )
             )
         return rows
@@ -796,7 +817,7 @@ class AuditRun:
 
 _BATCH_COLUMNS = (
     "run_id", "flow", "stream", "record_key", "record_version", "operation", "destination", "outcome", "attempts",
-    "error", "payload",
+    "error", "payload", "source",
 )
 _BATCH_STATEMENTS: dict[str, tuple[str, tuple[str, ...] | None, Any]] = {}
 
@@ -831,6 +852,15 @@ def _insert_batch(conn: Connection, rows: list[tuple], written_at: datetime) -> 
     conn.exec_driver_sql(sql, params)
 
 
+def _add_missing_columns(conn: Connection) -> None:
+    """Trails written by an earlier version lack columns added since; they are nullable, so adding them is enough."""
+    present = {column["name"] for column in sa.inspect(conn).get_columns(records_table.name)}
+    for column in records_table.columns:
+        if column.name not in present:
+            kind = column.type.compile(dialect=conn.dialect)
+            conn.execute(sa.text(f"ALTER TABLE {records_table.name} ADD COLUMN {column.name} {kind}"))
+
+
 def _invalid_entry(entry: AuditEntry) -> str:
     if entry.operation not in _OPERATIONS:
         problem = f"operation {entry.operation!r} is not one of {', '.join(sorted(_OPERATIONS))}"
@@ -842,7 +872,7 @@ def _invalid_entry(entry: AuditEntry) -> str:
 def _stored_entry(row: sa.Row) -> StoredEntry:
     return StoredEntry(
         row.id, row.run_id, row.flow, row.stream, row.record_key, row.record_version, row.operation, row.destination,
-        row.outcome, row.attempts, row.error, row.payload, row.written_at, row.replay_of,
+        row.outcome, row.attempts, row.error, row.payload, row.written_at, row.replay_of, row.source,
     )
 
 

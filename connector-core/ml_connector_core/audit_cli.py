@@ -210,6 +210,9 @@ def _show(trail: AuditTrail, args: argparse.Namespace) -> int:
         # Reformat the stored text itself: no number goes through a float or even a Decimal on the way.
         print("payload:")
         print(msgspec.json.format(entry.payload_json, indent=2))
+    if entry.source_json is not None:
+        print("record as received:")
+        print(msgspec.json.format(entry.source_json, indent=2))
     return 0
 
 
@@ -324,7 +327,7 @@ def _singer_lines(trail: AuditTrail, entries: Iterator[StoredEntry], sent_ids: a
         stream = stream_json.get(entry.stream)
         if stream is None:
             stream = stream_json[entry.stream] = dump_json(entry.stream).encode("utf-8")
-        yield b'{"type":"RECORD","stream":' + stream + b',"record":' + entry.payload_json.encode("utf-8") + b"}\n"
+        yield b'{"type":"RECORD","stream":' + stream + b',"record":' + entry.replay_json.encode("utf-8") + b"}\n"
         sent_ids.append(entry.id)
 
 

@@ -274,3 +274,42 @@ def test_a_replay_streams_many_entries_through_the_target(sqlite_url, tmp_path):
     with AuditTrail(sqlite_url) as trail:
         assert list(trail.failures()) == []
         assert trail.runs(1)[0].outcomes == {"succeeded": count}
+
+
+def test_a_replay_sends_the_record_as_received_where_one_was_kept(audit_url, tmp_path):
+    """API targets send a request derived from the record; replaying must feed them the record, not the request."""
+    request = {"method": "PATCH", "path": "PurchaseOrderSet(OrderNo='P1')", "body": {"Cf_Jira_Status": "Done"}}
+    with AuditTrail(audit_url) as trail:
+        with trail.start_run(flow="jira-to-ifs", plugin="target-ifscloud") as run:
+            run.remember_schema("lines", LINES_SCHEMA, ["id"])
+            run.record([
+                AuditEntry(stream="lines", key={"id": 7}, operation="update", outcome="failed", error="HTTP 412",
+                           payload=request, source={"id": 7, "amount": amount(7)}),
+                line(8),  # no record kept: its payload is what is replayed
+            ])
+        [kept, plain] = list(trail.failures())
+        assert kept.payload == request and kept.source == {"id": 7, "amount": amount(7)}
+        assert plain.source is None
+    sent = messages(mlc_audit("replay", "--stream", "lines", "--dry-run", url=audit_url).stdout)
+    assert [m["record"] for m in sent if m["type"] == "RECORD"] == [{"id": 7, "amount": amount(7)}, {"id": 8, "amount": amount(8)}]
+    shown = mlc_audit("show", str(kept.id), url=audit_url).stdout
+    assert '"Cf_Jira_Status": "Done"' in shown and "record as received:" in shown
+
+
+def test_a_trail_written_before_the_source_column_existed_is_upgraded(sqlite_url):
+    import sqlalchemy as sa
+
+    with AuditTrail(sqlite_url) as trail:
+        with trail.start_run(flow="f", plugin="target-databricks") as run:
+            run.record([line(1)])
+    engine = sa.create_engine(sqlite_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE audit_records DROP COLUMN source"))
+    engine.dispose()
+    with AuditTrail(sqlite_url) as trail:
+        [old] = list(trail.failures())
+        assert old.source is None and old.payload["id"] == 1
+        with trail.start_run(flow="f", plugin="target-ifscloud") as run:
+            run.record([AuditEntry(stream="lines", key={"id": 2}, operation="update", outcome="failed",
+                                   payload={"body": {}}, source={"id": 2})])
+        assert [entry.source for entry in trail.failures()] == [None, {"id": 2}]

@@ -4,6 +4,7 @@ import sys
 import requests
 
 from mlc_sandbox.ifs import IfsSandboxProcess
+from mlc_sandbox.ifs.generate import DATA_VERSION
 
 
 def test_subprocess_reports_its_port_and_serves(data_dir):
@@ -25,4 +26,4 @@ def test_cli_help_and_generate(tmp_path):
     assert result.returncode == 0 and "--token-ttl" in result.stdout and "--fault-rate-5xx" in result.stdout
     result = subprocess.run([sys.executable, "-m", "mlc_sandbox", "generate", "ifs", "--scale", "40",
                              "--data-dir", str(tmp_path)], capture_output=True, text=True)
-    assert result.returncode == 0 and (tmp_path / "ifs-v1-seed42-scale40.sqlite").exists()
+    assert result.returncode == 0 and (tmp_path / f"ifs-v{DATA_VERSION}-seed42-scale40.sqlite").exists()

@@ -48,7 +48,7 @@ def test_patch_validates_fields(fresh):
                  {"B2bOrder": "yes"}, {"Company": None}):
         response = patch(client, path, body, "*")
         assert response.status_code == 400, body
-    response = patch(client, path, '{"TotalNetAmount": 12345678901234567890.123456789, "Objstate": "Closed"}', "*")
+    response = patch(client, path, '{"TotalNetAmount": 12345678901234567890.123456789, "NoteText": "exact"}', "*")
     assert response.status_code == 200
     assert '"TotalNetAmount":12345678901234567890.123456789' in response.text
 

@@ -59,6 +59,11 @@ def metadata(projection: str) -> bytes:
         lines.append("</EnumType>")
     for entity in service.entities:
         lines += _entity_type(entity, ns)
+    for entity in service.entities:
+        for name in entity.actions:
+            # IFS names the binding parameter `it`; no further parameters, no return value
+            lines += [f'<Action Name="{name}" IsBound="true">',
+                      f'<Parameter Name="it" Type="{ns}.{entity.type_name}" Nullable="false"/>', "</Action>"]
     lines.append('<EntityContainer Name="Main">')
     for entity in service.entities:
         lines.append(f'<EntitySet Name="{entity.entity_set}" EntityType="{ns}.{entity.type_name}">')

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import calendar
 import random
+from functools import lru_cache
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Callable, Iterator
@@ -16,7 +17,7 @@ from typing import Callable, Iterator
 from . import model
 
 # Bump when generated data changes shape or content: it names the cache file.
-DATA_VERSION = 1
+DATA_VERSION = 2
 
 # Fixed window (not "now") so the same seed gives the same data on any day.
 WINDOW_END = calendar.timegm((2026, 11, 1, 0, 0, 0))
@@ -118,6 +119,23 @@ def customer_id(index: int) -> str:
     return f"C{10000 + index}"
 
 
+SUPPLIER_TIERS = ("STRATEGIC", "PREFERRED", "STANDARD", "SPOT")
+SUPPLIER_TIER_WEIGHTS = (10, 25, 50, 15)
+
+
+@lru_cache(maxsize=4)
+def supplier_tiers(seed: int, count: int) -> tuple[str, ...]:
+    """Every supplier's tier (its SupplierCategory), drawn once per process: an order's Cf_Supplier_Tier repeats its
+    supplier's, and orders are generated in chunks that never see the supplier rows."""
+    rng = random.Random(f"{seed}:supplier-tiers")
+    return tuple(rng.choices(SUPPLIER_TIERS, SUPPLIER_TIER_WEIGHTS, k=count))
+
+
+def cost_account_range(accounts_per_company: int) -> tuple[int, int]:
+    """Indexes of the cost accounts (LogicalAccountType C) every company has: purchases and work post there."""
+    return -(-3 * accounts_per_company // 5), -(-4 * accounts_per_company // 5)
+
+
 def order_no(index: int) -> str:
     return f"P{1000000 + index}"
 
@@ -189,6 +207,12 @@ def purchase_orders(seed: int, volumes: Volumes, chunk: int) -> Rows:
     stat_groups = ("A", "B", "C", None)
     tax_codes = ("25", "12", "0", None)
     discounts = (0, 0, 0, 5, 10)
+    tiers = supplier_tiers(seed, n_suppliers)
+    # custom fields draw from their own stream, so the orders' other values stay as before they existed
+    custom = chunk_rng(seed, "po-custom-fields", chunk).random
+    cost_first, cost_end = cost_account_range(volumes.accounts_per_company)
+    cost_accounts = cost_end - cost_first
+    cost_centers = volumes.code_part_values_per_part
     for i in range(first, last):
         company = pick_company(rng)
         vendor_index = int(rnd() * n_suppliers)
@@ -282,6 +306,11 @@ def purchase_orders(seed: int, volumes: Volumes, chunk: int) -> Rows:
             "B2bOrder": rnd() < 0.3,
             "Printed": objstate != "Planned",
             "Cf_Project_Ref": f"CF{rng.randrange(1000, 9999)}" if rnd() < 0.15 else None,
+            "Cf_Supplier_Tier": tiers[vendor_index],
+            "Cf_Gl_Account": account_no(cost_first + int(custom() * cost_accounts)),
+            "Cf_Cost_Center": f"B{int(custom() * cost_centers):04d}",
+            "Cf_Jira_Key": None,
+            "Cf_Jira_Status": None,
             "DateEntered": entered,
             "ChangedDate": changed,
             "_objid": i + 1,
@@ -293,6 +322,7 @@ def suppliers(seed: int, volumes: Volumes, chunk: int) -> Rows:
     rng = chunk_rng(seed, "supplier", chunk)
     first, last = chunk * PARENT_CHUNK, min(volumes.suppliers, (chunk + 1) * PARENT_CHUNK)
     clock = Clock(seed, rng, last - first)
+    tiers = supplier_tiers(seed, volumes.suppliers)
     for i in range(first, last):
         company = pick_company(rng)
         changed = clock.tick()
@@ -305,7 +335,7 @@ def suppliers(seed: int, volumes: Volumes, chunk: int) -> Rows:
             "Country": rng.choice(("SE", "US", "DE", "NO", "FI", "GB", "PL")),
             "DefaultLanguage": COMPANY_LANGUAGE[company],
             "CorporateForm": rng.choice(("AB", "LLC", "GMBH", None)),
-            "SupplierCategory": rng.choice(("SUPPLIER", "SUBCONTR", "SERVICE")),
+            "SupplierCategory": tiers[i],
             "DefaultCurrency": CURRENCIES[i % len(CURRENCIES)],
             "CreditLimit": decimal_text(rng.randrange(10, 5000) * 1000, 0, 2) if rng.random() < 0.6 else None,
             "CreationDate": iso_date(rng.randrange(WINDOW_START - 5 * 365 * 86400, changed)),
@@ -528,6 +558,8 @@ def work_orders(seed: int, volumes: Volumes, chunk: int) -> Rows:
     first, last = chunk * PARENT_CHUNK, min(volumes.work_orders, (chunk + 1) * PARENT_CHUNK)
     clock = Clock(seed, rng, last - first)
     states = model.WORK_ORDER_STATE.members
+    cost_first, cost_end = cost_account_range(volumes.accounts_per_company)
+    custom = chunk_rng(seed, "work-order-custom-fields", chunk)
     for i in range(first, last):
         company = pick_company(rng)
         changed = clock.tick()
@@ -556,6 +588,9 @@ def work_orders(seed: int, volumes: Volumes, chunk: int) -> Rows:
             "PlanFDate": plan_start + rng.randrange(1, 48) * 3600,
             "RealSDate": plan_start if progressed >= 2 else None,
             "RealFDate": plan_start + rng.randrange(1, 48) * 3600 if progressed >= 3 else None,
+            "Cf_Gl_Account": account_no(custom.randrange(cost_first, cost_end)),
+            "Cf_Jira_Key": None,
+            "Cf_Jira_Status": None,
             "LastActivityDate": changed,
             "_objid": i + 1,
             "_objversion": changed,

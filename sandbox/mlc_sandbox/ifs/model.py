@@ -90,6 +90,16 @@ class Navigation:
 
 
 @dataclass(frozen=True)
+class Action:
+    """A bound action that moves a record from one of `from_states` to `to_state` (IFS changes Objstate only so)."""
+
+    name: str
+    from_states: tuple[str, ...]
+    to_state: str
+    past_participle: str  # for messages: "cannot be <released> in state Closed"
+
+
+@dataclass(frozen=True)
 class Entity:
     projection: str
     entity_set: str
@@ -125,6 +135,17 @@ class Entity:
     @property
     def namespace(self) -> str:
         return f"{NAMESPACE_PREFIX}.{self.projection}"
+
+    @cached_property
+    def actions(self) -> dict[str, Action]:
+        """The bound actions by their CSDL name (`<TypeName>_<Action>`)."""
+        _, actions = BOUND_ACTIONS.get(self.entity_set, ("", ()))
+        return {f"{self.type_name}_{a.name}": a for a in actions}
+
+    @property
+    def label(self) -> str:
+        """What a person calls one record, for messages ("purchase order")."""
+        return BOUND_ACTIONS.get(self.entity_set, (self.type_name,))[0]
 
     @property
     def table(self) -> str:
@@ -214,6 +235,13 @@ PURCHASE_ORDER = Entity(
         boolean("B2bOrder", nullable=False),
         boolean("Printed", nullable=False),
         string("Cf_Project_Ref", 20),
+        # IFS custom attributes (Cf_*): the supplier's tier (derived), the posting account and cost centre (code
+        # part B) of the order, and the Jira issue tracking it
+        string("Cf_Supplier_Tier", 20),
+        string("Cf_Gl_Account", 20),
+        string("Cf_Cost_Center", 20),
+        string("Cf_Jira_Key", 20),
+        string("Cf_Jira_Status", 50),
         timestamp("DateEntered", nullable=False),
         timestamp("ChangedDate", nullable=False),
     ),
@@ -543,6 +571,9 @@ WORK_ORDER = Entity(
         timestamp("PlanFDate"),
         timestamp("RealSDate"),
         timestamp("RealFDate"),
+        string("Cf_Gl_Account", 20),
+        string("Cf_Jira_Key", 20),
+        string("Cf_Jira_Status", 50),
         timestamp("LastActivityDate", nullable=False),
     ),
 )
@@ -571,3 +602,53 @@ def _group_services(entities: tuple[Entity, ...]) -> dict[str, Service]:
 
 SERVICES: dict[str, Service] = _group_services(ENTITIES)
 ENTITY_BY_SET: dict[str, Entity] = {e.entity_set: e for e in ENTITIES}
+
+
+# --- bound actions: the only way a client changes Objstate --------------------------------------------------------
+
+BOUND_ACTIONS: dict[str, tuple[str, tuple[Action, ...]]] = {
+    # entity set → (what one record is called, its actions)
+    "PurchaseOrderSet": ("purchase order", (
+        Action("Release", ("Planned",), "Released", "released"),
+        Action("Confirm", ("Released",), "Confirmed", "confirmed"),
+        Action("Close", ("Arrived", "Received"), "Closed", "closed"),
+        Action("Cancel", ("Planned", "Released", "Confirmed"), "Cancelled", "cancelled"),
+        Action("Reopen", ("Closed",), "Received", "reopened"),
+    )),
+    "ActiveSeparateSet": ("work order", (
+        Action("Release", ("Prepared",), "Released", "released"),
+        Action("Start", ("Released",), "Started", "started"),
+        Action("WorkDone", ("Started",), "WorkDone", "reported as work done"),
+        Action("Report", ("WorkDone",), "Reported", "reported"),
+        Action("Finish", ("Reported",), "Finished", "finished"),
+        Action("Restart", ("WorkDone", "Reported"), "Started", "restarted"),
+    )),
+    "PostingProposalHeadSet": ("posting proposal", (
+        Action("Authorize", ("Preliminary", "AwaitingAuthorization"), "Authorized", "authorized"),
+        Action("SendForAuthorization", ("Preliminary",), "AwaitingAuthorization", "sent for authorization"),
+        Action("Cancel", ("Preliminary", "AwaitingAuthorization"), "Cancelled", "cancelled"),
+    )),
+    "CustomerInfoSet": ("customer", (
+        Action("Block", ("Active",), "Blocked", "blocked"),
+        Action("Activate", ("Blocked", "Inactive"), "Active", "activated"),
+        Action("Deactivate", ("Active",), "Inactive", "deactivated"),
+    )),
+    "SupplierInfoGeneralSet": ("supplier", (
+        Action("Block", ("Active",), "Blocked", "blocked"),
+        Action("Activate", ("Blocked", "Inactive"), "Active", "activated"),
+        Action("Deactivate", ("Active",), "Inactive", "deactivated"),
+    )),
+}
+
+
+def _check_actions() -> None:
+    """A typo in the table would otherwise surface only as an action that can never run."""
+    for entity_set, (_, actions) in BOUND_ACTIONS.items():
+        members = ENTITY_BY_SET[entity_set].state_enum.members
+        for action in actions:
+            unknown = [s for s in (*action.from_states, action.to_state) if s not in members]
+            if unknown:
+                raise ValueError(f"{entity_set} action {action.name}: no such state {', '.join(unknown)}")
+
+
+_check_actions()

@@ -1,10 +1,11 @@
-"""The OData side of a projection service: service document, $metadata, collections, entities, PATCH."""
+"""The OData side of a projection service: service document, $metadata, collections, entities, and the writes
+(POST creates, PATCH, bound actions)."""
 
 from __future__ import annotations
 
 import json
 from decimal import Decimal
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 from ..http import Request, Response
 from . import csdl, model, render, writes
@@ -30,6 +31,45 @@ def malformed(detail: str) -> Response:
 
 def not_found(message: str = "Resource not found.") -> Response:
     return odata_error(404, "ODP_RESOURCE_NOTFOUND", message)
+
+
+# Never taken from a client's body: IFS's own bookkeeping, and annotations (names starting with "@").
+HOUSEKEEPING = ("luname", "keyref", "Objgrants")
+
+
+def key_predicate(entity: model.Entity, key: dict) -> str:
+    """`OrderNo='P1'` / `Company='10',LineNo=3`: the canonical key segment of an entity's URL, percent-encoded."""
+    parts = []
+    for name in entity.keys:
+        value = key[name]
+        literal = "'" + str(value).replace("'", "''") + "'" if entity.field_by_name[name].edm == model.STRING \
+            else str(value)
+        parts.append(f"{name}={literal}")
+    return quote(",".join(parts), safe="=',:")
+
+
+def _json_body(request: Request) -> dict | Response:
+    try:
+        body = json.loads(request.body or b"{}", parse_float=Decimal)
+    except ValueError as exc:
+        return odata_error(400, "ODP_DESERIALIZATION_ERROR", f"The request body is not valid JSON: {exc}")
+    if not isinstance(body, dict):
+        return odata_error(400, "ODP_DESERIALIZATION_ERROR", "The request body must be a JSON object.")
+    return body
+
+
+def _missing_precondition() -> Response:
+    return odata_error(428, "ODP_MISSING_PRECONDITION",
+                       "The request must be conditional: send If-Match with the record's ETag.")
+
+
+def _stale(if_match: str, current_etag: str) -> bool:
+    offered = [tag.strip() for tag in if_match.split(",")]
+    return "*" not in offered and current_etag not in offered
+
+
+def _precondition_failed() -> Response:
+    return odata_error(412, "ODP_PRECONDITION_FAILED", "The record was changed by someone else: read it again and retry.")
 
 
 def parse_key_predicate(text: str, entity: model.Entity) -> dict:
@@ -121,6 +161,8 @@ class ODataService:
                 return self._count(request, service, entity, rules)
             if len(segments) > 1:
                 return not_found()
+            if request.method == "POST":
+                return self._create(request, entity, rules, context_root, {})
             if request.method != "GET":
                 return odata_error(405, "ODP_METHOD_NOT_ALLOWED", f"{request.method} is not allowed on a collection.")
             return self._collection(request, service, entity, rules, context_root, set_name, None)
@@ -128,11 +170,18 @@ class ODataService:
             raise BadRequest(f"Invalid key predicate in '{head}'")
         key = parse_key_predicate(predicate[:-1], entity)
         if len(segments) == 2:
-            navigation = entity.navigation_by_name.get(segments[1])
-            if navigation is None or request.method != "GET":
+            name = unquote(segments[1])
+            if "." in name:  # a namespace-qualified bound action
+                return self._action(request, entity, key, name, rules)
+            navigation = entity.navigation_by_name.get(name)
+            if navigation is None or request.method not in ("GET", "POST"):
                 return not_found(f"No navigation '{segments[1]}' on {entity.type_name}.")
             target = model.ENTITY_BY_SET[navigation.target_set]
             fixed = {remote: key[local] for local, remote in navigation.key_pairs}
+            if request.method == "POST":
+                if not navigation.collection:
+                    return odata_error(405, "ODP_METHOD_NOT_ALLOWED", f"POST is not allowed on {name}.")
+                return self._create(request, target, rules, context_root, fixed)
             with self.ifs.store.reader() as conn:
                 if Reader(conn, entity, service, rules).by_key(key) is None:
                     return not_found()
@@ -208,26 +257,23 @@ class ODataService:
     def _patch(self, request: Request, entity, key, rules: TimeRules, context_root: str) -> Response:
         if_match = request.headers.get("If-Match")
         if not if_match:
-            return odata_error(428, "ODP_MISSING_PRECONDITION",
-                               "The request must be conditional: send If-Match with the record's ETag.")
-        try:
-            body = json.loads(request.body or b"{}", parse_float=Decimal)
-        except ValueError as exc:
-            return odata_error(400, "ODP_DESERIALIZATION_ERROR", f"The request body is not valid JSON: {exc}")
-        if not isinstance(body, dict):
-            return odata_error(400, "ODP_DESERIALIZATION_ERROR", "The request body must be a JSON object.")
-        changes = {k: v for k, v in body.items()
-                   if not k.startswith("@") and k not in ("luname", "keyref", "Objgrants")}
+            return _missing_precondition()
+        body = _json_body(request)
+        if isinstance(body, Response):
+            return body
+        changes = {k: v for k, v in body.items() if not k.startswith("@") and k not in HOUSEKEEPING}
+        for name in writes.read_only(entity):
+            if name in changes:
+                how = "call an action" if name == "Objstate" else "IFS sets it on every change"
+                return malformed(f"{name} cannot be changed with PATCH: {how}")
         renderer = self._renderer(entity, None, rules.utc)
         try:
             with self.ifs.store.writer() as conn:
                 current = writes.fetch(conn, entity, key)
                 if current is None:
                     return not_found()
-                offered = [tag.strip() for tag in if_match.split(",")]
-                if "*" not in offered and renderer.etag(current) not in offered:
-                    return odata_error(412, "ODP_PRECONDITION_FAILED",
-                                       "The record was changed by someone else: read it again and retry.")
+                if _stale(if_match, renderer.etag(current)):
+                    return _precondition_failed()
                 row = writes.change(conn, entity, key, changes, render.utc_now(), rules.epoch)
         except writes.WriteError as exc:
             if exc.status == 404:
@@ -235,6 +281,63 @@ class ODataService:
             return malformed(str(exc))
         record = {"@odata.context": f"{context_root}/$metadata#{entity.entity_set}/$entity", **renderer.as_dict(row)}
         return Response(200, render.to_json(record), JSON, [("ETag", renderer.etag(row))])
+
+    def _create(self, request: Request, entity, rules: TimeRules, context_root: str, fixed: dict) -> Response:
+        """POST on a set, or on a parent's collection navigation (`fixed` then holds the parent's keys)."""
+        body = _json_body(request)
+        if isinstance(body, Response):
+            return body
+        ignored = set(HOUSEKEEPING) | set(writes.read_only(entity))
+        record = {k: v for k, v in body.items() if not k.startswith("@") and k not in ignored}
+        for name, value in fixed.items():
+            if name in record and record[name] != value:
+                return malformed(f"'{name}' must be the parent's ({value}) or left out")
+            record[name] = value
+        renderer = self._renderer(entity, None, rules.utc)
+        try:
+            with self.ifs.store.writer() as conn:
+                row = writes.create(conn, entity, record, render.utc_now(), rules.epoch, self.ifs.store.counters,
+                                    strict=True)
+        except writes.WriteError as exc:
+            if exc.status == 409:
+                return odata_error(409, "ODP_CONFLICT", str(exc))
+            return malformed(str(exc))
+        key = dict(zip(entity.keys, renderer.key_values(row)))
+        location = f"{context_root}/{entity.entity_set}({key_predicate(entity, key)})"
+        document = {"@odata.context": f"{context_root}/$metadata#{entity.entity_set}/$entity",
+                    **renderer.as_dict(row)}
+        return Response(201, render.to_json(document), JSON, [("ETag", renderer.etag(row)), ("Location", location)])
+
+    def _action(self, request: Request, entity, key, name: str, rules: TimeRules) -> Response:
+        """`POST Set(keys)/IfsApp.<Projection>.<Type>_<Action>`: moves Objstate, answers 204 with the new ETag."""
+        qualifier = f"{entity.namespace}."
+        action = entity.actions.get(name[len(qualifier):]) if name.startswith(qualifier) else None
+        if action is None:
+            return not_found(f"No action '{name}' is bound to {entity.type_name}.")
+        if request.method != "POST":
+            return odata_error(405, "ODP_METHOD_NOT_ALLOWED", f"An action is called with POST, not {request.method}.")
+        if_match = request.headers.get("If-Match")
+        if not if_match:
+            return _missing_precondition()
+        body = _json_body(request)
+        if isinstance(body, Response):
+            return body
+        if body:
+            return malformed(f"{name} takes no parameters, not {', '.join(body)}")
+        renderer = self._renderer(entity, None, rules.utc)
+        try:
+            with self.ifs.store.writer() as conn:
+                current = writes.fetch(conn, entity, key)
+                if current is None:
+                    return not_found()
+                if _stale(if_match, renderer.etag(current)):
+                    return _precondition_failed()
+                row = writes.run_action(conn, entity, key, action, render.utc_now(), rules.epoch)
+        except writes.WriteError as exc:
+            if exc.status == 404:
+                return not_found()
+            return odata_error(400, "ODP_BAD_REQUEST", str(exc), [{"code": "ODP_BAD_REQUEST", "message": str(exc)}])
+        return Response(204, b"", JSON, [("ETag", renderer.etag(row))])
 
 
 def _next_link(resource: str, options: QueryOptions, token: str) -> str:

@@ -1,5 +1,5 @@
-"""Creating, changing and deleting records (admin interface and OData PATCH), with IFS-like bookkeeping:
-every change moves the change column and objversion, so the ETag changes too."""
+"""Creating, changing and deleting records (admin interface, OData POST, PATCH and bound actions), with IFS-like
+bookkeeping: every change moves the change column and objversion, so the ETag changes too."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ COMMON_DEFAULTS = {
     "Company": "10", "Contract": "SE01", "CurrencyCode": "SEK", "DefaultCurrency": "SEK", "Country": "SE",
     "DefaultLanguage": "sv", "LanguageCode": "sv", "BuyUnitMeas": "pcs", "PartyType": "Supplier",
     "CurrencyRate": "1", "CurrRate": "1", "ReleaseNo": "1", "UserId": "MLC_SANDBOX", "ReportedBy": "MLC_SANDBOX",
-    "SupplierCategory": "SUPPLIER", "CustomerCategory": "CUSTOMER", "ValidFrom": "2000-01-01",
+    "SupplierCategory": "STANDARD", "CustomerCategory": "CUSTOMER", "ValidFrom": "2000-01-01",
     "ValidUntil": "2049-12-31", "AccntGroup": "GA0", "AccntType": "ASSET", "LogicalAccountType": "A",
     "RevisionNo": 1, "NoOfLines": 0,
 }
@@ -35,6 +35,28 @@ AUTO_KEYS: dict[str, tuple[str, int]] = {
     "SupplierInfoGeneralSet": ("S", 10000),
     "CustomerInfoSet": ("C", 10000),
 }
+
+
+# What IFS fills in itself when a client creates a record without them (totals it computes, entry dates, flags):
+# an OData create may leave these out; any other non-nullable field without a COMMON_DEFAULTS value is required.
+# Non-nullable Booleans (false) and DateTimeOffsets (now) are always filled in.
+SERVER_FILLED: dict[str, tuple[str, ...]] = {
+    "PurchaseOrderSet": ("OrderDate", "TotalNetAmount", "TotalTaxAmount", "TotalGrossAmount"),
+    "PurchaseOrderLineNopartSet": ("FbuyUnitPrice", "Discount", "NetAmount"),
+    "SupplierInfoGeneralSet": ("CreationDate",),
+    "CustomerInfoSet": ("CreationDate",),
+    "PostingProposalHeadSet": ("InvoiceId",),
+    "VoucherSet": ("TotalAmount",),
+}
+
+# Numbers IFS draws from a sequence (entity set → field): the next one above the largest in use.
+SEQUENCES: dict[str, str] = {"PostingProposalHeadSet": "InvoiceId"}
+
+
+
+def read_only(entity: model.Entity) -> tuple[str, ...]:
+    """Fields only IFS sets on the OData side: Objstate moves through actions, the change column with every write."""
+    return ("Objstate", entity.change_column)
 
 
 def coerce(f: model.Field, value, parse_timestamp: Callable[[str], int]):
@@ -137,24 +159,61 @@ def _next_key(conn: sqlite3.Connection, entity: model.Entity, counters: dict) ->
             return candidate
 
 
+def auto_key(entity: model.Entity) -> bool:
+    """Whether the stand-in invents the key of a new record that comes without one."""
+    return len(entity.keys) == 1 and (
+        entity.entity_set in AUTO_KEYS or entity.key_fields[0].edm in (model.INT32, model.INT64))
+
+
+def required_on_create(entity: model.Entity) -> tuple[str, ...]:
+    """The fields an OData create must carry: non-nullable, not read-only, with no default and not filled by IFS."""
+    optional = set(read_only(entity)) | set(COMMON_DEFAULTS) | set(SERVER_FILLED.get(entity.entity_set, ()))
+    if auto_key(entity):
+        optional.add(entity.keys[0])
+    return tuple(f.name for f in entity.fields
+                 if not f.nullable and f.name not in optional and f.edm not in (model.BOOLEAN, model.DATETIME))
+
+
+def parent_of(entity: model.Entity) -> model.Navigation | None:
+    """The single-valued navigation to the record a child belongs to (an order line's order), if any."""
+    return next((n for n in entity.navigations if not n.collection), None)
+
+
 def create(conn: sqlite3.Connection, entity: model.Entity, record: dict, now: int, parse_timestamp,
-           counters: dict) -> tuple:
-    """Inserts a record; `counters` (one dict per store) remembers sequences between calls."""
+           counters: dict, strict: bool = False) -> tuple:
+    """Inserts a record; `counters` (one dict per store) remembers sequences between calls.
+
+    `strict` is the OData create: required fields must be there and a child's parent must exist. The admin
+    interface fills in everything it can and trusts the caller about parents.
+    """
     if not isinstance(record, dict):
         raise WriteError("'record' must be an object")
     unknown = [name for name in record if name not in entity.field_by_name]
     if unknown:
         raise WriteError(f"Unknown field(s) on {entity.entity_set}: {', '.join(unknown)}")
+    if strict:
+        missing = [name for name in required_on_create(entity) if name not in record]
+        if missing:
+            raise WriteError(f"Required field(s) missing on {entity.entity_set}: {', '.join(missing)}")
     values = {}
     for f in entity.fields:
         values[f.name] = coerce(f, record[f.name], parse_timestamp) if f.name in record else _default(f, now)
+    sequence = SEQUENCES.get(entity.entity_set)
+    if sequence and sequence not in record:
+        values[sequence] = _counter(conn, counters, f"{entity.table}.{sequence}",
+                                    f"SELECT max({quote(sequence)}) FROM {quote(entity.table)}")
     for k in entity.keys:
-        if k not in record:
-            auto = len(entity.keys) == 1 and (
-                entity.entity_set in AUTO_KEYS or entity.key_fields[0].edm in (model.INT32, model.INT64))
-            if not auto:
+        if k not in record and k not in COMMON_DEFAULTS:  # a company or release number may default
+            if not auto_key(entity):
                 raise WriteError(f"'{k}' is required: the key of {entity.entity_set} is {', '.join(entity.keys)}")
             values[k] = _next_key(conn, entity, counters)
+    parent = parent_of(entity)
+    if strict and parent is not None:
+        target = model.ENTITY_BY_SET[parent.target_set]
+        parent_key = {remote: values[local] for local, remote in parent.key_pairs}
+        if fetch(conn, target, parent_key) is None:
+            named = ", ".join(f"{k}={v}" for k, v in parent_key.items())
+            raise WriteError(f"{target.entity_set} has no record with {named}: create the {target.label} first")
     changed = values[entity.change_column] if entity.change_column in record else now
     values[entity.change_column] = changed
     objid = _counter(conn, counters, f"{entity.table}.objid", f"SELECT max(_objid) FROM {quote(entity.table)}")
@@ -209,3 +268,23 @@ def delete(conn: sqlite3.Connection, entity: model.Entity, key: dict) -> int:
                                     [key[local] for local, _ in navigation.key_pairs]).rowcount
     conn.execute(f"DELETE FROM {quote(entity.table)} WHERE {_key_where(entity)}", [key[k] for k in entity.keys])
     return removed + 1
+
+
+def describe_key(entity: model.Entity, key: dict) -> str:
+    """A key as messages show it: the value of a single key, else `(Name=value, ...)`."""
+    if len(entity.keys) == 1:
+        return str(key[entity.keys[0]])
+    return "(" + ", ".join(f"{k}={key[k]}" for k in entity.keys) + ")"
+
+
+def run_action(conn: sqlite3.Connection, entity: model.Entity, key: dict, action: model.Action, changed_at: int,
+               parse_timestamp) -> tuple:
+    """Moves the record to the action's state if its current state allows the action; bookkeeping as `change`."""
+    current = fetch(conn, entity, key)
+    if current is None:
+        raise WriteError(f"No {entity.entity_set} record with that key", status=404)
+    state = current[columns(entity).index("Objstate")]
+    if state not in action.from_states:
+        raise WriteError(f"The {entity.label} {describe_key(entity, key)} cannot be {action.past_participle} "
+                         f"in state {state}.")
+    return change(conn, entity, key, {"Objstate": action.to_state}, changed_at, parse_timestamp)

@@ -1,0 +1,131 @@
+"""The official contracts every exchange is held to: the Jira Cloud platform v3 OpenAPI document (requests and
+responses, through openapi-core) and the Atlassian Document Format schema (descriptions, comment bodies).
+
+Building the OpenAPI object takes about a second for the 2.4 MB document, so it is built once per process and shared
+by every app in it."""
+
+from __future__ import annotations
+
+import functools
+import json
+import threading
+from pathlib import Path
+
+import jsonschema
+
+SPECS = Path(__file__).parent / "specs"
+OPENAPI_FILE = SPECS / "jira-cloud-platform-v3.openapi.json"
+ADF_FILE = SPECS / "atlassian-document-format-v1.schema.json"
+SPEC_SERVER = "https://your-domain.atlassian.net"  # the spec's server; requests are validated as if sent there
+
+_build_lock = threading.Lock()
+
+
+@functools.cache
+def _openapi(path: str):
+    from openapi_core import Config, OpenAPI
+
+    # the official document fails strict spec validation (one enum default), so it is loaded without it
+    return OpenAPI.from_dict(json.loads(Path(path).read_text()), config=Config(spec_validator_cls=None))
+
+
+def openapi(path: Path | str | None = None):
+    with _build_lock:
+        return _openapi(str(path or OPENAPI_FILE))
+
+
+class _SpecRequest:
+    """What openapi-core reads of a request (its Request protocol), with the path as the spec names it."""
+
+    def __init__(self, method: str, api_path: str, query: str, headers, body: bytes, content_type: str):
+        from openapi_core.datatypes import RequestParameters
+        from urllib.parse import parse_qs
+        from werkzeug.datastructures import Headers, ImmutableMultiDict
+
+        self.host_url = SPEC_SERVER
+        self.path = api_path
+        self.full_url_pattern = SPEC_SERVER + api_path
+        self.method = method.lower()
+        self.body = body or None
+        self.content_type = content_type
+        pairs = [(k, v) for k, values in parse_qs(query, keep_blank_values=True).items() for v in values]
+        self.parameters = RequestParameters(query=ImmutableMultiDict(pairs), header=Headers(list(headers.items())),
+                                            cookie=ImmutableMultiDict())
+
+
+class _SpecResponse:
+    def __init__(self, status: int, body: bytes, content_type: str, headers: list[tuple[str, str]]):
+        from werkzeug.datastructures import Headers
+
+        self.status_code = status
+        self.data = body
+        self.content_type = content_type
+        self.headers = Headers(headers)
+
+
+def _describe(exc: Exception) -> str:
+    """openapi-core's message plus the schema errors underneath, which say what exactly is wrong."""
+    parts = [str(exc)]
+    cause = exc.__cause__
+    while cause is not None:
+        details = getattr(cause, "schema_errors", None)
+        if details:
+            parts.append("; ".join(f"{'/'.join(str(p) for p in e.absolute_path) or '(root)'}: {e.message}"
+                                   for e in details))
+            break
+        if str(cause) and str(cause) not in parts[-1]:
+            parts.append(str(cause))
+        cause = cause.__cause__
+    return " - ".join(parts)
+
+
+class SpecValidator:
+    def __init__(self, path: Path | str | None = None):
+        self.api = openapi(path)
+
+    def request_problem(self, method: str, api_path: str, query: str, headers, body: bytes) -> str | None:
+        """Why the request violates the spec, or None."""
+        from openapi_core.templating.paths.exceptions import PathNotFound, OperationNotFound
+        from openapi_core.validation.request.exceptions import SecurityValidationError
+
+        content_type = (headers.get("Content-Type") or "").split(";")[0].strip() or "application/json"
+        request = _SpecRequest(method, api_path, query, headers, body, content_type)
+        try:
+            self.api.validate_request(request)
+        except (PathNotFound, OperationNotFound) as exc:
+            return str(exc)
+        except SecurityValidationError:
+            return None  # authentication is the stand-in's own check, done before this
+        except Exception as exc:  # openapi-core raises several families; each is a violation
+            return _describe(exc)
+        return None
+
+    def response_problem(self, method: str, api_path: str, query: str, headers, request_body: bytes,
+                         status: int, body: bytes, content_type: str,
+                         response_headers: list[tuple[str, str]]) -> str | None:
+        """Why the response does not match what the spec documents for this operation and status; None when it
+        does or when the spec documents nothing for that status."""
+        from openapi_core.templating.responses.exceptions import ResponseNotFound
+        from openapi_core.validation.response.exceptions import MissingData
+
+        request = _SpecRequest(method, api_path, query, headers, request_body, "application/json")
+        response = _SpecResponse(status, body, content_type, response_headers)
+        try:
+            self.api.validate_response(request, response)
+        except ResponseNotFound:
+            return None
+        except MissingData:
+            # the spec gives several 204s an application/json content; HTTP 204 has no body, and neither has Jira's
+            return None if status == 204 and not body else "Missing response data"
+        except Exception as exc:
+            return _describe(exc)
+        return None
+
+
+class AdfValidator:
+    def __init__(self, path: Path | str | None = None):
+        schema = json.loads(Path(path or ADF_FILE).read_text())
+        self._validator = jsonschema.Draft4Validator(schema)
+
+    def is_document(self, value) -> bool:
+        return isinstance(value, dict) and self._validator.is_valid(value)

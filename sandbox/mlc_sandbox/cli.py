@@ -3,6 +3,7 @@
     mlc-sandbox serve ifs --port 8600 --scale 1000 --seed 42 [--ready-file PATH] ...
     mlc-sandbox serve databricks --port 8700 [--data-dir D] [--token T] [--client-id ID --client-secret S] ...
     mlc-sandbox serve teams --port 8800 [--channel finance-10=Finance%20SE ...] [--channels FILE_OR_SPEC] ...
+    mlc-sandbox serve jira --port 8900 [--rate-limit 600] [--user-time-zone Europe/Stockholm] [--field-id-base 10050] ...
     mlc-sandbox generate ifs --scale 1000000 --seed 42
 """
 
@@ -81,6 +82,22 @@ def _teams_arguments(parser: argparse.ArgumentParser) -> None:
                         help="write {\"base_url\", \"port\", \"pid\"} here once serving")
 
 
+def _jira_arguments(parser: argparse.ArgumentParser) -> None:
+    from .jira.settings import JiraSettings as defaults
+
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8900, help="0 picks a free port (see --ready-file)")
+    parser.add_argument("--rate-limit", type=int, default=defaults.rate_limit,
+                        help="requests per minute per user (sliding window); 0 disables")
+    parser.add_argument("--user-time-zone", default=defaults.user_time_zone,
+                        help="the API user's time zone: rendered times and JQL date literals use it")
+    parser.add_argument("--field-id-base", type=int, default=defaults.field_id_base,
+                        help="custom fields get ids customfield_<base>, <base+1>, ... (clients resolve them by name)")
+    parser.add_argument("--token-ttl", type=int, default=defaults.token_ttl, help="OAuth access token lifetime, seconds")
+    parser.add_argument("--ready-file", type=Path, default=None,
+                        help="write {\"base_url\", \"port\", \"pid\"} here once serving")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlc-sandbox", description="Local stand-ins of the systems ml-connector uses")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -112,6 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     _teams_arguments(serve_targets.add_parser(
         "teams", help="Microsoft Teams (Workflows webhooks and Graph channel messages, Adaptive Card 1.5 checks)"))
+
+    _jira_arguments(serve_targets.add_parser(
+        "jira", help="Jira Cloud (REST API v3 checked against the official OpenAPI document, JQL search, OAuth 3LO)"))
 
     generate = commands.add_parser("generate", help="build the cached data set without serving")
     generate_targets = generate.add_subparsers(dest="target", required=True)
@@ -238,6 +258,42 @@ def _serve_teams(args: argparse.Namespace) -> None:
         server.stop()
 
 
+def _serve_jira(args: argparse.Namespace) -> None:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from .http import Server
+    from .jira.app import JiraApp
+    from .jira.settings import JiraSettings
+
+    try:
+        ZoneInfo(args.user_time_zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        sys.exit(f"mlc-sandbox jira: unknown time zone {args.user_time_zone!r}")
+    settings = JiraSettings(rate_limit=args.rate_limit, user_time_zone=args.user_time_zone,
+                            field_id_base=args.field_id_base, token_ttl=args.token_ttl)
+    app = JiraApp(settings)
+    server = Server(app, args.host, args.port)
+    app.host_port = f"{args.host}:{server.port}"
+    base_url = f"http://{args.host}:{server.port}"
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    if args.ready_file:
+        tmp = args.ready_file.with_name(args.ready_file.name + ".tmp")
+        tmp.write_text(json.dumps({"base_url": base_url, "port": server.port, "pid": os.getpid()}))
+        os.replace(tmp, args.ready_file)
+    print(f"mlc-sandbox jira ready on {base_url} (user {settings.email}, time zone {settings.user_time_zone}, "
+          f"rate limit {settings.rate_limit}/min)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+
+
 def _generate_ifs(args: argparse.Namespace) -> None:
     from .ifs.sandbox import default_data_dir
     from .ifs.cache import ensure_cache
@@ -255,6 +311,8 @@ def main(argv: list[str] | None = None) -> None:
         _serve_databricks(args)
     elif args.command == "serve" and args.target == "teams":
         _serve_teams(args)
+    elif args.command == "serve" and args.target == "jira":
+        _serve_jira(args)
     elif args.command == "generate" and args.target == "ifs":
         _generate_ifs(args)
     else:  # pragma: no cover - argparse already refuses unknown targets

@@ -245,7 +245,7 @@ class Site:
                            "navigable": True, "searchable": True, "clauseNames": [field_id], "schema": schema})
         for field in self.custom_fields:
             short = {"string": "Short text", "url": "URL", "number": "Number"}[field.kind]
-            fields.append({"id": field.id, "key": field.id, "name": field.name, "untranslatedName": field.name,
+            fields.append({"id": field.id, "key": field.id, "name": field.name,
                            "custom": True, "orderable": True, "navigable": True, "searchable": True,
                            "clauseNames": [f"cf[{field.number}]", field.name, f"{field.name}[{short}]"],
                            "schema": field.schema})

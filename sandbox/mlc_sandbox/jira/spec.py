@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import threading
 from pathlib import Path
 
@@ -26,7 +27,17 @@ def _openapi(path: str):
     from openapi_core import Config, OpenAPI
 
     # the official document fails strict spec validation (one enum default), so it is loaded without it
-    return OpenAPI.from_dict(json.loads(Path(path).read_text()), config=Config(spec_validator_cls=None))
+    config = Config(spec_validator_cls=None, extra_format_validators={"date-time": _jira_date_time})
+    return OpenAPI.from_dict(json.loads(Path(path).read_text()), config=config)
+
+
+JIRA_DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})$")
+
+
+def _jira_date_time(value) -> bool:
+    """Jira documents its times as date-time but writes the offset without a colon (2026-11-25T20:15:03.123+0100),
+    which strict RFC 3339 refuses; that is how the real service answers, so it counts as valid."""
+    return not isinstance(value, str) or bool(JIRA_DATE_TIME.match(value))
 
 
 def openapi(path: Path | str | None = None):
@@ -63,20 +74,20 @@ class _SpecResponse:
         self.headers = Headers(headers)
 
 
-def _describe(exc: Exception) -> str:
-    """openapi-core's message plus the schema errors underneath, which say what exactly is wrong."""
-    parts = [str(exc)]
-    cause = exc.__cause__
+def _describe(exc: Exception, limit: int = 1000) -> str:
+    """What openapi-core found, as the schema errors underneath say it (where in the document, what is wrong);
+    without the whole offending value, which can be large."""
+    cause: BaseException | None = exc
     while cause is not None:
         details = getattr(cause, "schema_errors", None)
         if details:
-            parts.append("; ".join(f"{'/'.join(str(p) for p in e.absolute_path) or '(root)'}: {e.message}"
-                                   for e in details))
-            break
-        if str(cause) and str(cause) not in parts[-1]:
-            parts.append(str(cause))
+            where = str(exc).split(":", 1)[0]
+            found = "; ".join(f"{'/'.join(str(p) for p in e.absolute_path) or '(root)'}: {e.message}"
+                              for e in details)
+            return f"{where}: {found}"[:limit]
         cause = cause.__cause__
-    return " - ".join(parts)
+    parts = [str(exc)] + ([str(exc.__cause__)] if exc.__cause__ is not None and str(exc.__cause__) else [])
+    return " - ".join(parts)[:limit]
 
 
 class SpecValidator:

@@ -1,4 +1,5 @@
-"""Reading an IFS projection's CSDL ($metadata) into entity descriptions and JSON schemas for Singer."""
+"""Reading an IFS projection's CSDL ($metadata) into entity descriptions (keys, property Edm types, navigations,
+bound actions) and JSON schemas for Singer."""
 
 from __future__ import annotations
 
@@ -38,6 +39,13 @@ class EntitySetInfo:
     keys: list[str]
     properties: dict[str, PropertyInfo]
     navigations: dict[str, NavigationInfo] = field(default_factory=dict)
+    #: Names of the actions bound to this entity type, e.g. ``PurchaseOrder_Release``.
+    actions: frozenset[str] = frozenset()
+
+    @property
+    def type_short_name(self) -> str:
+        """``PurchaseOrder`` for ``IfsApp.PurchaseOrderHandling.PurchaseOrder``: the prefix of its bound actions."""
+        return self.type_name.rsplit(".", 1)[-1]
 
     def edm_type(self, name: str) -> str:
         prop = self.properties.get(name)
@@ -67,6 +75,7 @@ def parse_metadata(xml_text: bytes | str, service: str) -> ServiceMetadata:
         raise MetadataError(f"$metadata of {service} holds no CSDL Schema")
     enum_types: set[str] = set()
     entity_types: dict[str, ET.Element] = {}
+    bound_actions: dict[str, set[str]] = {}
     namespace = schemas[0].get("Namespace", "")
     for schema in schemas:
         ns = schema.get("Namespace", "")
@@ -74,6 +83,10 @@ def parse_metadata(xml_text: bytes | str, service: str) -> ServiceMetadata:
             enum_types.add(f"{ns}.{enum.get('Name')}")
         for entity in schema.findall(f"{_EDM_NS}EntityType"):
             entity_types[f"{ns}.{entity.get('Name')}"] = entity
+        for action in schema.findall(f"{_EDM_NS}Action"):
+            binding = action.find(f"{_EDM_NS}Parameter")
+            if action.get("IsBound") == "true" and binding is not None:
+                bound_actions.setdefault(binding.get("Type", ""), set()).add(action.get("Name", ""))
     entity_sets: dict[str, EntitySetInfo] = {}
     for schema in schemas:
         for container in schema.findall(f"{_EDM_NS}EntityContainer"):
@@ -85,9 +98,9 @@ def parse_metadata(xml_text: bytes | str, service: str) -> ServiceMetadata:
                 bindings = {
                     b.get("Path"): b.get("Target") for b in entity_set.findall(f"{_EDM_NS}NavigationPropertyBinding")
                 }
-                entity_sets[entity_set.get("Name", "")] = _entity_set_info(
-                    entity_set.get("Name", ""), type_name, entity, enum_types, bindings
-                )
+                info = _entity_set_info(entity_set.get("Name", ""), type_name, entity, enum_types, bindings)
+                info.actions = frozenset(bound_actions.get(type_name, ()))
+                entity_sets[info.name] = info
     return ServiceMetadata(namespace=namespace, entity_sets=entity_sets)
 
 

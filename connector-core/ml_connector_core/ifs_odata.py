@@ -1,11 +1,15 @@
-"""Pure OData v4 query building: literals, filters, seek conditions and URLs, encoded as strict servers require."""
+"""IFS Cloud OData v4, as every plugin speaks it: where a tenant's services and token endpoint are, literals, key
+predicates, filters, seek conditions and URLs encoded as strict servers require, and the message of an OData error."""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
+from typing import Any
 from urllib.parse import quote, urljoin
+
+DEFAULT_API_PATH = "/main/ifsapplications/projection/v1"
 
 # RFC 3986 query encoding: a space is %20 (never +); these stay literal because OData syntax reads better with them
 # and every server accepts them.
@@ -115,3 +119,39 @@ def key_predicate(keys: Mapping[str, object], types: Mapping[str, str]) -> str:
         ((name, value),) = keys.items()
         return f"({literal(value, types.get(name, 'Edm.String'))})"
     return "(" + ",".join(f"{name}={literal(value, types.get(name, 'Edm.String'))}" for name, value in keys.items()) + ")"
+
+
+def host_url(base_url: str | None, tenant: str | None = None) -> str | None:
+    """The tenant's host: ``base_url`` as given (customer-managed hosts exist), else ``https://<tenant>.ifs.cloud``."""
+    base = base_url or (f"https://{tenant}.ifs.cloud" if tenant else "")
+    return base.rstrip("/") or None
+
+
+def token_url(host: str, realm: str) -> str:
+    """IFS IAM's token endpoint; the realm is its own setting, never derived from the host name."""
+    return f"{host.rstrip('/')}/auth/realms/{realm}/protocol/openid-connect/token"
+
+
+def service_root(host: str, api_path: str = DEFAULT_API_PATH) -> str:
+    return host.rstrip("/") + "/" + api_path.strip("/")
+
+
+def odata_error(body: Any) -> dict:
+    """The ``error`` object of an OData error body (already parsed JSON), or {}."""
+    error = body.get("error") if isinstance(body, dict) else None
+    return error if isinstance(error, dict) else {}
+
+
+def error_message(response) -> str:
+    """What the server said about a failed request: the OData error's code and message and each detail's, else the
+    start of the body."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    error = odata_error(body)
+    if not error:
+        return (response.text or response.reason or "").strip()[:300]
+    parts = [f"{error.get('code', '')} {error.get('message', '')}".strip()]
+    parts += [f"{d.get('code', '')} {d.get('message', '')}".strip() for d in error.get("details") or [] if isinstance(d, dict)]
+    return "; ".join(p for p in parts if p)

@@ -17,9 +17,9 @@ from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.singerlib import RecordMessage
 from singer_sdk.streams import RESTStream
 
+from ml_connector_core import ifs_odata as odata
 from ml_connector_core.http import RETRIABLE_STATUS, retry_waits
-from tap_ifscloud import odata
-from tap_ifscloud.metadata import EntitySetInfo, MetadataError, entity_schema
+from ml_connector_core.ifs_metadata import EntitySetInfo, MetadataError, entity_schema
 from tap_ifscloud.streams import StreamDefinition
 
 if t.TYPE_CHECKING:
@@ -237,15 +237,15 @@ class IfsEntityStream(RESTStream):
             self._tap.authenticator.invalidate()
             self._consecutive_unauthorized += 1
             if self._consecutive_unauthorized > 2:
-                raise FatalAPIError(f"{self.label}: HTTP 401 even with a fresh token: {_server_message(response)}")
+                raise FatalAPIError(f"{self.label}: HTTP 401 even with a fresh token: {odata.error_message(response)}")
             raise Unauthorized(f"{self.label}: HTTP 401, fetching a new token", response)
         self._consecutive_unauthorized = 0
         if status == 500 and _is_element_limit(response):
-            raise ElementLimitExceeded(_server_message(response))
+            raise ElementLimitExceeded(odata.error_message(response))
         if status in RETRIABLE_STATUS:
-            raise RetriableAPIError(f"{self.label}: HTTP {status}: {_server_message(response)}", response)
+            raise RetriableAPIError(f"{self.label}: HTTP {status}: {odata.error_message(response)}", response)
         if status >= 400:
-            raise FatalAPIError(f"{self.label}: HTTP {status} {response.reason}: {_server_message(response)}")
+            raise FatalAPIError(f"{self.label}: HTTP {status} {response.reason}: {odata.error_message(response)}")
         try:
             payload = _json_decoder.decode(response.content)
         except msgspec.DecodeError as exc:
@@ -342,25 +342,10 @@ def _tidy(row: dict) -> None:
         del row[name]
 
 
-def _odata_error(response: requests.Response) -> dict:
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    error = body.get("error") if isinstance(body, dict) else None
-    return error if isinstance(error, dict) else {}
-
-
-def _server_message(response: requests.Response) -> str:
-    error = _odata_error(response)
-    if not error:
-        return (response.text or response.reason or "").strip()[:300]
-    parts = [f"{error.get('code', '')} {error.get('message', '')}".strip()]
-    parts += [f"{d.get('code', '')} {d.get('message', '')}".strip() for d in error.get("details") or [] if isinstance(d, dict)]
-    return "; ".join(p for p in parts if p)
-
-
 def _is_element_limit(response: requests.Response) -> bool:
-    error = _odata_error(response)
+    try:
+        error = odata.odata_error(response.json())
+    except ValueError:
+        error = {}
     text = f"{error.get('code', '')} {error.get('message', '')}".lower()
     return "limit" in text and ("element" in text or "5000" in text or "5,000" in text)

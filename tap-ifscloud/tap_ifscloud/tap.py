@@ -11,11 +11,12 @@ from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.singerlib import StateMessage
 
+from ml_connector_core import ifs_odata
 from ml_connector_core.http import RequestBudget, shared_budget
+from ml_connector_core.ifs_metadata import MetadataError, ServiceMetadata, parse_metadata
 from ml_connector_core.oauth import ClientCredentialsAuth
 from ml_connector_core.secrets import SecretKeyError, unseal
 from tap_ifscloud.client import IfsEntityStream
-from tap_ifscloud.metadata import MetadataError, ServiceMetadata, parse_metadata
 from tap_ifscloud.streams import StreamConfigError, configured_streams
 
 STREAM_OVERRIDE = th.ObjectType(
@@ -47,7 +48,7 @@ class TapIfsCloud(Tap):
         th.Property("token_url", th.StringType,
                     description="Token endpoint; default <base_url>/auth/realms/<realm>/protocol/openid-connect/token."),
         th.Property("scope", th.StringType, default="openid microprofile-jwt", description="OAuth2 scope requested."),
-        th.Property("api_path", th.StringType, default="/main/ifsapplications/projection/v1",
+        th.Property("api_path", th.StringType, default=ifs_odata.DEFAULT_API_PATH,
                     description="Path of the projection services under the host (use /int/... for integration endpoints)."),
         th.Property("companies", th.ArrayType(th.StringType),
                     description="Only records of these companies (sets that have a Company field); empty for all allowed."),
@@ -79,14 +80,14 @@ class TapIfsCloud(Tap):
 
     @cached_property
     def host_url(self) -> str:
-        base = self.config.get("base_url") or (f"https://{self.config['tenant']}.ifs.cloud" if self.config.get("tenant") else "")
-        if not base:
+        host = ifs_odata.host_url(self.config.get("base_url"), self.config.get("tenant"))
+        if not host:
             raise ConfigValidationError("tap-ifscloud needs base_url or tenant", errors=["set base_url or tenant"])
-        return base.rstrip("/")
+        return host
 
     @cached_property
     def service_root(self) -> str:
-        return self.host_url + "/" + self.config["api_path"].strip("/")
+        return ifs_odata.service_root(self.host_url, self.config["api_path"])
 
     @cached_property
     def authenticator(self) -> ClientCredentialsAuth:
@@ -94,9 +95,7 @@ class TapIfsCloud(Tap):
             secret = unseal(self.config["client_secret"], setting_name="client_secret")
         except SecretKeyError as exc:
             raise ConfigValidationError(str(exc), errors=[str(exc)]) from None
-        token_url = self.config.get("token_url") or (
-            f"{self.host_url}/auth/realms/{self.config['realm']}/protocol/openid-connect/token"
-        )
+        token_url = self.config.get("token_url") or ifs_odata.token_url(self.host_url, self.config["realm"])
         return ClientCredentialsAuth(
             token_url,
             self.config["client_id"],

@@ -2,7 +2,7 @@
 
 from decimal import Decimal
 
-from tap_ifscloud import odata
+from ml_connector_core import ifs_odata as odata
 
 
 def test_string_literals_double_single_quotes():

@@ -15,7 +15,7 @@ from .store import NotFound
 if TYPE_CHECKING:
     from .app import JiraApp
 
-SETTINGS = ("rate_limit", "token_ttl")
+SETTINGS = ("rate_limit", "token_ttl", "refresh_reuse_seconds")
 
 
 def _json(status: int, document) -> Response:

@@ -169,8 +169,9 @@ def create_issue(app: "JiraApp", call: Call) -> Response:
 
 def create_issues(app: "JiraApp", call: Call) -> Response:
     updates = call.json().get("issueUpdates") or []
-    if len(updates) > MAX_BULK:
-        return _error(400, [f"Bulk create is limited to {MAX_BULK} issues."])
+    if len(updates) > MAX_BULK:  # in the shape the spec documents for this 400
+        return _json(400, {"issues": [], "errors": [{"status": 400, "elementErrors": {
+            "errorMessages": [f"Bulk create is limited to {MAX_BULK} issues."], "errors": {}}}]})
     created, errors = [], []
     for number, update in enumerate(updates):
         try:

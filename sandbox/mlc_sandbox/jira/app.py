@@ -77,6 +77,8 @@ class JiraApp:
             self.settings.rate_limit = self.rate_limiter.limit = int(changes["rate_limit"])
         if "token_ttl" in changes:
             self.settings.token_ttl = int(changes["token_ttl"])
+        if "refresh_reuse_seconds" in changes:
+            self.settings.refresh_reuse_seconds = float(changes["refresh_reuse_seconds"])
 
     def reset(self) -> None:
         self.store.reset()

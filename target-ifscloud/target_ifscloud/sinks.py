@@ -1,0 +1,25 @@
+"""One incoming stream written record by record into its IFS entity set, each record audited as soon as it is done."""
+
+from __future__ import annotations
+
+import typing as t
+
+from singer_sdk.sinks import RecordSink
+
+if t.TYPE_CHECKING:
+    from target_ifscloud.target import TargetIfsCloud
+
+
+class IfsWriteSink(RecordSink):
+    # A record that does not fit the schema fails alone, in the audit trail, instead of stopping the run.
+    fail_on_record_validation_exception = False
+
+    def __init__(self, target: TargetIfsCloud, stream_name: str, schema: dict, key_properties) -> None:
+        super().__init__(target, stream_name, schema, key_properties)
+        self.ifs = target
+        # Configuration problems surface here, at SCHEMA time, before any record of the stream is written.
+        self.plan = target.plan_for(stream_name, list(self.key_properties or []), list(schema.get("properties") or {}))
+        target.audit_run.remember_schema(stream_name, schema, list(self.key_properties or []))
+
+    def process_record(self, record: dict, context: dict) -> None:
+        self.ifs.write(self.plan, record)

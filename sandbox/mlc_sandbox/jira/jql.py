@@ -366,7 +366,8 @@ class Compiler:
         empty = ("is", "is not")
         ordering = (">", ">=", "<", "<=")
         return {
-            "project": equality, "issuetype": equality, "status": equality, "statuscategory": equality,
+            "project": equality + empty, "issuetype": equality + empty, "status": equality + empty,
+            "statuscategory": equality + empty,
             "priority": equality + ordering + empty, "resolution": equality + empty, "assignee": equality + empty,
             "reporter": equality + empty, "labels": equality + empty, "key": equality + ordering,
             "id": equality + ordering, "summary": ("~", "!~") + empty, "text": ("~",),

@@ -11,7 +11,11 @@ from typing import Any
 
 
 class FaultQueue:
-    """Queued faults, each with a `count` of requests left to hit; the first match takes one and leaves when spent."""
+    """Queued faults, each with a `count` of requests left to hit; the first match takes one and leaves when spent.
+
+    A fault whose `method` is set (e.g. "PATCH") hits only requests of that method, so a test can slow down or fail
+    the write of a read-then-write pair without touching the read.
+    """
 
     def __init__(self):
         self._faults: list[Any] = []
@@ -29,9 +33,13 @@ class FaultQueue:
         with self._lock:
             return [asdict(f) for f in self._faults]
 
-    def _take_locked(self, matches: Callable[[Any], bool]):
-        """The first queued fault that `matches`, its count spent by one (hold `_lock`)."""
+    def _take_locked(self, matches: Callable[[Any], bool], method: str | None = None):
+        """The first queued fault that `matches` (and the request's `method`, if the fault names one), its count
+        spent by one (hold `_lock`)."""
         for fault in self._faults:
+            wanted_method = getattr(fault, "method", None)
+            if wanted_method is not None and method is not None and wanted_method.upper() != method.upper():
+                continue
             if matches(fault):
                 fault.count -= 1
                 if fault.count <= 0:
@@ -39,9 +47,9 @@ class FaultQueue:
                 return fault
         return None
 
-    def take(self, matches: Callable[[Any], bool]):
+    def take(self, matches: Callable[[Any], bool], method: str | None = None):
         with self._lock:
-            return self._take_locked(matches)
+            return self._take_locked(matches, method)
 
 
 class RequestLog:

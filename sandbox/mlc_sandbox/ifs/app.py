@@ -86,7 +86,7 @@ class IfsApp:
     def _answer(self, request: Request) -> tuple[Response, str, str | None]:
         service_match = SERVICE_PATH.match(request.path)
         kind = "data" if service_match else "token" if TOKEN_PATH.match(request.path) else "other"
-        fault = self.faults.next_for(request.target, kind == "data")
+        fault = self.faults.next_for(request.target, kind == "data", request.method)
         truncate = False
         if fault is not None:
             if fault.kind == "delay":

@@ -48,6 +48,7 @@ class Fault:
     retry_after: int = 1
     delay_seconds: float = 2.0
     path_contains: str | None = None
+    method: str | None = None
 
     @classmethod
     def from_json(cls, body: dict) -> "Fault":
@@ -61,6 +62,7 @@ class Fault:
             retry_after=int(body.get("retry_after", 1)),
             delay_seconds=float(body.get("delay_seconds", 2.0)),
             path_contains=body.get("path_contains"),
+            method=body["method"].upper() if body.get("method") else None,
         )
         if fault.kind == "status" and not 400 <= fault.status <= 599:
             raise ValueError("'status' must be a 4xx or 5xx code")
@@ -94,15 +96,16 @@ class FaultInjector(FaultQueue):
         self.rates = rates
         self._rng = random.Random(f"faults:{seed}")
 
-    def next_for(self, path: str, data_request: bool) -> Fault | None:
+    def next_for(self, path: str, data_request: bool, method: str | None = None) -> Fault | None:
         """The fault this request suffers, if any: queued ones first, then the random rates.
 
         Faults without `path_contains` and the random rates hit data requests only; a fault with `path_contains`
-        hits any request whose path matches (so the token endpoint can fail too).
+        hits any request whose path matches (so the token endpoint can fail too); one with `method` only requests
+        of that method.
         """
         with self._lock:
             fault = self._take_locked(lambda fault: fault.path_contains in path if fault.path_contains is not None
-                                      else data_request)
+                                      else data_request, method)
             if fault is not None:
                 return fault
             rates = self.rates

@@ -303,7 +303,7 @@ def search(app: "JiraApp", call: Call) -> Response:
     matching = sorted((i for i in app.store.all() if query.predicate(i)), key=query.sort_key)
     page = matching[offset:offset + size]
     issues = [_search_issue(app, issue, wanted, call.base) for issue in page]
-    document: dict = {"issues": issues, "isLast": offset + size >= len(matching)}
+    document: dict = {"issues": issues, "isLast": size == 0 or offset + size >= len(matching)}
     if not document["isLast"]:
         document["nextPageToken"] = base64.urlsafe_b64encode(
             json.dumps({"q": fingerprint, "o": offset + size}).encode()).decode().rstrip("=")

@@ -1,0 +1,89 @@
+"""target-ifscloud's settings: every one declared and described, configuration problems stopping the run at SCHEMA time
+with a message naming the stream and the setting or field, STATE passed on after the records are written."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from ml_connector_core.audit import AuditTrail
+from ml_connector_core.secrets import generate_key, seal
+from mlc_sandbox.ifs import IfsSandbox
+from support.singer import BIN, record_message, run_target, schema_message, state_message
+
+JIRA_PO = {"OrderNo": {"type": ["string"]}, "Cf_Jira_Status": {"type": ["string", "null"]}}
+
+
+@pytest.fixture(scope="module")
+def ifs(tmp_path_factory):
+    with IfsSandbox(scale=60, seed=11, port=0, data_dir=tmp_path_factory.mktemp("ifs-data"), rate_limit=0) as stand_in:
+        yield stand_in
+
+
+def config_for(ifs, tmp_path, streams: dict, **extra) -> dict:
+    return {"base_url": ifs.base_url, "realm": "mlc", "client_id": "mlc-sandbox-client",
+            "client_secret": "mlc-sandbox-secret", "streams": streams,
+            "audit_url": f"sqlite:///{tmp_path / 'audit.sqlite'}", **extra}
+
+
+def po_stream(**setting) -> dict:
+    return {"jira_purchase_orders": {"projection": "PurchaseOrderHandling", "entity_set": "PurchaseOrderSet", **setting}}
+
+
+def send(tmp_path, config, messages, **kwargs):
+    return run_target(tmp_path, config, messages, executable="target-ifscloud", **kwargs)
+
+
+def test_about_lists_every_setting_with_a_description():
+    about = json.loads(subprocess.run([str(BIN / "target-ifscloud"), "--about", "--format=json"],
+                                      capture_output=True, text=True, check=True).stdout)
+    properties = about["settings"]["properties"]
+    for name in ("base_url", "realm", "token_url", "client_id", "client_secret", "requests_per_minute", "timeout",
+                 "max_conflict_retries", "flow", "audit_url", "streams"):
+        assert properties[name].get("description"), name
+    assert properties["client_secret"].get("secret") is True
+    assert properties["max_conflict_retries"]["default"] == 3 and properties["flow"]["default"] == "ifscloud-writeback"
+    stream = properties["streams"]["additionalProperties"]["properties"]
+    assert stream["mode"]["enum"] == ["update", "upsert", "create"] and stream["mode"]["default"] == "update"
+
+
+@pytest.mark.parametrize(("streams", "keys", "properties", "expected"), [
+    ({}, ["OrderNo"], JIRA_PO, "stream 'jira_purchase_orders' is not in the streams setting"),
+    (po_stream(), ["VendorNo"], {**JIRA_PO, "VendorNo": {"type": ["string"]}},
+     "has key_properties ['VendorNo'], but the keys of PurchaseOrderHandling.svc/PurchaseOrderSet are ['OrderNo']"),
+    (po_stream(fields=["Cf_Jira_Status", "Cf_Nope"]), ["OrderNo"], JIRA_PO,
+     "streams.jira_purchase_orders.fields: PurchaseOrderHandling.svc/PurchaseOrderSet has no field(s) Cf_Nope"),
+    (po_stream(), ["OrderNo"], {**JIRA_PO, "jira_priority": {"type": ["string"]}},
+     "PurchaseOrderHandling.svc/PurchaseOrderSet has no field(s) jira_priority"),
+    (po_stream(entity_set="PurchaseOrderz"), ["OrderNo"], JIRA_PO,
+     "streams.jira_purchase_orders: PurchaseOrderHandling.svc has no entity set 'PurchaseOrderz'"),
+    (po_stream(state_field="Cf_Jira_Status", actions={"Released": "Relaese"}), ["OrderNo"], JIRA_PO,
+     "streams.jira_purchase_orders.actions.Released: PurchaseOrderHandling.svc/PurchaseOrderSet has no bound action "
+     "PurchaseOrder_Relaese"),
+    (po_stream(fields=["Objstate"]), ["OrderNo"], JIRA_PO, "Objstate changes only through bound actions"),
+])
+def test_configuration_problems_stop_the_run_naming_stream_and_setting(ifs, tmp_path, streams, keys, properties,
+                                                                       expected):
+    config = config_for(ifs, tmp_path, streams)
+    result = send(tmp_path, config, [schema_message("jira_purchase_orders", properties, keys),
+                                     record_message("jira_purchase_orders", {"OrderNo": "P1", "Cf_Jira_Status": "x"})],
+                  check=False)
+    assert result.returncode != 0
+    assert expected in result.stderr
+    assert not [r for r in ifs.requests() if r["method"] == "PATCH" and "('P1')" in r["path"]]
+
+
+def test_state_is_emitted_after_the_records_are_written_and_sealed_secrets_open(ifs, tmp_path, monkeypatch):
+    key = generate_key()
+    ifs.create("PurchaseOrderSet", {"OrderNo": "PZ1"})
+    config = config_for(ifs, tmp_path, po_stream(), client_secret=seal("mlc-sandbox-secret", key.encode()))
+    result = send(tmp_path, config, [
+        schema_message("jira_purchase_orders", JIRA_PO, ["OrderNo"]),
+        record_message("jira_purchase_orders", {"OrderNo": "PZ1", "Cf_Jira_Status": "Done"}),
+        state_message({"bookmarks": {"jira_purchase_orders": {"updated": "2026-01-01T00:00:00Z"}}}),
+    ], env={"MLC_SECRET_KEY": key})
+    assert result.states == [{"bookmarks": {"jira_purchase_orders": {"updated": "2026-01-01T00:00:00Z"}}}]
+    [entry] = AuditTrail(config["audit_url"]).entries(stream="jira_purchase_orders")
+    assert entry.outcome == "succeeded"

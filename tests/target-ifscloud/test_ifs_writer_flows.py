@@ -287,3 +287,26 @@ def test_secrets_never_reach_the_audit_trail_or_the_logs(ifs, tmp_path):
     assert SECRET.encode() not in audit_bytes
     assert b"Bearer" not in audit_bytes and b"Authorization" not in audit_bytes
     assert result.stdout.strip() == ""  # no STATE came in, so none goes out
+
+
+PROPOSAL = {"Company": {"type": ["string"]}, "InvoiceNo": {"type": ["string"]}, "Identity": {"type": ["string"]},
+            "InvoiceDate": {"type": ["string"], "format": "date"}, "DueDate": {"type": ["string"], "format": "date"},
+            "NetAmount": {"type": ["number"]}, "VatAmount": {"type": ["number"]}, "GrossAmount": {"type": ["number"]},
+            "Stage": {"type": ["string", "null"]}}
+
+
+def test_a_jaggaer_invoice_becomes_a_posting_proposal_sent_for_authorization_once(ifs, tmp_path):
+    config = config_for(ifs, tmp_path, {"jaggaer_invoices": {
+        "projection": "ManSuppInvoiceHandling", "entity_set": "PostingProposalHeadSet", "mode": "create",
+        "state_field": "Stage", "actions": {"AwaitingAuthorization": "SendForAuthorization"}}})
+    invoice = {"Company": "10", "InvoiceNo": "JAG-O'Brien-1", "Identity": "S10001", "InvoiceDate": "2026-11-02",
+               "DueDate": "2026-12-02", "NetAmount": Decimal("1000.10"), "VatAmount": Decimal("250.025"),
+               "GrossAmount": Decimal("1250.125"), "Stage": "AwaitingAuthorization"}
+    for _ in range(2):
+        send(tmp_path, config, "jaggaer_invoices", PROPOSAL, ["Company", "InvoiceNo"], [invoice])
+    stored = read(ifs, "ManSuppInvoiceHandling", "PostingProposalHeadSet(Company='10',InvoiceNo='JAG-O''Brien-1')")
+    assert (stored["Objstate"], stored["GrossAmount"], stored["DueDate"]) == (
+        "AwaitingAuthorization", Decimal("1250.125"), "2026-12-02")
+    assert len(writes(ifs, "POST", "PostingProposalHeadSet")) == 2  # one create, one action; nothing the second time
+    assert [(e.operation, e.outcome) for e in entries(config, "jaggaer_invoices")] == [
+        ("insert", "succeeded"), ("unchanged", "succeeded")]

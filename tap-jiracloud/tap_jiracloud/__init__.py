@@ -1,0 +1,1 @@
+"""tap-jiracloud: Jira Cloud issues through REST API v3, incremental on `updated`."""

@@ -4,6 +4,7 @@ no HTTP here, so every rule can be read and tested on its own."""
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Iterable, Mapping
 from decimal import Decimal, InvalidOperation
@@ -78,6 +79,23 @@ def _cell(kind: str, text: str) -> dict:
     return {"type": kind, "content": [{"type": "paragraph", "content": [_text(text)]}]}
 
 
+def description_fields(record: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``description_fields`` as an object, or as that object's JSON text (what a stream map's ``json.dumps({...})``
+    gives: stream maps type every other computed object as a string)."""
+    value = record.get("description_fields")
+    if value in (None, ""):
+        return {}
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            value = None
+    if not isinstance(value, Mapping):
+        raise RecordError(f"record {record.get('ifs_key')!r}: description_fields must be an object of label → value "
+                          f"(or its JSON text), not {str(record.get('description_fields'))[:80]!r}")
+    return value
+
+
 def description_rows(record: Mapping[str, Any]) -> list[tuple[str, str]]:
     rows: list[tuple[str, str]] = []
     for name, label in DESCRIPTION_ROWS:
@@ -85,7 +103,7 @@ def description_rows(record: Mapping[str, Any]) -> list[tuple[str, str]]:
         shown = format_amount(value, record.get("currency")) if name == "amount" and value is not None else _shown(value)
         if shown:
             rows.append((label, shown))
-    for label, value in (record.get("description_fields") or {}).items():
+    for label, value in description_fields(record).items():
         shown = _shown(value)
         if shown and _shown(label):
             rows.append((_shown(label), shown))  # type: ignore[arg-type]

@@ -22,7 +22,7 @@ RECORD_SCHEMA = {
     "ifs_key": {"type": ["string"]}, "summary": {"type": ["string"]}, "project_key": TEXT, "company": TEXT,
     "site": TEXT, "issue_type": TEXT, "tier_or_category": TEXT, "gl_account": TEXT, "cost_center": TEXT,
     "amount": {"type": ["number", "null"]}, "currency": TEXT, "status": TEXT, "ifs_url": TEXT,
-    "description_fields": {"type": ["object", "null"]},
+    "description_fields": {"type": ["object", "string", "null"]},
 }
 
 
@@ -79,7 +79,8 @@ def operations(config, run_index=-1) -> dict:
 def test_records_become_issues_with_resolved_fields_priority_assignee_and_a_valid_description(jira, tmp_path):
     config = config_for(jira, tmp_path)
     run = send(tmp_path, config, [purchase_order("P1000123"), purchase_order("P1000124", tier="Tier 3", company="20", issue_type="Task"),
-                                  purchase_order("P1000125", tier="Tier 9")])
+                                  purchase_order("P1000125", tier="Tier 9",
+                                                                 description_fields='{"Supplier": "Beta AB"}')])
     assert run.states[-1] == {"bookmarks": {"jira_purchase_orders": {"replication_key_value": "x"}}}
     ids = jira.field_ids()
     assert ids["IFS Key"] == f"customfield_{FIELD_BASE}"
@@ -109,6 +110,7 @@ def test_records_become_issues_with_resolved_fields_priority_assignee_and_a_vali
     assert other["priority"]["name"] == "Low" and other["assignee"]["displayName"] == "Lars Holm"
     unmapped = by_key["PurchaseOrder:P1000125"]["fields"]
     assert unmapped["priority"]["name"] == "Medium" and unmapped["assignee"] is None
+    assert "Beta AB" in json.dumps(unmapped["description"])  # description_fields as JSON text, as stream maps give it
     assert operations(config)["insert"] == 3
 
 

@@ -12,7 +12,7 @@ import re
 import threading
 from pathlib import Path
 
-import jsonschema
+import jsonschema_rs
 
 SPECS = Path(__file__).parent / "specs"
 OPENAPI_FILE = SPECS / "jira-cloud-platform-v3.openapi.json"
@@ -172,7 +172,9 @@ class SpecValidator:
 class AdfValidator:
     def __init__(self, path: Path | str | None = None):
         schema = json.loads(Path(path or ADF_FILE).read_text())
-        self._validator = jsonschema.Draft4Validator(schema)
+        # The ADF schema nests anyOf over every node type: the pure-Python validator needs about half a second for a
+        # description with a table, the compiled one well under a millisecond, with the same verdicts.
+        self._validator = jsonschema_rs.Draft4Validator(schema)
 
     def is_document(self, value) -> bool:
         return isinstance(value, dict) and self._validator.is_valid(value)

@@ -17,9 +17,16 @@ class IfsWriteSink(RecordSink):
     def __init__(self, target: TargetIfsCloud, stream_name: str, schema: dict, key_properties) -> None:
         super().__init__(target, stream_name, schema, key_properties)
         self.ifs = target
+        self.plan = None
+        if stream_name not in (target.config.get("streams") or {}):
+            # Stream maps pass the SCHEMA of a stream they drop (`stream: __NULL__`) on: only its records are an error.
+            target.logger.warning("stream '%s' is not in the streams setting: its records would be refused", stream_name)
+            return
         # Configuration problems surface here, at SCHEMA time, before any record of the stream is written.
         self.plan = target.plan_for(stream_name, list(self.key_properties or []), list(schema.get("properties") or {}))
         target.audit_run.remember_schema(stream_name, schema, list(self.key_properties or []))
 
     def process_record(self, record: dict, context: dict) -> None:
+        if self.plan is None:
+            self.ifs.plan_for(self.stream_name, [], [])  # raises the error naming the stream and the setting
         self.ifs.write(self.plan, record)

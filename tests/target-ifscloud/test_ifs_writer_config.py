@@ -87,3 +87,12 @@ def test_state_is_emitted_after_the_records_are_written_and_sealed_secrets_open(
     assert result.states == [{"bookmarks": {"jira_purchase_orders": {"updated": "2026-01-01T00:00:00Z"}}}]
     [entry] = AuditTrail(config["audit_url"]).entries(stream="jira_purchase_orders")
     assert entry.outcome == "succeeded"
+
+
+def test_a_stream_without_records_needs_no_setting(ifs, tmp_path):
+    """Stream maps pass on the SCHEMA of a stream they drop: that alone must not stop the run."""
+    config = config_for(ifs, tmp_path, po_stream())
+    result = send(tmp_path, config, [schema_message("issues", {"key": {"type": ["string"]}}, ["key"]),
+                                     schema_message("jira_purchase_orders", JIRA_PO, ["OrderNo"])], check=False)
+    assert result.returncode == 0, result.stderr
+    assert "stream 'issues' is not in the streams setting" in result.stderr

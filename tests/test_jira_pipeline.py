@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PO_SVC = "PurchaseOrderHandling"
 WO_SVC = "ActiveWorkOrdersHandling"
 IFS_TO_JIRA = ["tap-ifscloud-jira", "jira-issue-fields", "target-jira"]
-JIRA_TO_IFS = ["tap-jiracloud", "jira-status-to-ifs", "target-ifscloud"]
+JIRA_TO_IFS = ["tap-jiracloud", "jira-status-to-ifs", "target-ifscloud-jira"]
 # as in meltano.yml's sandbox environment
 PRIORITY_OF_TIER = {"STRATEGIC": "Highest", "PREFERRED": "High", "STANDARD": "Medium", "SPOT": "Low"}
 

@@ -89,11 +89,29 @@ def test_clauses_operators_and_values(api, populated):
     assert keys(api, "resolution is not EMPTY") == ["PUR-2"]
 
 
+
+def test_value_lists_empty_values_and_mixed_kinds(api, populated):
+    many_labels = ", ".join([f"absent-{n}" for n in range(150)] + ["urgent"])
+    assert keys(api, f"labels in ({many_labels})") == ["PUR-1"]
+    assert keys(api, f"labels not in ({many_labels})") == ["PUR-2"]
+    assert keys(api, "labels in (EMPTY, urgent)") == ["PUR-1", "MNT-1", "OPS-1"]
+    assert keys(api, "labels = EMPTY OR labels = urgent") == ["PUR-1", "MNT-1", "OPS-1"]
+    assert keys(api, "resolution = Unresolved") == ["PUR-1", "MNT-1", "OPS-1"]
+    assert keys(api, "resolution in (Unresolved, Done)") == ["PUR-1", "PUR-2", "MNT-1", "OPS-1"]
+    assert keys(api, '"Order Amount" in (500, 1500.0)') == ["PUR-2", "MNT-1"]
+    assert keys(api, '"Order Amount" not in (500)') == ["MNT-1"]
+    assert keys(api, "id in (10000, 10002) AND key in (PUR-1, PUR-2, MNT-1)") == ["PUR-1", "MNT-1"]
+    assert keys(api, "summary !~ pump") == ["PUR-2", "OPS-1"]
+    assert keys(api, "assignee in (currentUser(), EMPTY) AND NOT project = OPS") == ["PUR-2", "MNT-1"]
+
 def test_order_by(api, populated):
     assert keys(api, "project in (PUR, MNT) ORDER BY key DESC") == ["PUR-2", "PUR-1", "MNT-1"]
     assert keys(api, "project in (PUR, MNT) order by priority asc, key") == ["PUR-1", "PUR-2", "MNT-1"]
     assert keys(api, "project is not EMPTY ORDER BY created ASC") == ["PUR-1", "PUR-2", "MNT-1", "OPS-1"]
     assert keys(api, "project in (PUR, MNT, OPS)") == ["PUR-1", "PUR-2", "MNT-1", "OPS-1"]  # default: id ascending
+    assert keys(api, "project is not EMPTY ORDER BY labels") == ["PUR-2", "PUR-1", "MNT-1", "OPS-1"]  # empty last
+    assert keys(api, "project is not EMPTY ORDER BY updated") == ["MNT-1", "PUR-2", "OPS-1", "PUR-1"]  # dates: desc
+    assert keys(api, "project is not EMPTY ORDER BY assignee, key DESC") == ["PUR-1", "PUR-2", "OPS-1", "MNT-1"]
 
 
 @pytest.mark.parametrize("jql, message", [

@@ -10,6 +10,7 @@ import re
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from operator import ge, gt, le, lt
 from typing import Callable
 from zoneinfo import ZoneInfo
 
@@ -251,6 +252,27 @@ CHOICE_FIELDS = ("project", "issuetype", "status", "statuscategory", "priority",
 DATE_FIELDS = ("created", "updated", "resolutiondate", "duedate")
 
 
+ORDERINGS = {">": gt, ">=": ge, "<": lt, "<=": le}
+
+
+def _text_of(issue: Issue) -> str:
+    return " ".join([issue.summary, _adf_text(issue.description), _adf_text(issue.environment),
+                     *(_adf_text(c.body) for c in issue.comments)])
+
+
+SYSTEM_READERS: dict[str, Callable[[Issue], object]] = {
+    "project": lambda issue: issue.project.id, "issuetype": lambda issue: issue.issue_type.id,
+    "status": lambda issue: issue.status.id, "statuscategory": lambda issue: str(issue.status.category_id),
+    "priority": lambda issue: issue.priority[0],
+    "resolution": lambda issue: "10000" if issue.resolution_ms else None,
+    "assignee": lambda issue: issue.assignee, "reporter": lambda issue: issue.reporter,
+    "labels": lambda issue: issue.labels, "key": lambda issue: (issue.project.key, issue.number),
+    "id": lambda issue: issue.id, "summary": lambda issue: issue.summary, "text": _text_of,
+    "created": lambda issue: issue.created_ms, "updated": lambda issue: issue.updated_ms,
+    "resolutiondate": lambda issue: issue.resolution_ms,
+}
+
+
 class _Missing:
     """Sorts after every value (Jira lists empty values last in ascending order)."""
 
@@ -274,15 +296,19 @@ class Compiler:
         self.key_exists = key_exists
 
     def compile(self, jql: str) -> Query:
+        """Everything that depends only on the query (field readers, literals, value sets) is worked out here, once,
+        so the predicate and sort key only read each field an issue once."""
         where, order = Parser(jql or "").parse()
         predicate = self._node(where) if where is not None else None
-        keys = [(self._field(token), direction or ("desc" if self._field(token)[0] in DATE_FIELDS else "asc"))
-                for token, direction in order]
+        keys = []
+        for token, direction in order:
+            field, _kind = self._field(token)
+            keys.append((self._sort_reader(field), direction or ("desc" if field in DATE_FIELDS else "asc")))
 
         def sort_key(issue: Issue):
             parts = []
-            for (field, _kind), direction in keys:
-                value = self._sort_value(issue, field)
+            for read, direction in keys:
+                value = read(issue)
                 parts.append(_Reversed(value) if direction == "desc" else value)
             parts.append(issue.id)
             return tuple(parts)
@@ -316,12 +342,23 @@ class Compiler:
     def _node(self, node) -> Predicate:
         if isinstance(node, Clause):
             return self._clause(node)
-        children = [self._node(child) for child in node.children]
+        children = tuple(self._node(child) for child in node.children)
         if node.kind == "and":
-            return lambda issue: all(child(issue) for child in children)
+            def every(issue: Issue) -> bool:
+                for child in children:
+                    if not child(issue):
+                        return False
+                return True
+            return every
         if node.kind == "or":
-            return lambda issue: any(child(issue) for child in children)
-        return lambda issue: not children[0](issue)
+            def either(issue: Issue) -> bool:
+                for child in children:
+                    if child(issue):
+                        return True
+                return False
+            return either
+        negated = children[0]
+        return lambda issue: not negated(issue)
 
     def _clause(self, clause: Clause) -> Predicate:
         field, kind = self._field(clause.field_token)
@@ -331,34 +368,52 @@ class Compiler:
         if operator not in allowed:
             shown = operator.upper() if operator[0].isalpha() else operator
             raise JqlError(f"The operator '{shown}' is not supported by the '{display}' field.")
-        get = lambda issue: self._current(issue, field)  # noqa: E731
+        read = self._reader(field)
         if operator in ("is", "is not"):
             wanted_empty = operator == "is"
-            return lambda issue: _empty(get(issue)) == wanted_empty
+            return lambda issue: _empty(read(issue)) == wanted_empty
         if any(v[0] == "empty" for v in clause.values):
             if operator in ("=", "in"):
-                targets = [self._literal(field, kind, display, v) for v in clause.values if v[0] != "empty"]
-                return lambda issue: _empty(get(issue)) or any(_matches(get(issue), t) for t in targets)
-            return lambda issue: not _empty(get(issue))
+                matches = _matcher([self._literal(field, kind, display, v) for v in clause.values if v[0] != "empty"])
+
+                def empty_or_listed(issue: Issue) -> bool:
+                    value = read(issue)
+                    return _empty(value) or matches(value)
+                return empty_or_listed
+            return lambda issue: not _empty(read(issue))
         targets = [self._literal(field, kind, display, v) for v in clause.values]
         if operator in ("=", "in"):
-            return lambda issue: any(_matches(get(issue), t) for t in targets)
+            matches = _matcher(targets)
+            return lambda issue: matches(read(issue))
         if operator in ("!=", "not in"):  # Jira: a field without a value never matches != / NOT IN
-            return lambda issue: not _empty(get(issue)) and not any(_matches(get(issue), t) for t in targets)
+            matches = _matcher(targets)
+
+            def set_and_not_listed(issue: Issue) -> bool:
+                value = read(issue)
+                return not _empty(value) and not matches(value)
+            return set_and_not_listed
         if operator in ("~", "!~"):
             needle = str(targets[0]).lower().replace("*", "")
-            contains = lambda issue: needle in _text(get(issue)).lower()  # noqa: E731
             if operator == "~":
-                return contains
-            return lambda issue: not _empty(get(issue)) and not contains(issue)
+                return lambda issue: needle in _text(read(issue)).lower()
+
+            def set_and_not_containing(issue: Issue) -> bool:
+                value = read(issue)
+                return not _empty(value) and needle not in _text(value).lower()
+            return set_and_not_containing
         target = targets[0]
-        compare = {">": lambda a, b: a > b, ">=": lambda a, b: a >= b, "<": lambda a, b: a < b,
-                   "<=": lambda a, b: a <= b}[operator]
+        compare = ORDERINGS[operator]
         if kind == "priority":  # higher priority has the smaller id: `priority > Medium` is High and Highest
-            return lambda issue: compare(-int(issue.priority[0]), -int(target))
+            negated_target = -int(target)
+            return lambda issue: compare(-int(issue.priority[0]), negated_target)
         if kind == "key":
-            return lambda issue: issue.project.key == target[0] and compare(issue.number, target[1])
-        return lambda issue: not _empty(get(issue)) and compare(get(issue), target)
+            project_key, number = target
+            return lambda issue: issue.project.key == project_key and compare(issue.number, number)
+
+        def set_and_ordered(issue: Issue) -> bool:
+            value = read(issue)
+            return not _empty(value) and compare(value, target)
+        return set_and_ordered
 
     @staticmethod
     def _operators(kind: str) -> tuple[str, ...]:
@@ -377,39 +432,38 @@ class Compiler:
             "custom-number": equality + ordering + empty,
         }[kind]
 
-    def _current(self, issue: Issue, field: str):
-        """The issue's value in the form literals are compared with."""
+    def _reader(self, field: str) -> Callable[[Issue], object]:
+        """A function giving an issue's value of `field` in the form literals are compared with."""
         if field.startswith("customfield_"):
-            return issue.custom.get(field)
-        return {
-            "project": lambda: issue.project.id, "issuetype": lambda: issue.issue_type.id,
-            "status": lambda: issue.status.id, "statuscategory": lambda: str(issue.status.category_id),
-            "priority": lambda: issue.priority[0], "resolution": lambda: "10000" if issue.resolution_ms else None,
-            "assignee": lambda: issue.assignee, "reporter": lambda: issue.reporter, "labels": lambda: issue.labels,
-            "key": lambda: (issue.project.key, issue.number), "id": lambda: issue.id,
-            "summary": lambda: issue.summary,
-            "text": lambda: " ".join([issue.summary, _adf_text(issue.description), _adf_text(issue.environment),
-                                      *(_adf_text(c.body) for c in issue.comments)]),
-            "created": lambda: issue.created_ms, "updated": lambda: issue.updated_ms,
-            "resolutiondate": lambda: issue.resolution_ms,
-            "duedate": lambda: self._date_ms(issue.duedate) if issue.duedate else None,
-        }[field]()
+            return lambda issue: issue.custom.get(field)
+        if field == "duedate":
+            return lambda issue: self._date_ms(issue.duedate) if issue.duedate else None
+        return SYSTEM_READERS[field]
 
-    def _sort_value(self, issue: Issue, field: str):
+    def _sort_reader(self, field: str) -> Callable[[Issue], object]:
         if field == "priority":
-            return int(issue.priority[0])
-        if field in ("status", "issuetype", "project"):
-            return {"status": issue.status.name, "issuetype": issue.issue_type.name,
-                    "project": issue.project.name}[field]
+            return lambda issue: int(issue.priority[0])
+        if field == "status":
+            return lambda issue: issue.status.name
+        if field == "issuetype":
+            return lambda issue: issue.issue_type.name
+        if field == "project":
+            return lambda issue: issue.project.name
         if field in ("assignee", "reporter"):
-            account = getattr(issue, field)
-            return self.site.user(account).display_name if account else MISSING
-        value = self._current(issue, field)
-        if _empty(value):
-            return MISSING
-        if isinstance(value, list):
-            return ",".join(sorted(value))
-        return value
+            def display_name(issue: Issue):
+                account = getattr(issue, field)
+                return self.site.user(account).display_name if account else MISSING
+            return display_name
+        read = self._reader(field)
+
+        def sortable(issue: Issue):
+            value = read(issue)
+            if _empty(value):
+                return MISSING
+            if isinstance(value, list):
+                return ",".join(sorted(value))
+            return value
+        return sortable
 
     # literals
 
@@ -522,12 +576,19 @@ def _empty(value) -> bool:
     return value is None or value == [] or value == ""
 
 
-def _matches(current, target) -> bool:
-    if isinstance(current, list):
-        return target in current
-    if isinstance(current, str) and isinstance(target, str):
-        return current.lower() == target.lower()
-    return current == target
+def _matcher(targets: list) -> Callable[[object], bool]:
+    """Whether an issue's value equals one of the listed values, as sets: a list value (labels) holds one of them
+    exactly, a text equals one ignoring case, anything else is equal."""
+    exact = frozenset(targets)
+    folded = frozenset(t.lower() for t in targets if isinstance(t, str))
+
+    def matches(current) -> bool:
+        if isinstance(current, list):
+            return not exact.isdisjoint(current)
+        if isinstance(current, str):
+            return current.lower() in folded
+        return current in exact
+    return matches
 
 
 def _text(value) -> str:

@@ -30,6 +30,9 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
 
     Thread-safe: every stream of a tap shares one instance and so one token. ``invalidate()`` after a 401 makes the
     next request fetch a fresh token (a token can be revoked before its announced expiry).
+
+    A token answer without ``expires_in`` is taken to live ``lifetime_when_unannounced`` seconds; ``None`` keeps such a
+    token until ``invalidate()`` (Salesforce announces no lifetime: its sessions end after a timeout the org sets).
     """
 
     def __init__(
@@ -40,6 +43,7 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         *,
         scope: str | None = None,
         refresh_margin_seconds: float = 30.0,
+        lifetime_when_unannounced: float | None = 300.0,
         timeout_seconds: float = 30.0,
         max_tries: int = 5,
         session: requests.Session | None = None,
@@ -50,6 +54,7 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         self._client_secret = client_secret
         self.scope = scope
         self.refresh_margin_seconds = refresh_margin_seconds
+        self.lifetime_when_unannounced = lifetime_when_unannounced
         self.timeout_seconds = timeout_seconds
         self.max_tries = max_tries
         self._session = session or requests.Session()
@@ -97,12 +102,16 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         if not isinstance(token, str) or not token:
             raise TokenRequestError(f"token endpoint {self.token_url} answered without an access_token")
         register_secret(token)
-        lifetime = float(body.get("expires_in") or 300)
+        self._token = token
+        self.tokens_fetched += 1
+        if not body.get("expires_in") and self.lifetime_when_unannounced is None:
+            self._refresh_at = float("inf")
+            logger.info("Obtained an access token from %s (no lifetime announced: kept until refused)", self.token_url)
+            return
+        lifetime = float(body.get("expires_in") or self.lifetime_when_unannounced or 300)
         # Refresh a margin ahead of expiry; very short tokens keep at least a quarter of their life as margin.
         margin = min(self.refresh_margin_seconds, lifetime * 0.25)
-        self._token = token
         self._refresh_at = self._clock() + lifetime - margin
-        self.tokens_fetched += 1
         logger.info("Obtained an access token from %s valid for %.0f s", self.token_url, lifetime)
 
     def _post_token_request(self) -> dict:

@@ -1,0 +1,1 @@
+"""tap-sfdc: Salesforce objects (SOQL, incremental on SystemModstamp) for the Salesforce → IFS direction."""

@@ -1,0 +1,1 @@
+"""target-salesforce: mapped IFS records upserted into Salesforce objects by external id."""

@@ -135,6 +135,9 @@ class TargetSalesforce(AuditedTarget, Target):
     def process_endofpipe(self) -> None:
         super().process_endofpipe()
         self.settle_failures()
+        # Children refused because their parent was missing are redone after this run's input, which may have brought
+        # the parent (the start-of-run redo comes before it).
+        self.redo_failed_work(waiting_for_parent=True)
 
     # Failed work of earlier runs
 
@@ -156,14 +159,20 @@ class TargetSalesforce(AuditedTarget, Target):
             if failures[-1].run_id != self.audit_run.run_id and self._written_since(stream, failures[-1]):
                 self.audit_trail.mark_replayed([f.id for f in failures], self.audit_run.run_id)
 
-    def redo_failed_work(self) -> None:
-        """Records Salesforce refused (or the limit left undone) in earlier runs of this flow are upserted first,
-        parents before children, unless a later run wrote them since."""
+    def redo_failed_work(self, *, waiting_for_parent: bool = False) -> None:
+        """Records Salesforce refused (or the limit left undone) in earlier runs of this flow are upserted again,
+        parents before children, unless a later run wrote them since. Those refused for a missing parent
+        (``waiting_for_parent``) are redone at the end of the run instead of the start."""
         trail = self.audit_trail
         by_stream: dict[str, list[list]] = {}
         for (stream, _), failures in self._open_failures().items():
-            if self._written_since(stream, failures[-1]):
+            newest = failures[-1]
+            if newest.run_id == self.audit_run.run_id:
+                continue
+            if self._written_since(stream, newest):
                 trail.mark_replayed([f.id for f in failures], self.audit_run.run_id)
+            elif waits_for_parent(newest.error) != waiting_for_parent:
+                continue
             elif stream not in self.writer.routes:
                 self.logger.warning("Failed '%s' records in the audit trail are not redone: the stream is no longer "
                                     "in the sobjects setting", stream)
@@ -171,19 +180,26 @@ class TargetSalesforce(AuditedTarget, Target):
                 by_stream.setdefault(stream, []).append(failures)
         if not by_stream:
             return
-        self.logger.info("Redoing %d record(s) failed in earlier runs", sum(len(g) for g in by_stream.values()))
+        self.logger.info("Redoing %d record(s) failed in earlier runs%s", sum(len(g) for g in by_stream.values()),
+                         " (their parents were missing)" if waiting_for_parent else "")
         for stream in parents_first(self.writer.routes, {s: [g[-1].source for g in groups] for s, groups in by_stream.items()}):
             groups = by_stream[stream]
+            external_id_field = self.writer.routes[stream].external_id_field
             planned = self.writer.plan(stream, [failures[-1].source for failures in groups])
             entries = self.writer.write(stream, planned)
             self.audit_run.record(entries)
             self.count(entries)
-            done = {e.key.get(self.writer.routes[stream].external_id_field) for e in entries if e.outcome == "succeeded"}
+            done = {str(e.key.get(external_id_field)) for e in entries if e.outcome == "succeeded"}
             for failures in groups:
-                if failures[-1].key.get(self.writer.routes[stream].external_id_field) in done:
+                if str(failures[-1].key.get(external_id_field)) in done:
                     trail.mark_replayed([f.id for f in failures], self.audit_run.run_id)
             if self.writer.stopped is not None:
                 raise self.writer.stopped
+
+
+def waits_for_parent(error: str | None) -> bool:
+    """Salesforce refused the record because the parent it references by external id does not exist (yet)."""
+    return "Foreign key external ID" in (error or "") and "not found" in (error or "")
 
 
 def parents_first(routes: Mapping[str, Route], records_by_stream: Mapping[str, list[Mapping]]) -> list[str]:

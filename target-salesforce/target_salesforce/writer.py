@@ -212,8 +212,9 @@ class RecordWriter:
         latest: dict[Any, Planned] = {}
         superseded: list[Planned] = []
         for one in planned:
-            # Salesforce refuses one external id twice in a call; the newest version is what it should get.
-            identity = str(one.external_id)
+            # Salesforce refuses one external id twice in a call (compared case-insensitively, as its text external
+            # ids are); the newest version is what it should get.
+            identity = str(one.external_id).casefold()
             if identity in latest:
                 superseded.append(latest[identity])
             latest[identity] = one
@@ -222,7 +223,7 @@ class RecordWriter:
         for start in range(0, len(to_send), self.batch_size):
             entries.extend(self._upsert_chunk(route, to_send[start : start + self.batch_size]))
         for old in superseded:
-            newest = latest[str(old.external_id)]
+            newest = latest[str(old.external_id).casefold()]
             old.salesforce_id = newest.salesforce_id
             entries.append(AuditEntry(stream=route.stream, key=old.key(route), operation=SKIPPED, outcome="succeeded",
                                       payload=None, source=old.record, destination=old.destination(route)))

@@ -4,6 +4,7 @@
     mlc-sandbox serve databricks --port 8700 [--data-dir D] [--token T] [--client-id ID --client-secret S] ...
     mlc-sandbox serve teams --port 8800 [--channel finance-10=Finance%20SE ...] [--channels FILE_OR_SPEC] ...
     mlc-sandbox serve jira --port 8900 [--rate-limit 600] [--user-time-zone Europe/Stockholm] [--field-id-base 10050] ...
+    mlc-sandbox serve salesforce --port 9000 [--session-ttl 7200] [--daily-api-limit 15000] [--query-batch-size 2000]
     mlc-sandbox generate ifs --scale 1000000 --seed 42
 """
 
@@ -98,6 +99,21 @@ def _jira_arguments(parser: argparse.ArgumentParser) -> None:
                         help="write {\"base_url\", \"port\", \"pid\"} here once serving")
 
 
+def _salesforce_arguments(parser: argparse.ArgumentParser) -> None:
+    from .salesforce.settings import SalesforceSettings as defaults
+
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=9000, help="0 picks a free port (see --ready-file)")
+    parser.add_argument("--session-ttl", type=int, default=defaults.session_ttl,
+                        help="seconds of inactivity after which a session (access token) ends")
+    parser.add_argument("--daily-api-limit", type=int, default=defaults.daily_api_limit,
+                        help="API requests allowed before calls are refused with 403 REQUEST_LIMIT_EXCEEDED")
+    parser.add_argument("--query-batch-size", type=int, default=defaults.query_batch_size,
+                        help="records per SOQL result page (nextRecordsUrl leads to the next)")
+    parser.add_argument("--ready-file", type=Path, default=None,
+                        help="write {\"base_url\", \"port\", \"pid\"} here once serving")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlc-sandbox", description="Local stand-ins of the systems ml-connector uses")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -132,6 +148,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     _jira_arguments(serve_targets.add_parser(
         "jira", help="Jira Cloud (REST API v3 checked against the official OpenAPI document, JQL search, OAuth 3LO)"))
+
+    _salesforce_arguments(serve_targets.add_parser(
+        "salesforce", help="Salesforce (REST API v62.0: client-credentials tokens, upsert by external id, sObject "
+                           "Collections, SOQL with paging, API usage limit)"))
 
     generate = commands.add_parser("generate", help="build the cached data set without serving")
     generate_targets = generate.add_subparsers(dest="target", required=True)
@@ -294,6 +314,39 @@ def _serve_jira(args: argparse.Namespace) -> None:
         server.stop()
 
 
+def _serve_salesforce(args: argparse.Namespace) -> None:
+    from .http import Server
+    from .salesforce.app import SalesforceApp
+    from .salesforce.settings import SalesforceSettings
+
+    for name in ("session_ttl", "daily_api_limit", "query_batch_size"):
+        if getattr(args, name) < 1:
+            sys.exit(f"mlc-sandbox salesforce: --{name.replace('_', '-')} must be at least 1")
+    settings = SalesforceSettings(session_ttl=args.session_ttl, daily_api_limit=args.daily_api_limit,
+                                  query_batch_size=args.query_batch_size)
+    app = SalesforceApp(settings)
+    server = Server(app, args.host, args.port)
+    app.host_port = f"{args.host}:{server.port}"
+    base_url = f"http://{args.host}:{server.port}"
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    if args.ready_file:
+        tmp = args.ready_file.with_name(args.ready_file.name + ".tmp")
+        tmp.write_text(json.dumps({"base_url": base_url, "port": server.port, "pid": os.getpid()}))
+        os.replace(tmp, args.ready_file)
+    print(f"mlc-sandbox salesforce ready on {base_url} (client {settings.client_id}, session ttl "
+          f"{settings.session_ttl}s, daily API limit {settings.daily_api_limit})", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+
+
 def _generate_ifs(args: argparse.Namespace) -> None:
     from .ifs.sandbox import default_data_dir
     from .ifs.cache import ensure_cache
@@ -313,6 +366,8 @@ def main(argv: list[str] | None = None) -> None:
         _serve_teams(args)
     elif args.command == "serve" and args.target == "jira":
         _serve_jira(args)
+    elif args.command == "serve" and args.target == "salesforce":
+        _serve_salesforce(args)
     elif args.command == "generate" and args.target == "ifs":
         _generate_ifs(args)
     else:  # pragma: no cover - argparse already refuses unknown targets

@@ -1,0 +1,565 @@
+"""The Salesforce stand-in as one request handler: the token endpoint, then for /services/data/vNN.N/...: route known
+(404), session (401 INVALID_SESSION_ID), daily API limit (403 REQUEST_LIMIT_EXCEEDED, `Sforce-Limit-Info` on every
+answer), injected faults, then the operation (sObject rows, upsert by external id, collections, SOQL with paging)."""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import string
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Callable
+from urllib.parse import parse_qs, unquote
+
+from ..http import Request, Response
+from . import admin, ids, soql
+from .auth import Sessions, TokenRefused
+from .faults import FaultQueue, RequestLog
+from .schema import OBJECTS, PREFIXES, SObject, find_object
+from .settings import API_VERSION, OLDEST_VERSION, SalesforceSettings
+from .store import ROLLED_BACK, MultipleMatches, NotFound, Org, RecordFailure
+from .values import render
+
+NOT_FOUND = [{"errorCode": "NOT_FOUND", "message": "The requested resource does not exist"}]
+SESSION_INVALID = [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}]
+LIMIT_EXCEEDED = [{"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}]
+SERVER_BUSY = [{"errorCode": "SERVER_UNAVAILABLE", "message": "Server Busy"}]
+MAX_COLLECTION = 200
+MAX_OPEN_CURSORS = 500  # older query locators are forgotten (Salesforce also drops cursors; see the doc)
+_LOCATOR_CHARS = string.ascii_letters + string.digits
+_VERSIONED = re.compile(r"^/services/data/v(\d+)\.(\d+)(/.*)?$")
+
+
+def to_json(document) -> bytes:
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def answer(status: int, document=None, headers: list[tuple[str, str]] | None = None) -> Response:
+    return Response(status, b"" if document is None else to_json(document), headers=headers or [])
+
+
+def api_error(status: int, code: str, message: str, fields: list[str] | None = None) -> Response:
+    error = {"message": message, "errorCode": code}
+    if fields is not None:
+        error["fields"] = fields
+    return answer(status, [error])
+
+
+class BadBody(Exception):
+    pass
+
+
+@dataclass
+class Call:
+    request: Request
+    version: str
+    parts: list[str]
+    user: str
+
+    def json_body(self):
+        try:
+            return json.loads(self.request.body or b"null")
+        except ValueError as exc:
+            raise BadBody(f"Unexpected character: {exc}") from None
+
+    def params(self) -> dict[str, str]:
+        return {k: v[0] for k, v in parse_qs(self.request.query, keep_blank_values=True).items()}
+
+
+@dataclass
+class Cursor:
+    records: list[dict]
+    batch_size: int
+    resource: str  # "query" or "queryAll"
+
+
+class SalesforceApp:
+    def __init__(self, settings: SalesforceSettings):
+        self.settings = settings
+        self.org = Org(settings)
+        self.sessions = Sessions(settings)
+        self.faults = FaultQueue()
+        self.log = RequestLog()
+        self.api_used = 0
+        self._usage_lock = threading.Lock()
+        self._cursors: OrderedDict[str, Cursor] = OrderedDict()
+        self._cursor_lock = threading.Lock()
+        self.host_port = "127.0.0.1"
+
+    def base_url(self, request: Request | None = None) -> str:
+        host = request.headers.get("Host") if request is not None else None
+        return f"http://{host or self.host_port}"
+
+    def apply_settings(self, changes: dict) -> None:
+        for name in ("session_ttl", "daily_api_limit", "query_batch_size"):
+            if name in changes:
+                value = int(changes[name])
+                if value < 1:
+                    raise ValueError(f"'{name}' must be at least 1")
+                setattr(self.settings, name, value)
+
+    def set_api_usage(self, used: int) -> None:
+        with self._usage_lock:
+            self.api_used = max(0, int(used))
+
+    def reset(self) -> None:
+        self.org.reset()
+        self.sessions.expire_all()
+        self.faults.clear()
+        self.log.clear()
+        self.set_api_usage(0)
+        with self._cursor_lock:
+            self._cursors.clear()
+
+    # --- the request pipeline -------------------------------------------------------------------------------------
+    def __call__(self, request: Request) -> Response:
+        if request.path == "/_admin" or request.path.startswith("/_admin/"):
+            return admin.handle(self, request)
+        started = time.monotonic()
+        entry = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "method": request.method,
+                 "path": request.path, "query": request.query, "fault": None}
+        response = self._answer(request, entry)
+        entry["status"] = None if response.drop else response.status
+        entry["error_codes"] = _error_codes(response, request.path)
+        entry["duration_ms"] = round((time.monotonic() - started) * 1000, 2)
+        self.log.add(entry)
+        return response
+
+    def _answer(self, request: Request, entry: dict) -> Response:
+        path = request.path
+        if path == "/services/oauth2/token":
+            if request.method != "POST":
+                return answer(405, NOT_FOUND)
+            return self._token(request, entry)
+        if path.rstrip("/") == "/services/data" and request.method == "GET":
+            return answer(200, [{"label": f"v{major}.0", "url": f"/services/data/v{major}.0", "version": f"{major}.0"}
+                                for major in range(OLDEST_VERSION, int(float(API_VERSION)) + 1)])
+        match = _VERSIONED.match(path)
+        if match is None or not OLDEST_VERSION <= int(match.group(1)) <= int(float(API_VERSION)) \
+                or match.group(2) != "0":
+            return answer(404, NOT_FOUND)
+        version = f"{match.group(1)}.0"
+        parts = [unquote(p) for p in (match.group(3) or "").strip("/").split("/") if p != ""]
+        methods = _allowed_methods(parts)
+        if methods is None:
+            return answer(404, NOT_FOUND)
+        if request.method not in methods:
+            return api_error(405, "METHOD_NOT_ALLOWED", f"HTTP Method '{request.method}' not allowed. Allowed are "
+                                                        f"{','.join(methods)}")
+        authorization = request.headers.get("Authorization")
+        if not self.sessions.use(authorization):
+            return answer(401, SESSION_INVALID, headers=[("WWW-Authenticate", "Token")])
+        with self._usage_lock:
+            limit = self.settings.daily_api_limit
+            if self.api_used >= limit:
+                return answer(403, LIMIT_EXCEEDED, headers=[("Sforce-Limit-Info", f"api-usage={self.api_used}/{limit}")])
+            self.api_used += 1
+            usage = [("Sforce-Limit-Info", f"api-usage={self.api_used}/{limit}")]
+        fault = self.faults.next_for("rest", request.method, path)
+        if fault is not None:
+            entry["fault"] = fault.kind
+            if fault.kind == "delay":
+                time.sleep(fault.delay_seconds)
+            elif fault.kind == "session":
+                self.sessions.end(authorization)
+                return answer(401, SESSION_INVALID, headers=[("WWW-Authenticate", "Token")])
+            else:
+                response = _fault_response(fault)
+                response.headers = usage + response.headers
+                return response
+        call = Call(request, version, parts, self.settings.integration_user_id)
+        try:
+            response = self._dispatch(call)
+        except BadBody as exc:
+            response = api_error(400, "JSON_PARSER_ERROR", str(exc))
+        response.headers = usage + response.headers
+        return response
+
+    def _token(self, request: Request, entry: dict) -> Response:
+        fault = self.faults.next_for("oauth", request.method, request.path)
+        if fault is not None:
+            entry["fault"] = fault.kind
+            if fault.kind == "delay":
+                time.sleep(fault.delay_seconds)
+            elif fault.kind == "drop":
+                return Response(0, drop=True)
+            else:
+                status = 503 if fault.kind == "busy" else 403 if fault.kind == "rate_limit" else fault.status
+                return answer(status, {"error": "unknown_error", "error_description": "retry your request"},
+                              headers=[("Retry-After", str(fault.retry_after))] if status == 503 else [])
+        try:
+            return answer(200, self.sessions.issue(request.body, self.base_url(request)),
+                          headers=[("Cache-Control", "no-cache,no-store")])
+        except TokenRefused as refused:
+            return answer(400, refused.body)
+
+    def _dispatch(self, call: Call) -> Response:
+        parts, method = call.parts, call.request.method
+        base = f"/services/data/v{call.version}"
+        if not parts:
+            return answer(200, {name: f"{base}/{name}" for name in ("sobjects", "query", "queryAll", "composite",
+                                                                        "limits")})
+        head = parts[0]
+        if head == "limits":
+            return answer(200, {"DailyApiRequests": {"Max": self.settings.daily_api_limit,
+                                                     "Remaining": max(0, self.settings.daily_api_limit - self.api_used)}})
+        if head in ("query", "queryAll"):
+            return self._query(call) if len(parts) == 1 else self._next_page(call)
+        if head == "composite":
+            return self._composite(call)
+        if len(parts) == 1:
+            return answer(200, {"encoding": "UTF-8", "maxBatchSize": MAX_COLLECTION,
+                                "sobjects": [o.summary(call.version) for o in OBJECTS.values()]})
+        sobject = find_object(parts[1])
+        if sobject is None:
+            return answer(404, NOT_FOUND)
+        if len(parts) == 2:
+            if method == "GET":
+                return answer(200, {"objectDescribe": sobject.summary(call.version), "recentItems": []})
+            return self._create(call, sobject)
+        if len(parts) == 3 and parts[2] == "describe":
+            return answer(200, sobject.describe(call.version))
+        if len(parts) == 3:
+            return self._by_id(call, sobject, parts[2])
+        return self._by_external_id(call, sobject, parts[2], parts[3])
+
+    # --- single records -------------------------------------------------------------------------------------------
+    def _record_body(self, call: Call) -> dict:
+        body = call.json_body()
+        if not isinstance(body, dict):
+            raise BadBody("Cannot deserialize instance of sObject from a value that is not a JSON object")
+        return body
+
+    def _create(self, call: Call, sobject: SObject) -> Response:
+        body = self._record_body(call)
+        try:
+            row = self.org.create(sobject, body, call.user)
+        except RecordFailure as failure:
+            return answer(400, [failure.as_api_error()])
+        return answer(201, {"id": row["Id"], "success": True, "errors": []})
+
+    def _missing_record(self, sobject: SObject, record_id: str) -> Response:
+        try:
+            self.org.get(sobject.name, record_id, include_deleted=True)
+        except NotFound:
+            return answer(404, NOT_FOUND)
+        return answer(404, [{"errorCode": "ENTITY_IS_DELETED", "message": "entity is deleted", "fields": []}])
+
+    def _render_selected(self, call: Call, sobject: SObject, row: dict) -> Response:
+        wanted = call.params().get("fields")
+        fields = None
+        if wanted:
+            fields = []
+            for name in wanted.split(","):
+                field = sobject.field(name.strip())
+                if field is None:
+                    return api_error(400, "INVALID_FIELD", f"No such column '{name.strip()}' on sobject of type "
+                                                           f"{sobject.name}")
+                fields.append(field)
+        return answer(200, self.org.render(sobject, row, call.version, fields))
+
+    def _by_id(self, call: Call, sobject: SObject, record_id: str) -> Response:
+        method = call.request.method
+        try:
+            if method == "GET":
+                return self._render_selected(call, sobject, self.org.get(sobject.name, record_id))
+            if method == "PATCH":
+                body = self._record_body(call)
+                self.org.update(sobject, record_id, body, call.user)
+                return answer(204)
+            self.org.delete(sobject, record_id, call.user)
+            return answer(204)
+        except NotFound:
+            return self._missing_record(sobject, record_id)
+        except RecordFailure as failure:
+            return answer(400, [failure.as_api_error()])
+
+    def _by_external_id(self, call: Call, sobject: SObject, field_name: str, value: str) -> Response:
+        method = call.request.method
+        field = sobject.field(field_name)
+        if field is not None and field.name == "Id":
+            if method == "PATCH":
+                try:
+                    row = self.org.update(sobject, value, self._record_body(call), call.user)
+                except NotFound:
+                    return self._missing_record(sobject, value)
+                except RecordFailure as failure:
+                    return answer(400, [failure.as_api_error()])
+                return answer(200, {"id": row["Id"], "success": True, "errors": [], "created": False})
+            return self._by_id(call, sobject, value)
+        if field is None or not field.external_id:
+            return api_error(404, "NOT_FOUND", f"Provided external ID field does not exist or is not accessible: "
+                                               f"{field_name}")
+        if method == "PATCH":
+            body = self._record_body(call)
+            update_only = call.params().get("updateOnly", "").lower() == "true"
+            try:
+                row, created = self.org.upsert(sobject, field, value, body, call.user, update_only=update_only)
+            except MultipleMatches as several:
+                return self._several(call, sobject, several.ids)
+            except NotFound:
+                return answer(404, NOT_FOUND)
+            except RecordFailure as failure:
+                return answer(400, [failure.as_api_error()])
+            return answer(201 if created else 200, {"id": row["Id"], "success": True, "errors": [],
+                                                    "created": created})
+        with self.org.lock:
+            matches = self.org.find_by_external(sobject.name, field.name, value)
+            if not matches:
+                return answer(404, NOT_FOUND)
+            if len(matches) > 1:
+                return self._several(call, sobject, [row["Id"] for row in matches])
+            if method == "GET":
+                return self._render_selected(call, sobject, matches[0])
+            try:
+                self.org.delete(sobject, matches[0]["Id"], call.user)
+            except RecordFailure as failure:
+                return answer(400, [failure.as_api_error()])
+            return answer(204)
+
+    def _several(self, call: Call, sobject: SObject, found: list[str]) -> Response:
+        return answer(300, [f"/services/data/v{call.version}/sobjects/{sobject.name}/{record_id}"
+                            for record_id in found])
+
+    # --- collections ----------------------------------------------------------------------------------------------
+    def _composite(self, call: Call) -> Response:
+        parts, method = call.parts, call.request.method
+        if method == "DELETE":
+            return self._delete_collection(call)
+        body = call.json_body()
+        if not isinstance(body, dict) or not isinstance(body.get("records"), list):
+            raise BadBody("The request body must be an object with a 'records' list")
+        all_or_none = body.get("allOrNone", False)
+        if not isinstance(all_or_none, bool):
+            raise BadBody("'allOrNone' must be a boolean")
+        records = body["records"]
+        if len(records) > MAX_COLLECTION:
+            return api_error(400, "EXCEEDED_ID_LIMIT", "record limit reached. cannot submit more than 200 records "
+                                                       "into this call")
+        types = []
+        for position, record in enumerate(records):
+            if not isinstance(record, dict):
+                raise BadBody(f"Record {position} is not a JSON object")
+            attributes = record.get("attributes")
+            type_name = attributes.get("type") if isinstance(attributes, dict) else None
+            sobject = find_object(type_name) if isinstance(type_name, str) else None
+            if sobject is None:
+                return api_error(400, "INVALID_TYPE", f"Record {position} must name its sObject type in "
+                                                      f"attributes.type" if type_name is None else
+                                                      f"sObject type '{type_name}' is not supported.")
+            types.append(sobject)
+        if len(parts) == 4 and method == "PATCH":
+            sobject = find_object(parts[2])
+            if sobject is None:
+                return answer(404, NOT_FOUND)
+            field = sobject.field(parts[3])
+            if field is None or not field.external_id:
+                return api_error(404, "NOT_FOUND", f"Provided external ID field does not exist or is not "
+                                                   f"accessible: {parts[3]}")
+            other = next((t for t in types if t is not sobject), None)
+            if other is not None:
+                return api_error(400, "INVALID_TYPE", f"The records must all be of type {sobject.name}, not "
+                                                      f"{other.name}")
+            return answer(200, self.org.upsert_collection(sobject, field, records, all_or_none, call.user))
+        return answer(200, self._create_or_update_collection(call, types, records, all_or_none))
+
+    def _create_or_update_collection(self, call: Call, types: list[SObject], records: list[dict],
+                                     all_or_none: bool) -> list[dict]:
+        update = call.request.method == "PATCH"
+        results = []
+        with self.org.lock:
+            self.org.begin()
+            try:
+                for sobject, record in zip(types, records):
+                    body = {k: v for k, v in record.items() if k != "attributes" and (not update or k != "Id")}
+                    try:
+                        if update:
+                            record_id = record.get("Id")
+                            if not isinstance(record_id, str) or not ids.well_formed(record_id):
+                                raise RecordFailure("MALFORMED_ID", f"malformed id {record_id}")
+                            try:
+                                row = self.org.update(sobject, record_id, body, call.user)
+                            except NotFound:
+                                raise RecordFailure("INVALID_CROSS_REFERENCE_KEY",
+                                                    "invalid cross reference id") from None
+                        else:
+                            row = self.org.create(sobject, body, call.user)
+                    except RecordFailure as failure:
+                        results.append({"success": False, "errors": [failure.as_result_error()]})
+                    else:
+                        results.append({"id": row["Id"], "success": True, "errors": []})
+                if all_or_none and any(not r["success"] for r in results):
+                    self.org.rollback()
+                    results = [r if not r["success"] else {"success": False, "errors": [ROLLED_BACK.as_result_error()]}
+                               for r in results]
+            finally:
+                self.org.commit()
+        return results
+
+    def _delete_collection(self, call: Call) -> Response:
+        params = call.params()
+        wanted = [i for i in params.get("ids", "").split(",") if i]
+        if len(wanted) > MAX_COLLECTION:
+            return api_error(400, "EXCEEDED_ID_LIMIT", "record limit reached. cannot submit more than 200 records "
+                                                       "into this call")
+        all_or_none = params.get("allOrNone", "false").lower() == "true"
+        results = []
+        with self.org.lock:
+            self.org.begin()
+            try:
+                for record_id in wanted:
+                    sobject = OBJECTS.get(PREFIXES.get(record_id[:3], ""))
+                    try:
+                        if not ids.well_formed(record_id) or sobject is None:
+                            raise RecordFailure("MALFORMED_ID", f"malformed id {record_id}")
+                        try:
+                            self.org.delete(sobject, record_id, call.user)
+                        except NotFound:
+                            if self._is_deleted(sobject, record_id):
+                                raise RecordFailure("ENTITY_IS_DELETED", "entity is deleted") from None
+                            raise RecordFailure("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id") from None
+                    except RecordFailure as failure:
+                        results.append({"id": record_id, "success": False, "errors": [failure.as_result_error()]})
+                    else:
+                        results.append({"id": ids.to18(record_id), "success": True, "errors": []})
+                if all_or_none and any(not r["success"] for r in results):
+                    self.org.rollback()
+                    results = [r if not r["success"] else {"id": r["id"], "success": False,
+                                                           "errors": [ROLLED_BACK.as_result_error()]}
+                               for r in results]
+            finally:
+                self.org.commit()
+        return answer(200, results)
+
+    def _is_deleted(self, sobject: SObject, record_id: str) -> bool:
+        try:
+            return self.org.get(sobject.name, record_id, include_deleted=True)["IsDeleted"]
+        except NotFound:
+            return False
+
+    # --- SOQL -----------------------------------------------------------------------------------------------------
+    def _batch_size(self, call: Call) -> int:
+        options = call.request.headers.get("Sforce-Query-Options") or ""
+        match = re.search(r"batchSize\s*=\s*(\d+)", options)
+        if match:
+            return max(200, min(2000, int(match.group(1))))
+        return self.settings.query_batch_size
+
+    def _query(self, call: Call) -> Response:
+        text = call.params().get("q", "")
+        try:
+            query = soql.parse(text, self.org.now())
+        except soql.QueryError as error:
+            return api_error(400, error.code, error.message)
+        include_deleted = call.parts[0] == "queryAll"
+        org = self.org
+        with org.lock:
+            rows = org.all_rows(query.sobject.name) if include_deleted else org.live(query.sobject.name)
+            rows.sort(key=lambda row: row["Id"])
+            found = soql.run(query, rows, lambda name, record_id: org.rows[name].get(ids.lookup_key(record_id)))
+            records = [_render_row(query, row, call.version) for row in found]
+        return self._page(call, Cursor(records, self._batch_size(call), call.parts[0]), None, 0)
+
+    def _page(self, call: Call, cursor: Cursor, locator: str | None, offset: int) -> Response:
+        end = offset + cursor.batch_size
+        document = {"totalSize": len(cursor.records), "done": end >= len(cursor.records),
+                    "records": cursor.records[offset:end]}
+        if not document["done"]:
+            if locator is None:
+                locator = "01g" + ids.POD + "".join(secrets.choice(_LOCATOR_CHARS) for _ in range(13))
+                with self._cursor_lock:
+                    self._cursors[locator] = cursor
+                    while len(self._cursors) > MAX_OPEN_CURSORS:
+                        self._cursors.popitem(last=False)
+            document["nextRecordsUrl"] = f"/services/data/v{call.version}/{cursor.resource}/{locator}-{end}"
+        return answer(200, document)
+
+    def _next_page(self, call: Call) -> Response:
+        locator, _, offset = call.parts[1].rpartition("-")
+        with self._cursor_lock:
+            cursor = self._cursors.get(locator)
+        if cursor is None or not offset.isdigit() or int(offset) > len(cursor.records):
+            return api_error(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
+        return self._page(call, cursor, locator, int(offset))
+
+
+def _render_row(query: soql.Query, row: dict, version: str) -> dict:
+    sobject = query.sobject
+    record = {"attributes": {"type": sobject.name,
+                             "url": f"/services/data/v{version}/sobjects/{sobject.name}/{row['Id']}"}}
+    for path in query.fields:
+        if path.relationship is None:
+            record[path.field.name] = render(row[path.field.name])
+            continue
+        name = path.relationship.relationship_name
+        parent_row = row["__parents__"].get(path.relationship.name)
+        if parent_row is None:
+            record[name] = None
+            continue
+        nested = record.get(name)
+        if nested is None:
+            nested = record[name] = {"attributes": {
+                "type": path.parent.name,
+                "url": f"/services/data/v{version}/sobjects/{path.parent.name}/{parent_row['Id']}"}}
+        nested[path.field.name] = render(parent_row[path.field.name])
+    return record
+
+
+def _allowed_methods(parts: list[str]) -> tuple[str, ...] | None:
+    """The methods a path takes; None for a path the API does not have."""
+    if not parts:
+        return ("GET",)
+    head, size = parts[0], len(parts)
+    if head == "limits" and size == 1:
+        return ("GET",)
+    if head in ("query", "queryAll") and size in (1, 2):
+        return ("GET",)
+    if head == "composite" and size >= 2 and parts[1] == "sobjects":
+        if size == 2:
+            return ("POST", "PATCH", "DELETE")
+        if size == 4:
+            return ("PATCH",)
+        return None
+    if head == "sobjects":
+        if size == 1:
+            return ("GET",)
+        if size == 2:
+            return ("GET", "POST")
+        if size == 3 and parts[2] == "describe":
+            return ("GET",)
+        if size in (3, 4):
+            return ("GET", "PATCH", "DELETE")
+    return None
+
+
+def _fault_response(fault) -> Response:
+    if fault.kind == "drop":
+        return Response(0, drop=True)
+    if fault.kind == "rate_limit":
+        return answer(403, LIMIT_EXCEEDED)
+    if fault.kind == "busy" or fault.status == 503:
+        return answer(503, SERVER_BUSY, headers=[("Retry-After", str(fault.retry_after))])
+    return answer(fault.status, [{"errorCode": "UNKNOWN_EXCEPTION", "message": "An unexpected error occurred. Please "
+                                  "include this ErrorId if you contact support: 1930224587-65403 (-1136396412)"}])
+
+
+def _error_codes(response: Response, path: str) -> list[str]:
+    """The error codes of an answer, for the request log (collections results included)."""
+    if response.drop or not response.body or (response.status < 300 and "/composite/" not in path):
+        return []
+    try:
+        document = json.loads(response.body)
+    except ValueError:
+        return []
+    codes = []
+    if isinstance(document, list):
+        for item in document:
+            if isinstance(item, dict):
+                if "errorCode" in item:
+                    codes.append(item["errorCode"])
+                codes += [e.get("statusCode") for e in item.get("errors") or [] if isinstance(e, dict)]
+    return codes

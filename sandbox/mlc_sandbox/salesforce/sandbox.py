@@ -1,0 +1,117 @@
+"""Running the Salesforce stand-in: in-process (a background thread) or as a subprocess that reports its port."""
+
+from __future__ import annotations
+
+from ..runner import AdminClient, InProcessStandIn, LoggedStandInProcess, option_flags, serve_command
+from .app import SalesforceApp
+from .settings import API_VERSION, SalesforceSettings
+
+
+class _AdminClient(AdminClient):
+    """The Salesforce admin interface (records, sessions, API usage, clock, faults) over HTTP."""
+
+    admin_timeout = 60
+    settings: SalesforceSettings
+
+    @property
+    def client_id(self) -> str:
+        return self.settings.client_id
+
+    @property
+    def client_secret(self) -> str:
+        return self.settings.client_secret
+
+    @property
+    def token_url(self) -> str:
+        return f"{self.base_url}/services/oauth2/token"
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.base_url}/services/data/v{API_VERSION}"
+
+    def info(self) -> dict:
+        return self.admin("GET", "info")
+
+    def records(self, sobject: str, include_deleted: bool = False) -> list[dict]:
+        """Every row of `sobject` as stored (datetimes rendered as the API does)."""
+        suffix = "?deleted=true" if include_deleted else ""
+        return self.admin("GET", f"records/{sobject}{suffix}")["records"]
+
+    def record(self, sobject: str, record_id: str) -> dict:
+        return self.admin("GET", f"records/{sobject}/{record_id}")
+
+    def insert(self, sobject: str, fields: dict, allow_duplicate_external_ids: bool = False) -> str:
+        """Create a record as a person in Salesforce would; returns its id."""
+        return self.admin("POST", f"records/{sobject}", {
+            "fields": fields, "allow_duplicate_external_ids": allow_duplicate_external_ids})["id"]
+
+    def edit(self, sobject: str, record_id: str, fields: dict) -> dict:
+        """Change a record as a person in Salesforce would (LastModifiedDate and SystemModstamp move)."""
+        return self.admin("PATCH", f"records/{sobject}/{record_id}", {"fields": fields})["record"]
+
+    def delete(self, sobject: str, record_id: str) -> None:
+        self.admin("DELETE", f"records/{sobject}/{record_id}")
+
+    def expire_sessions(self) -> int:
+        return self.admin("POST", "sessions/expire")["expired"]
+
+    def set_api_usage(self, used: int) -> dict:
+        return self.admin("POST", "api-usage", {"used": used})
+
+    def advance_clock(self, seconds: float) -> str:
+        """Move the org's clock forward; returns the new now as the API renders it."""
+        return self.admin("POST", "clock", {"advance_seconds": seconds})["now"]
+
+    def add_fault(self, kind: str, count: int = 1, **details) -> dict:
+        """Details given as None are left out (the stand-in refuses unknown fault fields)."""
+        body = {"kind": kind, "count": count, **{k: v for k, v in details.items() if v is not None}}
+        return self.admin("POST", "faults", body)
+
+    def reset(self) -> dict:
+        return self.admin("POST", "reset")
+
+
+def _settings(session_ttl: int, daily_api_limit: int, query_batch_size: int) -> SalesforceSettings:
+    return SalesforceSettings(session_ttl=session_ttl, daily_api_limit=daily_api_limit,
+                              query_batch_size=query_batch_size)
+
+
+class SalesforceSandbox(_AdminClient, InProcessStandIn):
+    """The Salesforce stand-in in this process, serving from a background thread.
+
+        with SalesforceSandbox(port=0) as sf:
+            token = requests.post(sf.token_url, data={"grant_type": "client_credentials",
+                                                      "client_id": sf.client_id, "client_secret": sf.client_secret})
+            sf.records("Account")
+    """
+
+    def __init__(self, *, port: int = 0, host: str = "127.0.0.1", session_ttl: int = SalesforceSettings.session_ttl,
+                 daily_api_limit: int = SalesforceSettings.daily_api_limit,
+                 query_batch_size: int = SalesforceSettings.query_batch_size):
+        self.settings = _settings(session_ttl, daily_api_limit, query_batch_size)
+        self._init_server(host, port)
+        self.app: SalesforceApp | None = None
+
+    def start(self) -> "SalesforceSandbox":
+        self.app = SalesforceApp(self.settings)
+        self._serve(self.app)
+        return self
+
+    def stop(self) -> None:
+        self._stop_server()
+
+
+class SalesforceSandboxProcess(_AdminClient, LoggedStandInProcess):
+    """The Salesforce stand-in as a child process (`mlc-sandbox serve salesforce ...`), started and stopped from
+    Python. `port=0` lets the server pick a free port; it writes a ready file with its base URL once it serves."""
+
+    label = "Salesforce"
+
+    def __init__(self, *, port: int = 0, host: str = "127.0.0.1", session_ttl: int = SalesforceSettings.session_ttl,
+                 daily_api_limit: int = SalesforceSettings.daily_api_limit,
+                 query_batch_size: int = SalesforceSettings.query_batch_size, timeout: float = 60):
+        self.settings = _settings(session_ttl, daily_api_limit, query_batch_size)
+        self._prepare_folder("mlc-sandbox-salesforce-")
+        args = serve_command("salesforce", "--port", str(port), "--host", host, "--ready-file", str(self._ready_file))
+        self._spawn(args + option_flags({"session_ttl": session_ttl, "daily_api_limit": daily_api_limit,
+                                         "query_batch_size": query_batch_size}), timeout)

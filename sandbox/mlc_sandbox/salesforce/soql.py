@@ -451,10 +451,8 @@ def _sort(rows: list[dict], order: list[tuple[FieldPath, bool, bool]]) -> list[d
 
 def run(query: Query, rows: list[dict], parents: Callable[[str, str], dict | None]) -> list[dict]:
     """The matching rows, each with its parents attached under `__parents__` (relationship name -> row)."""
-    relationships = {path.relationship for path in query.fields + [p for p, _, _ in query.order]
-                     if path.relationship is not None}
-    # conditions may read parents too; attach every relationship of the object (cheap: a dict lookup each)
-    relationships = {f for f in query.sobject.fields if f.relationship_name} | relationships
+    # fields, conditions and ordering may read parents: attach every relationship of the object (a lookup each)
+    relationships = [f for f in query.sobject.fields if f.relationship_name]
     prepared = []
     for row in rows:
         attached = {}

@@ -12,7 +12,6 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Callable
 from urllib.parse import parse_qs, unquote
 
 from ..http import Request, Response

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import datetime, time, timedelta, timezone
 from typing import Callable
 
 from . import ids
@@ -186,7 +186,7 @@ class _Parser:
             self.advance()
             offset = self.whole_number()
             if offset > 2000:
-                raise QueryError("NUMBER_OUTSIDE_VALID_RANGE", f"Maximum SOQL offset allowed is 2000")
+                raise QueryError("NUMBER_OUTSIDE_VALID_RANGE", "Maximum SOQL offset allowed is 2000")
         if self.current.kind != "end":
             raise self.unexpected()
         return Query(sobject, fields, condition, order, limit, offset or 0)
@@ -377,7 +377,7 @@ def reader(path: FieldPath) -> Callable[[dict], object]:
     name = path.field.name
     if path.relationship is None:
         return lambda row: row[name]
-    relationship, parent = path.relationship.name, path.parent.name
+    relationship = path.relationship.name
 
     def read(row: dict):
         parent_row = row.get("__parents__", {}).get(relationship)

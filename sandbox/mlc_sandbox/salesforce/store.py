@@ -250,7 +250,7 @@ class Org:
         self._put(name, {**row, "IsDeleted": True, "LastModifiedDate": now, "LastModifiedById": user,
                          "SystemModstamp": now})
         if name == "OrderItem":
-            self._refresh_order_total(row["OrderId"], user)
+            self._roll_up(row["OrderId"], -row["Quantity"] * row["UnitPrice"], user)
 
     def _apply(self, sobject: SObject, values: dict, existing: dict | None, user: str) -> dict:
         if existing is None:
@@ -262,16 +262,16 @@ class Org:
             row = {**existing, **values, "LastModifiedDate": now, "LastModifiedById": user, "SystemModstamp": now}
             self._put(sobject.name, row)
         if sobject.name == "OrderItem":
-            self._refresh_order_total(row["OrderId"], user)
+            before = existing["Quantity"] * existing["UnitPrice"] if existing is not None else 0.0
+            self._roll_up(row["OrderId"], row["Quantity"] * row["UnitPrice"] - before, user)
         return row
 
-    def _refresh_order_total(self, order_id: str, user: str) -> None:
-        """TotalAmount rolls up the items; the roll-up is a write of the Order too."""
+    def _roll_up(self, order_id: str, change: float, user: str) -> None:
+        """TotalAmount rolls up the items (kept by difference: orders may have thousands of lines); the roll-up is
+        a write of the Order too, so its SystemModstamp moves."""
         order = self.get("Order", order_id, include_deleted=True)
-        items = (self.rows["OrderItem"][key] for key in self.items_by_order.get(order["Id"], ()))
-        total = sum(item["Quantity"] * item["UnitPrice"] for item in items)
         now = self.now()
-        self._put("Order", {**order, "TotalAmount": round(total, 2), "LastModifiedDate": now,
+        self._put("Order", {**order, "TotalAmount": round(order["TotalAmount"] + change, 2), "LastModifiedDate": now,
                             "LastModifiedById": user, "SystemModstamp": now})
 
     # --- the checks of one record ---------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ client credentials (the registry's tap-salesforce needs a refresh token and the 
 from __future__ import annotations
 
 import re
+import typing as t
 from functools import cached_property
 
 from singer_sdk import Tap
@@ -57,28 +58,27 @@ class TapSfdc(Tap):
     def discover_streams(self) -> list[SObjectStream]:
         objects = self.config.get("objects") or {}
         if not objects:
-            raise ConfigValidationError("objects is empty: name the Salesforce objects to read and their fields",
-                                        errors=["objects"])
+            _refuse("objects is empty: name the Salesforce objects to read and their fields")
         streams, names = [], set()
         for sobject, spec in objects.items():
             if not _NAME.match(sobject):
-                raise ConfigValidationError(f"objects: '{sobject}' is not a Salesforce object name", errors=[sobject])
+                _refuse(f"objects: '{sobject}' is not a Salesforce object name")
             fields = list(dict.fromkeys(["Id", *(spec.get("fields") or []), REPLICATION_KEY]))
             bad = [f for f in fields if not _NAME.match(f)]
             if bad:
-                raise ConfigValidationError(f"objects.{sobject}.fields: {', '.join(bad)} are not field names of "
-                                            f"{sobject} (parent fields such as Account.Name are not read)", errors=bad)
+                _refuse(f"objects.{sobject}.fields: {', '.join(bad)} are not field names of {sobject} (parent fields "
+                        "such as Account.Name are not read)")
             if re.search(r"\border\s+by\b|\blimit\b", spec.get("where") or "", re.IGNORECASE):
-                raise ConfigValidationError(f"objects.{sobject}.where must be a condition only (no ORDER BY or LIMIT): "
-                                            "the tap orders by SystemModstamp itself", errors=[sobject])
+                _refuse(f"objects.{sobject}.where must be a condition only (no ORDER BY or LIMIT): the tap orders by "
+                        "SystemModstamp itself")
             name = spec.get("stream_name") or sobject.lower()
             if name in names:
-                raise ConfigValidationError(f"objects: two objects are read into the stream '{name}'", errors=[name])
+                _refuse(f"objects: two objects are read into the stream '{name}'")
             names.add(name)
             try:
                 schema = object_schema(sobject, self.client.describe(sobject), fields)
             except (FieldError, SalesforceError) as exc:
-                raise ConfigValidationError(str(exc), errors=[str(exc)]) from None
+                _refuse(str(exc))
             streams.append(SObjectStream(self, name, sobject, fields, spec.get("where"), schema))
         return streams
 
@@ -86,6 +86,10 @@ class TapSfdc(Tap):
         super().sync_all()
         # End on STATE even when every row read was one already emitted at the bookmark.
         self.write_message(StateMessage(value=self.state))
+
+
+def _refuse(message: str) -> t.NoReturn:
+    raise ConfigValidationError(message, errors=[message])
 
 
 if __name__ == "__main__":

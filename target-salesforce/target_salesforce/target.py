@@ -154,9 +154,9 @@ class TargetSalesforce(AuditedTarget, Target):
                    for e in self.audit_trail.entries(stream=stream, key=newest_failure.key, outcome="succeeded"))
 
     def settle_failures(self) -> None:
-        """Failures of earlier runs whose record this run wrote after all are marked replayed by it."""
+        """Failures whose record this run wrote after all (a later version from the input) are marked replayed."""
         for (stream, _), failures in self._open_failures().items():
-            if failures[-1].run_id != self.audit_run.run_id and self._written_since(stream, failures[-1]):
+            if self._written_since(stream, failures[-1]):
                 self.audit_trail.mark_replayed([f.id for f in failures], self.audit_run.run_id)
 
     def redo_failed_work(self, *, waiting_for_parent: bool = False) -> None:

@@ -14,7 +14,7 @@ _stand_in = SalesforceSandboxProcess(port=0)
 atexit.register(_stand_in.stop)
 for _n in range(5):
     _account = _stand_in.insert("Account", {"Name": f"Customer {_n}", "IFS_Customer_Id__c": f"C{_n}", "Type": "Customer",
-                                            "Credit_Limit__c": f"{_n}000.50"})["id"]
+                                            "Credit_Limit__c": f"{_n}000.50"})
 _stand_in.insert("Contact", {"LastName": "Berg", "FirstName": "Anna", "Email": "anna.berg@example.com",
                              "AccountId": _account, "IFS_Customer_Id__c": "C4-1"})
 

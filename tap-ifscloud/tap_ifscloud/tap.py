@@ -91,6 +91,13 @@ class TapIfsCloud(Tap):
 
     @cached_property
     def authenticator(self) -> ClientCredentialsAuth:
+        # --discover runs without the SDK's config validation: name what is missing instead of a KeyError
+        missing = [name for name in ("client_id", "client_secret") if not self.config.get(name)]
+        if not (self.config.get("token_url") or self.config.get("realm")):
+            missing.append("realm (or token_url)")
+        if missing:
+            problem = f"tap-ifscloud needs {', '.join(missing)} to get a token from IFS"
+            raise ConfigValidationError(problem, errors=[problem])
         try:
             secret = unseal(self.config["client_secret"], setting_name="client_secret")
         except SecretKeyError as exc:

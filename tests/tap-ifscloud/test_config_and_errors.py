@@ -38,6 +38,17 @@ def test_missing_host_is_a_configuration_error(tmp_path):
     assert run.returncode != 0 and "base_url or tenant" in run.stderr
 
 
+def test_discovery_without_credentials_names_what_is_missing(tmp_path):
+    """--discover runs without the SDK's config validation; Meltano discovers before every run."""
+    config = tmp_path / "config.json"
+    config.write_text('{"base_url": "http://127.0.0.1:9", "client_id": "c"}')
+    run = subprocess.run([str(BIN / "tap-ifscloud"), "--config", str(config), "--discover"], capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode != 0
+    assert "tap-ifscloud needs client_secret, realm (or token_url) to get a token from IFS" in run.stderr
+    assert "KeyError" not in run.stderr
+
+
 def test_an_unknown_entity_set_is_named(ifs, tmp_path):
     config = ifs.tap_config(stream_overrides={"work_orders": {"entity_set": "NoSuchSet"}})
     run = run_tap(tmp_path, config, check=False)

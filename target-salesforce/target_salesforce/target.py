@@ -61,6 +61,10 @@ class TargetSalesforce(AuditedTarget, Target):
     def __init__(self, *args, **kwargs) -> None:
         self.outcomes: Counter[str] = Counter()
         self._writing: set[str] = set()
+        # Batches whose parent streams have not started yet (taps order streams by name, not by reference), and
+        # whether the input has ended, after which nothing more can arrive for them to wait for.
+        self._held: dict[str, list[dict]] = {}
+        self._input_ended = False
         super().__init__(*args, **kwargs)
 
     @cached_property
@@ -87,6 +91,13 @@ class TargetSalesforce(AuditedTarget, Target):
     def write(self, stream: str, records: list[dict]) -> None:
         """Drain the parents' pending records, upsert this batch, audit every record; stop the run at the limit."""
         planned = self.writer.plan(stream, records)
+        if not self._input_ended:
+            not_started = [p for p in self.writer.parent_streams(stream, planned) if p not in self._sinks_active]
+            if not_started:
+                self.logger.info("Holding %d '%s' record(s) until the end of the input: the streams they reference "
+                                 "(%s) have not started yet", len(records), stream, ", ".join(not_started))
+                self._held.setdefault(stream, []).extend(records)
+                return
         self._writing.add(stream)
         try:
             for parent in self.writer.parent_streams(stream, planned):
@@ -102,6 +113,20 @@ class TargetSalesforce(AuditedTarget, Target):
         self.count(entries)
         if self.writer.stopped is not None:
             raise self.writer.stopped
+
+    def drain_all(self, *, is_endofpipe: bool = False) -> None:
+        if is_endofpipe:
+            self._input_ended = True
+            held, self._held = self._held, {}
+            for stream in parents_first(self.writer.routes, held):
+                self.write(stream, held[stream])
+        super().drain_all(is_endofpipe=is_endofpipe)
+
+    def _write_state_message(self, state: dict) -> None:
+        if self._held:
+            # This STATE covers held records not written yet; the one after them (end of input at the latest) follows.
+            return
+        super()._write_state_message(state)
 
     def count(self, entries: Iterable[AuditEntry]) -> None:
         for entry in entries:

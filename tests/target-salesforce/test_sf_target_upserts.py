@@ -3,6 +3,7 @@ external id (never a duplicate), parents before children in one run, Salesforce'
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 
 import pytest
@@ -159,6 +160,28 @@ def test_orders_and_items_referencing_parents_by_external_id_land_in_one_run_par
                                                 item("P2", 1, "3", "7")])])
     assert len(sf.records("Order")) == 2 and len(sf.records("OrderItem")) == 3 and len(sf.records("Account")) == 2
     assert last_run(config).operations == {"update": 7}
+
+
+def test_full_child_batches_wait_for_parent_streams_that_have_not_started_and_state_waits_with_them(sf, tmp_path):
+    """Taps order streams by name (purchase_orders before suppliers): a child batch filling up before its parent stream
+    starts is held until the end of the input, and no STATE covering it is emitted before it is written."""
+    config = config_for(sf, tmp_path, batch_size=2)
+    orders = [order(f"P{n}", f"S{n % 2}") for n in range(5)]
+    state = {"type": "STATE", "value": {"bookmarks": {"sf_orders": {"replication_key_value": "2026-11-25"}}}}
+    messages = [schema_message("sf_orders", *SCHEMAS["sf_orders"]),
+                *[record_message("sf_orders", o) for o in orders], state,
+                schema_message("sf_supplier_accounts", *SCHEMAS["sf_supplier_accounts"]),
+                record_message("sf_supplier_accounts", supplier("S0")),
+                record_message("sf_supplier_accounts", supplier("S1"))]
+    run = run_target(tmp_path, config, messages, executable="target-salesforce")
+    assert run.returncode == 0, run.stderr
+    assert "Holding 2 'sf_orders' record(s) until the end of the input" in run.stderr
+    account_ids = {k: a["Id"] for k, a in accounts(sf).items()}
+    stored = {o["IFS_Order_No__c"]: o["AccountId"] for o in sf.records("Order")}
+    assert stored == {f"P{n}": account_ids[f"S{n % 2}"] for n in range(5)}
+    assert [c["path"].rsplit("/", 2)[-2] for c in collection_calls(sf)][0] == "Account"
+    assert last_run(config).outcomes == {"succeeded": 7}
+    assert run.stdout.strip().splitlines() == [json.dumps(state["value"])]  # once, after everything was written
 
 
 def test_refused_records_are_audited_with_salesforces_message_the_rest_is_kept_and_redone_when_fixed(sf, tmp_path):

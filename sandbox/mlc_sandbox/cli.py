@@ -5,6 +5,7 @@
     mlc-sandbox serve teams --port 8800 [--channel finance-10=Finance%20SE ...] [--channels FILE_OR_SPEC] ...
     mlc-sandbox serve jira --port 8900 [--rate-limit 600] [--user-time-zone Europe/Stockholm] [--field-id-base 10050] ...
     mlc-sandbox serve salesforce --port 9000 [--session-ttl 7200] [--daily-api-limit 15000] [--query-batch-size 2000]
+    mlc-sandbox serve jaggaer --port 9100 [--token-ttl 3600] [--rate-limit 300]
     mlc-sandbox generate ifs --scale 1000000 --seed 42
 """
 
@@ -114,6 +115,19 @@ def _salesforce_arguments(parser: argparse.ArgumentParser) -> None:
                         help="write {\"base_url\", \"port\", \"pid\"} here once serving")
 
 
+def _jaggaer_arguments(parser: argparse.ArgumentParser) -> None:
+    from .jaggaer.settings import JaggaerSettings as defaults
+
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=9100, help="0 picks a free port (see --ready-file)")
+    parser.add_argument("--token-ttl", type=int, default=defaults.token_ttl,
+                        help="access token lifetime in seconds from issue")
+    parser.add_argument("--rate-limit", type=int, default=defaults.rate_limit,
+                        help="API requests per minute (all clients together) before 429; 0 disables")
+    parser.add_argument("--ready-file", type=Path, default=None,
+                        help="write {\"base_url\", \"port\", \"pid\"} here once serving")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlc-sandbox", description="Local stand-ins of the systems ml-connector uses")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -152,6 +166,10 @@ def build_parser() -> argparse.ArgumentParser:
     _salesforce_arguments(serve_targets.add_parser(
         "salesforce", help="Salesforce (REST API v62.0: client-credentials tokens, upsert by external id, sObject "
                            "Collections, SOQL with paging, API usage limit)"))
+
+    _jaggaer_arguments(serve_targets.add_parser(
+        "jaggaer", help="JAGGAER One (customer-instance REST API: client-credentials tokens, suppliers and purchase "
+                        "orders by externalId, invoices and receipts by modifiedSince, 429 throttling)"))
 
     generate = commands.add_parser("generate", help="build the cached data set without serving")
     generate_targets = generate.add_subparsers(dest="target", required=True)
@@ -347,6 +365,38 @@ def _serve_salesforce(args: argparse.Namespace) -> None:
         server.stop()
 
 
+def _serve_jaggaer(args: argparse.Namespace) -> None:
+    from .http import Server
+    from .jaggaer.app import JaggaerApp
+    from .jaggaer.settings import JaggaerSettings
+
+    for name in ("token_ttl", "rate_limit"):
+        if getattr(args, name) < 0:
+            sys.exit(f"mlc-sandbox jaggaer: --{name.replace('_', '-')} must be at least 0")
+    settings = JaggaerSettings(token_ttl=args.token_ttl, rate_limit=args.rate_limit)
+    app = JaggaerApp(settings)
+    server = Server(app, args.host, args.port)
+    app.host_port = f"{args.host}:{server.port}"
+    base_url = f"http://{args.host}:{server.port}"
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    if args.ready_file:
+        tmp = args.ready_file.with_name(args.ready_file.name + ".tmp")
+        tmp.write_text(json.dumps({"base_url": base_url, "port": server.port, "pid": os.getpid()}))
+        os.replace(tmp, args.ready_file)
+    print(f"mlc-sandbox jaggaer ready on {base_url} (client {settings.client_id}, token ttl {settings.token_ttl}s, "
+          f"rate limit {settings.rate_limit or 'off'}/min)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+
+
 def _generate_ifs(args: argparse.Namespace) -> None:
     from .ifs.sandbox import default_data_dir
     from .ifs.cache import ensure_cache
@@ -368,6 +418,8 @@ def main(argv: list[str] | None = None) -> None:
         _serve_jira(args)
     elif args.command == "serve" and args.target == "salesforce":
         _serve_salesforce(args)
+    elif args.command == "serve" and args.target == "jaggaer":
+        _serve_jaggaer(args)
     elif args.command == "generate" and args.target == "ifs":
         _generate_ifs(args)
     else:  # pragma: no cover - argparse already refuses unknown targets

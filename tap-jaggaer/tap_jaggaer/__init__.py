@@ -1,0 +1,1 @@
+"""tap-jaggaer: invoices (with their lines), receipts and suppliers read back from JAGGAER."""

@@ -44,7 +44,10 @@ def test_modified_since_is_inclusive_and_follows_rewrites(api):
     after = api.listing("suppliers", modifiedSince=rewritten["lastModified"])
     assert [s["id"] for s in after["items"]] == [early[0]["id"]]
     everything = walk(api, "suppliers", 2, modifiedSince="2000-01-01T00:00:00Z")
-    assert everything[-1]["id"] == early[0]["id"] and len(everything) == 5
+    assert len(everything) == 5 and everything[-1]["lastModified"] == rewritten["lastModified"]
+    assert all(s["lastModified"] <= rewritten["lastModified"] for s in everything)
+    keys = [(s["lastModified"], s["id"]) for s in everything]
+    assert keys == sorted(keys)
     assert api.listing("suppliers", modifiedSince="2999-01-01T00:00:00+02:00")["items"] == []
 
 

@@ -6,7 +6,6 @@ nothing written when IFS already holds the values; never someone else's change o
 
 from __future__ import annotations
 
-import logging
 from functools import cached_property
 
 from singer_sdk import Target
@@ -22,7 +21,7 @@ from ml_connector_core.oauth import ClientCredentialsAuth
 from ml_connector_core.secrets import SecretKeyError, unseal
 from target_ifscloud.client import IfsClient
 from target_ifscloud.sinks import IfsWriteSink
-from target_ifscloud.writer import MODES, RecordWrite, StreamConfigError, StreamPlan, plan_stream
+from target_ifscloud.writer import MODES, RecordWrite, StreamConfigError, StreamPlan, flag_of, plan_stream
 
 STREAM_SETTING = th.ObjectType(
     th.Property("projection", th.StringType, required=True,
@@ -39,6 +38,11 @@ STREAM_SETTING = th.ObjectType(
     th.Property("actions", th.ObjectType(additional_properties=th.StringType),
                 description="Wanted Objstate → bound action that reaches it, without the type prefix "
                             "(e.g. {\"Released\": \"Release\"} calls IfsApp.<Projection>.PurchaseOrder_Release)."),
+    th.Property("flag_field", th.StringType,
+                description="Record property whose value, when not empty, flags the record for a person to look at: "
+                            "the record is still written, its audit entry (succeeded) holds \"flagged: <value>\" in "
+                            "the error column, a warning is logged and the run's summary counts it. Not written to "
+                            "IFS unless also listed in fields."),
 )
 
 
@@ -84,6 +88,7 @@ class TargetIfsCloud(AuditedTarget, Target):
 
     def __init__(self, *args, **kwargs) -> None:
         self.failed_records = 0
+        self.flagged_records = 0
         self.outcomes: dict[str, int] = {}
         self._entities: dict[tuple[str, str], EntitySetInfo] = {}
         super().__init__(*args, **kwargs)
@@ -140,6 +145,9 @@ class TargetIfsCloud(AuditedTarget, Target):
             self._count(entry)
         if entry.outcome == "failed":
             self.logger.error("%s %s: %s", plan.stream, dict(entry.key), entry.error)
+        elif (flag := flag_of(entry)) is not None:
+            self.logger.warning("%s %s written (%s), flagged by %s: %s", plan.stream, dict(entry.key),
+                                entry.operation, plan.flag_field, flag)
         return entry
 
     def _count(self, entry) -> None:
@@ -147,12 +155,15 @@ class TargetIfsCloud(AuditedTarget, Target):
         self.outcomes[label] = self.outcomes.get(label, 0) + 1
         if entry.outcome == "failed":
             self.failed_records += 1
+        elif flag_of(entry) is not None:
+            self.flagged_records += 1
 
     def audit_status(self) -> str:
         return "failed" if self.failed_records else "succeeded"
 
     def audit_summary(self) -> dict:
-        return {"outcomes": self.outcomes, "failed_records": self.failed_records}
+        return {"outcomes": self.outcomes, "failed_records": self.failed_records,
+                "flagged_records": self.flagged_records}
 
     def listen(self, file_input=None) -> None:
         super().listen(file_input)

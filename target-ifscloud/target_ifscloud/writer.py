@@ -1,12 +1,14 @@
 """Writing one record into an IFS entity set: read it with its ETag, change only the owned fields that differ (or
 create it), move its state through a bound action, and settle ETag conflicts without ever overwriting someone
 else's change. Every record ends as one audit entry: succeeded (insert, update, unchanged) or failed with IFS's
-reason."""
+reason; a succeeded record whose flag field holds something carries it in the entry's error column ("flagged: ...")."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from ml_connector_core import ifs_odata
@@ -19,6 +21,8 @@ MODES = ("update", "upsert", "create")
 STATE_PROPERTY = "Objstate"
 # Present on IFS records but never written: a stream carrying them (e.g. read by tap-ifscloud) does not own them.
 HOUSEKEEPING = frozenset({"etag", "@odata.etag", "luname", "keyref", "Objgrants"})
+# A succeeded entry's error column holds the record's flag after this prefix; a failed entry's holds the failure.
+FLAG_PREFIX = "flagged: "
 
 
 class StreamConfigError(ValueError):
@@ -37,6 +41,7 @@ class StreamPlan:
     fields: tuple[str, ...]
     state_field: str | None = None
     actions: Mapping[str, str] = field(default_factory=dict)  # desired Objstate → bound action name
+    flag_field: str | None = None
 
     @property
     def entity_set(self) -> str:
@@ -71,13 +76,20 @@ def plan_stream(stream: str, settings: Mapping[str, Any] | None, key_properties:
     state_field = settings.get("state_field") or None
     if state_field and schema_properties and state_field not in schema_properties:
         raise StreamConfigError(f"{where}.state_field '{state_field}' is not a property of stream '{stream}'")
+    flag_field = settings.get("flag_field") or None
+    if flag_field and schema_properties and flag_field not in schema_properties:
+        raise StreamConfigError(f"{where}.flag_field '{flag_field}' is not a property of stream '{stream}'")
+    if flag_field and flag_field in entity.keys:
+        raise StreamConfigError(f"{where}.flag_field '{flag_field}' is a key of {label}: a flag must be a property "
+                                "of its own")
     if settings.get("fields") is not None:
         fields = list(settings["fields"])
         where_fields = f"{where}.fields"
     else:
         fields = [name for name in schema_properties if name not in entity.keys and not name.startswith("_sdc_")
-                  and name != state_field and name not in HOUSEKEEPING]
-        where_fields = f"stream '{stream}' (every property but keys and _sdc_*, as {where}.fields is not set)"
+                  and name not in (state_field, flag_field) and name not in HOUSEKEEPING]
+        where_fields = (f"stream '{stream}' (every property but keys, state_field, flag_field and _sdc_*, as "
+                        f"{where}.fields is not set)")
     unknown = [name for name in fields if name not in entity.properties]
     if unknown:
         raise StreamConfigError(f"{where_fields}: {label} has no field(s) {', '.join(unknown)}")
@@ -99,7 +111,33 @@ def plan_stream(stream: str, settings: Mapping[str, Any] | None, key_properties:
     if actions and not state_field:
         raise StreamConfigError(f"{where}.actions needs {where}.state_field: the record property with the wanted state")
     return StreamPlan(stream, settings["projection"], entity, mode, tuple(entity.keys), tuple(fields), state_field,
-                      actions)
+                      actions, flag_field)
+
+
+def flag_text(value: Any) -> str | None:
+    """What a flag field's value says, or None when it flags nothing: null, false, zero, a blank string and an empty
+    list or object are no flag. A list is shown item by item, an object as JSON."""
+    if value is None or value is False or (isinstance(value, (int, float, Decimal)) and value == 0):
+        return None
+    if isinstance(value, str):
+        return value.strip() or None
+    if isinstance(value, (list, tuple)):
+        items = [flag_text(item) if not isinstance(item, Mapping) else _json_text(item) for item in value]
+        return "; ".join(item for item in items if item) or None
+    if isinstance(value, Mapping):
+        return _json_text(value) if value else None
+    return str(value)
+
+
+def _json_text(value: Any) -> str:
+    return json.dumps(value, default=str, ensure_ascii=False, sort_keys=True)
+
+
+def flag_of(entry) -> str | None:
+    """The flag a succeeded audit entry carries, if any."""
+    if entry.outcome == "succeeded" and entry.error and entry.error.startswith(FLAG_PREFIX):
+        return entry.error[len(FLAG_PREFIX):]
+    return None
 
 
 class _Failed(Exception):
@@ -137,6 +175,10 @@ class RecordWrite:
             operation = self._write(entity_url, ifs_key, wanted, str(wanted_state) if wanted_state else None)
         except (_Failed, ValueProblem, IfsUnavailable) as exc:
             outcome, error = "failed", str(exc)
+        else:
+            flag = flag_text(record.get(plan.flag_field)) if plan.flag_field else None
+            if flag:
+                error = FLAG_PREFIX + flag
         return AuditEntry(stream=plan.stream, key=key, operation=operation, outcome=outcome, payload=self.sent,
                           source=dict(record), version=self.etag, destination=destination,
                           attempts=self.writes, error=error)

@@ -63,6 +63,10 @@ def test_about_lists_every_setting_with_a_description():
      "streams.jira_purchase_orders.actions.Released: PurchaseOrderHandling.svc/PurchaseOrderSet has no bound action "
      "PurchaseOrder_Relaese"),
     (po_stream(fields=["Objstate"]), ["OrderNo"], JIRA_PO, "Objstate changes only through bound actions"),
+    (po_stream(flag_field="po_discrepancies"), ["OrderNo"], JIRA_PO,
+     "streams.jira_purchase_orders.flag_field 'po_discrepancies' is not a property of stream 'jira_purchase_orders'"),
+    (po_stream(flag_field="OrderNo"), ["OrderNo"], JIRA_PO,
+     "streams.jira_purchase_orders.flag_field 'OrderNo' is a key of PurchaseOrderHandling.svc/PurchaseOrderSet"),
 ])
 def test_configuration_problems_stop_the_run_naming_stream_and_setting(ifs, tmp_path, streams, keys, properties,
                                                                        expected):

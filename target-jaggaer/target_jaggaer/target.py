@@ -15,7 +15,6 @@ from singer_sdk.exceptions import ConfigValidationError
 from ml_connector_core.audit import AuditEntry
 from ml_connector_core.audited_target import AuditedTarget
 from ml_connector_core.jaggaer import (
-    JaggaerAuthError,
     JaggaerClient,
     JaggaerConfigError,
     JaggaerError,

@@ -35,6 +35,17 @@ DATE = th.DateType
 TIMESTAMP = th.DateTimeType
 
 
+def with_exact_decimals(schema: dict) -> dict:
+    """Numbers are amounts or quantities JAGGAER keeps exact: tell targets to keep them as decimals, never floats."""
+    if "number" in (schema.get("type") or []):
+        schema["x-sql-datatype"] = "decimal"
+    for child in (schema.get("properties") or {}).values():
+        with_exact_decimals(child)
+    if isinstance(schema.get("items"), dict):
+        with_exact_decimals(schema["items"])
+    return schema
+
+
 def parse_utc(value: str | dt.datetime) -> dt.datetime:
     parsed = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
     return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
@@ -169,7 +180,7 @@ class InvoicesStream(JaggaerStream):
 
     name = "invoices"
     path = "/invoices"
-    schema = th.PropertiesList(
+    schema = with_exact_decimals(th.PropertiesList(
         th.Property("id", TEXT, required=True),
         th.Property("invoiceNumber", TEXT),
         th.Property("supplierId", TEXT),
@@ -192,7 +203,7 @@ class InvoicesStream(JaggaerStream):
         th.Property("po_discrepancies", TEXT,
                     description="How the invoice differs from its purchase order (empty when it agrees; null when it "
                                 "names none)."),
-    ).to_dict()
+    ).to_dict())
 
     def __init__(self, tap: TapJaggaer, **kwargs: t.Any) -> None:
         super().__init__(tap, **kwargs)
@@ -240,13 +251,13 @@ class InvoiceLinesStream(RESTStream):
     primary_keys: t.ClassVar[list[str]] = ["invoiceId", "lineNumber"]
     replication_key = None
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
-    schema = th.PropertiesList(
+    schema = with_exact_decimals(th.PropertiesList(
         th.Property("invoiceId", TEXT, required=True),
         th.Property("invoiceNumber", TEXT),
         th.Property("companyCode", TEXT),
         th.Property("supplierExternalId", TEXT),
         *INVOICE_LINE_PROPERTIES,
-    ).to_dict()
+    ).to_dict())
 
     @property
     def url_base(self) -> str:
@@ -275,7 +286,7 @@ class ReceiptsStream(JaggaerStream):
 
     name = "receipts"
     path = "/receipts"
-    schema = th.PropertiesList(
+    schema = with_exact_decimals(th.PropertiesList(
         th.Property("id", TEXT, required=True),
         th.Property("purchaseOrderId", TEXT),
         th.Property("purchaseOrderExternalId", TEXT),
@@ -285,7 +296,7 @@ class ReceiptsStream(JaggaerStream):
             th.Property("quantity", DECIMAL),
         ))),
         th.Property("lastModified", TIMESTAMP, required=True),
-    ).to_dict()
+    ).to_dict())
 
 
 class SuppliersStream(JaggaerStream):
@@ -293,7 +304,7 @@ class SuppliersStream(JaggaerStream):
 
     name = "suppliers"
     path = "/suppliers"
-    schema = th.PropertiesList(
+    schema = with_exact_decimals(th.PropertiesList(
         th.Property("id", TEXT, required=True),
         th.Property("externalId", TEXT),
         th.Property("name", TEXT),
@@ -305,7 +316,7 @@ class SuppliersStream(JaggaerStream):
         th.Property("category", TEXT),
         th.Property("createdAt", TIMESTAMP),
         th.Property("lastModified", TIMESTAMP, required=True),
-    ).to_dict()
+    ).to_dict())
 
 
 # --- The invoice / purchase order check ---

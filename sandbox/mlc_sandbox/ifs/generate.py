@@ -17,7 +17,7 @@ from typing import Callable, Iterator
 from . import model
 
 # Bump when generated data changes shape or content: it names the cache file.
-DATA_VERSION = 2
+DATA_VERSION = 3
 
 # Fixed window (not "now") so the same seed gives the same data on any day.
 WINDOW_END = calendar.timegm((2026, 11, 1, 0, 0, 0))
@@ -373,6 +373,15 @@ def customers(seed: int, volumes: Volumes, chunk: int) -> Rows:
         }
 
 
+INVOICE_NOTES = ("Partial delivery invoiced", "Freight added by supplier; check against the PO")
+
+
+def invoice_note(index: int) -> str | None:
+    """Every fifth supplier invoice carries a note (by position, not drawn: the proposals' random values stay as they
+    were before notes existed, and any five consecutive invoices include one with a note)."""
+    return INVOICE_NOTES[index // 5 % len(INVOICE_NOTES)] if index % 5 == 4 else None
+
+
 def posting_proposals(seed: int, volumes: Volumes, chunk: int) -> Rows:
     rng = chunk_rng(seed, "posting-proposal", chunk)
     first, last = chunk * PARENT_CHUNK, min(volumes.posting_proposals, (chunk + 1) * PARENT_CHUNK)
@@ -425,6 +434,7 @@ def posting_proposals(seed: int, volumes: Volumes, chunk: int) -> Rows:
             "VatAmount": decimal_text(vat, 4),
             "GrossAmount": decimal_text(net_total * 100 + vat, 4),
             "AuthorizerId": rng.choice(PEOPLE) if objstate in ("Authorized", "Posted") else None,
+            "NoteText": invoice_note(i),
             "Rowversion": changed,
             "_objid": i + 1,
             "_objversion": changed,

@@ -366,6 +366,8 @@ POSTING_PROPOSAL_HEAD = Entity(
         money("VatAmount", nullable=False),
         money("GrossAmount", nullable=False),
         string("AuthorizerId", 30),
+        # the supplier's or AP's note; invoices arriving from JAGGAER carry their invoice/PO discrepancies here
+        string("NoteText", 2000),
         timestamp("Rowversion", nullable=False),
     ),
     navigations=(

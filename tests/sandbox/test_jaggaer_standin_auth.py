@@ -7,8 +7,11 @@ import base64
 
 import requests
 
-from jaggaer_standin_client import jaggaer, token_for  # noqa: F401  (fixture)
+import jaggaer_standin_client as standin
+from jaggaer_standin_client import token_for
 from mlc_sandbox.jaggaer import JaggaerSandbox, JaggaerSandboxProcess
+
+jaggaer = standin.jaggaer  # fixture
 
 
 def get_suppliers(jg, token: str | None) -> requests.Response:

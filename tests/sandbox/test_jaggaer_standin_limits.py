@@ -7,8 +7,11 @@ from __future__ import annotations
 import pytest
 import requests
 
-from jaggaer_standin_client import Client, api, errors_of, jaggaer, token_for  # noqa: F401  (fixtures)
+import jaggaer_standin_client as standin
+from jaggaer_standin_client import Client, errors_of, token_for
 from mlc_sandbox.jaggaer import JaggaerSandbox
+
+api, jaggaer = standin.api, standin.jaggaer  # fixtures
 
 
 def test_rate_limit_answers_429_with_retry_after():

@@ -8,7 +8,10 @@ from decimal import Decimal
 
 import pytest
 
-from jaggaer_standin_client import api, errors_of, exact, jaggaer, order_line  # noqa: F401  (fixtures)
+import jaggaer_standin_client as standin
+from jaggaer_standin_client import exact, order_line
+
+api, jaggaer = standin.api, standin.jaggaer  # fixtures
 
 
 def invoice(number: str = "INV-A-1", supplier: str = "S1", order: str | None = "P1", **fields) -> dict:

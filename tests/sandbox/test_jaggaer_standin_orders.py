@@ -6,7 +6,10 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from jaggaer_standin_client import api, errors_of, exact, jaggaer, order_body, order_line  # noqa: F401  (fixtures)
+import jaggaer_standin_client as standin
+from jaggaer_standin_client import errors_of, exact, order_body, order_line
+
+api, jaggaer = standin.api, standin.jaggaer  # fixtures
 
 
 def test_order_with_lines_keeps_amounts_exact(api):

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from jaggaer_standin_client import api, errors_of, jaggaer  # noqa: F401  (fixtures)
+import jaggaer_standin_client as standin
+from jaggaer_standin_client import errors_of
+
+api, jaggaer = standin.api, standin.jaggaer  # fixtures
 
 
 def walk(api, path: str, page_size: int, **params) -> list[dict]:

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import re
 
-from jaggaer_standin_client import api, errors_of, exact, jaggaer  # noqa: F401  (fixtures)
+import jaggaer_standin_client as standin
+from jaggaer_standin_client import errors_of, exact
+
+api, jaggaer = standin.api, standin.jaggaer  # fixtures
 
 STAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 

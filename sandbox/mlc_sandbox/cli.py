@@ -17,7 +17,18 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+
+
+def _listen_arguments(parser: argparse.ArgumentParser, default_port: int) -> None:
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=default_port, help="0 picks a free port (see --ready-file)")
+
+
+def _ready_file_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--ready-file", type=Path, default=None,
+                        help="write {\"base_url\", \"port\", \"pid\"} here once serving")
 
 
 def _ifs_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,8 +41,7 @@ def _ifs_arguments(parser: argparse.ArgumentParser) -> None:
 def _databricks_arguments(parser: argparse.ArgumentParser) -> None:
     from .databricks.settings import DatabricksSettings as defaults
 
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8700, help="0 picks a free port (see --ready-file)")
+    _listen_arguments(parser, 8700)
     parser.add_argument("--data-dir", type=Path, default=None,
                         help="where the catalogs' DuckDB files live (default $MLC_SANDBOX_DATA_DIR/databricks or "
                              "./.sandbox-data/databricks); tables persist across runs")
@@ -50,15 +60,13 @@ def _databricks_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seconds every statement takes before it runs (clients must poll)")
     parser.add_argument("--statement-size-limit", type=int, default=defaults.statement_size_limit, help="bytes")
     parser.add_argument("--workers", type=int, default=defaults.workers, help="statements executing at once")
-    parser.add_argument("--ready-file", type=Path, default=None,
-                        help="write {\"base_url\", \"port\", \"pid\"} here once serving")
+    _ready_file_argument(parser)
 
 
 def _teams_arguments(parser: argparse.ArgumentParser) -> None:
     from .teams.settings import TeamsSettings as defaults
 
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8800, help="0 picks a free port (see --ready-file)")
+    _listen_arguments(parser, 8800)
     parser.add_argument("--channel", action="append", default=None, metavar="ID=NAME",
                         help="a channel (repeatable; NAME percent-decoded, optional). Default: company-10, "
                              "company-20, company-30 and general")
@@ -80,15 +88,13 @@ def _teams_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--validation", choices=("sync", "flow"), default=defaults.validation,
                         help="sync: refuse invalid cards with 400/413; flow: answer 202 as Workflows does and record "
                              "the failed flow run in /_admin/rejections")
-    parser.add_argument("--ready-file", type=Path, default=None,
-                        help="write {\"base_url\", \"port\", \"pid\"} here once serving")
+    _ready_file_argument(parser)
 
 
 def _jira_arguments(parser: argparse.ArgumentParser) -> None:
     from .jira.settings import JiraSettings as defaults
 
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8900, help="0 picks a free port (see --ready-file)")
+    _listen_arguments(parser, 8900)
     parser.add_argument("--rate-limit", type=int, default=defaults.rate_limit,
                         help="requests per minute per user (sliding window); 0 disables")
     parser.add_argument("--user-time-zone", default=defaults.user_time_zone,
@@ -96,36 +102,31 @@ def _jira_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--field-id-base", type=int, default=defaults.field_id_base,
                         help="custom fields get ids customfield_<base>, <base+1>, ... (clients resolve them by name)")
     parser.add_argument("--token-ttl", type=int, default=defaults.token_ttl, help="OAuth access token lifetime, seconds")
-    parser.add_argument("--ready-file", type=Path, default=None,
-                        help="write {\"base_url\", \"port\", \"pid\"} here once serving")
+    _ready_file_argument(parser)
 
 
 def _salesforce_arguments(parser: argparse.ArgumentParser) -> None:
     from .salesforce.settings import SalesforceSettings as defaults
 
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=9000, help="0 picks a free port (see --ready-file)")
+    _listen_arguments(parser, 9000)
     parser.add_argument("--session-ttl", type=int, default=defaults.session_ttl,
                         help="seconds of inactivity after which a session (access token) ends")
     parser.add_argument("--daily-api-limit", type=int, default=defaults.daily_api_limit,
                         help="API requests allowed before calls are refused with 403 REQUEST_LIMIT_EXCEEDED")
     parser.add_argument("--query-batch-size", type=int, default=defaults.query_batch_size,
                         help="records per SOQL result page (nextRecordsUrl leads to the next)")
-    parser.add_argument("--ready-file", type=Path, default=None,
-                        help="write {\"base_url\", \"port\", \"pid\"} here once serving")
+    _ready_file_argument(parser)
 
 
 def _jaggaer_arguments(parser: argparse.ArgumentParser) -> None:
     from .jaggaer.settings import JaggaerSettings as defaults
 
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=9100, help="0 picks a free port (see --ready-file)")
+    _listen_arguments(parser, 9100)
     parser.add_argument("--token-ttl", type=int, default=defaults.token_ttl,
                         help="access token lifetime in seconds from issue")
     parser.add_argument("--rate-limit", type=int, default=defaults.rate_limit,
                         help="API requests per minute (all clients together) before 429; 0 disables")
-    parser.add_argument("--ready-file", type=Path, default=None,
-                        help="write {\"base_url\", \"port\", \"pid\"} here once serving")
+    _ready_file_argument(parser)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -136,8 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve_targets = serve.add_subparsers(dest="target", required=True)
     ifs = serve_targets.add_parser("ifs", help="IFS Cloud (OData v4 projections + IAM tokens)")
     _ifs_arguments(ifs)
-    ifs.add_argument("--host", default="127.0.0.1")
-    ifs.add_argument("--port", type=int, default=8600, help="0 picks a free port (see --ready-file)")
+    _listen_arguments(ifs, 8600)
     ifs.add_argument("--token-ttl", type=int, default=180, help="access token lifetime in seconds")
     ifs.add_argument("--rate-limit", type=int, default=1000, help="requests per minute per tenant; 0 disables")
     ifs.add_argument("--page-size", type=int, default=1000)
@@ -151,8 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     ifs.add_argument("--fault-rate-malformed", type=float, default=0.0, help="share answered with a truncated body")
     ifs.add_argument("--fault-rate-delay", type=float, default=0.0, help="share delayed by one second")
     ifs.add_argument("--fault-seed", type=int, default=None, help="seed of the random faults (default: --seed)")
-    ifs.add_argument("--ready-file", type=Path, default=None,
-                     help="write {\"base_url\", \"port\", \"pid\"} here once serving")
+    _ready_file_argument(ifs)
 
     _databricks_arguments(serve_targets.add_parser(
         "databricks", help="Databricks workspace (SQL Statement Execution API on DuckDB, Jobs API, OAuth M2M)"))
@@ -177,8 +176,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _serve_ifs(args: argparse.Namespace) -> None:
+def _serve(app, args: argparse.Namespace, ready_message: Callable[[str], str],
+           on_stop: Callable[[], None] | None = None) -> None:
+    """Serve `app` on --host/--port until SIGTERM or Ctrl-C: write --ready-file (atomically, so a waiting parent never
+    reads half of it) and print `ready_message(base_url)` once listening; `on_stop` releases what the app holds."""
     from .http import Server
+
+    server = Server(app, args.host, args.port)
+    app.host_port = f"{args.host}:{server.port}"
+    base_url = f"http://{args.host}:{server.port}"
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    if args.ready_file:
+        tmp = args.ready_file.with_name(args.ready_file.name + ".tmp")
+        tmp.write_text(json.dumps({"base_url": base_url, "port": server.port, "pid": os.getpid()}))
+        os.replace(tmp, args.ready_file)
+    print(ready_message(base_url), flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+        if on_stop is not None:
+            on_stop()
+
+
+def _serve_ifs(args: argparse.Namespace) -> None:
     from .ifs.app import IfsApp, IfsSettings
     from .ifs.guards import FaultRates
     from .ifs.sandbox import default_data_dir
@@ -194,32 +221,14 @@ def _serve_ifs(args: argparse.Namespace) -> None:
     )
     started = time.monotonic()
     store = open_store(args.data_dir or default_data_dir(), args.seed, args.scale)
-    app = IfsApp(settings, store)
-    server = Server(app, args.host, args.port)
-    app.host_port = f"{args.host}:{server.port}"
-    base_url = f"http://{args.host}:{server.port}"
-
-    def stop(signum, frame):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, stop)
-    if args.ready_file:
-        tmp = args.ready_file.with_name(args.ready_file.name + ".tmp")
-        tmp.write_text(json.dumps({"base_url": base_url, "port": server.port, "pid": os.getpid()}))
-        os.replace(tmp, args.ready_file)
-    print(f"mlc-sandbox ifs ready on {base_url} (scale {args.scale}, seed {args.seed}, "
-          f"data ready in {time.monotonic() - started:.1f}s)", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
-        store.close()
+    data_seconds = time.monotonic() - started
+    _serve(IfsApp(settings, store), args,
+           lambda base_url: f"mlc-sandbox ifs ready on {base_url} (scale {args.scale}, seed {args.seed}, "
+                            f"data ready in {data_seconds:.1f}s)",
+           on_stop=store.close)
 
 
 def _serve_databricks(args: argparse.Namespace) -> None:
-    from .http import Server
     from .databricks.app import DatabricksApp
     from .databricks.sandbox import default_data_dir
     from .databricks.settings import DatabricksSettings
@@ -233,31 +242,13 @@ def _serve_databricks(args: argparse.Namespace) -> None:
         execution_delay=args.execution_delay, statement_size_limit=args.statement_size_limit, workers=args.workers)
     data_dir = args.data_dir or default_data_dir()
     app = DatabricksApp(settings, Warehouse(data_dir, settings.catalogs, settings.default_schema))
-    server = Server(app, args.host, args.port)
-    app.host_port = f"{args.host}:{server.port}"
-    base_url = f"http://{args.host}:{server.port}"
-
-    def stop(signum, frame):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, stop)
-    if args.ready_file:
-        tmp = args.ready_file.with_name(args.ready_file.name + ".tmp")
-        tmp.write_text(json.dumps({"base_url": base_url, "port": server.port, "pid": os.getpid()}))
-        os.replace(tmp, args.ready_file)
-    print(f"mlc-sandbox databricks ready on {base_url} (warehouse {settings.warehouse_ids[0]}, data in {data_dir})",
-          flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
-        app.close()
+    _serve(app, args,
+           lambda base_url: f"mlc-sandbox databricks ready on {base_url} (warehouse {settings.warehouse_ids[0]}, "
+                            f"data in {data_dir})",
+           on_stop=app.close)
 
 
 def _serve_teams(args: argparse.Namespace) -> None:
-    from .http import Server
     from .teams import channels
     from .teams.app import TeamsApp
     from .teams.cards import CardValidator, load_schema
@@ -273,33 +264,14 @@ def _serve_teams(args: argparse.Namespace) -> None:
         validator = CardValidator(load_schema(args.schema))
     except (ValueError, OSError, KeyError) as exc:
         sys.exit(f"mlc-sandbox teams: {exc}")
-    app = TeamsApp(settings, team, validator)
-    server = Server(app, args.host, args.port)
-    app.host_port = f"{args.host}:{server.port}"
-    base_url = f"http://{args.host}:{server.port}"
-
-    def stop(signum, frame):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, stop)
-    if args.ready_file:
-        tmp = args.ready_file.with_name(args.ready_file.name + ".tmp")
-        tmp.write_text(json.dumps({"base_url": base_url, "port": server.port, "pid": os.getpid()}))
-        os.replace(tmp, args.ready_file)
-    print(f"mlc-sandbox teams ready on {base_url} (channels {', '.join(c.id for c in team.all())}; webhook URLs at "
-          f"{base_url}/_admin/channels)", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
+    _serve(TeamsApp(settings, team, validator), args,
+           lambda base_url: f"mlc-sandbox teams ready on {base_url} (channels {', '.join(c.id for c in team.all())}; "
+                            f"webhook URLs at {base_url}/_admin/channels)")
 
 
 def _serve_jira(args: argparse.Namespace) -> None:
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-    from .http import Server
     from .jira.app import JiraApp
     from .jira.settings import JiraSettings
 
@@ -309,92 +281,38 @@ def _serve_jira(args: argparse.Namespace) -> None:
         sys.exit(f"mlc-sandbox jira: unknown time zone {args.user_time_zone!r}")
     settings = JiraSettings(rate_limit=args.rate_limit, user_time_zone=args.user_time_zone,
                             field_id_base=args.field_id_base, token_ttl=args.token_ttl)
-    app = JiraApp(settings)
-    server = Server(app, args.host, args.port)
-    app.host_port = f"{args.host}:{server.port}"
-    base_url = f"http://{args.host}:{server.port}"
-
-    def stop(signum, frame):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, stop)
-    if args.ready_file:
-        tmp = args.ready_file.with_name(args.ready_file.name + ".tmp")
-        tmp.write_text(json.dumps({"base_url": base_url, "port": server.port, "pid": os.getpid()}))
-        os.replace(tmp, args.ready_file)
-    print(f"mlc-sandbox jira ready on {base_url} (user {settings.email}, time zone {settings.user_time_zone}, "
-          f"rate limit {settings.rate_limit}/min)", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
+    _serve(JiraApp(settings), args,
+           lambda base_url: f"mlc-sandbox jira ready on {base_url} (user {settings.email}, time zone "
+                            f"{settings.user_time_zone}, rate limit {settings.rate_limit}/min)")
 
 
 def _serve_salesforce(args: argparse.Namespace) -> None:
-    from .http import Server
     from .salesforce.app import SalesforceApp
     from .salesforce.settings import SalesforceSettings
 
-    for name in ("session_ttl", "daily_api_limit", "query_batch_size"):
-        if getattr(args, name) < 1:
-            sys.exit(f"mlc-sandbox salesforce: --{name.replace('_', '-')} must be at least 1")
+    _require_at_least(args, "salesforce", 1, ("session_ttl", "daily_api_limit", "query_batch_size"))
     settings = SalesforceSettings(session_ttl=args.session_ttl, daily_api_limit=args.daily_api_limit,
                                   query_batch_size=args.query_batch_size)
-    app = SalesforceApp(settings)
-    server = Server(app, args.host, args.port)
-    app.host_port = f"{args.host}:{server.port}"
-    base_url = f"http://{args.host}:{server.port}"
-
-    def stop(signum, frame):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, stop)
-    if args.ready_file:
-        tmp = args.ready_file.with_name(args.ready_file.name + ".tmp")
-        tmp.write_text(json.dumps({"base_url": base_url, "port": server.port, "pid": os.getpid()}))
-        os.replace(tmp, args.ready_file)
-    print(f"mlc-sandbox salesforce ready on {base_url} (client {settings.client_id}, session ttl "
-          f"{settings.session_ttl}s, daily API limit {settings.daily_api_limit})", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
+    _serve(SalesforceApp(settings), args,
+           lambda base_url: f"mlc-sandbox salesforce ready on {base_url} (client {settings.client_id}, session ttl "
+                            f"{settings.session_ttl}s, daily API limit {settings.daily_api_limit})")
 
 
 def _serve_jaggaer(args: argparse.Namespace) -> None:
-    from .http import Server
     from .jaggaer.app import JaggaerApp
     from .jaggaer.settings import JaggaerSettings
 
-    for name in ("token_ttl", "rate_limit"):
-        if getattr(args, name) < 0:
-            sys.exit(f"mlc-sandbox jaggaer: --{name.replace('_', '-')} must be at least 0")
+    _require_at_least(args, "jaggaer", 0, ("token_ttl", "rate_limit"))
     settings = JaggaerSettings(token_ttl=args.token_ttl, rate_limit=args.rate_limit)
-    app = JaggaerApp(settings)
-    server = Server(app, args.host, args.port)
-    app.host_port = f"{args.host}:{server.port}"
-    base_url = f"http://{args.host}:{server.port}"
+    _serve(JaggaerApp(settings), args,
+           lambda base_url: f"mlc-sandbox jaggaer ready on {base_url} (client {settings.client_id}, token ttl "
+                            f"{settings.token_ttl}s, rate limit {settings.rate_limit or 'off'}/min)")
 
-    def stop(signum, frame):
-        raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, stop)
-    if args.ready_file:
-        tmp = args.ready_file.with_name(args.ready_file.name + ".tmp")
-        tmp.write_text(json.dumps({"base_url": base_url, "port": server.port, "pid": os.getpid()}))
-        os.replace(tmp, args.ready_file)
-    print(f"mlc-sandbox jaggaer ready on {base_url} (client {settings.client_id}, token ttl {settings.token_ttl}s, "
-          f"rate limit {settings.rate_limit or 'off'}/min)", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
+def _require_at_least(args: argparse.Namespace, target: str, minimum: int, names: tuple[str, ...]) -> None:
+    for name in names:
+        if getattr(args, name) < minimum:
+            sys.exit(f"mlc-sandbox {target}: --{name.replace('_', '-')} must be at least {minimum}")
 
 
 def _generate_ifs(args: argparse.Namespace) -> None:

@@ -3,12 +3,12 @@ client did: statements log, jobs and their runs, faults, settings, tokens, table
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
 
 import duckdb
 
+from ..admin import AdminRefused, open_request, shared_route
 from ..http import Request, Response
 from . import plans, translate
 from .datatypes import column_type
@@ -32,18 +32,12 @@ def _error(status: int, message: str) -> Response:
 
 
 def handle(app: "DatabricksApp", request: Request) -> Response:
-    host = request.client[0] if request.client else ""
-    if not (host.startswith("127.") or host in ("::1", "localhost")):
-        return _error(403, "the admin interface answers on loopback only")
-    route = request.path[len("/_admin"):].strip("/")
+    try:
+        route, body = open_request(request)
+    except AdminRefused as refused:
+        return _error(refused.status, refused.message)
     method = request.method
     query = {k: v[0] for k, v in parse_qs(request.query).items()}
-    try:
-        body = json.loads(request.body) if request.body else {}
-        if not isinstance(body, dict):
-            raise ValueError("the body must be a JSON object")
-    except ValueError as exc:
-        return _error(400, f"invalid JSON body: {exc}")
     try:
         return _route(app, request, method, route, query, body)
     except ApiError as exc:
@@ -53,18 +47,12 @@ def handle(app: "DatabricksApp", request: Request) -> Response:
 
 
 def _route(app: "DatabricksApp", request: Request, method: str, route: str, query: dict, body: dict) -> Response:
-    if route == "health":
-        return _json(200, {"status": "ok"})
+    shared = shared_route(app, method, route, body, answer=_json, error=_error, settings=SETTINGS,
+                          fault_from_json=Fault.from_json)
+    if shared is not None:
+        return shared
     if route == "info" and method == "GET":
         return _json(200, _info(app))
-    if route == "settings":
-        if method == "POST":
-            unknown = set(body) - set(SETTINGS)
-            if unknown:
-                return _error(400, f"unknown settings: {', '.join(sorted(unknown))}")
-            app.apply_settings(body)
-        if method in ("POST", "GET"):
-            return _json(200, _settings(app))
     if route == "statements":
         if method == "GET":
             return _json(200, {"statements": app.statements.log()})
@@ -93,21 +81,6 @@ def _route(app: "DatabricksApp", request: Request, method: str, route: str, quer
         if method == "DELETE":
             app.jobs.clear_runs()
             return _json(200, {"runs": []})
-    if route == "faults":
-        if method == "POST":
-            app.faults.add(Fault.from_json(body))
-            return _json(200, {"faults": app.faults.pending()})
-        if method == "DELETE":
-            app.faults.clear()
-            return _json(200, {"faults": []})
-        if method == "GET":
-            return _json(200, {"faults": app.faults.pending()})
-    if route == "requests":
-        if method == "GET":
-            return _json(200, {"requests": app.log.entries()})
-        if method == "DELETE":
-            app.log.clear()
-            return _json(200, {"requests": []})
     if route == "tokens" and method == "POST":
         return _json(200, app.auth.add_pat(body.get("token"), body.get("lifetime_seconds")))
     if route == "tokens/revoke" and method in ("POST", "GET"):
@@ -120,9 +93,7 @@ def _route(app: "DatabricksApp", request: Request, method: str, route: str, quer
 
 
 def _settings(app: "DatabricksApp") -> dict:
-    s = app.settings
-    return {"token_ttl": s.token_ttl, "chunk_rows": s.chunk_rows, "execution_delay": s.execution_delay,
-            "statement_size_limit": s.statement_size_limit}
+    return {name: getattr(app.settings, name) for name in SETTINGS}
 
 
 def _info(app: "DatabricksApp") -> dict:

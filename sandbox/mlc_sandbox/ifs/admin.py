@@ -7,12 +7,15 @@ from dataclasses import asdict
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from ..admin import LOOPBACK_ONLY, from_loopback, shared_route
 from ..http import Request, Response
 from . import generate, model, render, writes
 from .guards import Fault
 
 if TYPE_CHECKING:
     from .app import IfsApp
+
+SETTINGS = ("token_ttl", "rate_limit", "page_size", "time_zone", "fault_rates")
 
 
 def _json(status: int, document) -> Response:
@@ -33,9 +36,8 @@ def _body(request: Request) -> dict:
 
 
 def handle(app: "IfsApp", request: Request) -> Response:
-    host = request.client[0] if request.client else ""
-    if not (host.startswith("127.") or host in ("::1", "localhost")):
-        return _error(403, "the admin interface answers on loopback only")
+    if not from_loopback(request):
+        return _error(403, LOOPBACK_ONLY)
     route = request.path[len("/_admin"):].strip("/")
     method = request.method
     try:
@@ -43,35 +45,16 @@ def handle(app: "IfsApp", request: Request) -> Response:
     except ValueError as exc:
         return _error(400, f"invalid JSON body: {exc}")
     try:
-        if route == "health":
-            return _json(200, {"status": "ok"})
         if route == "info" and method == "GET":
             return _json(200, _info(app))
         if route.startswith("records/"):
             return _records(app, method, route[len("records/"):], body)
-        if route == "faults":
-            if method == "POST":
-                app.faults.add(Fault.from_json(body))
-                return _json(200, {"faults": app.faults.pending()})
-            if method == "DELETE":
-                app.faults.clear()
-                return _json(200, {"faults": []})
-            if method == "GET":
-                return _json(200, {"faults": app.faults.pending(), "rates": asdict(app.settings.fault_rates)})
-        if route == "settings":
-            if method == "POST":
-                unknown = set(body) - {"token_ttl", "rate_limit", "page_size", "time_zone", "fault_rates"}
-                if unknown:
-                    return _error(400, f"unknown settings: {', '.join(sorted(unknown))}")
-                app.apply_settings(body)
-            if method in ("POST", "GET"):
-                return _json(200, _settings(app))
-        if route == "requests":
-            if method == "GET":
-                return _json(200, {"requests": app.log.entries()})
-            if method == "DELETE":
-                app.log.clear()
-                return _json(200, {"requests": []})
+        if route == "faults" and method == "GET":  # with the random fault rates, which only IFS has
+            return _json(200, {"faults": app.faults.pending(), "rates": asdict(app.settings.fault_rates)})
+        shared = shared_route(app, method, route, body, answer=_json, error=_error, settings=SETTINGS,
+                              fault_from_json=Fault.from_json, settings_view=lambda: _settings(app))
+        if shared is not None:
+            return shared
         if route == "tokens/revoke" and method in ("POST", "GET"):
             return _json(200, {"revoked": app.tokens.revoke_all()})
     except (ValueError, TypeError, KeyError) as exc:

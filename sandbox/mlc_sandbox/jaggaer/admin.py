@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
+from ..admin import AdminRefused, open_request, shared_route
 from ..http import Request, Response
 from .faults import Fault
 from .settings import SETTINGS, TOKEN_PATH
@@ -28,16 +29,10 @@ def _error(status: int, message: str, code: str = "INVALID_REQUEST") -> Response
 
 
 def handle(app: "JaggaerApp", request: Request) -> Response:
-    host = request.client[0] if request.client else ""
-    if not (host.startswith("127.") or host in ("::1", "localhost")):
-        return _error(403, "the admin interface answers on loopback only", "FORBIDDEN")
-    route = request.path[len("/_admin"):].strip("/")
     try:
-        body = from_json(request.body) if request.body else {}
-    except Exception as exc:
-        return _error(400, f"invalid JSON body: {exc}", "MALFORMED_JSON")
-    if not isinstance(body, dict):
-        return _error(400, "the body must be a JSON object", "MALFORMED_JSON")
+        route, body = open_request(request, loads=from_json, not_an_object="the body must be a JSON object")
+    except AdminRefused as refused:
+        return _error(refused.status, refused.message, refused.code)
     try:
         return _route(app, request, request.method, route, body)
     except Refused as refused:
@@ -51,36 +46,15 @@ def handle(app: "JaggaerApp", request: Request) -> Response:
 def _route(app: "JaggaerApp", request: Request, method: str, route: str, body: dict) -> Response:
     parts = [unquote(p) for p in route.split("/")] if route else []
     instance, settings = app.instance, app.settings
-    if route == "health":
-        return _json(200, {"status": "ok"})
+    shared = shared_route(app, method, route, body, answer=_json, error=_error, settings=SETTINGS,
+                          fault_from_json=Fault.from_json, list_known_settings=True)
+    if shared is not None:
+        return shared
     if route == "info" and method == "GET":
         base_url = app.base_url(request)
         return _json(200, {"base_url": base_url, "token_url": base_url + TOKEN_PATH, "api_url": base_url + "/api/v1",
                            "client_id": settings.client_id, "client_secret": settings.client_secret,
                            **{k: getattr(settings, k) for k in SETTINGS}})
-    if route == "settings":
-        if method == "POST":
-            unknown = set(body) - set(SETTINGS)
-            if unknown:
-                return _error(400, f"unknown settings: {', '.join(sorted(unknown))} (known: {', '.join(SETTINGS)})")
-            app.apply_settings(body)
-        if method in ("POST", "GET"):
-            return _json(200, {k: getattr(settings, k) for k in SETTINGS})
-    if route == "faults":
-        if method == "POST":
-            app.faults.add(Fault.from_json(body))
-            return _json(200, {"faults": app.faults.pending()})
-        if method == "GET":
-            return _json(200, {"faults": app.faults.pending()})
-        if method == "DELETE":
-            app.faults.clear()
-            return _json(200, {"faults": []})
-    if route == "requests":
-        if method == "GET":
-            return _json(200, {"requests": app.log.entries()})
-        if method == "DELETE":
-            app.log.clear()
-            return _json(200, {"requests": []})
     if route == "tokens/revoke" and method == "POST":
         return _json(200, {"revoked": app.tokens.revoke_all()})
     if route == "reset" and method == "POST":

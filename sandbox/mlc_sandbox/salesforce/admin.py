@@ -8,6 +8,7 @@ import json
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, unquote
 
+from ..admin import AdminRefused, open_request, shared_route
 from ..http import Request, Response
 from .faults import Fault
 from .schema import OBJECTS, find_object
@@ -33,16 +34,10 @@ def stored(row: dict) -> dict:
 
 
 def handle(app: "SalesforceApp", request: Request) -> Response:
-    host = request.client[0] if request.client else ""
-    if not (host.startswith("127.") or host in ("::1", "localhost")):
-        return _error(403, "the admin interface answers on loopback only")
-    route = request.path[len("/_admin"):].strip("/")
     try:
-        body = json.loads(request.body) if request.body else {}
-        if not isinstance(body, dict):
-            raise ValueError("the body must be a JSON object")
-    except ValueError as exc:
-        return _error(400, f"invalid JSON body: {exc}")
+        route, body = open_request(request)
+    except AdminRefused as refused:
+        return _error(refused.status, refused.message)
     try:
         return _route(app, request, request.method, route, body)
     except RecordFailure as failure:
@@ -57,8 +52,10 @@ def _route(app: "SalesforceApp", request: Request, method: str, route: str, body
     parts = [unquote(p) for p in route.split("/")] if route else []
     params = {k: v[0] for k, v in parse_qs(request.query).items()}
     org, settings = app.org, app.settings
-    if route == "health":
-        return _json(200, {"status": "ok"})
+    shared = shared_route(app, method, route, body, answer=_json, error=_error, settings=SETTINGS,
+                          fault_from_json=Fault.from_json)
+    if shared is not None:
+        return shared
     if route == "info" and method == "GET":
         base_url = app.base_url(request)
         return _json(200, {"base_url": base_url, "token_url": f"{base_url}/services/oauth2/token",
@@ -66,29 +63,6 @@ def _route(app: "SalesforceApp", request: Request, method: str, route: str, body
                            "org_id": settings.org_id, "integration_user_id": settings.integration_user_id,
                            "ui_user_id": settings.ui_user_id, "api_used": app.api_used,
                            **{k: getattr(settings, k) for k in SETTINGS}})
-    if route == "settings":
-        if method == "POST":
-            unknown = set(body) - set(SETTINGS)
-            if unknown:
-                return _error(400, f"unknown settings: {', '.join(sorted(unknown))}")
-            app.apply_settings(body)
-        if method in ("POST", "GET"):
-            return _json(200, {k: getattr(settings, k) for k in SETTINGS})
-    if route == "faults":
-        if method == "POST":
-            app.faults.add(Fault.from_json(body))
-            return _json(200, {"faults": app.faults.pending()})
-        if method == "GET":
-            return _json(200, {"faults": app.faults.pending()})
-        if method == "DELETE":
-            app.faults.clear()
-            return _json(200, {"faults": []})
-    if route == "requests":
-        if method == "GET":
-            return _json(200, {"requests": app.log.entries()})
-        if method == "DELETE":
-            app.log.clear()
-            return _json(200, {"requests": []})
     if route == "sessions/expire" and method == "POST":
         return _json(200, {"expired": app.sessions.expire_all()})
     if route == "api-usage" and method == "POST":

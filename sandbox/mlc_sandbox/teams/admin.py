@@ -4,10 +4,10 @@ settings."""
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
+from ..admin import AdminRefused, open_request, shared_route
 from ..http import Request, Response
 from .channels import Channel
 from .guards import Fault
@@ -28,16 +28,10 @@ def _error(status: int, message: str) -> Response:
 
 
 def handle(app: "TeamsApp", request: Request) -> Response:
-    host = request.client[0] if request.client else ""
-    if not (host.startswith("127.") or host in ("::1", "localhost")):
-        return _error(403, "the admin interface answers on loopback only")
-    route = request.path[len("/_admin"):].strip("/")
     try:
-        body = json.loads(request.body) if request.body else {}
-        if not isinstance(body, dict):
-            raise ValueError("the body must be a JSON object")
-    except ValueError as exc:
-        return _error(400, f"invalid JSON body: {exc}")
+        route, body = open_request(request)
+    except AdminRefused as refused:
+        return _error(refused.status, refused.message)
     try:
         return _route(app, request, request.method, route, body)
     except KeyError as exc:
@@ -49,18 +43,18 @@ def handle(app: "TeamsApp", request: Request) -> Response:
 def _route(app: "TeamsApp", request: Request, method: str, route: str, body: dict) -> Response:
     base_url = app.base_url(request)
     parts = [unquote(p) for p in route.split("/")] if route else []
-    if route == "health":
-        return _json(200, {"status": "ok"})
+    if route == "faults" and method == "POST":
+        fault = Fault.from_json(body)
+        if fault.channel is not None and app.channels.get(fault.channel) is None:
+            return _error(404, f"no channel '{fault.channel}'")
+        app.faults.add(fault)
+        return _json(200, {"faults": app.faults.pending()})
+    shared = shared_route(app, method, route, body, answer=_json, error=_error, settings=SETTINGS,
+                          fault_from_json=Fault.from_json)
+    if shared is not None:
+        return shared
     if route == "info" and method == "GET":
         return _json(200, _info(app, base_url))
-    if route == "settings":
-        if method == "POST":
-            unknown = set(body) - set(SETTINGS)
-            if unknown:
-                return _error(400, f"unknown settings: {', '.join(sorted(unknown))}")
-            app.apply_settings(body)
-        if method in ("POST", "GET"):
-            return _json(200, {k: getattr(app.settings, k) for k in SETTINGS})
     if route == "channels":
         if method == "GET":
             return _json(200, {"channels": [_channel(app, c, base_url) for c in app.channels.all()]})
@@ -85,24 +79,6 @@ def _route(app: "TeamsApp", request: Request, method: str, route: str, body: dic
             return _json(200, {"rejections": app.store.rejections()})
         if method == "DELETE":
             return _json(200, {"deleted": app.store.clear_rejections()})
-    if route == "faults":
-        if method == "POST":
-            fault = Fault.from_json(body)
-            if fault.channel is not None and app.channels.get(fault.channel) is None:
-                return _error(404, f"no channel '{fault.channel}'")
-            app.faults.add(fault)
-            return _json(200, {"faults": app.faults.pending()})
-        if method == "GET":
-            return _json(200, {"faults": app.faults.pending()})
-        if method == "DELETE":
-            app.faults.clear()
-            return _json(200, {"faults": []})
-    if route == "requests":
-        if method == "GET":
-            return _json(200, {"requests": app.log.entries()})
-        if method == "DELETE":
-            app.log.clear()
-            return _json(200, {"requests": []})
     if route == "tokens/expire" and method == "POST":
         return _json(200, {"expired": app.tokens.expire_all()})
     if route == "tokens/revoke" and method == "POST":

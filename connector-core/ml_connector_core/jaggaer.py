@@ -22,16 +22,14 @@ Plugins build it from their flat settings with :func:`client_from_config`::
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-import backoff
 import requests
 
+from ml_connector_core.api_client import ApiClient
 from ml_connector_core.audit import dump_json, load_json
-from ml_connector_core.http import RETRIABLE_STATUS, RequestBudget, retry_waits, shared_budget
-from ml_connector_core.oauth import ClientCredentialsAuth, TokenRequestError
+from ml_connector_core.oauth import ClientCredentialsAuth
 from ml_connector_core.redaction import redact_text
 from ml_connector_core.secrets import unseal
 
@@ -62,13 +60,6 @@ class JaggaerAuthError(JaggaerError):
 
 class JaggaerConfigError(ValueError):
     """The JAGGAER connection settings are incomplete or wrong."""
-
-
-class _Retriable(RuntimeError):
-    def __init__(self, response: requests.Response, *, retry_immediately: bool = False) -> None:
-        super().__init__(f"HTTP {response.status_code}")
-        self.response = response
-        self.retry_immediately = retry_immediately
 
 
 def error_list_text(errors: Sequence[Mapping[str, Any]]) -> str:
@@ -111,8 +102,13 @@ def response_error_text(response: requests.Response) -> str:
     return (response.text or response.reason or "").strip()[:300]
 
 
-class JaggaerClient:
+class JaggaerClient(ApiClient):
     """One JAGGAER customer instance: ``request`` for any REST call and the few calls both plugins need."""
+
+    service_name = "JAGGAER"
+    error_class = JaggaerError
+    auth_error_class = JaggaerAuthError
+    retry_logger = logger
 
     def __init__(
         self,
@@ -126,17 +122,10 @@ class JaggaerClient:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.api_root = f"{self.base_url}{API_PREFIX}"
-        self.auth = auth
-        self.max_tries = max_tries
-        self.timeout_seconds = timeout_seconds
-        self.session = session or requests.Session()
-        self.session.auth = auth
-        self.session.headers.update({"Accept": "application/json"})
-        self.budget: RequestBudget = shared_budget(f"jaggaer:{self.base_url}", requests_per_minute)
-        self.requests_sent = 0
+        super().__init__(auth, budget_key=f"jaggaer:{self.base_url}", requests_per_minute=requests_per_minute,
+                         max_tries=max_tries, timeout_seconds=timeout_seconds, session=session)
         self.tokens_renewed = 0
         self.rate_limited = 0
-        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"JaggaerClient({self.api_root!r})"
@@ -160,61 +149,41 @@ class JaggaerClient:
         JSON bodies are encoded with Decimals as exact numbers. 429 is retried after ``Retry-After``, 5xx and lost
         connections after a jittered backoff, up to ``max_tries``; a 401 gets one new token.
         """
-        url = self.url(path)
         data = dump_json(json).encode("utf-8") if json is not None else None
         headers = {"Content-Type": "application/json"} if data is not None else None
-        state = {"renewed": False, "attempts": 0}
+        return self._send(method, path, self.url(path), accept=accept, params=params, data=data, headers=headers)
 
-        def send() -> requests.Response:
-            state["attempts"] += 1
-            self.budget.acquire()
-            with self._lock:
-                self.requests_sent += 1
-            response = self.session.request(method, url, params=params, data=data, headers=headers,
-                                            timeout=self.timeout_seconds)
-            status = response.status_code
-            if status in RETRIABLE_STATUS:
-                if status == 429:
-                    with self._lock:
-                        self.rate_limited += 1
-                    logger.info("JAGGAER asks to slow down (429, Retry-After %s)", response.headers.get("Retry-After"))
-                raise _Retriable(response)
-            if status == 401 and not state["renewed"]:
-                state["renewed"] = True
-                self.auth.invalidate()
-                with self._lock:
-                    self.tokens_renewed += 1
-                logger.info("JAGGAER refused the access token (%s): getting a new one", response_error_text(response))
-                raise _Retriable(response, retry_immediately=True)
-            return response
+    # Hooks of the shared send loop
 
-        try:
-            response = backoff.on_exception(
-                retry_waits, (_Retriable, requests.ConnectionError, requests.Timeout),
-                max_tries=self.max_tries, jitter=backoff.random_jitter, logger=logger,
-            )(send)()
-        except _Retriable as exc:
-            response = exc.response
-            if response.status_code != 401:
-                body = response_body(response)
-                raise JaggaerError(
-                    f"{method} {self.api_path(path)}: JAGGAER kept answering HTTP {response.status_code} after "
-                    f"{state['attempts']} tries: {response_error_text(response)}", status=response.status_code,
-                    errors=error_objects(body), body=body) from None
-        except (requests.ConnectionError, requests.Timeout) as exc:
-            raise JaggaerError(f"{method} {self.api_path(path)}: cannot reach JAGGAER at {self.base_url} "
-                               f"({type(exc).__name__}) after {state['attempts']} tries") from None
-        except TokenRequestError as exc:
-            raise JaggaerAuthError(str(exc)) from None
-        if response.ok or response.status_code in accept:
-            return response
+    def error_text(self, response: requests.Response) -> str:
+        return response_error_text(response)
+
+    def _error(self, message: str, response: requests.Response, error_class: type[Exception] | None = None) -> Exception:
         body = response_body(response)
-        errors = error_objects(body)
+        return (error_class or JaggaerError)(message, status=response.status_code, errors=error_objects(body), body=body)
+
+    def _shown_path(self, path: str) -> str:
+        return self.api_path(path)
+
+    def _note_response(self, response: requests.Response) -> None:
+        if response.status_code == 429:
+            with self._lock:
+                self.rate_limited += 1
+            logger.info("JAGGAER asks to slow down (429, Retry-After %s)", response.headers.get("Retry-After"))
+
+    def _renew_auth(self, response: requests.Response) -> bool:
+        self.auth.invalidate()
+        with self._lock:
+            self.tokens_renewed += 1
+        logger.info("JAGGAER refused the access token (%s): getting a new one", response_error_text(response))
+        return True
+
+    def _refusal(self, method: str, path: str, response: requests.Response) -> Exception:
         if response.status_code == 401:
-            raise JaggaerAuthError(f"{method} {self.api_path(path)}: JAGGAER refused a fresh token as well (HTTP 401): "
-                                   f"{error_list_text(errors) or response.reason}", status=401, errors=errors, body=body)
-        raise JaggaerError(f"{method} {self.api_path(path)}: HTTP {response.status_code}: {response_error_text(response)}",
-                           status=response.status_code, errors=errors, body=body)
+            errors = error_objects(response_body(response))
+            return self._error(f"{method} {self.api_path(path)}: JAGGAER refused a fresh token as well (HTTP 401): "
+                               f"{error_list_text(errors) or response.reason}", response, JaggaerAuthError)
+        return super()._refusal(method, path, response)
 
     def get(self, path: str, **params: Any) -> Any:
         return load_json(self.request("GET", path, params=params or None).content)

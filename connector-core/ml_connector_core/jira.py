@@ -26,7 +26,8 @@ from typing import Any
 import backoff
 import requests
 
-from ml_connector_core.http import RETRIABLE_STATUS, RequestBudget, retry_waits, shared_budget
+from ml_connector_core.api_client import ApiClient, RetriableResponse
+from ml_connector_core.http import RETRIABLE_STATUS, retry_waits
 from ml_connector_core.redaction import redact_text, register_secret
 from ml_connector_core.secrets import SecretKeyError, seal, unseal
 
@@ -54,13 +55,6 @@ class JiraAuthError(JiraError):
 
 class JiraConfigError(ValueError):
     """The Jira connection settings are incomplete or contradictory."""
-
-
-class _Retriable(RuntimeError):
-    def __init__(self, response: requests.Response, *, retry_immediately: bool = False) -> None:
-        super().__init__(f"HTTP {response.status_code}")
-        self.response = response
-        self.retry_immediately = retry_immediately
 
 
 def jira_error_text(response: requests.Response) -> str:
@@ -181,12 +175,12 @@ class RefreshTokenAuth(requests.auth.AuthBase):
 
     def _refresh(self) -> None:
         post = backoff.on_exception(
-            retry_waits, (_Retriable, requests.ConnectionError, requests.Timeout),
+            retry_waits, (RetriableResponse, requests.ConnectionError, requests.Timeout),
             max_tries=self.max_tries, jitter=backoff.random_jitter, logger=logger,
         )(self._post_refresh)
         try:
             body = post()
-        except _Retriable as exc:
+        except RetriableResponse as exc:
             raise JiraAuthError(f"the token endpoint {self.token_url} kept answering HTTP {exc.response.status_code} "
                                 f"after {self.max_tries} tries", status=exc.response.status_code) from None
         except (requests.ConnectionError, requests.Timeout) as exc:
@@ -212,7 +206,7 @@ class RefreshTokenAuth(requests.auth.AuthBase):
                 "refresh_token": self._refresh_token}
         response = self._session.post(self.token_url, json=form, timeout=self.timeout_seconds)
         if response.status_code in RETRIABLE_STATUS:
-            raise _Retriable(response)
+            raise RetriableResponse(response)
         if response.status_code != 200:
             reason = _oauth_error_text(response)
             hint = ""
@@ -265,8 +259,13 @@ def _oauth_error_text(response: requests.Response) -> str:
 # --- The client ---
 
 
-class JiraClient:
+class JiraClient(ApiClient):
     """One Jira Cloud site: ``request`` for any REST v3 call, and the few helpers both plugins need."""
+
+    service_name = "Jira"
+    error_class = JiraError
+    auth_error_class = JiraAuthError
+    retry_logger = logger
 
     def __init__(
         self,
@@ -280,15 +279,9 @@ class JiraClient:
         session: requests.Session | None = None,
     ) -> None:
         self.site_url = site_url.rstrip("/")
-        self.auth = auth
         self.api_root = (api_root or f"{self.site_url}/rest/api/3").rstrip("/")
-        self.max_tries = max_tries
-        self.timeout_seconds = timeout_seconds
-        self.session = session or requests.Session()
-        self.session.auth = auth
-        self.session.headers.update({"Accept": "application/json"})
-        self.budget: RequestBudget = shared_budget(f"jira:{self.site_url}", requests_per_minute)
-        self.requests_sent = 0
+        super().__init__(auth, budget_key=f"jira:{self.site_url}", requests_per_minute=requests_per_minute,
+                         max_tries=max_tries, timeout_seconds=timeout_seconds, session=session)
 
     def __repr__(self) -> str:
         return f"JiraClient({self.api_root!r})"
@@ -302,43 +295,26 @@ class JiraClient:
         A 401 gets one fresh token and one more try. Anything else raises :class:`JiraError` quoting Jira.
         """
         url = f"{self.api_root}/{path.lstrip('/')}"
-        accepted = frozenset(accept)
-        state = {"renewed": False, "attempts": 0}
+        return self._send(method, path, url, accept=accept, retry_unsafe=retry_unsafe, params=params, json=json)
 
-        def send() -> requests.Response:
-            state["attempts"] += 1
-            self.budget.acquire()
-            self.requests_sent += 1
-            response = self.session.request(method, url, params=params, json=json, timeout=self.timeout_seconds)
-            status = response.status_code
-            if status == 429 or (status in RETRIABLE_STATUS and retry_unsafe):
-                raise _Retriable(response)
-            if status == 401 and not state["renewed"] and self.auth.invalidate():
-                state["renewed"] = True
-                raise _Retriable(response, retry_immediately=True)
-            return response
+    # Hooks of the shared send loop
 
-        retriable = (_Retriable, requests.ConnectionError, requests.Timeout) if retry_unsafe else (_Retriable,)
-        try:
-            response = backoff.on_exception(
-                retry_waits, retriable, max_tries=self.max_tries, jitter=backoff.random_jitter, logger=logger,
-            )(send)()
-        except _Retriable as exc:
-            response = exc.response
-            if response.status_code != 401:
-                raise JiraError(
-                    f"{method} {path}: Jira kept answering HTTP {response.status_code} after {state['attempts']} tries: "
-                    f"{jira_error_text(response)}", status=response.status_code, **_error_fields(response)) from None
-        except (requests.ConnectionError, requests.Timeout) as exc:
-            raise JiraError(f"{method} {path}: cannot reach Jira at {self.api_root} ({type(exc).__name__})") from None
-        if response.ok or response.status_code in accepted:
-            return response
-        error_class = JiraAuthError if response.status_code in (401, 403) and response.status_code not in accepted else JiraError
+    def error_text(self, response: requests.Response) -> str:
+        return jira_error_text(response)
+
+    def _error(self, message: str, response: requests.Response, error_class: type[Exception] | None = None) -> Exception:
+        return (error_class or JiraError)(message, status=response.status_code, **_error_fields(response))
+
+    def _unreachable_message(self, method: str, path: str, exc: Exception, attempts: int) -> str:
+        return f"{method} {path}: cannot reach Jira at {self.api_root} ({type(exc).__name__})"
+
+    def _refusal(self, method: str, path: str, response: requests.Response) -> Exception:
         if response.status_code == 401:
-            raise error_class(f"{method} {path}: Jira refused the credentials (HTTP 401): {jira_error_text(response)}",
-                              status=401, **_error_fields(response))
-        raise error_class(f"{method} {path}: HTTP {response.status_code}: {jira_error_text(response)}",
-                          status=response.status_code, **_error_fields(response))
+            return self._error(f"{method} {path}: Jira refused the credentials (HTTP 401): {jira_error_text(response)}",
+                               response, JiraAuthError)
+        if response.status_code == 403:
+            return self._error(f"{method} {path}: HTTP 403: {jira_error_text(response)}", response, JiraAuthError)
+        return super()._refusal(method, path, response)
 
     def get(self, path: str, **params: Any) -> Any:
         return self.request("GET", path, params=params or None).json()

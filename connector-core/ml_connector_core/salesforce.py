@@ -21,18 +21,16 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import backoff
 import requests
 
+from ml_connector_core.api_client import ApiClient
 from ml_connector_core.audit import dump_json, load_json
-from ml_connector_core.http import RETRIABLE_STATUS, RequestBudget, retry_waits, shared_budget
-from ml_connector_core.oauth import ClientCredentialsAuth, TokenRequestError
+from ml_connector_core.oauth import ClientCredentialsAuth
 from ml_connector_core.redaction import redact_text
 from ml_connector_core.secrets import unseal
 
@@ -67,13 +65,6 @@ class SalesforceLimitError(SalesforceError):
 
 class SalesforceConfigError(ValueError):
     """The Salesforce connection settings are incomplete or wrong."""
-
-
-class _Retriable(RuntimeError):
-    def __init__(self, response: requests.Response | None, *, retry_immediately: bool = False) -> None:
-        super().__init__(f"HTTP {response.status_code}" if response is not None else "retry")
-        self.response = response
-        self.retry_immediately = retry_immediately
 
 
 @dataclass(frozen=True)
@@ -127,8 +118,13 @@ def response_error_text(response: requests.Response) -> str:
     return (response.text or response.reason or "").strip()[:300]
 
 
-class SalesforceClient:
+class SalesforceClient(ApiClient):
     """One Salesforce org (its My Domain URL): ``request`` for any REST call and the few calls both plugins need."""
+
+    service_name = "Salesforce"
+    error_class = SalesforceError
+    auth_error_class = SalesforceAuthError
+    retry_logger = logger
 
     def __init__(
         self,
@@ -145,23 +141,16 @@ class SalesforceClient:
         session: requests.Session | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        self.auth = auth
         self.api_version = api_version if api_version.startswith("v") else f"v{api_version}"
         self.api_root = f"{self.base_url}/services/data/{self.api_version}"
         self.slowdown_share = slowdown_share
         self.stop_share = stop_share
         self.slowdown_seconds = slowdown_seconds
-        self.max_tries = max_tries
-        self.timeout_seconds = timeout_seconds
-        self.session = session or requests.Session()
-        self.session.auth = auth
-        self.session.headers.update({"Accept": "application/json"})
-        self.budget: RequestBudget = shared_budget(f"salesforce:{self.base_url}", requests_per_minute)
+        super().__init__(auth, budget_key=f"salesforce:{self.base_url}", requests_per_minute=requests_per_minute,
+                         max_tries=max_tries, timeout_seconds=timeout_seconds, session=session)
         self.usage: ApiUsage | None = None
-        self.requests_sent = 0
         self.sessions_renewed = 0
         self._slowdown_announced = False
-        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"SalesforceClient({self.api_root!r})"
@@ -185,7 +174,7 @@ class SalesforceClient:
                 self._slowdown_announced = True
             time.sleep(self.slowdown_seconds)
 
-    def _note_usage(self, response: requests.Response) -> None:
+    def _note_response(self, response: requests.Response) -> None:
         usage = parse_limit_info(response.headers.get("Sforce-Limit-Info"))
         if usage is not None:
             self.usage = usage
@@ -211,60 +200,35 @@ class SalesforceClient:
         url = self.url(path)
         data = dump_json(json).encode("utf-8") if json is not None else None
         headers = {"Content-Type": "application/json"} if data is not None else None
-        state = {"renewed": False, "attempts": 0}
+        return self._send(method, path, url, accept=accept, params=params, data=data, headers=headers)
 
-        def send() -> requests.Response:
-            state["attempts"] += 1
-            self.budget.acquire()
-            with self._lock:
-                self.requests_sent += 1
-            response = self.session.request(method, url, params=params, data=data, headers=headers,
-                                            timeout=self.timeout_seconds)
-            self._note_usage(response)
-            status = response.status_code
-            if status in RETRIABLE_STATUS:
-                raise _Retriable(response)
-            if status == 401 and not state["renewed"]:
-                state["renewed"] = True
-                self.auth.invalidate()
-                with self._lock:
-                    self.sessions_renewed += 1
-                logger.info("Salesforce session expired or invalid (%s): getting a new one",
-                            response_error_text(response))
-                raise _Retriable(response, retry_immediately=True)
-            return response
+    # Hooks of the shared send loop
 
-        try:
-            response = backoff.on_exception(
-                retry_waits, (_Retriable, requests.ConnectionError, requests.Timeout),
-                max_tries=self.max_tries, jitter=backoff.random_jitter, logger=logger,
-            )(send)()
-        except _Retriable as exc:
-            response = exc.response
-            if response.status_code != 401:
-                raise SalesforceError(
-                    f"{method} {path}: Salesforce kept answering HTTP {response.status_code} after {state['attempts']} "
-                    f"tries: {response_error_text(response)}", status=response.status_code,
-                    errors=_error_objects(response)) from None
-        except (requests.ConnectionError, requests.Timeout) as exc:
-            raise SalesforceError(f"{method} {path}: cannot reach Salesforce at {self.base_url} "
-                                  f"({type(exc).__name__}) after {state['attempts']} tries") from None
-        except TokenRequestError as exc:
-            raise SalesforceAuthError(str(exc)) from None
-        if response.ok or response.status_code in accept:
-            return response
+    def error_text(self, response: requests.Response) -> str:
+        return response_error_text(response)
+
+    def _error(self, message: str, response: requests.Response, error_class: type[Exception] | None = None) -> Exception:
+        return (error_class or SalesforceError)(message, status=response.status_code, errors=_error_objects(response))
+
+    def _renew_auth(self, response: requests.Response) -> bool:
+        self.auth.invalidate()
+        with self._lock:
+            self.sessions_renewed += 1
+        logger.info("Salesforce session expired or invalid (%s): getting a new one", response_error_text(response))
+        return True
+
+    def _refusal(self, method: str, path: str, response: requests.Response) -> Exception:
         errors = _error_objects(response)
         codes = {str(e.get("errorCode")) for e in errors}
         if response.status_code == 403 and "REQUEST_LIMIT_EXCEEDED" in codes:
-            raise SalesforceLimitError(
+            return SalesforceLimitError(
                 f"{method} {path}: Salesforce refused the call: the org's API request limit is reached "
                 f"({error_list_text(errors)}{'; usage ' + str(self.usage) if self.usage else ''}); what was not done is "
                 "failed in the audit trail and redone by the next run", status=403, errors=errors)
         if response.status_code == 401:
-            raise SalesforceAuthError(f"{method} {path}: Salesforce refused a fresh session as well (HTTP 401): "
-                                      f"{error_list_text(errors) or response.reason}", status=401, errors=errors)
-        raise SalesforceError(f"{method} {path}: HTTP {response.status_code}: {response_error_text(response)}",
-                              status=response.status_code, errors=errors)
+            return SalesforceAuthError(f"{method} {path}: Salesforce refused a fresh session as well (HTTP 401): "
+                                       f"{error_list_text(errors) or response.reason}", status=401, errors=errors)
+        return super()._refusal(method, path, response)
 
     def get(self, path: str, **params: Any) -> Any:
         return load_json(self.request("GET", path, params=params or None).content)

@@ -1,0 +1,126 @@
+"""What the REST clients of ml-connector (Jira, Salesforce, JAGGAER) share: one session with the service's auth, a
+request budget per tenant, and one send loop.
+
+The loop sends a call within the budget; waits out 429 (and, for calls safe to repeat, 5xx and lost connections) after
+``Retry-After`` or a jittered backoff, up to ``max_tries``; after a 401 asks the auth for one new token and tries once
+more. What stays with each client: its URLs, how its auth is renewed, how its error bodies read, and which exception
+classes it raises (the hooks below).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable
+from typing import Any, ClassVar
+
+import backoff
+import requests
+
+from ml_connector_core.http import RETRIABLE_STATUS, RequestBudget, retry_waits, shared_budget
+from ml_connector_core.oauth import TokenRequestError
+
+
+class RetriableResponse(RuntimeError):
+    """An answer worth another try; ``retry_immediately`` (after a 401 and a new token) skips the backoff wait."""
+
+    def __init__(self, response: requests.Response, *, retry_immediately: bool = False) -> None:
+        super().__init__(f"HTTP {response.status_code}")
+        self.response = response
+        self.retry_immediately = retry_immediately
+
+
+class ApiClient:
+    """The send loop of a REST client; subclasses name the service and supply the hooks."""
+
+    service_name: ClassVar[str]  # as it appears in messages: "Jira", "Salesforce", "JAGGAER"
+    error_class: ClassVar[type[Exception]]
+    auth_error_class: ClassVar[type[Exception]]
+    retry_logger: ClassVar[logging.Logger]  # where backoff reports its waits (the client module's logger)
+    base_url: str  # named in the message when the service cannot be reached
+
+    def __init__(self, auth: requests.auth.AuthBase, *, budget_key: str, requests_per_minute: int, max_tries: int,
+                 timeout_seconds: float, session: requests.Session | None) -> None:
+        self.auth = auth
+        self.max_tries = max_tries
+        self.timeout_seconds = timeout_seconds
+        self.session = session or requests.Session()
+        self.session.auth = auth
+        self.session.headers.update({"Accept": "application/json"})
+        self.budget: RequestBudget = shared_budget(budget_key, requests_per_minute)
+        self.requests_sent = 0
+        self._lock = threading.Lock()
+
+    # Hooks
+
+    def error_text(self, response: requests.Response) -> str:
+        """The service's explanation of a failed response, for messages."""
+        raise NotImplementedError
+
+    def _error(self, message: str, response: requests.Response, error_class: type[Exception] | None = None) -> Exception:
+        """``error_class`` (default :attr:`error_class`) with the message and what the response's body says."""
+        raise NotImplementedError
+
+    def _shown_path(self, path: str) -> str:
+        """How a call's path is named in messages."""
+        return path
+
+    def _unreachable_message(self, method: str, path: str, exc: Exception, attempts: int) -> str:
+        return (f"{method} {self._shown_path(path)}: cannot reach {self.service_name} at {self.base_url} "
+                f"({type(exc).__name__}) after {attempts} tries")
+
+    def _note_response(self, response: requests.Response) -> None:
+        """Called with every answer, before it is judged (usage headers, counters)."""
+
+    def _renew_auth(self, response: requests.Response) -> bool:
+        """After a first 401: make the next call use a new token; False when a new try cannot help."""
+        return bool(self.auth.invalidate())
+
+    def _refusal(self, method: str, path: str, response: requests.Response) -> Exception:
+        """The exception for an answer that is neither 2xx nor accepted (a 401 here came after a new token too)."""
+        return self._error(f"{method} {self._shown_path(path)}: HTTP {response.status_code}: {self.error_text(response)}",
+                           response)
+
+    # The loop
+
+    def _send(self, method: str, path: str, url: str, *, accept: Iterable[int] = (), retry_unsafe: bool = True,
+              **request_arguments: Any) -> requests.Response:
+        """Send one call to ``url`` (``path`` names it in messages) and return the response of a 2xx or of a status in
+        ``accept``; anything else raises the client's error. With ``retry_unsafe=False`` (a call a 5xx may have carried
+        out) only 429, which services answer before doing anything, is retried."""
+        accepted = frozenset(accept)
+        state = {"renewed": False, "attempts": 0}
+
+        def send() -> requests.Response:
+            state["attempts"] += 1
+            self.budget.acquire()
+            with self._lock:
+                self.requests_sent += 1
+            response = self.session.request(method, url, timeout=self.timeout_seconds, **request_arguments)
+            self._note_response(response)
+            status = response.status_code
+            if status == 429 or (status in RETRIABLE_STATUS and retry_unsafe):
+                raise RetriableResponse(response)
+            if status == 401 and not state["renewed"] and self._renew_auth(response):
+                state["renewed"] = True
+                raise RetriableResponse(response, retry_immediately=True)
+            return response
+
+        retriable = (RetriableResponse, requests.ConnectionError, requests.Timeout) if retry_unsafe else (RetriableResponse,)
+        try:
+            response = backoff.on_exception(
+                retry_waits, retriable, max_tries=self.max_tries, jitter=backoff.random_jitter, logger=self.retry_logger,
+            )(send)()
+        except RetriableResponse as exc:
+            response = exc.response
+            if response.status_code != 401:
+                raise self._error(
+                    f"{method} {self._shown_path(path)}: {self.service_name} kept answering HTTP {response.status_code} "
+                    f"after {state['attempts']} tries: {self.error_text(response)}", response) from None
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise self.error_class(self._unreachable_message(method, path, exc, state["attempts"])) from None
+        except TokenRequestError as exc:
+            raise self.auth_error_class(str(exc)) from None
+        if response.ok or response.status_code in accepted:
+            return response
+        raise self._refusal(method, path, response)

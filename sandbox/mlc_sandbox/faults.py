@@ -6,8 +6,8 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Callable
-from dataclasses import asdict
-from typing import Any
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar
 
 
 class FaultQueue:
@@ -70,3 +70,63 @@ class RequestLog:
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+
+
+@dataclass
+class ApiFault:
+    """A fault aimed at one of a stand-in's APIs (`api`, one of `APIS`; the first is the default), optionally only at
+    one HTTP method and at paths containing `path`. Each stand-in names its `KINDS` and `APIS` and, where they differ,
+    its default `status` per kind and any further checks (`check`)."""
+
+    KINDS: ClassVar[tuple[str, ...]] = ()
+    APIS: ClassVar[tuple[str, ...]] = ()
+    FIELDS: ClassVar[frozenset[str]] = frozenset(
+        {"kind", "count", "api", "method", "path", "status", "retry_after", "delay_seconds"})
+
+    kind: str
+    count: int = 1
+    api: str = ""
+    method: str | None = None  # None: any method
+    path: str | None = None  # a substring of the request path; None: any
+    status: int = 500
+    retry_after: int = 1  # seconds, sent with 429 and 503
+    delay_seconds: float = 2.0
+
+    @classmethod
+    def default_status(cls, kind: str) -> int:
+        return 500
+
+    def check(self) -> None:
+        """Raise ValueError for a combination the stand-in cannot honour."""
+
+    @classmethod
+    def from_json(cls, body: dict) -> "ApiFault":
+        kind = body.get("kind")
+        if kind not in cls.KINDS:
+            raise ValueError(f"'kind' must be one of {', '.join(cls.KINDS)}")
+        unknown = set(body) - cls.FIELDS
+        if unknown:
+            raise ValueError(f"unknown fault fields: {', '.join(sorted(unknown))}")
+        fault = cls(kind=kind, count=int(body.get("count", 1)), api=body.get("api") or cls.APIS[0],
+                    method=(body.get("method") or None) and str(body["method"]).upper(), path=body.get("path"),
+                    status=int(body.get("status", cls.default_status(kind))),
+                    retry_after=int(body.get("retry_after", 1)), delay_seconds=float(body.get("delay_seconds", 2.0)))
+        if fault.api not in cls.APIS:
+            raise ValueError(f"'api' must be one of {', '.join(cls.APIS)}")
+        if fault.kind == "status" and not 400 <= fault.status <= 599:
+            raise ValueError("'status' must be a 4xx or 5xx code")
+        fault.check()
+        if fault.count < 1 or fault.retry_after < 0 or fault.delay_seconds < 0:
+            raise ValueError("'count' must be at least 1, 'retry_after' and 'delay_seconds' at least 0")
+        return fault
+
+    def hits(self, api: str, method: str, path: str) -> bool:
+        return (self.api == api and (self.method is None or self.method == method)
+                and (self.path is None or self.path in path))
+
+
+class ApiFaultQueue(FaultQueue):
+    """Queued ApiFaults."""
+
+    def next_for(self, api: str, method: str, path: str) -> ApiFault | None:
+        return self.take(lambda fault: fault.hits(api, method, path))

@@ -12,7 +12,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 from .http import Server
 
@@ -36,7 +36,9 @@ class AdminClient:
                 f"admin {method} {path}: {exc.code} {exc.read().decode()[:self.admin_error_chars]}") from None
 
     def add_fault(self, kind: str, count: int = 1, **details) -> dict:
-        return self.admin("POST", "faults", {"kind": kind, "count": count, **details})
+        """Details given as None are left out (the stand-ins refuse unknown or null fault fields)."""
+        body = {"kind": kind, "count": count, **{k: v for k, v in details.items() if v is not None}}
+        return self.admin("POST", "faults", body)
 
     def clear_faults(self) -> dict:
         return self.admin("DELETE", "faults")
@@ -48,8 +50,31 @@ class AdminClient:
         return self.admin("GET", "requests")["requests"]
 
 
+class SettingsAdminClient(AdminClient):
+    """The admin client of a stand-in whose handle holds its settings (the OAuth client among them) and whose admin
+    interface has /info and /reset."""
+
+    admin_timeout = 60
+    settings: Any
+
+    @property
+    def client_id(self) -> str:
+        return self.settings.client_id
+
+    @property
+    def client_secret(self) -> str:
+        return self.settings.client_secret
+
+    def info(self) -> dict:
+        return self.admin("GET", "info")
+
+    def reset(self) -> dict:
+        return self.admin("POST", "reset")
+
+
 class InProcessStandIn:
-    """Serving an app from a background thread of this process; subclasses build the app in `start`."""
+    """Serving an app from a background thread of this process; subclasses build the app in `_build_app` (or
+    override `start`/`stop` when the app holds more than the server, e.g. files)."""
 
     host: str
     requested_port: int
@@ -71,11 +96,16 @@ class InProcessStandIn:
             self._server.stop()
             self._server = None
 
-    def start(self) -> Self:
+    def _build_app(self):
         raise NotImplementedError
 
+    def start(self) -> Self:
+        self.app = self._build_app()
+        self._serve(self.app)
+        return self
+
     def stop(self) -> None:
-        raise NotImplementedError
+        self._stop_server()
 
     def __enter__(self) -> Self:
         return self.start()
@@ -149,6 +179,11 @@ class LoggedStandInProcess(StandInProcess):
     def _prepare_folder(self, prefix: str) -> None:
         self._folder = Path(tempfile.mkdtemp(prefix=prefix))
         self._ready_file = self._folder / "ready.json"
+
+    def _serve_child(self, name: str, flags: list[str], timeout: float) -> None:
+        """Run `mlc-sandbox serve <name> <flags>` in a fresh folder and wait until it serves."""
+        self._prepare_folder(f"mlc-sandbox-{name}-")
+        self._spawn(serve_command(name, *flags, "--ready-file", str(self._ready_file)), timeout)
 
     def _spawn(self, args: list[str], timeout: float) -> None:
         self._stderr = open(self._folder / "stderr.log", "wb")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from ..runner import AdminClient, InProcessStandIn, LoggedStandInProcess, option_flags, serve_command
+from ..runner import InProcessStandIn, LoggedStandInProcess, SettingsAdminClient, option_flags
 from .app import JaggaerApp
 from .settings import API_PREFIX, TOKEN_PATH, JaggaerSettings
 
@@ -20,19 +20,10 @@ def _plain(value):
     return value
 
 
-class _AdminClient(AdminClient):
+class _AdminClient(SettingsAdminClient):
     """The JAGGAER admin interface (records, the supplier and warehouse side, tokens, faults) over HTTP."""
 
-    admin_timeout = 60
     settings: JaggaerSettings
-
-    @property
-    def client_id(self) -> str:
-        return self.settings.client_id
-
-    @property
-    def client_secret(self) -> str:
-        return self.settings.client_secret
 
     @property
     def token_url(self) -> str:
@@ -41,9 +32,6 @@ class _AdminClient(AdminClient):
     @property
     def api_url(self) -> str:
         return self.base_url + API_PREFIX
-
-    def info(self) -> dict:
-        return self.admin("GET", "info")
 
     def suppliers(self) -> list[dict]:
         """Every supplier as stored (amounts and timestamps as the API renders them), in id order."""
@@ -82,14 +70,6 @@ class _AdminClient(AdminClient):
     def clear_requests(self) -> None:
         self.admin("DELETE", "requests")
 
-    def add_fault(self, kind: str, count: int = 1, **details) -> dict:
-        """Details given as None are left out (the stand-in refuses unknown fault fields)."""
-        body = {"kind": kind, "count": count, **{k: v for k, v in details.items() if v is not None}}
-        return self.admin("POST", "faults", body)
-
-    def reset(self) -> dict:
-        return self.admin("POST", "reset")
-
 
 class JaggaerSandbox(_AdminClient, InProcessStandIn):
     """The JAGGAER stand-in in this process, serving from a background thread.
@@ -106,13 +86,8 @@ class JaggaerSandbox(_AdminClient, InProcessStandIn):
         self._init_server(host, port)
         self.app: JaggaerApp | None = None
 
-    def start(self) -> "JaggaerSandbox":
-        self.app = JaggaerApp(self.settings)
-        self._serve(self.app)
-        return self
-
-    def stop(self) -> None:
-        self._stop_server()
+    def _build_app(self) -> JaggaerApp:
+        return JaggaerApp(self.settings)
 
 
 class JaggaerSandboxProcess(_AdminClient, LoggedStandInProcess):
@@ -124,6 +99,5 @@ class JaggaerSandboxProcess(_AdminClient, LoggedStandInProcess):
     def __init__(self, *, port: int = 0, host: str = "127.0.0.1", token_ttl: int = JaggaerSettings.token_ttl,
                  rate_limit: int = JaggaerSettings.rate_limit, timeout: float = 60):
         self.settings = JaggaerSettings(token_ttl=token_ttl, rate_limit=rate_limit)
-        self._prepare_folder("mlc-sandbox-jaggaer-")
-        args = serve_command("jaggaer", "--port", str(port), "--host", host, "--ready-file", str(self._ready_file))
-        self._spawn(args + option_flags({"token_ttl": token_ttl, "rate_limit": rate_limit}), timeout)
+        flags = option_flags({"port": port, "host": host, "token_ttl": token_ttl, "rate_limit": rate_limit})
+        self._serve_child("jaggaer", flags, timeout)

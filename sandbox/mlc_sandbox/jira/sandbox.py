@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from ..runner import AdminClient, InProcessStandIn, LoggedStandInProcess, option_flags, serve_command
+from ..runner import InProcessStandIn, LoggedStandInProcess, SettingsAdminClient, option_flags
 from .app import JiraApp
 from .settings import JiraSettings
 
 
-class _AdminClient(AdminClient):
+class _AdminClient(SettingsAdminClient):
     """The Jira admin interface (issues, workflow moves, violations, faults, tokens) over HTTP."""
 
-    admin_timeout = 60
     settings: JiraSettings
 
     @property
@@ -20,14 +19,6 @@ class _AdminClient(AdminClient):
     @property
     def api_token(self) -> str:
         return self.settings.api_token
-
-    @property
-    def client_id(self) -> str:
-        return self.settings.client_id
-
-    @property
-    def client_secret(self) -> str:
-        return self.settings.client_secret
 
     @property
     def refresh_token(self) -> str:
@@ -46,9 +37,6 @@ class _AdminClient(AdminClient):
     @property
     def token_url(self) -> str:
         return f"{self.base_url}/oauth/token"
-
-    def info(self) -> dict:
-        return self.admin("GET", "info")
 
     def field_ids(self) -> dict[str, str]:
         """Custom field name -> id (customfield_...)."""
@@ -71,11 +59,6 @@ class _AdminClient(AdminClient):
     def clear_violations(self) -> None:
         self.admin("DELETE", "violations")
 
-    def add_fault(self, kind: str, count: int = 1, **details) -> dict:
-        """Details given as None are left out (the stand-in refuses unknown fault fields)."""
-        body = {"kind": kind, "count": count, **{k: v for k, v in details.items() if v is not None}}
-        return self.admin("POST", "faults", body)
-
     def throttle(self, count: int = 1, retry_after: int = 1, **details) -> dict:
         return self.add_fault("rate_limit", count=count, retry_after=retry_after, **details)
 
@@ -84,9 +67,6 @@ class _AdminClient(AdminClient):
 
     def new_refresh_token(self) -> str:
         return self.admin("POST", "tokens/refresh-token")["refresh_token"]
-
-    def reset(self) -> dict:
-        return self.admin("POST", "reset")
 
 
 def _settings(rate_limit: int, user_time_zone: str, field_id_base: int, token_ttl: int) -> JiraSettings:
@@ -109,13 +89,8 @@ class JiraSandbox(_AdminClient, InProcessStandIn):
         self._init_server(host, port)
         self.app: JiraApp | None = None
 
-    def start(self) -> "JiraSandbox":
-        self.app = JiraApp(self.settings)
-        self._serve(self.app)
-        return self
-
-    def stop(self) -> None:
-        self._stop_server()
+    def _build_app(self) -> JiraApp:
+        return JiraApp(self.settings)
 
 
 class JiraSandboxProcess(_AdminClient, LoggedStandInProcess):
@@ -128,7 +103,6 @@ class JiraSandboxProcess(_AdminClient, LoggedStandInProcess):
                  user_time_zone: str = JiraSettings.user_time_zone, field_id_base: int = JiraSettings.field_id_base,
                  token_ttl: int = JiraSettings.token_ttl, timeout: float = 60):
         self.settings = _settings(rate_limit, user_time_zone, field_id_base, token_ttl)
-        self._prepare_folder("mlc-sandbox-jira-")
-        args = serve_command("jira", "--port", str(port), "--host", host, "--ready-file", str(self._ready_file))
-        self._spawn(args + option_flags({"rate_limit": rate_limit, "user_time_zone": user_time_zone,
-                                         "field_id_base": field_id_base, "token_ttl": token_ttl}), timeout)
+        flags = option_flags({"port": port, "host": host, "rate_limit": rate_limit, "user_time_zone": user_time_zone,
+                              "field_id_base": field_id_base, "token_ttl": token_ttl})
+        self._serve_child("jira", flags, timeout)

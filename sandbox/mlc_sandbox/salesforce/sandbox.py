@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-from ..runner import AdminClient, InProcessStandIn, LoggedStandInProcess, option_flags, serve_command
+from ..runner import InProcessStandIn, LoggedStandInProcess, SettingsAdminClient, option_flags
 from .app import SalesforceApp
 from .settings import API_VERSION, SalesforceSettings
 
 
-class _AdminClient(AdminClient):
+class _AdminClient(SettingsAdminClient):
     """The Salesforce admin interface (records, sessions, API usage, clock, faults) over HTTP."""
 
-    admin_timeout = 60
     settings: SalesforceSettings
-
-    @property
-    def client_id(self) -> str:
-        return self.settings.client_id
-
-    @property
-    def client_secret(self) -> str:
-        return self.settings.client_secret
 
     @property
     def token_url(self) -> str:
@@ -28,9 +19,6 @@ class _AdminClient(AdminClient):
     @property
     def api_url(self) -> str:
         return f"{self.base_url}/services/data/v{API_VERSION}"
-
-    def info(self) -> dict:
-        return self.admin("GET", "info")
 
     def records(self, sobject: str, include_deleted: bool = False) -> list[dict]:
         """Every row of `sobject` as stored (datetimes rendered as the API does)."""
@@ -62,14 +50,6 @@ class _AdminClient(AdminClient):
         """Move the org's clock forward; returns the new now as the API renders it."""
         return self.admin("POST", "clock", {"advance_seconds": seconds})["now"]
 
-    def add_fault(self, kind: str, count: int = 1, **details) -> dict:
-        """Details given as None are left out (the stand-in refuses unknown fault fields)."""
-        body = {"kind": kind, "count": count, **{k: v for k, v in details.items() if v is not None}}
-        return self.admin("POST", "faults", body)
-
-    def reset(self) -> dict:
-        return self.admin("POST", "reset")
-
 
 def _settings(session_ttl: int, daily_api_limit: int, query_batch_size: int) -> SalesforceSettings:
     return SalesforceSettings(session_ttl=session_ttl, daily_api_limit=daily_api_limit,
@@ -92,13 +72,8 @@ class SalesforceSandbox(_AdminClient, InProcessStandIn):
         self._init_server(host, port)
         self.app: SalesforceApp | None = None
 
-    def start(self) -> "SalesforceSandbox":
-        self.app = SalesforceApp(self.settings)
-        self._serve(self.app)
-        return self
-
-    def stop(self) -> None:
-        self._stop_server()
+    def _build_app(self) -> SalesforceApp:
+        return SalesforceApp(self.settings)
 
 
 class SalesforceSandboxProcess(_AdminClient, LoggedStandInProcess):
@@ -111,7 +86,6 @@ class SalesforceSandboxProcess(_AdminClient, LoggedStandInProcess):
                  daily_api_limit: int = SalesforceSettings.daily_api_limit,
                  query_batch_size: int = SalesforceSettings.query_batch_size, timeout: float = 60):
         self.settings = _settings(session_ttl, daily_api_limit, query_batch_size)
-        self._prepare_folder("mlc-sandbox-salesforce-")
-        args = serve_command("salesforce", "--port", str(port), "--host", host, "--ready-file", str(self._ready_file))
-        self._spawn(args + option_flags({"session_ttl": session_ttl, "daily_api_limit": daily_api_limit,
-                                         "query_batch_size": query_batch_size}), timeout)
+        flags = option_flags({"port": port, "host": host, "session_ttl": session_ttl,
+                              "daily_api_limit": daily_api_limit, "query_batch_size": query_batch_size})
+        self._serve_child("salesforce", flags, timeout)

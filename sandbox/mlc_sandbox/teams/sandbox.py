@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..runner import AdminClient, InProcessStandIn, LoggedStandInProcess, option_flags, serve_command
+from ..runner import AdminClient, InProcessStandIn, LoggedStandInProcess, option_flags
 from . import channels as channel_specs
 from .app import TeamsApp
 from .cards import CardValidator, load_schema
@@ -75,11 +75,6 @@ class _AdminClient(AdminClient):
         """The next `count` requests to the channel (any channel when None) answer 429 with Retry-After."""
         return self.add_fault("rate_limit", count=count, channel=channel_id, retry_after=retry_after, api=api)
 
-    def add_fault(self, kind: str, count: int = 1, **details) -> dict:
-        """Details given as None are left out (the stand-in refuses unknown or null fault fields)."""
-        body = {"kind": kind, "count": count, **{k: v for k, v in details.items() if v is not None}}
-        return self.admin("POST", "faults", body)
-
     def expire_tokens(self) -> int:
         return self.admin("POST", "tokens/expire")["expired"]
 
@@ -125,13 +120,8 @@ class TeamsSandbox(_AdminClient, InProcessStandIn):
         self._init_server(host, port)
         self.app: TeamsApp | None = None
 
-    def start(self) -> "TeamsSandbox":
-        self.app = TeamsApp(self.settings, Channels(self._channels), CardValidator(load_schema(self._schema_path)))
-        self._serve(self.app)
-        return self
-
-    def stop(self) -> None:
-        self._stop_server()
+    def _build_app(self) -> TeamsApp:
+        return TeamsApp(self.settings, Channels(self._channels), CardValidator(load_schema(self._schema_path)))
 
 
 class TeamsSandboxProcess(_AdminClient, LoggedStandInProcess):
@@ -146,10 +136,8 @@ class TeamsSandboxProcess(_AdminClient, LoggedStandInProcess):
                  client_secret: str = TeamsSettings.client_secret, team_id: str = TeamsSettings.team_id,
                  timeout: float = 30, **options):
         self.tenant_id, self.client_id, self.client_secret, self.team_id = tenant_id, client_id, client_secret, team_id
-        self._prepare_folder("mlc-sandbox-teams-")
-        args = serve_command("teams", "--port", str(port), "--tenant-id", tenant_id, "--client-id", client_id,
-                             "--client-secret", client_secret, "--team-id", team_id,
-                             "--ready-file", str(self._ready_file))
+        flags = option_flags({"port": port, "tenant_id": tenant_id, "client_id": client_id,
+                              "client_secret": client_secret, "team_id": team_id})
         for source in channel_sources(channels):
-            args += ["--channels", source]
-        self._spawn(args + option_flags(options), timeout)
+            flags += ["--channels", source]
+        self._serve_child("teams", flags + option_flags(options), timeout)

@@ -6,10 +6,11 @@ A mixin placed before singer-sdk's ``Target`` in the bases; it imports nothing o
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import cached_property
 from typing import Any
 
-from ml_connector_core.audit import AuditRun, AuditTrail
+from ml_connector_core.audit import AuditRun, AuditTrail, StoredEntry
 
 #: Where a remembered schema keeps the SCHEMA message's bookmark properties, which a replay cannot send otherwise.
 BOOKMARK_HINT = "x-bookmark-properties"
@@ -47,6 +48,25 @@ class AuditedTarget:
 
     def redo_failed_work(self) -> None:
         """What earlier runs left failed and must be done before this run reports anything new."""
+
+    def open_failures(self, *, with_source_only: bool = True) -> dict[tuple[str, str], list[StoredEntry]]:
+        """This flow's failures no replay has delivered yet, by stream and record key, oldest first (the latest last).
+        ``with_source_only`` leaves out entries without the record as received, which cannot be redone from it."""
+        failures_by_record: dict[tuple[str, str], list[StoredEntry]] = {}
+        for failed in self.audit_trail.failures():
+            if failed.flow != self.config["flow"] or (with_source_only and failed.source is None):
+                continue
+            failures_by_record.setdefault((failed.stream, failed.record_key), []).append(failed)
+        return failures_by_record
+
+    def written_since(self, failed: StoredEntry, *, by_same_flow_only: bool = False) -> bool:
+        """A later entry wrote the failed record's key (in any flow with the stream's name, or only in its own)."""
+        return any(entry.id > failed.id and (not by_same_flow_only or entry.flow == failed.flow)
+                   for entry in self.audit_trail.entries(stream=failed.stream, key=failed.key, outcome="succeeded"))
+
+    def mark_replayed(self, failures: Iterable[StoredEntry]) -> None:
+        """The failures are done by this run."""
+        self.audit_trail.mark_replayed([f.id for f in failures], self.audit_run.run_id)
 
     def audit_status(self) -> str:
         return "succeeded"

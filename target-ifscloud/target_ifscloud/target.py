@@ -13,7 +13,6 @@ from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
 
 from ml_connector_core import ifs_odata
-from ml_connector_core.audit import StoredEntry
 from ml_connector_core.audited_target import AuditedTarget
 from ml_connector_core.http import shared_budget
 from ml_connector_core.ifs_metadata import EntitySetInfo
@@ -175,15 +174,11 @@ class TargetIfsCloud(AuditedTarget, Target):
     def redo_failed_work(self) -> None:
         """Records of this flow that failed in earlier runs are written again first, from the record as received;
         only the latest failure of a key is redone, and none where a later run already wrote that key."""
-        latest: dict[tuple[str, str], list[StoredEntry]] = {}
-        for failed in self.audit_trail.failures():
-            if failed.flow != self.config["flow"] or failed.run_id == self.audit_run.run_id:
-                continue
-            latest.setdefault((failed.stream, failed.record_key), []).append(failed)
-        for (stream, _), failures in latest.items():
+        # Entries without the record are kept: they are named in a warning instead of passed over silently.
+        for (stream, _), failures in self.open_failures(with_source_only=False).items():
             newest = failures[-1]
-            if self._written_since(newest):
-                self.audit_trail.mark_replayed([f.id for f in failures], self.audit_run.run_id)
+            if self.written_since(newest, by_same_flow_only=True):
+                self.mark_replayed(failures)
                 continue
             record = newest.source
             if record is None:
@@ -205,13 +200,7 @@ class TargetIfsCloud(AuditedTarget, Target):
                 continue
             self.audit_run.record([entry])
             self._count(entry)
-            self.audit_trail.mark_replayed([f.id for f in failures], self.audit_run.run_id)
-
-    def _written_since(self, failed: StoredEntry) -> bool:
-        return any(
-            entry.id > failed.id and entry.flow == failed.flow
-            for entry in self.audit_trail.entries(stream=failed.stream, key=failed.key, outcome="succeeded")
-        )
+            self.mark_replayed(failures)
 
 
 if __name__ == "__main__":

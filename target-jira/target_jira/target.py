@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterable
 from functools import cached_property
 
 from singer_sdk import Target
 from singer_sdk import typing as th
-from singer_sdk.exceptions import ConfigValidationError
 
-from ml_connector_core.audit import AuditEntry
-from ml_connector_core.audited_target import AuditedTarget
+from ml_connector_core.api_target import ApiTarget
 from ml_connector_core.jira import JiraClient, JiraConfigError, client_from_config
 from ml_connector_core.jira_settings import jira_connection_properties
 from ml_connector_core.secrets import SecretKeyError
@@ -23,7 +19,7 @@ TEXT_MAP = th.ObjectType(additional_properties=th.StringType)
 JIRA_CONNECTION = jira_connection_properties("acts as")
 
 
-class TargetJira(AuditedTarget, Target):
+class TargetJira(ApiTarget, Target):
     """One Jira issue per IFS record, found again by the IFS key stored on it and updated only where it differs."""
 
     name = "target-jira"
@@ -64,62 +60,22 @@ class TargetJira(AuditedTarget, Target):
         th.Property("flow", th.StringType, default="ifs-to-jira", description="Flow name in the audit trail."),
     ).to_dict()
 
-    def __init__(self, *args, **kwargs) -> None:
-        self.outcomes: Counter[str] = Counter()
-        super().__init__(*args, **kwargs)
+    client_config_errors = (JiraConfigError, SecretKeyError)
+    outcomes_title = "Jira issues"
+    refused_log_text = ("%d record(s) were refused by Jira; they are redone at the start of the next run "
+                        "(see mlc-audit failures)")
+    # Jira's writer takes any stream, stops for nothing and refuses nothing for a missing parent; its redo is quiet.
+    announce_redo = False
 
-    @cached_property
-    def client(self) -> JiraClient:
-        try:
-            return client_from_config(self.config)
-        except (JiraConfigError, SecretKeyError) as exc:
-            raise ConfigValidationError(str(exc), errors=[str(exc)]) from None
+    def connect(self) -> JiraClient:
+        return client_from_config(self.config)
 
     @cached_property
     def writer(self) -> IssueWriter:
         return IssueWriter(self.client, self.config)
 
-    def count(self, entries: Iterable[AuditEntry]) -> None:
-        for entry in entries:
-            self.outcomes["failed" if entry.outcome == "failed" else str(entry.operation)] += 1
-
-    def audit_status(self) -> str:
-        return "failed" if self.outcomes["failed"] else "succeeded"
-
-    def audit_summary(self) -> dict:
-        return dict(self.outcomes)
-
-    def listen(self, file_input=None) -> None:
-        super().listen(file_input)
-        self.logger.info("Jira issues: %s", ", ".join(f"{n} {k}" for k, n in sorted(self.outcomes.items())) or "none")
-        if self.outcomes["failed"]:
-            self.logger.error("%d record(s) were refused by Jira; they are redone at the start of the next run "
-                              "(see mlc-audit failures)", self.outcomes["failed"])
-
-    def redo_failed_work(self) -> None:
-        """Records Jira refused in earlier runs of this flow are written first, unless a later run wrote them since."""
-        trail = self.audit_trail
-        latest_failed: dict[tuple[str, str], list] = {}
-        for failed in trail.failures():
-            if failed.flow != self.config["flow"] or failed.source is None:
-                continue
-            latest_failed.setdefault((failed.stream, failed.record_key), []).append(failed)
-        by_stream: dict[str, list] = {}
-        for (stream, _), failures in latest_failed.items():
-            newest = failures[-1]
-            written_since = any(e.id > newest.id for e in trail.entries(stream=stream, key=newest.key, outcome="succeeded"))
-            if written_since:
-                trail.mark_replayed([f.id for f in failures], self.audit_run.run_id)
-            else:
-                by_stream.setdefault(stream, []).append(failures)
-        for stream, groups in by_stream.items():
-            entries = self.writer.write(stream, [failures[-1].source for failures in groups])
-            self.audit_run.record(entries)
-            self.count(entries)
-            done = {e.key["ifs_key"] for e in entries if e.outcome == "succeeded"}
-            for failures in groups:
-                if failures[-1].key.get("ifs_key") in done:
-                    trail.mark_replayed([f.id for f in failures], self.audit_run.run_id)
+    def redo_key_field(self, stream: str) -> str:
+        return "ifs_key"
 
 
 if __name__ == "__main__":

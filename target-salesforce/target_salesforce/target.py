@@ -3,17 +3,14 @@ never a duplicate."""
 
 from __future__ import annotations
 
-import sys
-from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from functools import cached_property
 
 from singer_sdk import Target
 from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
 
-from ml_connector_core.audit import AuditEntry
-from ml_connector_core.audited_target import AuditedTarget
+from ml_connector_core.api_target import ParentsFirstTarget
 from ml_connector_core.salesforce import (
     COLLECTION_LIMIT,
     SalesforceAuthError,
@@ -40,7 +37,7 @@ SOBJECT_ROUTE = th.ObjectType(
 )
 
 
-class TargetSalesforce(AuditedTarget, Target):
+class TargetSalesforce(ParentsFirstTarget, Target):
     """Upserts every record by its external id through the sObject Collections API (200 per call), parents first."""
 
     name = "target-salesforce"
@@ -58,21 +55,25 @@ class TargetSalesforce(AuditedTarget, Target):
         th.Property("flow", th.StringType, default="ifs-to-salesforce", description="Flow name in the audit trail."),
     ).to_dict()
 
-    def __init__(self, *args, **kwargs) -> None:
-        self.outcomes: Counter[str] = Counter()
-        self._writing: set[str] = set()
-        # Batches whose parent streams have not started yet (taps order streams by name, not by reference), and
-        # whether the input has ended, after which nothing more can arrive for them to wait for.
-        self._held: dict[str, list[dict]] = {}
-        self._input_ended = False
-        super().__init__(*args, **kwargs)
+    client_config_errors = (SalesforceConfigError, SecretKeyError)
+    stopping_errors = (SalesforceLimitError, SalesforceAuthError, RecordError)
+    outcomes_title = "Salesforce upserts"
+    refused_log_text = ("%d record(s) were refused by Salesforce; they are redone at the start of the next run "
+                        "(see mlc-audit failures)")
+    streams_setting = "sobjects"
+    missing_parent_note = " (their parents were missing)"
+    holding_log_text = ("Holding %d '%s' record(s) until the end of the input: the streams they reference (%s) have not "
+                        "started yet")
+    parent_first_log_text = "Writing %d pending '%s' record(s) first: '%s' references them"
 
-    @cached_property
-    def client(self) -> SalesforceClient:
-        try:
-            return client_from_config(self.config)
-        except (SalesforceConfigError, SecretKeyError) as exc:
-            raise ConfigValidationError(str(exc), errors=[str(exc)]) from None
+    def connect(self) -> SalesforceClient:
+        return client_from_config(self.config)
+
+    def client_summary(self) -> dict:
+        summary = {"api_requests": self.client.requests_sent}
+        if self.client.usage is not None:
+            summary["api_usage"] = f"{self.client.usage.used}/{self.client.usage.limit}"
+        return summary
 
     @cached_property
     def writer(self) -> RecordWriter:
@@ -86,140 +87,19 @@ class TargetSalesforce(AuditedTarget, Target):
             raise ConfigValidationError(str(exc), errors=[str(exc)]) from None
         return RecordWriter(self.client, routes, batch_size=batch_size)
 
-    # Writing
+    # What Salesforce's writing differs in
 
-    def write(self, stream: str, records: list[dict]) -> None:
-        """Drain the parents' pending records, upsert this batch, audit every record; stop the run at the limit."""
-        planned = self.writer.plan(stream, records)
-        if not self._input_ended:
-            not_started = [p for p in self.writer.parent_streams(stream, planned) if p not in self._sinks_active]
-            if not_started:
-                self.logger.info("Holding %d '%s' record(s) until the end of the input: the streams they reference "
-                                 "(%s) have not started yet", len(records), stream, ", ".join(not_started))
-                self._held.setdefault(stream, []).extend(records)
-                return
-        self._writing.add(stream)
-        try:
-            for parent in self.writer.parent_streams(stream, planned):
-                sink = self._sinks_active.get(parent)
-                if sink is not None and parent not in self._writing and sink.current_size:
-                    self.logger.info("Writing %d pending '%s' record(s) first: '%s' references them",
-                                     sink.current_size, parent, stream)
-                    self.drain_one(sink)
-            entries = self.writer.write(stream, planned)
-        finally:
-            self._writing.discard(stream)
-        self.audit_run.record(entries)
-        self.count(entries)
-        if self.writer.stopped is not None:
-            raise self.writer.stopped
+    def parent_streams(self, stream: str, planned: list) -> list[str]:
+        return self.writer.parent_streams(stream, planned)
 
-    def drain_all(self, *, is_endofpipe: bool = False) -> None:
-        if is_endofpipe:
-            self._input_ended = True
-            held, self._held = self._held, {}
-            for stream in parents_first(self.writer.routes, held):
-                self.write(stream, held[stream])
-        super().drain_all(is_endofpipe=is_endofpipe)
+    def write_order(self, records_by_stream: Mapping[str, list[Mapping]]) -> list[str]:
+        return parents_first(self.writer.routes, records_by_stream)
 
-    def _write_state_message(self, state: dict) -> None:
-        if self._held:
-            # This STATE covers held records not written yet; the one after them (end of input at the latest) follows.
-            return
-        super()._write_state_message(state)
+    def refused_for_missing_parent(self, error: str | None) -> bool:
+        return waits_for_parent(error)
 
-    def count(self, entries: Iterable[AuditEntry]) -> None:
-        for entry in entries:
-            self.outcomes["failed" if entry.outcome == "failed" else str(entry.operation)] += 1
-
-    def audit_status(self) -> str:
-        return "failed" if self.outcomes["failed"] else "succeeded"
-
-    def audit_summary(self) -> dict:
-        summary = dict(self.outcomes)
-        if "client" in self.__dict__:
-            summary["api_requests"] = self.client.requests_sent
-            if self.client.usage is not None:
-                summary["api_usage"] = f"{self.client.usage.used}/{self.client.usage.limit}"
-        return summary
-
-    def listen(self, file_input=None) -> None:
-        try:
-            super().listen(file_input)
-        except (SalesforceLimitError, SalesforceAuthError, RecordError) as exc:
-            self.logger.error("%s", exc)
-            self.logger.error("Stopped: the STATE of the unfinished batch was not emitted, so nothing is lost; %d "
-                              "record(s) are failed in the audit trail and redone first by the next run",
-                              self.outcomes["failed"])
-            sys.exit(1)
-        self.logger.info("Salesforce upserts: %s", ", ".join(f"{n} {k}" for k, n in sorted(self.outcomes.items())) or "none")
-        if self.outcomes["failed"]:
-            self.logger.error("%d record(s) were refused by Salesforce; they are redone at the start of the next run "
-                              "(see mlc-audit failures)", self.outcomes["failed"])
-
-    def process_endofpipe(self) -> None:
-        super().process_endofpipe()
-        self.settle_failures()
-        # Children refused because their parent was missing are redone after this run's input, which may have brought
-        # the parent (the start-of-run redo comes before it).
-        self.redo_failed_work(waiting_for_parent=True)
-
-    # Failed work of earlier runs
-
-    def _open_failures(self) -> dict[tuple[str, str], list]:
-        latest_failed: dict[tuple[str, str], list] = {}
-        for failed in self.audit_trail.failures():
-            if failed.flow != self.config["flow"] or failed.source is None:
-                continue
-            latest_failed.setdefault((failed.stream, failed.record_key), []).append(failed)
-        return latest_failed
-
-    def _written_since(self, stream: str, newest_failure) -> bool:
-        return any(e.id > newest_failure.id
-                   for e in self.audit_trail.entries(stream=stream, key=newest_failure.key, outcome="succeeded"))
-
-    def settle_failures(self) -> None:
-        """Failures whose record this run wrote after all (a later version from the input) are marked replayed."""
-        for (stream, _), failures in self._open_failures().items():
-            if self._written_since(stream, failures[-1]):
-                self.audit_trail.mark_replayed([f.id for f in failures], self.audit_run.run_id)
-
-    def redo_failed_work(self, *, waiting_for_parent: bool = False) -> None:
-        """Records Salesforce refused (or the limit left undone) in earlier runs of this flow are upserted again,
-        parents before children, unless a later run wrote them since. Those refused for a missing parent
-        (``waiting_for_parent``) are redone at the end of the run instead of the start."""
-        trail = self.audit_trail
-        by_stream: dict[str, list[list]] = {}
-        for (stream, _), failures in self._open_failures().items():
-            newest = failures[-1]
-            if newest.run_id == self.audit_run.run_id:
-                continue
-            if self._written_since(stream, newest):
-                trail.mark_replayed([f.id for f in failures], self.audit_run.run_id)
-            elif waits_for_parent(newest.error) != waiting_for_parent:
-                continue
-            elif stream not in self.writer.routes:
-                self.logger.warning("Failed '%s' records in the audit trail are not redone: the stream is no longer "
-                                    "in the sobjects setting", stream)
-            else:
-                by_stream.setdefault(stream, []).append(failures)
-        if not by_stream:
-            return
-        self.logger.info("Redoing %d record(s) failed in earlier runs%s", sum(len(g) for g in by_stream.values()),
-                         " (their parents were missing)" if waiting_for_parent else "")
-        for stream in parents_first(self.writer.routes, {s: [g[-1].source for g in groups] for s, groups in by_stream.items()}):
-            groups = by_stream[stream]
-            external_id_field = self.writer.routes[stream].external_id_field
-            planned = self.writer.plan(stream, [failures[-1].source for failures in groups])
-            entries = self.writer.write(stream, planned)
-            self.audit_run.record(entries)
-            self.count(entries)
-            done = {str(e.key.get(external_id_field)) for e in entries if e.outcome == "succeeded"}
-            for failures in groups:
-                if str(failures[-1].key.get(external_id_field)) in done:
-                    trail.mark_replayed([f.id for f in failures], self.audit_run.run_id)
-            if self.writer.stopped is not None:
-                raise self.writer.stopped
+    def redo_key_field(self, stream: str) -> str:
+        return self.writer.routes[stream].external_id_field
 
 
 def waits_for_parent(error: str | None) -> bool:

@@ -17,17 +17,16 @@ from __future__ import annotations
 import logging
 import os
 import stat
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import backoff
 import requests
 
-from ml_connector_core.api_client import ApiClient, RetriableResponse
-from ml_connector_core.http import RETRIABLE_STATUS, retry_waits
+from ml_connector_core.api_client import ApiClient
+from ml_connector_core.http import RETRIABLE_STATUS
+from ml_connector_core.oauth import RenewingBearerAuth, RetriableTokenResponse
 from ml_connector_core.redaction import redact_text, register_secret
 from ml_connector_core.secrets import SecretKeyError, seal, unseal
 
@@ -110,7 +109,7 @@ class BasicTokenAuth(requests.auth.HTTPBasicAuth):
         return False
 
 
-class RefreshTokenAuth(requests.auth.AuthBase):
+class RefreshTokenAuth(RenewingBearerAuth):
     """OAuth 2.0 (3LO) bearer tokens from a rotating refresh token, renewed ahead of expiry and after a 401.
 
     Atlassian answers every refresh with a new refresh token and refuses the old one soon after, so the newest one is
@@ -132,59 +131,31 @@ class RefreshTokenAuth(requests.auth.AuthBase):
         session: requests.Session | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.client_id = client_id
+        super().__init__(token_url, client_id, refresh_margin_seconds=refresh_margin_seconds,
+                         timeout_seconds=timeout_seconds, max_tries=max_tries, session=session, clock=clock)
         self._client_secret = client_secret
-        self.token_url = token_url
         self.refresh_token_file = Path(refresh_token_file).expanduser() if refresh_token_file else None
         self._refresh_token = self._stored_refresh_token() or refresh_token
-        self.refresh_margin_seconds = refresh_margin_seconds
-        self.timeout_seconds = timeout_seconds
-        self.max_tries = max_tries
-        self._session = session or requests.Session()
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._token: str | None = None
-        self._refresh_at = 0.0
-        self.tokens_fetched = 0
         register_secret(client_secret)
         register_secret(self._refresh_token)
 
     def __repr__(self) -> str:
         return f"RefreshTokenAuth(token_url={self.token_url!r}, client_id={self.client_id!r})"
 
-    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        request.headers["Authorization"] = f"Bearer {self.access_token()}"
-        return request
-
     @property
     def refresh_token(self) -> str:
         """The newest refresh token (after a rotation, the one to keep)."""
         return self._refresh_token
 
-    def access_token(self) -> str:
-        with self._lock:
-            if self._token is None or self._clock() >= self._refresh_at:
-                self._refresh()
-            return self._token  # type: ignore[return-value]
+    def _kept_failing_error(self, response: requests.Response) -> Exception:
+        return JiraAuthError(f"the token endpoint {self.token_url} kept answering HTTP {response.status_code} "
+                             f"after {self.max_tries} tries", status=response.status_code)
 
-    def invalidate(self) -> bool:
-        """After a 401: the next request gets a fresh access token (a token can be revoked before it expires)."""
-        with self._lock:
-            self._token = None
-        return True
+    def _unreachable_error(self, exc: Exception) -> Exception:
+        return JiraAuthError(f"cannot reach the token endpoint {self.token_url}: {type(exc).__name__}")
 
-    def _refresh(self) -> None:
-        post = backoff.on_exception(
-            retry_waits, (RetriableResponse, requests.ConnectionError, requests.Timeout),
-            max_tries=self.max_tries, jitter=backoff.random_jitter, logger=logger,
-        )(self._post_refresh)
-        try:
-            body = post()
-        except RetriableResponse as exc:
-            raise JiraAuthError(f"the token endpoint {self.token_url} kept answering HTTP {exc.response.status_code} "
-                                f"after {self.max_tries} tries", status=exc.response.status_code) from None
-        except (requests.ConnectionError, requests.Timeout) as exc:
-            raise JiraAuthError(f"cannot reach the token endpoint {self.token_url}: {type(exc).__name__}") from None
+    def _fetch_token(self) -> None:
+        body = self._post_with_retries(self._post_refresh)
         token = body.get("access_token") if isinstance(body, dict) else None
         if not isinstance(token, str) or not token:
             raise JiraAuthError(f"the token endpoint {self.token_url} answered without an access_token")
@@ -195,9 +166,7 @@ class RefreshTokenAuth(requests.auth.AuthBase):
             self._refresh_token = rotated
             self._store_refresh_token(rotated)
         lifetime = float(body.get("expires_in") or 3600)
-        margin = min(self.refresh_margin_seconds, lifetime * 0.25)
-        self._token = token
-        self._refresh_at = self._clock() + lifetime - margin
+        self._keep(token, lifetime)
         self.tokens_fetched += 1
         logger.info("Obtained a Jira access token valid for %.0f s", lifetime)
 
@@ -206,7 +175,7 @@ class RefreshTokenAuth(requests.auth.AuthBase):
                 "refresh_token": self._refresh_token}
         response = self._session.post(self.token_url, json=form, timeout=self.timeout_seconds)
         if response.status_code in RETRIABLE_STATUS:
-            raise RetriableResponse(response)
+            raise RetriableTokenResponse(response)
         if response.status_code != 200:
             reason = _oauth_error_text(response)
             hint = ""

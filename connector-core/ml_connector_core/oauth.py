@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 import backoff
 import requests
@@ -19,17 +20,96 @@ class TokenRequestError(RuntimeError):
     """The token endpoint refused the credentials or answered something that is not a token."""
 
 
-class _RetriableTokenResponse(RuntimeError):
+class RetriableTokenResponse(RuntimeError):
+    """The token endpoint answered 429 or 5xx: worth another try."""
+
     def __init__(self, response: requests.Response) -> None:
         super().__init__(f"token endpoint answered HTTP {response.status_code}")
         self.response = response
 
 
-class ClientCredentialsAuth(requests.auth.AuthBase):
-    """Adds ``Authorization: Bearer`` to every request, fetching a new token ahead of expiry.
+class RenewingBearerAuth(requests.auth.AuthBase):
+    """Adds ``Authorization: Bearer`` to every request; one token per instance, fetched again a margin ahead of its
+    expiry and after ``invalidate()``. Thread-safe: every stream of a plugin shares one instance and so one token.
 
-    Thread-safe: every stream of a tap shares one instance and so one token. ``invalidate()`` after a 401 makes the
-    next request fetch a fresh token (a token can be revoked before its announced expiry).
+    Subclasses fetch the token (:meth:`_fetch_token`, usually through :meth:`_post_with_retries`) and say how failures
+    read (:meth:`_kept_failing_error`, :meth:`_unreachable_error`).
+    """
+
+    def __init__(
+        self,
+        token_url: str,
+        client_id: str,
+        *,
+        refresh_margin_seconds: float,
+        timeout_seconds: float,
+        max_tries: int,
+        session: requests.Session | None,
+        clock: Callable[[], float],
+    ) -> None:
+        self.token_url = token_url
+        self.client_id = client_id
+        self.refresh_margin_seconds = refresh_margin_seconds
+        self.timeout_seconds = timeout_seconds
+        self.max_tries = max_tries
+        self._session = session or requests.Session()
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._token: str | None = None
+        self._refresh_at = 0.0
+        self.tokens_fetched = 0
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = f"Bearer {self.access_token()}"
+        return request
+
+    def access_token(self) -> str:
+        with self._lock:
+            if self._token is None or self._clock() >= self._refresh_at:
+                self._fetch_token()
+            return self._token  # type: ignore[return-value]
+
+    def invalidate(self) -> bool:
+        """After a 401: the next request gets a fresh access token (a token can be revoked before it expires)."""
+        with self._lock:
+            self._token = None
+        return True
+
+    def _fetch_token(self) -> None:
+        raise NotImplementedError
+
+    def _kept_failing_error(self, response: requests.Response) -> Exception:
+        raise NotImplementedError
+
+    def _unreachable_error(self, exc: Exception) -> Exception:
+        raise NotImplementedError
+
+    def _post_with_retries(self, post: Callable[[], dict]) -> dict:
+        """``post`` (which raises :class:`RetriableTokenResponse` on 429/5xx) tried up to ``max_tries`` times."""
+        retried = backoff.on_exception(
+            retry_waits,
+            (RetriableTokenResponse, requests.ConnectionError, requests.Timeout),
+            max_tries=self.max_tries,
+            jitter=backoff.random_jitter,
+            logger=logger,
+        )(post)
+        try:
+            return retried()
+        except RetriableTokenResponse as exc:
+            raise self._kept_failing_error(exc.response) from None
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise self._unreachable_error(exc) from None
+
+    def _keep(self, token: str, lifetime: float) -> None:
+        """Use ``token`` until a margin before its ``lifetime`` (seconds) ends."""
+        # Very short tokens keep at least a quarter of their life as margin.
+        margin = min(self.refresh_margin_seconds, lifetime * 0.25)
+        self._token = token
+        self._refresh_at = self._clock() + lifetime - margin
+
+
+class ClientCredentialsAuth(RenewingBearerAuth):
+    """Bearer tokens from the OAuth2 client credentials grant.
 
     A token answer without ``expires_in`` is taken to live ``lifetime_when_unannounced`` seconds; ``None`` keeps such a
     token until ``invalidate()`` (Salesforce announces no lifetime: its sessions end after a timeout the org sets).
@@ -49,69 +129,37 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         session: requests.Session | None = None,
         clock=time.monotonic,
     ) -> None:
-        self.token_url = token_url
-        self.client_id = client_id
+        super().__init__(token_url, client_id, refresh_margin_seconds=refresh_margin_seconds,
+                         timeout_seconds=timeout_seconds, max_tries=max_tries, session=session, clock=clock)
         self._client_secret = client_secret
         self.scope = scope
-        self.refresh_margin_seconds = refresh_margin_seconds
         self.lifetime_when_unannounced = lifetime_when_unannounced
-        self.timeout_seconds = timeout_seconds
-        self.max_tries = max_tries
-        self._session = session or requests.Session()
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._token: str | None = None
-        self._refresh_at = 0.0
-        self.tokens_fetched = 0
         register_secret(client_secret)
 
     def __repr__(self) -> str:
         return f"ClientCredentialsAuth(token_url={self.token_url!r}, client_id={self.client_id!r})"
 
-    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        request.headers["Authorization"] = f"Bearer {self.access_token()}"
-        return request
+    def _kept_failing_error(self, response: requests.Response) -> Exception:
+        return TokenRequestError(
+            f"token endpoint {self.token_url} kept failing (HTTP {response.status_code}) after {self.max_tries} tries")
 
-    def access_token(self) -> str:
-        with self._lock:
-            if self._token is None or self._clock() >= self._refresh_at:
-                self._fetch_token()
-            return self._token  # type: ignore[return-value]
-
-    def invalidate(self) -> None:
-        with self._lock:
-            self._token = None
+    def _unreachable_error(self, exc: Exception) -> Exception:
+        return TokenRequestError(f"cannot reach the token endpoint {self.token_url}: {type(exc).__name__}")
 
     def _fetch_token(self) -> None:
-        fetch = backoff.on_exception(
-            retry_waits,
-            (_RetriableTokenResponse, requests.ConnectionError, requests.Timeout),
-            max_tries=self.max_tries,
-            jitter=backoff.random_jitter,
-            logger=logger,
-        )(self._post_token_request)
-        try:
-            body = fetch()
-        except _RetriableTokenResponse as exc:
-            raise TokenRequestError(
-                f"token endpoint {self.token_url} kept failing (HTTP {exc.response.status_code}) after {self.max_tries} tries"
-            ) from None
-        except (requests.ConnectionError, requests.Timeout) as exc:
-            raise TokenRequestError(f"cannot reach the token endpoint {self.token_url}: {type(exc).__name__}") from None
+        body = self._post_with_retries(self._post_token_request)
         token = body.get("access_token")
         if not isinstance(token, str) or not token:
             raise TokenRequestError(f"token endpoint {self.token_url} answered without an access_token")
         register_secret(token)
-        self._token = token
         self.tokens_fetched += 1
         if not body.get("expires_in") and self.lifetime_when_unannounced is None:
+            self._token = token
             self._refresh_at = float("inf")
             logger.info("Obtained an access token from %s (no lifetime announced: kept until refused)", self.token_url)
             return
         lifetime = float(body.get("expires_in") or self.lifetime_when_unannounced or 300)
-        # Refresh a margin ahead of expiry; very short tokens keep at least a quarter of their life as margin.
-        margin = min(self.refresh_margin_seconds, lifetime * 0.25)
-        self._refresh_at = self._clock() + lifetime - margin
+        self._keep(token, lifetime)
         logger.info("Obtained an access token from %s valid for %.0f s", self.token_url, lifetime)
 
     def _post_token_request(self) -> dict:
@@ -120,7 +168,7 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
             form["scope"] = self.scope
         response = self._session.post(self.token_url, data=form, timeout=self.timeout_seconds)
         if response.status_code in RETRIABLE_STATUS:
-            raise _RetriableTokenResponse(response)
+            raise RetriableTokenResponse(response)
         if response.status_code != 200:
             raise TokenRequestError(
                 f"token endpoint {self.token_url} refused client '{self.client_id}' "

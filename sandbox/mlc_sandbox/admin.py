@@ -22,6 +22,10 @@ class AdminRefused(Exception):
         self.status, self.message, self.code = status, message, code
 
 
+def is_admin_path(path: str) -> bool:
+    return path == "/_admin" or path.startswith("/_admin/")
+
+
 def from_loopback(request: Request) -> bool:
     host = request.client[0] if request.client else ""
     return host.startswith("127.") or host in ("::1", "localhost")

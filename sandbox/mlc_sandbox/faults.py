@@ -4,6 +4,7 @@ log of recent requests. Which requests a fault matches, and the fault's fields, 
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -52,6 +53,11 @@ class FaultQueue:
             return self._take_locked(matches, method)
 
 
+def new_entry(method: str, path: str, **fields) -> dict:
+    """A request's log entry as it arrives: when, the method and path, then what the stand-in adds."""
+    return {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "method": method, "path": path, **fields}
+
+
 class RequestLog:
     """The recent requests, for tests and the demo to inspect."""
 
@@ -62,6 +68,13 @@ class RequestLog:
     def add(self, entry: dict) -> None:
         with self._lock:
             self._entries.append(entry)
+
+    def finish(self, entry: dict, response, started: float) -> None:
+        """Log `entry` with the answer's status (None: the connection was dropped) and how long it took since
+        `started` (time.monotonic())."""
+        entry["status"] = None if response.drop else response.status
+        entry["duration_ms"] = round((time.monotonic() - started) * 1000, 2)
+        self.add(entry)
 
     def entries(self) -> list[dict]:
         with self._lock:

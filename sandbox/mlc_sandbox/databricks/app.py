@@ -7,6 +7,8 @@ import re
 import time
 from urllib.parse import parse_qs
 
+from ..admin import is_admin_path
+from ..faults import new_entry
 from ..http import Request, Response
 from . import admin
 from .auth import Authenticator, host_metadata, oidc_discovery
@@ -55,16 +57,13 @@ class DatabricksApp:
         return f"http://{request.headers.get('Host') or self.host_port}"
 
     def __call__(self, request: Request) -> Response:
-        if request.path == "/_admin" or request.path.startswith("/_admin/"):
+        if is_admin_path(request.path):
             return admin.handle(self, request)
         started = time.monotonic()
-        entry = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "method": request.method,
-                 "path": request.target,
-                 "headers": {h: request.headers.get(h) for h in LOGGED_HEADERS if request.headers.get(h)}}
+        entry = new_entry(request.method, request.target,
+                          headers={h: request.headers.get(h) for h in LOGGED_HEADERS if request.headers.get(h)})
         response, entry["auth"], entry["fault"] = self._answer(request)
-        entry["status"] = None if response.drop else response.status
-        entry["duration_ms"] = round((time.monotonic() - started) * 1000, 2)
-        self.log.add(entry)
+        self.log.finish(entry, response, started)
         return response
 
     def _answer(self, request: Request) -> tuple[Response, str | None, str | None]:

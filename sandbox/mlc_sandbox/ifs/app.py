@@ -7,6 +7,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from zoneinfo import ZoneInfo
 
+from ..admin import is_admin_path
+from ..faults import new_entry
 from ..http import Request, Response
 from . import admin, render
 from .auth import Credentials, TokenIssuer
@@ -67,20 +69,16 @@ class IfsApp:
             self.settings.fault_rates = self.faults.rates = rates
 
     def __call__(self, request: Request) -> Response:
-        if request.path.startswith("/_admin/") or request.path == "/_admin":
+        if is_admin_path(request.path):
             return admin.handle(self, request)
         started = time.monotonic()
-        entry = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "method": request.method,
-            "path": request.target,
-            "headers": {name: request.headers.get(name) for name in LOGGED_HEADERS if request.headers.get(name)},
-            "authorization": _redacted(request.headers.get("Authorization")),
-        }
+        entry = new_entry(
+            request.method, request.target,
+            headers={name: request.headers.get(name) for name in LOGGED_HEADERS if request.headers.get(name)},
+            authorization=_redacted(request.headers.get("Authorization")),
+        )
         response, entry["kind"], entry["fault"] = self._answer(request)
-        entry["status"] = None if response.drop else response.status
-        entry["duration_ms"] = round((time.monotonic() - started) * 1000, 2)
-        self.log.add(entry)
+        self.log.finish(entry, response, started)
         return response
 
     def _answer(self, request: Request) -> tuple[Response, str, str | None]:

@@ -9,6 +9,8 @@ import threading
 import time
 from datetime import datetime, timedelta, timezone
 
+from ..admin import is_admin_path
+from ..faults import new_entry
 from ..http import Request, Response
 from . import admin, api
 from .auth import Credentials, OAuthRefused
@@ -88,15 +90,12 @@ class JiraApp:
         self.rate_limiter.clear()
 
     def __call__(self, request: Request) -> Response:
-        if request.path == "/_admin" or request.path.startswith("/_admin/"):
+        if is_admin_path(request.path):
             return admin.handle(self, request)
         started = time.monotonic()
-        entry = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "method": request.method,
-                 "path": request.path, "query": request.query, "user": None, "fault": None}
+        entry = new_entry(request.method, request.path, query=request.query, user=None, fault=None)
         response = self._answer(request, entry)
-        entry["status"] = None if response.drop else response.status
-        entry["duration_ms"] = round((time.monotonic() - started) * 1000, 2)
-        self.log.add(entry)
+        self.log.finish(entry, response, started)
         return response
 
     def _answer(self, request: Request, entry: dict) -> Response:

@@ -14,6 +14,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote
 
+from ..admin import is_admin_path
+from ..faults import new_entry
 from ..http import Request, Response
 from . import admin, ids, soql
 from .auth import Sessions, TokenRefused
@@ -116,16 +118,13 @@ class SalesforceApp:
 
     # --- the request pipeline -------------------------------------------------------------------------------------
     def __call__(self, request: Request) -> Response:
-        if request.path == "/_admin" or request.path.startswith("/_admin/"):
+        if is_admin_path(request.path):
             return admin.handle(self, request)
         started = time.monotonic()
-        entry = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "method": request.method,
-                 "path": request.path, "query": request.query, "fault": None}
+        entry = new_entry(request.method, request.path, query=request.query, fault=None)
         response = self._answer(request, entry)
-        entry["status"] = None if response.drop else response.status
         entry["error_codes"] = _error_codes(response, request.path)
-        entry["duration_ms"] = round((time.monotonic() - started) * 1000, 2)
-        self.log.add(entry)
+        self.log.finish(entry, response, started)
         return response
 
     def _answer(self, request: Request, entry: dict) -> Response:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import time
 import uuid
 
+from ..admin import is_admin_path
+from ..faults import new_entry
 from ..http import Request, Response
 from . import admin, graph, workflows
 from .cards import CardValidator
@@ -45,14 +47,13 @@ class TeamsApp:
             self.settings.validation = changes["validation"]
 
     def __call__(self, request: Request) -> Response:
-        if request.path == "/_admin" or request.path.startswith("/_admin/"):
+        if is_admin_path(request.path):
             return admin.handle(self, request)
         started = time.monotonic()
         api, channel = self._classify(request)
-        entry = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "method": request.method,
-                 "path": request.path, "api": api, "channel_id": channel.id if channel else None,
-                 "size_bytes": len(request.body),
-                 "headers": {h: request.headers.get(h) for h in LOGGED_HEADERS if request.headers.get(h)}}
+        entry = new_entry(request.method, request.path, api=api, channel_id=channel.id if channel else None,
+                          size_bytes=len(request.body),
+                          headers={h: request.headers.get(h) for h in LOGGED_HEADERS if request.headers.get(h)})
         fault = self.faults.next_for(api, channel.id if channel else None) if api else None
         entry["fault"] = fault.kind if fault else None
         if fault is not None and fault.kind == "delay":
@@ -68,9 +69,7 @@ class TeamsApp:
         else:
             response = Response(404, to_json({"error": {"code": "NotFound",
                                                         "message": f"No route for {request.method} {request.path}"}}))
-        entry["status"] = None if response.drop else response.status
-        entry["duration_ms"] = round((time.monotonic() - started) * 1000, 2)
-        self.log.add(entry)
+        self.log.finish(entry, response, started)
         return response
 
     def _classify(self, request: Request):

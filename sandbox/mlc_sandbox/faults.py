@@ -143,3 +143,15 @@ class ApiFaultQueue(FaultQueue):
 
     def next_for(self, api: str, method: str, path: str) -> ApiFault | None:
         return self.take(lambda fault: fault.hits(api, method, path))
+
+    def strike(self, api: str, method: str, path: str, entry: dict) -> ApiFault | None:
+        """The fault this request suffers, its kind noted in the request's log `entry`. A delay is served here and
+        the request then goes on as usual (None), so callers only answer the faults that change the answer."""
+        fault = self.next_for(api, method, path)
+        if fault is None:
+            return None
+        entry["fault"] = fault.kind
+        if fault.kind == "delay":
+            time.sleep(fault.delay_seconds)
+            return None
+        return fault

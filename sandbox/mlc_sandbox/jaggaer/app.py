@@ -147,13 +147,10 @@ class JaggaerApp:
         if wait:
             return api_error(429, "RATE_LIMITED", f"More than {self.settings.rate_limit} requests per minute; retry "
                                                   f"in {wait} s", headers=[("Retry-After", str(wait))])
-        fault = self.faults.next_for("api", request.method, request.path)
+        fault = self.faults.strike("api", request.method, request.path, entry)
         lost_answer = False
         if fault is not None:
-            entry["fault"] = fault.kind
-            if fault.kind == "delay":
-                time.sleep(fault.delay_seconds)
-            elif fault.kind == "lost_answer":
+            if fault.kind == "lost_answer":
                 lost_answer = True
             else:
                 return _fault_response(fault)
@@ -170,12 +167,9 @@ class JaggaerApp:
         return response
 
     def _token(self, request: Request, entry: dict) -> Response:
-        fault = self.faults.next_for("oauth", request.method, request.path)
+        fault = self.faults.strike("oauth", request.method, request.path, entry)
         if fault is not None:
-            entry["fault"] = fault.kind
-            if fault.kind == "delay":
-                time.sleep(fault.delay_seconds)
-            elif fault.kind == "drop":
+            if fault.kind == "drop":
                 return Response(0, drop=True)
             else:
                 status = 429 if fault.kind == "rate_limit" else fault.status

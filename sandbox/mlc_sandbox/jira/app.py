@@ -130,13 +130,9 @@ class JiraApp:
                          ("X-RateLimit-Remaining", str(remaining))] if self.settings.rate_limit > 0 else []
         if not admitted:
             return self._throttled(wait)
-        fault = self.faults.next_for("rest", request.method, api_path)
+        fault = self.faults.strike("rest", request.method, api_path, entry)
         if fault is not None:
-            entry["fault"] = fault.kind
-            if fault.kind == "delay":
-                time.sleep(fault.delay_seconds)
-            else:
-                return self._fault(fault)
+            return self._fault(fault)
         if route.retired:
             return jira_error(410, ["The requested API has been removed. Please migrate to the /rest/api/3/search/jql "
                                     "API. A full migration guideline is available at "
@@ -173,12 +169,9 @@ class JiraApp:
 
     def _oauth(self, request: Request, entry: dict) -> Response:
         if request.path == "/oauth/token" and request.method == "POST":
-            fault = self.faults.next_for("oauth", request.method, request.path)
+            fault = self.faults.strike("oauth", request.method, request.path, entry)
             if fault is not None:
-                entry["fault"] = fault.kind
-                if fault.kind == "delay":
-                    time.sleep(fault.delay_seconds)
-                elif fault.kind == "drop":
+                if fault.kind == "drop":
                     return Response(0, drop=True)
                 else:
                     status = 429 if fault.kind == "rate_limit" else fault.status

@@ -157,12 +157,9 @@ class SalesforceApp:
                 return answer(403, LIMIT_EXCEEDED, headers=[("Sforce-Limit-Info", f"api-usage={self.api_used}/{limit}")])
             self.api_used += 1
             usage = [("Sforce-Limit-Info", f"api-usage={self.api_used}/{limit}")]
-        fault = self.faults.next_for("rest", request.method, path)
+        fault = self.faults.strike("rest", request.method, path, entry)
         if fault is not None:
-            entry["fault"] = fault.kind
-            if fault.kind == "delay":
-                time.sleep(fault.delay_seconds)
-            elif fault.kind == "session":
+            if fault.kind == "session":
                 self.sessions.end(authorization)
                 return answer(401, SESSION_INVALID, headers=[("WWW-Authenticate", "Token")])
             else:
@@ -178,12 +175,9 @@ class SalesforceApp:
         return response
 
     def _token(self, request: Request, entry: dict) -> Response:
-        fault = self.faults.next_for("oauth", request.method, request.path)
+        fault = self.faults.strike("oauth", request.method, request.path, entry)
         if fault is not None:
-            entry["fault"] = fault.kind
-            if fault.kind == "delay":
-                time.sleep(fault.delay_seconds)
-            elif fault.kind == "drop":
+            if fault.kind == "drop":
                 return Response(0, drop=True)
             else:
                 status = 503 if fault.kind == "busy" else 403 if fault.kind == "rate_limit" else fault.status

@@ -9,22 +9,11 @@ import pytest  # noqa: E402
 from support.ifs import IfsStandIn  # noqa: E402
 
 
-TESTS = Path(__file__).parent
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist turns xdist_group marks into scheduling groups
-def pytest_collection_modifyitems(items):
-    # The end-to-end tests run Meltano in this project, whose .meltano/run they share: one worker runs them in turn.
-    for item in items:
-        if item.path.parent == TESTS and item.path.name.endswith("_pipeline.py"):
-            item.add_marker(pytest.mark.xdist_group("meltano"))
-
-
 @pytest.fixture(scope="session")
-def sandbox_data_dir(tmp_path_factory, worker_id):
+def sandbox_data_dir(tmp_path_factory, request):
     """Generated data is cached per seed and scale; one cache for the whole session, shared by the xdist workers
     (the stand-in builds each data set once, under a file lock)."""
-    if worker_id == "master":
+    if not hasattr(request.config, "workerinput"):  # not an xdist worker
         return tmp_path_factory.mktemp("sandbox-data")
     shared = tmp_path_factory.getbasetemp().parent / "sandbox-data"
     shared.mkdir(exist_ok=True)

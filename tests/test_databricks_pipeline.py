@@ -8,12 +8,16 @@ import os
 import signal
 import subprocess
 import time
+import pytest
 from pathlib import Path
 
 from ml_connector_core.audit import AuditTrail
 from support.delta import duckdb_with_delta
 from support.ifs import CLIENT_SECRET
 from support.singer import BIN
+
+# Meltano runs in this project share its .meltano/run: scripts/test runs these one after another.
+pytestmark = pytest.mark.meltano
 
 ROOT = Path(__file__).resolve().parent.parent
 STATE_ID = "sandbox:tap-ifscloud-to-target-databricks"

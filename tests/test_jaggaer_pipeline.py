@@ -17,6 +17,9 @@ from mlc_sandbox.jaggaer import JaggaerSandbox
 from support.ifs import CLIENT_SECRET
 from support.singer import BIN
 
+# Meltano runs in this project share its .meltano/run: scripts/test runs these one after another.
+pytestmark = pytest.mark.meltano
+
 ROOT = Path(__file__).resolve().parent.parent
 IFS_TO_JAGGAER = ["tap-ifscloud-jaggaer", "jaggaer-fields", "target-jaggaer"]
 JAGGAER_TO_IFS = ["tap-jaggaer", "jaggaer-fields-to-ifs", "target-ifscloud-jaggaer"]

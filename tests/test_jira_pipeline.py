@@ -17,6 +17,9 @@ from mlc_sandbox.jira import JiraSandbox
 from support.ifs import CLIENT_SECRET
 from support.singer import BIN
 
+# Meltano runs in this project share its .meltano/run: scripts/test runs these one after another.
+pytestmark = pytest.mark.meltano
+
 ROOT = Path(__file__).resolve().parent.parent
 PO_SVC = "PurchaseOrderHandling"
 WO_SVC = "ActiveWorkOrdersHandling"

@@ -5,10 +5,14 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import pytest
 from pathlib import Path
 
 from support.ifs import CLIENT_SECRET
 from support.singer import BIN
+
+# Meltano runs in this project share its .meltano/run: scripts/test runs these one after another.
+pytestmark = pytest.mark.meltano
 
 ROOT = Path(__file__).resolve().parent.parent
 

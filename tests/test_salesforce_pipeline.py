@@ -17,6 +17,9 @@ from mlc_sandbox.salesforce import SalesforceSandbox
 from support.ifs import CLIENT_SECRET
 from support.singer import BIN
 
+# Meltano runs in this project share its .meltano/run: scripts/test runs these one after another.
+pytestmark = pytest.mark.meltano
+
 ROOT = Path(__file__).resolve().parent.parent
 IFS_TO_SALESFORCE = ["tap-ifscloud-salesforce", "salesforce-fields", "target-salesforce"]
 SALESFORCE_TO_IFS = ["tap-sfdc", "salesforce-customers-to-ifs", "target-ifscloud-salesforce"]

@@ -14,6 +14,9 @@ from mlc_sandbox.teams import TeamsSandbox
 from support.ifs import CLIENT_SECRET
 from support.singer import BIN
 
+# Meltano runs in this project share its .meltano/run: scripts/test runs these one after another.
+pytestmark = pytest.mark.meltano
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

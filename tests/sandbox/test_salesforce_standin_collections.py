@@ -4,25 +4,9 @@ create / update / delete collections."""
 
 from __future__ import annotations
 
-import pytest
-import requests
+import salesforce_standin_client as standin
 
-from mlc_sandbox.salesforce import SalesforceSandbox
-
-
-@pytest.fixture
-def sf():
-    with SalesforceSandbox(port=0) as sandbox:
-        yield sandbox
-
-
-@pytest.fixture
-def api(sf) -> requests.Session:
-    token = requests.post(sf.token_url, data={"grant_type": "client_credentials", "client_id": sf.client_id,
-                                              "client_secret": sf.client_secret}).json()["access_token"]
-    session = requests.Session()
-    session.headers["Authorization"] = f"Bearer {token}"
-    return session
+api, sf = standin.api, standin.sf  # fixtures
 
 
 def account(supplier_id, **fields) -> dict:

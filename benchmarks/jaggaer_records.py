@@ -45,11 +45,9 @@ both writers left behind are compared field by field, and the invoices both read
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -57,17 +55,14 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import requests
 
-from databricks_pipeline import peak_rss_mb
 from ml_connector_core.audit import AuditTrail
 from mlc_sandbox.jaggaer import JaggaerSandboxProcess
+from plugin_runs import BIN, fed_target, json_encoder, records_argument, shown_mb, total, watched
 from tap_jaggaer.streams import po_discrepancies
 from target_jaggaer.writer import PURCHASE_ORDER, SUPPLIER, Route, differences, jaggaer_body, replacement_body
 
-BIN = Path(sys.executable).parent
-POLL_SECONDS = 0.05
 UNPACED = 1_000_000  # requests_per_minute given to the plugins: no client-side pacing
 DEFAULT_BUDGET = 300  # requests_per_minute the plugins default to
 REQUEST_LOG_SIZE = 5000  # the stand-in's request log keeps this many
@@ -101,7 +96,6 @@ SUPPLIER_NAMES = ("Nordic Steel", "Acme Fasteners", "Rhein Hydraulik", "Bergen M
 CATEGORIES = ("Components", "Raw material", "Services", "Packaging")
 BUYERS = ("ANNA", "LARS", "MARIA", "ERIK")
 UNITS = ("EA", "KG", "BOX")
-_encoder = msgspec.json.Encoder(decimal_format="number")  # decimals as JSON numbers, as a Singer tap writes them
 
 
 def supplier_id(n: int) -> str:
@@ -218,25 +212,6 @@ def take_request_log(jg: JaggaerSandboxProcess, figures: RunFigures) -> None:
         raise SystemExit(f"the stand-in refused requests: {errors[:3]}")
 
 
-def total(rows: dict[str, list[dict]]) -> int:
-    return sum(len(records) for records in rows.values())
-
-
-def watched(args: list[str], *, stdin=None, stderr_path: Path) -> tuple[float, float | None, int]:
-    """Runs a plugin process, stdout to /dev/null; wall seconds, peak RSS (MB) and exit status."""
-    peak = None
-    with open(stderr_path, "wb") as stderr:
-        started = time.perf_counter()
-        process = subprocess.Popen(args, stdin=stdin, stdout=subprocess.DEVNULL, stderr=stderr)
-        while process.poll() is None:
-            sample = peak_rss_mb(process.pid)
-            if sample is not None:
-                peak = max(peak or 0.0, sample)
-            time.sleep(POLL_SECONDS)
-        elapsed = time.perf_counter() - started
-    return elapsed, peak, process.returncode
-
-
 # --- target-jaggaer ---
 
 
@@ -254,16 +229,8 @@ def target_run(config: Path, rows: dict[str, list[dict]], workdir: Path, name: s
         messages.append({"type": "SCHEMA", "stream": stream, "schema": {"type": "object", "properties": spec["schema"]},
                          "key_properties": ["externalId"]})
         messages += [{"type": "RECORD", "stream": stream, "record": r} for r in rows.get(stream, [])]
-    stdin_path, stderr_path = workdir / f"{name}.jsonl", workdir / f"{name}.stderr"
-    stdin_path.write_bytes(b"".join(_encoder.encode(m) + b"\n" for m in messages))
-    with open(stdin_path, "rb") as stdin:
-        elapsed, peak, status = watched([str(BIN / "target-jaggaer"), "--config", str(config)], stdin=stdin,
-                                        stderr_path=stderr_path)
-    log = stderr_path.read_text(errors="replace")
-    if status != 0:
-        raise SystemExit(f"target-jaggaer ({name}) exited with status {status}:\n{log[-3000:]}")
-    outcome = re.findall(r"JAGGAER writes: ([^\n]*)", log)
-    figures = RunFigures(total(rows), elapsed, outcomes=outcome[-1] if outcome else "?", peak_mb=peak)
+    elapsed, peak, outcome = fed_target("target-jaggaer", config, messages, workdir, name, "JAGGAER writes: ")
+    figures = RunFigures(total(rows), elapsed, outcomes=outcome, peak_mb=peak)
     summary = AuditTrail(json.loads(config.read_text())["audit_url"]).runs(1)[0].summary or {}
     figures.own_count = summary.get("api_requests")
     return figures
@@ -291,7 +258,7 @@ class PlainClient:
         self.session.headers["Authorization"] = f"Bearer {answer.json()['access_token']}"
 
     def call(self, method: str, path: str, *, params: dict | None = None, body: Any = None) -> Any:
-        data = _encoder.encode(body) if body is not None else None
+        data = json_encoder.encode(body) if body is not None else None
         headers = {"Content-Type": "application/json"} if data is not None else None
         renewed = False
         while True:
@@ -405,10 +372,10 @@ def plain_read(jg: JaggaerSandboxProcess) -> tuple[RunFigures, int]:
                     orders[reference] = next((o for o in found if o.get("externalId") == reference), None)
                 problems = po_discrepancies(invoice, orders[reference], reference, AMOUNT_TOLERANCE) if reference else []
                 flagged += bool(problems)
-                sink.write(_encoder.encode({**invoice, "po_matched": not problems,
+                sink.write(json_encoder.encode({**invoice, "po_matched": not problems,
                                             "po_discrepancies": "; ".join(problems)}) + b"\n")
                 for line in invoice.get("lines") or []:
-                    sink.write(_encoder.encode({"invoiceId": invoice["id"], **line}) + b"\n")
+                    sink.write(json_encoder.encode({"invoiceId": invoice["id"], **line}) + b"\n")
                     lines += 1
                 invoices += 1
             if not answer.get("hasMore") or not answer.get("items"):
@@ -437,10 +404,6 @@ def instance_essence(jg: JaggaerSandboxProcess) -> dict[str, dict[str, tuple]]:
                    for o in orders},
         "counts": {"suppliers": len(suppliers), "orders": len(orders)},
     }
-
-
-def shown_mb(peak: float | None) -> str:
-    return f"{peak:.0f} MB" if peak is not None else "not observed"
 
 
 def sent(f: RunFigures, own_label: str) -> str:
@@ -492,19 +455,15 @@ def budget_line(name: str, f: RunFigures, unit: str) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--records", type=int, default=1200,
-                        help="suppliers (N); N purchase orders with 3 lines come with them, and 2N invoices are read")
-    args = parser.parse_args()
-    if args.records < 1:
-        parser.error("--records must be at least 1")
+    records = records_argument(__doc__.splitlines()[0], 1200, "suppliers (N); N purchase orders with 3 lines "
+                               "come with them, and 2N invoices are read")
 
-    runs = {"create": input_records(args.records), "same": input_records(args.records),
-            "changed": input_records(args.records, changed=True)}
+    runs = {"create": input_records(records), "same": input_records(records),
+            "changed": input_records(records, changed=True)}
     count = total(runs["create"])
-    print(f"JAGGAER stand-in (child process, --rate-limit 0: it does not pace); {args.records:,} suppliers and "
-          f"{args.records:,} purchase orders of {LINES_PER_ORDER} lines ({count:,} records) per run, three runs each: "
-          f"create, same records, every {CHANGED_EVERY}th record changed; then {INVOICES_PER_ORDER * args.records:,} "
+    print(f"JAGGAER stand-in (child process, --rate-limit 0: it does not pace); {records:,} suppliers and "
+          f"{records:,} purchase orders of {LINES_PER_ORDER} lines ({count:,} records) per run, three runs each: "
+          f"create, same records, every {CHANGED_EVERY}th record changed; then {INVOICES_PER_ORDER * records:,} "
           f"invoices of {LINES_PER_ORDER} lines read back. target-jaggaer and tap-jaggaer run with "
           f"requests_per_minute {UNPACED:,} (no client-side pacing) ...", flush=True)
 
@@ -551,7 +510,7 @@ def main() -> None:
           + " (max RSS)")
     same = plain_instance == target_instance
     counts = target_instance["counts"]
-    complete = counts == {"suppliers": args.records, "orders": args.records}
+    complete = counts == {"suppliers": records, "orders": records}
     print(f"records left behind             : suppliers plain {plain_instance['counts']['suppliers']:,} / target "
           f"{counts['suppliers']:,}, orders plain {plain_instance['counts']['orders']:,} / target "
           f"{counts['orders']:,}; {'identical' if same else 'DIFFERENT'} field by field")
@@ -559,10 +518,10 @@ def main() -> None:
         differing = [(kind, key) for kind in ("suppliers", "orders")
                      for key in set(plain_instance[kind]) | set(target_instance[kind])
                      if plain_instance[kind].get(key) != target_instance[kind].get(key)]
-        print(f"WARNING: {len(differing)} record(s) differ between the writers, or a count is not {args.records}, "
+        print(f"WARNING: {len(differing)} record(s) differ between the writers, or a count is not {records}, "
               f"e.g. {differing[:3]}")
 
-    print(f"Reading ({len(invoices):,} invoices of {LINES_PER_ORDER} lines naming {args.records:,} orders, submitted "
+    print(f"Reading ({len(invoices):,} invoices of {LINES_PER_ORDER} lines naming {records:,} orders, submitted "
           f"through the admin in {submit_seconds:.1f} s; pages of {PAGE_SIZE})")
     report(read_plain, read_tap, tap_startup, "invoices", "tap-jaggaer")
     print(f"  invoices flagged against their order: plain {plain_flagged:,} (expected {expected_flagged:,}); "

@@ -36,11 +36,7 @@ in any 60 seconds of a sender's three runs (from its log, to the second): how cl
 
 from __future__ import annotations
 
-import argparse
 import calendar
-import re
-import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -50,14 +46,12 @@ from pathlib import Path
 import msgspec
 import requests
 
-from databricks_pipeline import peak_rss_mb
 from mlc_sandbox.jira import JiraSandboxProcess
+from plugin_runs import fed_target, records_argument, shown_mb
 from target_jira import issues
 from target_jira.writer import BULK_CHUNK, SEARCH_CHUNK, SYSTEM_FIELDS
 
-BIN = Path(sys.executable).parent
 RATE_LIMIT = 600  # requests per minute per user: the stand-in's default, see above
-POLL_SECONDS = 0.05
 STREAM, KEY = "jira_purchase_orders", "ifs_key"
 PROJECT, ISSUE_TYPE = "PUR", "Purchase Order"
 CUSTOM_FIELDS = {"ifs_key": "IFS Key", "gl_account": "GL Account", "cost_center": "Cost Center",
@@ -78,7 +72,6 @@ COMPANIES = (("10", "SEK"), ("20", "USD"), ("30", "EUR"), ("40", "NOK"))
 TIERS = ("Tier 1", "Tier 2", "Tier 3")
 SUPPLIERS = ("Nordic Steel AB", "Acme Fasteners Inc", "Rhein Hydraulik GmbH", "Bergen Marine AS", "Lund Electronics AB")
 BUYERS = ("Anna Berg", "Lars Holm", "Maria Lind", "Erik Dahl")
-_encoder = msgspec.json.Encoder(decimal_format="number")  # decimals as JSON numbers, as a Singer tap writes them
 
 
 def purchase_orders(count: int, *, changed: bool = False) -> list[dict]:
@@ -158,24 +151,8 @@ def target_run(config: Path, rows: list[dict], workdir: Path, name: str) -> RunF
     messages = [{"type": "SCHEMA", "stream": STREAM, "schema": {"type": "object", "properties": SCHEMA},
                  "key_properties": [KEY]}]
     messages += [{"type": "RECORD", "stream": STREAM, "record": r} for r in rows]
-    stdin_path, stderr_path = workdir / f"{name}.jsonl", workdir / f"{name}.stderr"
-    stdin_path.write_bytes(b"".join(_encoder.encode(m) + b"\n" for m in messages))
-    peak = None
-    with open(stdin_path, "rb") as stdin, open(stderr_path, "wb") as stderr:
-        started = time.perf_counter()
-        process = subprocess.Popen([str(BIN / "target-jira"), "--config", str(config)], stdin=stdin,
-                                   stdout=subprocess.DEVNULL, stderr=stderr)
-        while process.poll() is None:
-            sample = peak_rss_mb(process.pid)
-            if sample is not None:
-                peak = max(peak or 0.0, sample)
-            time.sleep(POLL_SECONDS)
-        elapsed = time.perf_counter() - started
-    log = stderr_path.read_text(errors="replace")
-    if process.returncode != 0:
-        raise SystemExit(f"target-jira ({name}) exited with status {process.returncode}:\n{log[-3000:]}")
-    outcome = re.findall(r"Jira issues: ([^\n]*)", log)
-    return RunFigures(len(rows), elapsed, outcomes=outcome[-1] if outcome else "?", peak_mb=peak)
+    elapsed, peak, outcome = fed_target("target-jira", config, messages, workdir, name, "Jira issues: ")
+    return RunFigures(len(rows), elapsed, outcomes=outcome, peak_mb=peak)
 
 
 # --- The plain loop ---
@@ -294,10 +271,6 @@ def check_clean(jira: JiraSandboxProcess, who: str) -> None:
         raise SystemExit(f"{who}: the stand-in recorded spec violations: {violations[:3]}")
 
 
-def shown_mb(peak: float | None) -> str:
-    return f"{peak:.0f} MB" if peak is not None else "not observed"
-
-
 def report(plain: RunFigures, target: RunFigures, startup: float) -> None:
     def rate(who: str, f: RunFigures, seconds: float) -> str:
         return f"  {who:<27}: {f.records:>6,} records in {seconds:6.2f} s = {f.records / seconds:>7,.1f} records/s"
@@ -316,15 +289,11 @@ def report(plain: RunFigures, target: RunFigures, startup: float) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--records", type=int, default=3500)
-    args = parser.parse_args()
-    if args.records < 1:
-        parser.error("--records must be at least 1")
+    records = records_argument(__doc__.splitlines()[0], 3500)
 
-    runs = {"create": purchase_orders(args.records), "unchanged": purchase_orders(args.records),
-            "changed": purchase_orders(args.records, changed=True)}
-    print(f"Jira stand-in (child process), {RATE_LIMIT} requests/minute per user; {args.records:,} purchase orders, "
+    runs = {"create": purchase_orders(records), "unchanged": purchase_orders(records),
+            "changed": purchase_orders(records, changed=True)}
+    print(f"Jira stand-in (child process), {RATE_LIMIT} requests/minute per user; {records:,} purchase orders, "
           f"three runs each: create, unchanged, every {CHANGED_EVERY}th amount changed ...")
 
     plain: dict[str, RunFigures] = {}
@@ -362,7 +331,7 @@ def main() -> None:
     same = plain_issues == target_issues
     print(f"issues left behind          : plain {len(plain_issues):,}, target-jira {len(target_issues):,}; "
           f"{'identical' if same else 'DIFFERENT'} field by field")
-    if not same or len(target_issues) != args.records:
+    if not same or len(target_issues) != records:
         differing = [k for k in set(plain_issues) | set(target_issues) if plain_issues.get(k) != target_issues.get(k)]
         print(f"WARNING: {len(differing)} issue(s) differ between the senders or from the records, e.g. {differing[:3]}")
 

@@ -45,10 +45,6 @@ limit (15,000 calls, the target stops new work at 90%) bounds N over the three r
 
 from __future__ import annotations
 
-import argparse
-import re
-import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -58,12 +54,10 @@ from pathlib import Path
 import msgspec
 import requests
 
-from databricks_pipeline import peak_rss_mb
 from mlc_sandbox.salesforce import SalesforceSandboxProcess
+from plugin_runs import fed_target, json_encoder, records_argument, shown_mb, total
 from target_salesforce.writer import Route, salesforce_body
 
-BIN = Path(sys.executable).parent
-POLL_SECONDS = 0.05
 API_VERSION = "v62.0"
 COLLECTION_LIMIT = 200  # records per sObject Collections call, Salesforce's limit
 STANDARD_PRICEBOOK = "01s000000000001AAA"  # seeded in the stand-in, as every org has its standard price book
@@ -96,7 +90,6 @@ STREAMS = {
 COUNTRIES = (("10", "SE", "SEK"), ("20", "US", "USD"), ("30", "DE", "EUR"), ("40", "NO", "NOK"))
 SUPPLIER_NAMES = ("Nordic Steel", "Acme Fasteners", "Rhein Hydraulik", "Bergen Marine", "Lund Electronics")
 TERMS = ("30 days net", "45 days net", "60 days net")
-_encoder = msgspec.json.Encoder(decimal_format="number")  # decimals as JSON numbers, as a Singer tap writes them
 
 
 def supplier_id(n: int) -> str:
@@ -168,10 +161,6 @@ def take_request_log(sf: SalesforceSandboxProcess, figures: RunFigures, usage_be
     return usage_now
 
 
-def total(rows: dict[str, list[dict]]) -> int:
-    return sum(len(records) for records in rows.values())
-
-
 # --- target-salesforce ---
 
 
@@ -190,24 +179,8 @@ def target_run(config: Path, rows: dict[str, list[dict]], workdir: Path, name: s
         messages.append({"type": "SCHEMA", "stream": stream, "schema": {"type": "object", "properties": spec["schema"]},
                          "key_properties": [spec["route"].external_id_field]})
         messages += [{"type": "RECORD", "stream": stream, "record": r} for r in rows.get(stream, [])]
-    stdin_path, stderr_path = workdir / f"{name}.jsonl", workdir / f"{name}.stderr"
-    stdin_path.write_bytes(b"".join(_encoder.encode(m) + b"\n" for m in messages))
-    peak = None
-    with open(stdin_path, "rb") as stdin, open(stderr_path, "wb") as stderr:
-        started = time.perf_counter()
-        process = subprocess.Popen([str(BIN / "target-salesforce"), "--config", str(config)], stdin=stdin,
-                                   stdout=subprocess.DEVNULL, stderr=stderr)
-        while process.poll() is None:
-            sample = peak_rss_mb(process.pid)
-            if sample is not None:
-                peak = max(peak or 0.0, sample)
-            time.sleep(POLL_SECONDS)
-        elapsed = time.perf_counter() - started
-    log = stderr_path.read_text(errors="replace")
-    if process.returncode != 0:
-        raise SystemExit(f"target-salesforce ({name}) exited with status {process.returncode}:\n{log[-3000:]}")
-    outcome = re.findall(r"Salesforce upserts: ([^\n]*)", log)
-    return RunFigures(total(rows), elapsed, outcomes=outcome[-1] if outcome else "?", peak_mb=peak)
+    elapsed, peak, outcome = fed_target("target-salesforce", config, messages, workdir, name, "Salesforce upserts: ")
+    return RunFigures(total(rows), elapsed, outcomes=outcome, peak_mb=peak)
 
 
 # --- The plain loop ---
@@ -234,7 +207,7 @@ class PlainClient:
         self.session.headers["Authorization"] = f"Bearer {token['access_token']}"
 
     def upsert(self, sobject: str, external_id_field: str, bodies: list[dict]) -> list[dict]:
-        data = _encoder.encode({"allOrNone": False,
+        data = json_encoder.encode({"allOrNone": False,
                                 "records": [{"attributes": {"type": sobject}, **body} for body in bodies]})
         renewed = False
         while True:
@@ -309,10 +282,6 @@ def expected_essence(rows: dict[str, list[dict]]) -> dict[str, set[str]]:
             for stream, records in rows.items()}
 
 
-def shown_mb(peak: float | None) -> str:
-    return f"{peak:.0f} MB" if peak is not None else "not observed"
-
-
 def report(plain: RunFigures, target: RunFigures, startup: float) -> None:
     def rate(who: str, f: RunFigures, seconds: float) -> str:
         return f"  {who:<32}: {f.records:>7,} records in {seconds:6.2f} s = {f.records / seconds:>8,.1f} records/s"
@@ -336,15 +305,11 @@ def report(plain: RunFigures, target: RunFigures, startup: float) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--records", type=int, default=60000,
-                        help="supplier Accounts (N); N/10 Orders and 3 OrderItems per order come with them")
-    args = parser.parse_args()
-    if args.records < 1:
-        parser.error("--records must be at least 1")
+    records = records_argument(__doc__.splitlines()[0], 60000,
+                               "supplier Accounts (N); N/10 Orders and 3 OrderItems per order come with them")
 
-    runs = {"create": input_records(args.records), "same": input_records(args.records),
-            "changed": input_records(args.records, changed=True)}
+    runs = {"create": input_records(records), "same": input_records(records),
+            "changed": input_records(records, changed=True)}
     sizes = {stream: len(records) for stream, records in runs["create"].items()}
     print(f"Salesforce stand-in (child process); {sizes['sf_supplier_accounts']:,} supplier Accounts, "
           f"{sizes['sf_orders']:,} Orders, {sizes['sf_order_items']:,} OrderItems ({total(runs['create']):,} records) "

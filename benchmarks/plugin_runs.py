@@ -1,0 +1,69 @@
+"""What the plugin benchmarks (jira_issues, salesforce_upserts, jaggaer_records) share: the `--records` argument, a
+plugin run as its own process with its wall time and peak RSS, a target fed Singer messages on stdin."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import msgspec
+
+from databricks_pipeline import peak_rss_mb
+
+BIN = Path(sys.executable).parent
+POLL_SECONDS = 0.05
+json_encoder = msgspec.json.Encoder(decimal_format="number")  # decimals as JSON numbers, as a Singer tap writes them
+
+
+def records_argument(description: str, default: int, help: str | None = None) -> int:
+    """The benchmark's size from `--records`, refused below 1."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--records", type=int, default=default, help=help)
+    args = parser.parse_args()
+    if args.records < 1:
+        parser.error("--records must be at least 1")
+    return args.records
+
+
+def total(rows: dict[str, list[dict]]) -> int:
+    return sum(len(records) for records in rows.values())
+
+
+def shown_mb(peak: float | None) -> str:
+    return f"{peak:.0f} MB" if peak is not None else "not observed"
+
+
+def watched(args: list[str], *, stdin=None, stderr_path: Path) -> tuple[float, float | None, int]:
+    """Runs a plugin process, stdout to /dev/null; wall seconds, peak RSS (MB) and exit status."""
+    peak = None
+    with open(stderr_path, "wb") as stderr:
+        started = time.perf_counter()
+        process = subprocess.Popen(args, stdin=stdin, stdout=subprocess.DEVNULL, stderr=stderr)
+        while process.poll() is None:
+            sample = peak_rss_mb(process.pid)
+            if sample is not None:
+                peak = max(peak or 0.0, sample)
+            time.sleep(POLL_SECONDS)
+        elapsed = time.perf_counter() - started
+    return elapsed, peak, process.returncode
+
+
+def fed_target(target: str, config: Path, messages: list[dict], workdir: Path, name: str,
+               outcome_prefix: str) -> tuple[float, float | None, str]:
+    """One `target` process fed `messages` on stdin (written to a file first, so that producing them is not timed);
+    wall seconds, peak RSS (MB) and the last line its log starts with `outcome_prefix` ("?" if none). A failed run
+    stops the benchmark with the end of its log."""
+    stdin_path, stderr_path = workdir / f"{name}.jsonl", workdir / f"{name}.stderr"
+    stdin_path.write_bytes(b"".join(json_encoder.encode(m) + b"\n" for m in messages))
+    with open(stdin_path, "rb") as stdin:
+        elapsed, peak, status = watched([str(BIN / target), "--config", str(config)], stdin=stdin,
+                                        stderr_path=stderr_path)
+    log = stderr_path.read_text(errors="replace")
+    if status != 0:
+        raise SystemExit(f"{target} ({name}) exited with status {status}:\n{log[-3000:]}")
+    outcome = re.findall(re.escape(outcome_prefix) + r"([^\n]*)", log)
+    return elapsed, peak, outcome[-1] if outcome else "?"

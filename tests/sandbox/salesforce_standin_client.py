@@ -15,10 +15,15 @@ def sf():
         yield sandbox
 
 
-@pytest.fixture
-def api(sf) -> requests.Session:
+def session_for(sf) -> requests.Session:
+    """A session holding a fresh client-credentials token of the stand-in."""
     token = requests.post(sf.token_url, data={"grant_type": "client_credentials", "client_id": sf.client_id,
                                               "client_secret": sf.client_secret}).json()["access_token"]
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {token}"
     return session
+
+
+@pytest.fixture
+def api(sf) -> requests.Session:
+    return session_for(sf)

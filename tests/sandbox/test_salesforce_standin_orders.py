@@ -7,24 +7,17 @@ from __future__ import annotations
 import pytest
 import requests
 
-from mlc_sandbox.salesforce import SalesforceSandbox
+import salesforce_standin_client as standin
 
 STANDARD_BOOK = "01s000000000001AAA"
 STANDARD_ENTRY = "01u000000000001AAA"
 
-
-@pytest.fixture
-def sf():
-    with SalesforceSandbox(port=0) as sandbox:
-        yield sandbox
+sf = standin.sf  # fixture
 
 
 @pytest.fixture
 def api(sf) -> requests.Session:
-    token = requests.post(sf.token_url, data={"grant_type": "client_credentials", "client_id": sf.client_id,
-                                              "client_secret": sf.client_secret}).json()["access_token"]
-    session = requests.Session()
-    session.headers["Authorization"] = f"Bearer {token}"
+    session = standin.session_for(sf)
     session.headers["Content-Type"] = "application/json"
     return session
 

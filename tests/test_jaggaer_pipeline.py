@@ -6,21 +6,18 @@ and in the proposal's note; supplier changes both ways without ping-pong."""
 from __future__ import annotations
 
 import os
-import subprocess
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
 from ml_connector_core.audit import AuditTrail
 from mlc_sandbox.jaggaer import JaggaerSandbox
 from support.ifs import CLIENT_SECRET
-from support.singer import BIN
+from support.meltano import meltano_run
 
 # Meltano runs in this project share its .meltano/run: scripts/test runs these one after another.
 pytestmark = pytest.mark.meltano
 
-ROOT = Path(__file__).resolve().parent.parent
 IFS_TO_JAGGAER = ["tap-ifscloud-jaggaer", "jaggaer-fields", "target-jaggaer"]
 JAGGAER_TO_IFS = ["tap-jaggaer", "jaggaer-fields-to-ifs", "target-ifscloud-jaggaer"]
 INVOICES = "ManSuppInvoiceHandling"
@@ -48,11 +45,6 @@ def env(ifs, jaggaer, tmp_path) -> dict:
         "MELTANO_DATABASE_URI": f"sqlite:///{tmp_path / 'meltano.db'}",
     }
 
-
-def meltano_run(env: dict, blocks: list[str]) -> None:
-    completed = subprocess.run([str(BIN / "meltano"), "run", *blocks], cwd=ROOT, env=env, capture_output=True,
-                               text=True, timeout=900)
-    assert completed.returncode == 0, completed.stderr[-4000:]
 
 
 def jaggaer_writes(jaggaer) -> list[dict]:

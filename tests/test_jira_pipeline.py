@@ -9,18 +9,17 @@ import os
 import subprocess
 import time
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
 from mlc_sandbox.jira import JiraSandbox
 from support.ifs import CLIENT_SECRET
+from support.meltano import PROJECT_ROOT, meltano_run
 from support.singer import BIN
 
 # Meltano runs in this project share its .meltano/run: scripts/test runs these one after another.
 pytestmark = pytest.mark.meltano
 
-ROOT = Path(__file__).resolve().parent.parent
 PO_SVC = "PurchaseOrderHandling"
 WO_SVC = "ActiveWorkOrdersHandling"
 IFS_TO_JIRA = ["tap-ifscloud-jira", "jira-issue-fields", "target-jira"]
@@ -48,11 +47,6 @@ def env(ifs, jira, tmp_path) -> dict:
         "MELTANO_DATABASE_URI": f"sqlite:///{tmp_path / 'meltano.db'}",
     }
 
-
-def meltano_run(env: dict, blocks: list[str]) -> None:
-    completed = subprocess.run([str(BIN / "meltano"), "run", *blocks], cwd=ROOT, env=env, capture_output=True,
-                               text=True, timeout=900)
-    assert completed.returncode == 0, completed.stderr[-4000:]
 
 
 def jira_writes(jira) -> list[dict]:
@@ -148,7 +142,7 @@ def test_a_change_in_ifs_between_read_and_write_is_settled_by_etag(ifs, jira, en
     entity = f"PurchaseOrderSet('{order_no}')"
     ifs.clear_requests()
     ifs.fault("delay", 1, delay_seconds=4, method="PATCH", path_contains=entity)
-    writer = subprocess.Popen([str(BIN / "meltano"), "run", *JIRA_TO_IFS], cwd=ROOT, env=env,
+    writer = subprocess.Popen([str(BIN / "meltano"), "run", *JIRA_TO_IFS], cwd=PROJECT_ROOT, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while not any(r["method"] == "GET" and r["path"].endswith(entity) for r in ifs.requests_log()):

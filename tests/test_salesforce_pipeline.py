@@ -6,21 +6,18 @@ record Salesforce refuses fails alone, is audited with Salesforce's message and 
 from __future__ import annotations
 
 import os
-import subprocess
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
 from ml_connector_core.audit import AuditTrail
 from mlc_sandbox.salesforce import SalesforceSandbox
 from support.ifs import CLIENT_SECRET
-from support.singer import BIN
+from support.meltano import meltano_run
 
 # Meltano runs in this project share its .meltano/run: scripts/test runs these one after another.
 pytestmark = pytest.mark.meltano
 
-ROOT = Path(__file__).resolve().parent.parent
 IFS_TO_SALESFORCE = ["tap-ifscloud-salesforce", "salesforce-fields", "target-salesforce"]
 SALESFORCE_TO_IFS = ["tap-sfdc", "salesforce-customers-to-ifs", "target-ifscloud-salesforce"]
 
@@ -45,12 +42,6 @@ def env(ifs, salesforce, tmp_path) -> dict:
         "MELTANO_DATABASE_URI": f"sqlite:///{tmp_path / 'meltano.db'}",
     }
 
-
-def meltano_run(env: dict, blocks: list[str]) -> subprocess.CompletedProcess:
-    completed = subprocess.run([str(BIN / "meltano"), "run", *blocks], cwd=ROOT, env=env, capture_output=True,
-                               text=True, timeout=900)
-    assert completed.returncode == 0, completed.stderr[-4000:]
-    return completed
 
 
 def by_external_id(salesforce, sobject: str, field: str) -> dict[str, dict]:

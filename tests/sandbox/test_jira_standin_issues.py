@@ -8,25 +8,14 @@ import re
 import pytest
 import requests
 
+import jira_standin_client as standin
 from mlc_sandbox.jira import JiraSandbox
 
 ADF = {"type": "doc", "version": 1, "content": [{"type": "paragraph", "content": [{"type": "text", "text": "PO 4711"}]}]}
 JIRA_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}[+-]\d{4}$")
 
 
-@pytest.fixture
-def jira():
-    with JiraSandbox(port=0, rate_limit=0) as sandbox:
-        yield sandbox
-
-
-@pytest.fixture
-def api(jira):
-    session = requests.Session()
-    session.auth = (jira.email, jira.api_token)
-    session.base = f"{jira.base_url}/rest/api/3"
-    yield session
-    session.close()
+api, jira = standin.api, standin.jira  # fixtures
 
 
 def purchase_order(**fields) -> dict:

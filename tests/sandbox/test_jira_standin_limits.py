@@ -7,22 +7,14 @@ from __future__ import annotations
 import pytest
 import requests
 
+import jira_standin_client as standin
 from mlc_sandbox.jira import JiraSandbox, JiraSandboxProcess
 
 ADF = {"type": "doc", "version": 1, "content": [{"type": "paragraph", "content": [{"type": "text", "text": "note"}]}]}
 
 
-@pytest.fixture
-def jira():
-    with JiraSandbox(port=0, rate_limit=0) as sandbox:
-        yield sandbox
-
-
-def session_for(jira) -> requests.Session:
-    session = requests.Session()
-    session.auth = (jira.email, jira.api_token)
-    session.base = f"{jira.base_url}/rest/api/3"
-    return session
+jira = standin.jira  # fixture
+session_for = standin.session_for
 
 
 def test_rate_limit_answers_429_with_retry_after():

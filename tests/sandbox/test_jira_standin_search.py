@@ -8,22 +8,11 @@ from datetime import datetime, timedelta
 import pytest
 import requests
 
+import jira_standin_client as standin
 from mlc_sandbox.jira import JiraSandbox
 
 
-@pytest.fixture
-def jira():
-    with JiraSandbox(port=0, rate_limit=0) as sandbox:
-        yield sandbox
-
-
-@pytest.fixture
-def api(jira):
-    session = requests.Session()
-    session.auth = (jira.email, jira.api_token)
-    session.base = f"{jira.base_url}/rest/api/3"
-    yield session
-    session.close()
+api, jira = standin.api, standin.jira  # fixtures
 
 
 def issue(project="PUR", issue_type="Purchase Order", summary="PO", **fields) -> dict:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from ml_connector_core.audit import AuditTrail
 from mlc_sandbox.teams import TeamsSandbox
 from support.ifs import CLIENT_SECRET
 from support.singer import BIN
@@ -68,3 +69,57 @@ def test_notable_records_become_cards_once_and_changes_become_updates(ifs, teams
     update = teams.cards("company-10")[-1]  # the newest card of the invoice's channel
     assert update["body"][0]["items"][0]["text"] == "Updated"
     assert any("Authorizer" in item["text"] and "NEWAPPROVER" in item["text"] for item in update["body"][0]["items"])
+
+
+def test_cards_teams_could_not_take_are_replayed_once_each_and_the_failed_run_says_so(ifs, tmp_path):
+    """Teams down for a whole first run (digests included), then back: `mlc-audit replay` through `meltano invoke`
+    posts each undelivered message once, what it prints agrees with the audit trail, and the failed run exited non-zero
+    after saving the bookmarks of what it read."""
+    audit_url = f"sqlite:///{tmp_path / 'audit.sqlite'}"
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+           "TAP_IFSCLOUD_BASE_URL": ifs.base_url, "TAP_IFSCLOUD_CLIENT_SECRET": CLIENT_SECRET,
+           "TARGET_TEAMS_MAX_TRIES": "2", "TARGET_TEAMS_AUDIT_URL": audit_url, "MLC_AUDIT_URL": audit_url,
+           "MELTANO_DATABASE_URI": f"sqlite:///{tmp_path / 'meltano.db'}"}
+    teams = TeamsSandbox(port=0).start()
+    port, env["TARGET_TEAMS_WEBHOOKS"] = teams.port, json.dumps(teams.webhooks())
+    teams.stop()  # Teams unreachable for the whole run
+
+    failed = subprocess.run([str(BIN / "meltano"), "run", "tap-ifscloud-notifications", "teams-notable", "target-teams"],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert failed.returncode != 0
+    with AuditTrail(audit_url) as trail:
+        [run] = trail.runs()
+        failures = list(trail.failures())
+    assert run.status == "failed" and len(failures) > 20
+    assert "could not be posted to Teams" in failed.stderr and f"mlc-audit failures --run {run.run_id}" in failed.stderr
+    # The STATE of what was read was emitted and kept: the next run does not read it all again.
+    state = subprocess.run([str(BIN / "meltano"), "state", "get", "sandbox:tap-ifscloud-notifications-to-target-teams"],
+                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert state.returncode == 0 and '"purchase_orders"' in state.stdout, state.stderr[-2000:]
+
+    # One message per channel and batch was attempted; several entries share a digest.
+    messages_per_channel: dict[str, set[str]] = {}
+    for entry in failures:
+        messages_per_channel.setdefault(entry.destination, set()).add(entry.payload_json)
+    assert sum(map(len, messages_per_channel.values())) < len(failures)  # digests were among them
+
+    with TeamsSandbox(port=port) as teams:
+        replay = subprocess.run([str(BIN / "mlc-audit"), "replay", "--run", run.run_id, "--target-command",
+                                 "meltano invoke target-teams"], cwd=ROOT, env=env, capture_output=True, text=True,
+                                timeout=900)
+        assert replay.returncode == 0, replay.stdout + replay.stderr[-4000:]
+        assert f"replayed {len(failures)} entries" in replay.stdout
+        assert {channel: len(teams.cards(channel)) for channel in messages_per_channel} == {
+            channel: len(messages) for channel, messages in messages_per_channel.items()}
+        assert teams.rejections() == []
+        with AuditTrail(audit_url) as trail:
+            assert list(trail.failures()) == []
+            assert all(trail.entry(entry.id).outcome == "replayed" for entry in failures)
+        audit_failures = subprocess.run([str(BIN / "mlc-audit"), "failures"], env=env, capture_output=True, text=True)
+        assert "no failed entries" in audit_failures.stdout
+
+        posted_before = len(posted(teams))
+        rerun = subprocess.run([str(BIN / "meltano"), "run", "tap-ifscloud-notifications", "teams-notable",
+                                "target-teams"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+        assert rerun.returncode == 0, rerun.stderr[-4000:]
+        assert len(posted(teams)) == posted_before  # nothing twice

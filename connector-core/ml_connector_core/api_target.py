@@ -1,6 +1,6 @@
 """What the targets writing through a service's API client (Salesforce, JAGGAER, Jira) share beyond the audit run:
-the client built once from the settings, the outcomes counted per run, the closing log lines, failed work of earlier
-runs redone a stream at a time, and (``ParentsFirstTarget``) child batches held until their parent streams started.
+the client built once from the settings, the errors that stop a run, failed work of earlier runs redone a stream at
+a time, and (``ParentsFirstTarget``) child batches held until their parent streams started.
 
 Mixins placed before singer-sdk's ``Target`` in the bases. Each target says what differs through the hooks and class
 attributes below: which client, which errors stop the run, the order of its streams, the key its entries carry, the
@@ -10,8 +10,7 @@ texts of its log lines.
 from __future__ import annotations
 
 import sys
-from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from functools import cached_property
 from typing import Any
 
@@ -26,20 +25,13 @@ class ApiTarget(AuditedTarget):
     client_config_errors: tuple[type[BaseException], ...] = ()
     #: Errors that stop the run with exit code 1 (the unfinished batch's STATE not emitted).
     stopping_errors: tuple[type[BaseException], ...] = ()
-    #: Start of the closing log line counting the outcomes, e.g. "Jira issues".
-    outcomes_title = "Writes"
-    #: The ERROR logged when records were refused (%d: how many).
-    refused_log_text = "%d record(s) were refused; they are redone at the start of the next run (see mlc-audit failures)"
+    undelivered_log_text = "%d record(s) were refused; they are redone at the start of the next run"
     #: The setting a stream must be in for its failed records to be redone (named in the warning when it is not).
     streams_setting = "streams"
     #: Logged after "Redoing N record(s) failed in earlier runs" for records refused for a missing parent.
     missing_parent_note = " (their parents were missing)"
     #: Whether the redo says how many records it redoes.
     announce_redo = True
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self.outcomes: Counter[str] = Counter()
-        super().__init__(*args, **kwargs)
 
     # The client
 
@@ -58,17 +50,8 @@ class ApiTarget(AuditedTarget):
         """What the client did this run, for the run's summary (only asked when the client was built)."""
         return {}
 
-    # Outcomes
-
-    def count(self, entries: Iterable[AuditEntry]) -> None:
-        for entry in entries:
-            self.outcomes["failed" if entry.outcome == "failed" else str(entry.operation)] += 1
-
-    def audit_status(self) -> str:
-        return "failed" if self.outcomes["failed"] else "succeeded"
-
     def audit_summary(self) -> dict:
-        summary = dict(self.outcomes)
+        summary = super().audit_summary()
         if "client" in self.__dict__:
             summary.update(self.client_summary())
         return summary
@@ -82,10 +65,6 @@ class ApiTarget(AuditedTarget):
                               "record(s) are failed in the audit trail and redone first by the next run",
                               self.outcomes["failed"])
             sys.exit(1)
-        self.logger.info("%s: %s", self.outcomes_title,
-                         ", ".join(f"{n} {k}" for k, n in sorted(self.outcomes.items())) or "none")
-        if self.outcomes["failed"]:
-            self.logger.error(self.refused_log_text, self.outcomes["failed"])
 
     # Failed work of earlier runs
 
@@ -145,6 +124,10 @@ class ApiTarget(AuditedTarget):
                 if str(failures[-1].key.get(key_field)) in done:
                     self.mark_replayed(failures)
             self.raise_if_stopped()
+
+    def process_endofpipe(self) -> None:
+        super().process_endofpipe()
+        self.settle_failures()
 
     def settle_failures(self) -> None:
         """Failures whose record this run wrote after all (a later version from the input) are marked replayed."""
@@ -230,5 +213,4 @@ class ParentsFirstTarget(ApiTarget):
 
     def process_endofpipe(self) -> None:
         super().process_endofpipe()
-        self.settle_failures()
         self.redo_failed_work(waiting_for_parent=True)

@@ -648,6 +648,13 @@ class AuditTrail:
             return None
         return RememberedSchema(row.run_id, row.stream, load_json(row.schema), load_json(row.key_properties))
 
+    def failed_count(self, run_id: str) -> int:
+        """Entries of the run still failed (not delivered by a later replay or redo)."""
+        records = records_table.c
+        query = sa.select(sa.func.count()).where(records.run_id == run_id, records.outcome == Outcome.FAILED.value)
+        with self._reading() as conn:
+            return int(conn.execute(query).scalar_one())
+
     def knows_stream(self, stream: str) -> bool:
         query = sa.select(records_table.c.id).where(records_table.c.stream == stream).limit(1)
         with self._reading() as conn:

@@ -41,6 +41,8 @@ EXIT_TARGET_FAILED = 1
 EXIT_USAGE = 2
 STDERR_TAIL_LINES = 40
 REPLAY_PLUGIN = "mlc-audit replay"
+# Bounded IN lists (SQLite takes at most 32,766 variables in one statement).
+ENTRY_IDS_PER_QUERY = 500
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -260,12 +262,23 @@ def _replay(trail: AuditTrail, args: argparse.Namespace) -> int:
         replay_run.finish(RunStatus.FAILED, {**summary, "error": f"{type(exc).__name__}: {exc}"})
         raise
 
+    # The target may have delivered entries itself (ml-connector's targets redo their flow's failures first and mark
+    # them replayed): what is printed and recorded is what the audit trail says now.
+    still_failed, done_by_target = [], 0
+    for start in range(0, len(sent_ids), ENTRY_IDS_PER_QUERY):
+        for entry in trail.entries(entry_ids=sent_ids[start : start + ENTRY_IDS_PER_QUERY]):
+            if entry.outcome == "failed":
+                still_failed.append(entry.id)
+            elif entry.outcome == "replayed":
+                done_by_target += 1
     if returncode == 0 and complete:
-        marked = trail.mark_replayed(sent_ids, replay_run.run_id)
-        replay_run.finish(RunStatus.SUCCEEDED, {**summary, "replayed": marked})
+        marked = trail.mark_replayed(still_failed, replay_run.run_id)
+        delivered = marked + done_by_target
+        replay_run.finish(RunStatus.SUCCEEDED, {**summary, "replayed": marked, "replayed_by_target": done_by_target})
+        by_target = f" ({done_by_target} of them redone and marked by the target itself)" if done_by_target else ""
         print(
-            f"replayed {marked} entr{'y' if marked == 1 else 'ies'} of {', '.join(streams)} into {args.target_command!r}; "
-            f"replay run {replay_run.run_id}"
+            f"replayed {delivered} entr{'y' if delivered == 1 else 'ies'} of {', '.join(streams)} into "
+            f"{args.target_command!r}{by_target}; replay run {replay_run.run_id}"
         )
         return 0
 
@@ -274,9 +287,15 @@ def _replay(trail: AuditTrail, args: argparse.Namespace) -> int:
         if returncode != 0
         else f"the target command stopped reading after {len(sent_ids)} of {total} records"
     )
+    if done_by_target:
+        outcome = (f"{done_by_target} of the {total} entries were delivered by it (marked replayed), the other "
+                   f"{total - done_by_target} stay failed")
+    else:
+        outcome = f"the {total} entries stay failed"
     tail = [redact_text(line) for line in stderr_tail]
-    replay_run.finish(RunStatus.FAILED, {**summary, "exit_code": returncode, "stderr_tail": tail[-10:]})
-    print(f"mlc-audit: {reason}; the {total} entries stay failed (replay run {replay_run.run_id}).", file=sys.stderr)
+    replay_run.finish(RunStatus.FAILED, {**summary, "exit_code": returncode, "replayed_by_target": done_by_target,
+                                         "stderr_tail": tail[-10:]})
+    print(f"mlc-audit: {reason}; {outcome} (replay run {replay_run.run_id}; see mlc-audit failures).", file=sys.stderr)
     if tail:
         print("last lines of its stderr:", file=sys.stderr)
         for line in tail:

@@ -1,24 +1,48 @@
 """What every ml-connector Singer target does around its sinks: one audit run per invocation, the streams' bookmark
-properties (the order of record versions), and earlier failed work redone before anything new.
+properties (the order of record versions), earlier failed work redone before anything new, the outcomes counted,
+one closing line saying what was written, and an exit status that tells a scheduler when records were not delivered.
 
 A mixin placed before singer-sdk's ``Target`` in the bases; it imports nothing of singer-sdk.
+
+Exit statuses of every ml-connector target:
+
+- 0: every record of the input was delivered (or already there).
+- 1: stopped (a crash, a service that cannot be reached, a stopping error): the STATE of the unfinished batch was not
+  emitted, so the next run reads it again; failed records are in the audit trail.
+- 2: usage or configuration error (singer-sdk's and click's own).
+- 3 (``EXIT_UNDELIVERED``): the whole input was read and the STATE of everything written was emitted, but some records
+  could not be delivered: they are failed in the audit trail (``mlc-audit failures --run <run>``), redone at the start
+  of the next run or by ``mlc-audit replay``. Nothing is lost and nothing is re-sent, but the run did not succeed.
 """
 
 from __future__ import annotations
 
+import sys
+from collections import Counter
 from collections.abc import Iterable
 from functools import cached_property
 from typing import Any
 
-from ml_connector_core.audit import AuditRun, AuditTrail, StoredEntry
+from ml_connector_core.audit import AuditEntry, AuditRun, AuditTrail, StoredEntry
 
 #: Where a remembered schema keeps the SCHEMA message's bookmark properties, which a replay cannot send otherwise.
 BOOKMARK_HINT = "x-bookmark-properties"
+#: The exit status of a run that read all of its input but could not deliver some records (see the module's text).
+EXIT_UNDELIVERED = 3
 
 
 class AuditedTarget:
+    #: Start of the closing log line counting the outcomes, e.g. "Jira issues".
+    outcomes_title = "Writes"
+    #: The ERROR logged when records could not be delivered (%d: how many).
+    undelivered_log_text = "%d record(s) could not be delivered; they are redone at the start of the next run"
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.bookmark_properties: dict[str, list[str]] = {}
+        # This run's entries by operation, and "failed" for each failed attempt (some may be delivered later).
+        self.outcomes: Counter[str] = Counter()
+        # Failed redos of earlier failures that left no entry of this run (the earlier entry stays failed).
+        self.unrecorded_failures = 0
         super().__init__(*args, **kwargs)
 
     @cached_property
@@ -45,6 +69,35 @@ class AuditedTarget:
             self.audit_run.finish("failed", self.audit_summary())
             raise
         self.audit_run.finish(self.audit_status(), self.audit_summary())
+        self.report_outcomes()
+
+    def count(self, entries: Iterable[AuditEntry]) -> None:
+        for entry in entries:
+            self.outcomes["failed" if entry.outcome == "failed" else str(entry.operation)] += 1
+
+    def undelivered(self) -> int:
+        """Records this run could not deliver, new or redone: its entries still failed at the end (a record refused
+        at first and delivered later in the run, e.g. once its parent arrived, is marked replayed by then)."""
+        if "audit_run" not in self.__dict__:
+            return self.unrecorded_failures
+        return self.audit_trail.failed_count(self.audit_run.run_id) + self.unrecorded_failures
+
+    def report_outcomes(self) -> None:
+        """One line with what this run wrote; when records were not delivered, one ERROR saying where to look, then
+        exit status ``EXIT_UNDELIVERED`` (the STATE of what was delivered has been emitted by then)."""
+        run_id = self.audit_run.run_id
+        undelivered = self.undelivered()
+        counts = [f"{n} {k}" for k, n in sorted(self.outcomes.items()) if n and k != "failed"]
+        if undelivered:
+            counts.append(f"{undelivered} not delivered")
+        if self.outcomes["failed"] > undelivered:
+            counts.append(f"{self.outcomes['failed'] - undelivered} refused at first and delivered later in the run")
+        self.logger.info("%s: %s (audit run %s)", self.outcomes_title, ", ".join(counts) or "nothing", run_id)
+        if undelivered:
+            self.logger.error(self.undelivered_log_text + " (or now: mlc-audit replay --run %s); what failed and why: "
+                              "mlc-audit failures --run %s. Exit status %d: the input was read to the end and the "
+                              "STATE of what was delivered emitted", undelivered, run_id, run_id, EXIT_UNDELIVERED)
+            sys.exit(EXIT_UNDELIVERED)
 
     def redo_failed_work(self) -> None:
         """What earlier runs left failed and must be done before this run reports anything new."""
@@ -69,7 +122,7 @@ class AuditedTarget:
         self.audit_trail.mark_replayed([f.id for f in failures], self.audit_run.run_id)
 
     def audit_status(self) -> str:
-        return "succeeded"
+        return "failed" if self.undelivered() else "succeeded"
 
     def audit_summary(self) -> dict:
-        return {}
+        return dict(self.outcomes)

@@ -85,10 +85,11 @@ class TargetIfsCloud(AuditedTarget, Target):
                     description="Audit trail database URL (default .ml-connector/audit.sqlite, or MLC_AUDIT_URL)."),
     ).to_dict()
 
+    outcomes_title = "IFS writes"
+    undelivered_log_text = "%d record(s) could not be written to IFS; they are redone at the start of the next run"
+
     def __init__(self, *args, **kwargs) -> None:
-        self.failed_records = 0
         self.flagged_records = 0
-        self.outcomes: dict[str, int] = {}
         self._entities: dict[tuple[str, str], EntitySetInfo] = {}
         super().__init__(*args, **kwargs)
 
@@ -150,26 +151,12 @@ class TargetIfsCloud(AuditedTarget, Target):
         return entry
 
     def _count(self, entry) -> None:
-        label = entry.operation if entry.outcome == "succeeded" else "failed"
-        self.outcomes[label] = self.outcomes.get(label, 0) + 1
-        if entry.outcome == "failed":
-            self.failed_records += 1
-        elif flag_of(entry) is not None:
+        self.count([entry])
+        if entry.outcome != "failed" and flag_of(entry) is not None:
             self.flagged_records += 1
 
-    def audit_status(self) -> str:
-        return "failed" if self.failed_records else "succeeded"
-
     def audit_summary(self) -> dict:
-        return {"outcomes": self.outcomes, "failed_records": self.failed_records,
-                "flagged_records": self.flagged_records}
-
-    def listen(self, file_input=None) -> None:
-        super().listen(file_input)
-        if self.failed_records:
-            # The bookmark may move on: the failed records are in the audit trail and are redone first next run.
-            self.logger.error("%d record(s) could not be written to IFS; they are redone at the start of the next "
-                              "run (see: mlc-audit failures --run %s)", self.failed_records, self.audit_run.run_id)
+        return {**super().audit_summary(), "flagged_records": self.flagged_records}
 
     def redo_failed_work(self) -> None:
         """Records of this flow that failed in earlier runs are written again first, from the record as received;
@@ -191,12 +178,12 @@ class TargetIfsCloud(AuditedTarget, Target):
                                      list((remembered.schema.get("properties") or {}) if remembered else record))
             except ConfigValidationError as exc:
                 self.logger.error("cannot redo failed entry %s: %s", newest.id, exc)
-                self.failed_records += 1
+                self.unrecorded_failures += 1
                 continue
             entry = self.write(plan, record, record_entry=False)
             if entry.outcome == "failed":
                 self.logger.error("redoing failed entry %s still fails: %s", newest.id, entry.error)
-                self.failed_records += 1
+                self.unrecorded_failures += 1
                 continue
             self.audit_run.record([entry])
             self._count(entry)

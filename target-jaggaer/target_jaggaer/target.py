@@ -48,8 +48,7 @@ class TargetJaggaer(ParentsFirstTarget, Target):
     client_config_errors = (JaggaerConfigError, SecretKeyError)
     stopping_errors = (JaggaerError, RecordError)
     outcomes_title = "JAGGAER writes"
-    refused_log_text = ("%d record(s) were refused by JAGGAER; they are redone by the next run (see mlc-audit "
-                        "failures)")
+    undelivered_log_text = "%d record(s) were refused by JAGGAER; they are redone by the next run"
     streams_setting = "streams"
     missing_parent_note = " (their supplier was missing)"
     holding_log_text = ("Holding %d '%s' record(s) until the end of the input: the supplier stream(s) %s have not "

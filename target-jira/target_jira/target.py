@@ -62,8 +62,7 @@ class TargetJira(ApiTarget, Target):
 
     client_config_errors = (JiraConfigError, SecretKeyError)
     outcomes_title = "Jira issues"
-    refused_log_text = ("%d record(s) were refused by Jira; they are redone at the start of the next run "
-                        "(see mlc-audit failures)")
+    undelivered_log_text = "%d record(s) were refused by Jira; they are redone at the start of the next run"
     # Jira's writer takes any stream, stops for nothing and refuses nothing for a missing parent; its redo is quiet.
     announce_redo = False
 

@@ -58,8 +58,7 @@ class TargetSalesforce(ParentsFirstTarget, Target):
     client_config_errors = (SalesforceConfigError, SecretKeyError)
     stopping_errors = (SalesforceLimitError, SalesforceAuthError, RecordError)
     outcomes_title = "Salesforce upserts"
-    refused_log_text = ("%d record(s) were refused by Salesforce; they are redone at the start of the next run "
-                        "(see mlc-audit failures)")
+    undelivered_log_text = "%d record(s) were refused by Salesforce; they are redone at the start of the next run"
     streams_setting = "sobjects"
     missing_parent_note = " (their parents were missing)"
     holding_log_text = ("Holding %d '%s' record(s) until the end of the input: the streams they reference (%s) have not "

@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 import typing as t
 from collections import defaultdict
+from collections.abc import Iterable, Sequence
 
 from singer_sdk.sinks import BatchSink
 
 from ml_connector_core.audit import AuditEntry
+from ml_connector_core.audited_target import BOOKMARK_HINT
 from target_teams import cards
 from target_teams.delivery import DeliveryRefused
 
@@ -28,26 +30,27 @@ class Notification(t.NamedTuple):
     line: dict  # one line of a digest
 
 
-class TeamsSink(BatchSink):
-    MAX_SIZE_DEFAULT = 2000  # a month-end surge arrives as one batch, so the digest sees all of it
+class StreamNotifier:
+    """Posts a stream's records as cards: the sink's batches, and the records of failed sends redone by the target.
+    Each record is checked against the ledger (what was posted before), so a record version is never posted twice."""
 
-    def __init__(self, target: TargetTeams, stream_name: str, schema: dict, key_properties) -> None:
-        super().__init__(target, stream_name, schema, key_properties)
-        self.teams = target
-        self.template = cards.load_template(stream_name, self.config.get("templates_dir"))
-        target.audit_run.remember_schema(stream_name, schema, list(self.key_properties))
+    def __init__(self, teams: TargetTeams, stream_name: str, key_properties: Sequence[str], templates_dir) -> None:
+        self.teams = teams
+        self.stream_name = stream_name
+        self.key_properties = list(key_properties)
+        self.template = cards.load_template(stream_name, templates_dir)
 
-    def process_batch(self, context: dict) -> None:
+    def deliver(self, records: Iterable[dict]) -> None:
         per_channel: dict[str, list[Notification]] = defaultdict(list)
         skipped: list[AuditEntry] = []
-        for record in context["records"]:
+        for record in records:
             notification, channel = self._notification(record)
             if notification.operation in (INSERT, UPDATE):
                 per_channel[channel].append(notification)
             else:
                 skipped.append(self._entry(notification, channel, "succeeded", None, notification.card, 0))
         if skipped:
-            self.teams.audit_run.record(skipped)
+            self._record(skipped)
         for channel, notifications in per_channel.items():
             if self.teams.use_digest(len(notifications)):
                 self._send_digest(channel, notifications)
@@ -85,21 +88,36 @@ class TeamsSink(BatchSink):
         except DeliveryRefused as exc:
             message, attempts = self.teams.delivery.message(card), self.teams.delivery.attempts
             outcome, error = "failed", str(exc)
-            self.logger.error("%s", exc)
-        self.teams.audit_run.record(
-            self._entry(n, channel, outcome, error, message, attempts) for n in notifications
-        )
-        if error:
-            self.teams.failed_sends += len(notifications)
+            self.teams.logger.error("%s", exc)
+        self._record([self._entry(n, channel, outcome, error, message, attempts) for n in notifications])
 
     def _entry(self, n: Notification, channel: str, outcome: str, error, message: dict, attempts: int) -> AuditEntry:
+        # A failed entry keeps the record as received: a redo or replay renders it again (one digest for all the
+        # records it carries), where the message sent would be posted once per record it held.
         return AuditEntry(stream=self.stream_name, key=n.key, version=n.version, operation=n.operation,
-                          destination=channel, outcome=outcome, attempts=attempts, error=error, payload=message)
+                          destination=channel, outcome=outcome, attempts=attempts, error=error, payload=message,
+                          source=n.record if outcome == "failed" else None)
+
+    def _record(self, entries: list[AuditEntry]) -> None:
+        self.teams.audit_run.record(entries)
+        self.teams.count(entries)
+
+
+class TeamsSink(BatchSink):
+    MAX_SIZE_DEFAULT = 2000  # a month-end surge arrives as one batch, so the digest sees all of it
+
+    def __init__(self, target: TargetTeams, stream_name: str, schema: dict, key_properties) -> None:
+        super().__init__(target, stream_name, schema, key_properties)
+        self.notifier = StreamNotifier(target, stream_name, self.key_properties, self.config.get("templates_dir"))
+        # With the bookmark property, which tells record versions apart when records carry no version_field.
+        remembered = {**schema, BOOKMARK_HINT: target.bookmark_properties.get(stream_name) or []}
+        target.audit_run.remember_schema(stream_name, remembered, list(self.key_properties))
+
+    def process_batch(self, context: dict) -> None:
+        self.notifier.deliver(context["records"])
 
 
 def _card_of(message: dict) -> dict:
     """The Adaptive Card inside a message as it was sent (Workflows: an object; Graph: a JSON string)."""
     content = (message or {}).get("attachments", [{}])[0].get("content")
     return json.loads(content) if isinstance(content, str) else (content or {})
-
-

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections import defaultdict
 from functools import cached_property
 from urllib.parse import quote
 
@@ -11,12 +12,12 @@ from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
 
 from ml_connector_core.audit import AuditTrail, StoredEntry
-from ml_connector_core.audited_target import AuditedTarget
+from ml_connector_core.audited_target import BOOKMARK_HINT, AuditedTarget
 from ml_connector_core.oauth import ClientCredentialsAuth
 from ml_connector_core.redaction import register_secret
 from ml_connector_core.secrets import unseal
 from target_teams.delivery import DeliveryRefused, GraphDelivery, WorkflowsDelivery
-from target_teams.sinks import TeamsSink, _card_of
+from target_teams.sinks import StreamNotifier, TeamsSink, _card_of
 
 _LINK_VALUE = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 DEFAULT_LINKS = {
@@ -45,6 +46,8 @@ class TargetTeams(AuditedTarget, Target):
 
     name = "target-teams"
     default_sink_class = TeamsSink
+    outcomes_title = "Teams cards"
+    undelivered_log_text = "%d record(s) could not be posted to Teams; they are resent at the start of the next run"
 
     config_jsonschema = th.PropertiesList(
         th.Property("delivery", th.StringType, default="workflows", allowed_values=["workflows", "graph"],
@@ -75,10 +78,6 @@ class TargetTeams(AuditedTarget, Target):
         th.Property("audit_url", th.StringType, description="Audit trail (also the ledger of what was posted)."),
         th.Property("flow", th.StringType, default="ifs-to-teams"),
     ).to_dict()
-
-    def __init__(self, *args, **kwargs) -> None:
-        self.failed_sends = 0
-        super().__init__(*args, **kwargs)
 
     @cached_property
     def ledger(self) -> Ledger:
@@ -132,30 +131,55 @@ class TargetTeams(AuditedTarget, Target):
         mode = self.config["digest"]
         return mode == "always" or (mode == "auto" and count > int(self.config["digest_threshold"]))
 
-    def audit_status(self) -> str:
-        return "failed" if self.failed_sends else "succeeded"
-
-    def audit_summary(self) -> dict:
-        return {"failed_sends": self.failed_sends}
-
-    def listen(self, file_input=None) -> None:
-        super().listen(file_input)
-        if self.failed_sends:
-            # The bookmark may move on: the failed cards are in the audit trail and are sent first next run.
-            self.logger.error("%d card(s) could not be delivered; they are resent at the start of the next run "
-                              "(or now: mlc-audit failures)", self.failed_sends)
+    def posted_since(self, failed: StoredEntry) -> bool:
+        """A card for the failed entry's record (this version or a later one) was posted after it failed."""
+        last = self.ledger.last_sent(failed.stream, failed.key)
+        return last is not None and last.id > failed.id
 
     def redo_failed_work(self) -> None:
-        """Cards that failed in earlier runs of this flow go out first, unless a newer version was posted since."""
-        for failed in list(self.audit_trail.failures()):
-            if failed.flow != self.config["flow"] or failed.stream.startswith("_"):
+        """Cards that failed in earlier runs of this flow go out first, each once: their records are rendered and
+        posted again the way a new batch is (one digest per channel for many), unless a card for the record was
+        posted since. Entries of older versions, which kept only the message, are posted once per message."""
+        records_by_stream: dict[str, list[dict]] = defaultdict(list)
+        schema_run: dict[str, StoredEntry] = {}  # the newest failure of each stream: its run's SCHEMA is used
+        by_message: dict[tuple[str | None, str | None], list[StoredEntry]] = defaultdict(list)
+        for (stream, _), failures in self.open_failures(with_source_only=False).items():
+            newest = failures[-1]
+            if self.posted_since(newest):
+                self.mark_replayed(failures)
+            elif newest.source is not None:
+                records_by_stream[stream].append(newest.source)
+                if stream not in schema_run or schema_run[stream].id < newest.id:
+                    schema_run[stream] = newest
+            else:
+                by_message[(newest.destination, newest.payload_json)].extend(failures)
+        if records_by_stream or by_message:
+            self.logger.info("Resending the cards of %d record(s) that could not be posted in earlier runs",
+                             sum(map(len, records_by_stream.values())) + len(by_message))
+        for stream, records in records_by_stream.items():
+            remembered = self.audit_trail.schema(schema_run[stream].run_id, stream)
+            key_properties = remembered.key_properties if remembered else list(records[0])
+            if remembered and stream not in self.bookmark_properties:
+                self.bookmark_properties[stream] = remembered.schema.get(BOOKMARK_HINT) or []
+            StreamNotifier(self, stream, key_properties, self.config.get("templates_dir")).deliver(records)
+        for (channel, _), failures in by_message.items():
+            try:
+                self.delivery.send(channel, _card_of(failures[-1].payload))
+            except DeliveryRefused as exc:
+                self.logger.error("resending entries %s still fails: %s", ", ".join(str(f.id) for f in failures), exc)
+                self.unrecorded_failures += len({f.record_key for f in failures})
                 continue
-            last = self.ledger.last_sent(failed.stream, failed.key)
-            if last is None or last.id < failed.id:
-                card = _card_of(failed.payload)
-                try:
-                    message, attempts = self.delivery.send(failed.destination, card)
-                except DeliveryRefused as exc:
-                    self.logger.error("resending entry %s still fails: %s", failed.id, exc)
-                    continue
-            self.audit_trail.mark_replayed([failed.id], self.audit_run.run_id)
+            self.mark_replayed(failures)
+        self.settle_failures()
+
+    def settle_failures(self) -> None:
+        """Failures whose record got its card after all (redone, or a later version posted) are marked replayed."""
+        for failures in self.open_failures(with_source_only=False).values():
+            if self.posted_since(failures[-1]):
+                self.mark_replayed(failures)
+
+    def process_endofpipe(self) -> None:
+        super().process_endofpipe()
+        self.settle_failures()
+
+

@@ -67,7 +67,7 @@ def run_tap(
     )
     run = TapRun(completed.returncode, completed.stdout, completed.stderr)
     run.messages = [json.loads(line, parse_float=Decimal) for line in completed.stdout.splitlines() if line.strip()]
-    if check and completed.returncode != 0:
+    if check and completed.returncode != expected_exit:
         raise AssertionError(f"{executable} exited {completed.returncode}:\n{completed.stderr[-4000:]}")
     return run
 
@@ -104,8 +104,9 @@ class TargetRun:
 
 
 def run_target(tmp_path: Path, config: dict, messages: list[dict] | str, *, executable: str = "target-databricks",
-               env: dict | None = None, check: bool = True, timeout: float = 300) -> TargetRun:
-    """Feed Singer messages (dicts, or ready JSON lines) to a target process; its stdout lines are STATE values."""
+               env: dict | None = None, check: bool = True, expected_exit: int = 0, timeout: float = 300) -> TargetRun:
+    """Feed Singer messages (dicts, or ready JSON lines) to a target process; its stdout lines are STATE values.
+    With ``check``, an exit status other than ``expected_exit`` fails the test (3: records not delivered)."""
     config_path = tmp_path / f"{executable}-config.json"
     config_path.write_text(json.dumps(config))
     stdin = messages if isinstance(messages, str) else "".join(_encode(m) + "\n" for m in messages)
@@ -114,7 +115,7 @@ def run_target(tmp_path: Path, config: dict, messages: list[dict] | str, *, exec
         timeout=timeout, env={**os.environ, **(env or {})},
     )
     run = TargetRun(completed.returncode, completed.stdout, completed.stderr)
-    if check and completed.returncode != 0:
+    if check and completed.returncode != expected_exit:
         raise AssertionError(f"{executable} exited {completed.returncode}:\n{completed.stderr[-4000:]}")
     return run
 

@@ -12,6 +12,7 @@ import pytest
 import requests
 
 from ml_connector_core.audit import AuditTrail
+from ml_connector_core.audited_target import EXIT_UNDELIVERED
 from mlc_sandbox.ifs import IfsSandbox
 from support.singer import record_message, run_target, schema_message
 
@@ -144,7 +145,7 @@ def test_states_move_through_bound_actions_and_refusals_fail_only_their_record(i
         {"OrderNo": "PA2", "WantedState": "Closed"},       # IFS refuses: a planned order cannot be closed
         {"OrderNo": "PA3", "WantedState": "Confirmed"},    # no action is configured for it
         {"OrderNo": "PA4", "WantedState": "Planned"},      # already there
-    ])
+    ], expected_exit=EXIT_UNDELIVERED)
     pa1 = read(ifs, PO_SVC, "PurchaseOrderSet('PA1')")
     assert (pa1["Objstate"], pa1["Cf_Jira_Status"]) == ("Released", "Approved")
     assert read(ifs, PO_SVC, "PurchaseOrderSet('PA2')")["Objstate"] == "Planned"
@@ -175,7 +176,8 @@ def test_an_unknown_record_fails_alone_and_the_rest_is_written(ifs, tmp_path):
     new_order(ifs, "PU1")
     config = config_for(ifs, tmp_path, JIRA_STREAMS)
     send(tmp_path, config, "jira_purchase_orders", JIRA_PO, ["OrderNo"], [
-        {"OrderNo": "NOPE-1", "Cf_Jira_Status": "Done"}, {"OrderNo": "PU1", "Cf_Jira_Status": "Done"}])
+        {"OrderNo": "NOPE-1", "Cf_Jira_Status": "Done"}, {"OrderNo": "PU1", "Cf_Jira_Status": "Done"}],
+         expected_exit=EXIT_UNDELIVERED)
     failed, written = entries(config, "jira_purchase_orders")
     assert failed.outcome == "failed" and "no PurchaseOrderSet record with OrderNo=NOPE-1" in failed.error
     assert written.outcome == "succeeded"
@@ -183,12 +185,12 @@ def test_an_unknown_record_fails_alone_and_the_rest_is_written(ifs, tmp_path):
     assert writes(ifs, "POST") == []  # update mode never creates
 
 
-def _run_with_a_change_between_read_and_write(ifs, tmp_path, config, record, changes):
+def _run_with_a_change_between_read_and_write(ifs, tmp_path, config, record, changes, **options):
     """The PATCH is held back by the stand-in while the record changes in IFS through the admin interface."""
     ifs.add_fault("delay", count=1, delay_seconds=3, method="PATCH", path_contains=f"('{record['OrderNo']}')")
     outcome = {}
     runner = threading.Thread(target=lambda: outcome.setdefault("run", send(
-        tmp_path, config, "jira_purchase_orders", JIRA_PO, ["OrderNo"], [record])))
+        tmp_path, config, "jira_purchase_orders", JIRA_PO, ["OrderNo"], [record], **options)))
     runner.start()
     while ifs.admin("GET", "faults")["faults"]:  # the held PATCH has taken the fault
         time.sleep(0.05)
@@ -216,7 +218,7 @@ def test_a_412_after_someone_changed_an_owned_field_never_overwrites_it(ifs, tmp
     config = config_for(ifs, tmp_path, JIRA_STREAMS)
     _run_with_a_change_between_read_and_write(
         ifs, tmp_path, config, {"OrderNo": "PC2", "Cf_Jira_Key": "FIN-6", "Cf_Jira_Status": "Blocked"},
-        {"Cf_Jira_Status": "Closed by finance"})
+        {"Cf_Jira_Status": "Closed by finance"}, expected_exit=EXIT_UNDELIVERED)
     assert read(ifs, PO_SVC, "PurchaseOrderSet('PC2')")["Cf_Jira_Status"] == "Closed by finance"
     assert [r["status"] for r in writes(ifs, "PATCH", "('PC2')")] == [412]
     [failed] = entries(config, "jira_purchase_orders")
@@ -262,7 +264,8 @@ def test_a_failed_record_is_redone_first_by_the_next_run_and_only_once(ifs, tmp_
     new_order(ifs, "PR1")
     config = config_for(ifs, tmp_path, JIRA_STREAMS, max_tries=2)
     ifs.add_fault("status", count=10, status=503, method="PATCH")
-    send(tmp_path, config, "jira_purchase_orders", JIRA_PO, ["OrderNo"], [{"OrderNo": "PR1", "Cf_Jira_Status": "Paid"}])
+    send(tmp_path, config, "jira_purchase_orders", JIRA_PO, ["OrderNo"], [{"OrderNo": "PR1", "Cf_Jira_Status": "Paid"}],
+         expected_exit=EXIT_UNDELIVERED)
     trail = AuditTrail(config["audit_url"])
     [failed] = list(trail.failures(stream="jira_purchase_orders"))
     assert "503" in failed.error and failed.source == {"OrderNo": "PR1", "Cf_Jira_Status": "Paid"}
@@ -281,7 +284,8 @@ def test_secrets_never_reach_the_audit_trail_or_the_logs(ifs, tmp_path):
     new_order(ifs, "PX1")
     config = config_for(ifs, tmp_path, JIRA_STREAMS)
     result = send(tmp_path, config, "jira_purchase_orders", JIRA_PO, ["OrderNo"],
-                  [{"OrderNo": "PX1", "Cf_Jira_Status": "Done"}, {"OrderNo": "PX-missing", "Cf_Jira_Status": "Done"}])
+                  [{"OrderNo": "PX1", "Cf_Jira_Status": "Done"}, {"OrderNo": "PX-missing", "Cf_Jira_Status": "Done"}],
+                  expected_exit=EXIT_UNDELIVERED)
     assert SECRET not in result.stderr and SECRET not in result.stdout
     audit_bytes = b"".join(path.read_bytes() for path in tmp_path.glob("audit.sqlite*"))
     assert SECRET.encode() not in audit_bytes

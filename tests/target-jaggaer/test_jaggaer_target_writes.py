@@ -10,6 +10,7 @@ from decimal import Decimal
 import pytest
 
 from ml_connector_core.audit import AuditTrail
+from ml_connector_core.audited_target import EXIT_UNDELIVERED
 from mlc_sandbox.jaggaer import JaggaerSandbox
 from support.singer import record_message, run_target, schema_message
 
@@ -174,8 +175,8 @@ def test_a_changed_order_is_replaced_once_and_fields_set_in_jaggaer_are_kept(jg,
 def test_an_order_for_an_unknown_supplier_fails_with_jaggaers_message_and_is_redone_when_the_supplier_arrives(jg, tmp_path):
     config = config_for(jg, tmp_path)
     run = send(tmp_path, config, [("jaggaer_purchase_orders", [order("P9", "S9"), order("P1", "S1")]),
-                                  ("jaggaer_suppliers", [supplier("S1")])])
-    assert run.returncode == 0 and run.states  # the refused record is in the audit trail, not lost
+                                  ("jaggaer_suppliers", [supplier("S1")])], expected_exit=EXIT_UNDELIVERED)
+    assert run.states  # the refused record is in the audit trail, not lost; the STATE went out
     assert [o["externalId"] for o in jg.purchase_orders()] == ["P1"]
     trail = AuditTrail(config["audit_url"])
     [failed] = list(trail.failures())
@@ -200,7 +201,8 @@ def test_a_refused_record_fails_alone_quoting_every_problem(jg, tmp_path):
     config = config_for(jg, tmp_path)
     bad = order("P2", "S1", [po_line(1), po_line(2, "0", glAccount="")])
     send(tmp_path, config, [("jaggaer_suppliers", [supplier("S1")]),
-                            ("jaggaer_purchase_orders", [bad, order("P3", "S1"), order("P4", "S1", lines=None) | {"lines": "[{"}])])
+                            ("jaggaer_purchase_orders", [bad, order("P3", "S1"), order("P4", "S1", lines=None) | {"lines": "[{"}])],
+         expected_exit=EXIT_UNDELIVERED)
     assert [o["externalId"] for o in jg.purchase_orders()] == ["P3"]
     failures = {f.key["externalId"]: f for f in AuditTrail(config["audit_url"]).failures()}
     assert sorted(failures) == ["P2", "P4"]

@@ -11,6 +11,7 @@ import jsonschema
 import pytest
 
 from ml_connector_core.audit import AuditTrail
+from ml_connector_core.audited_target import EXIT_UNDELIVERED
 from mlc_sandbox.jira import JiraSandbox
 from support.singer import record_message, run_target, schema_message
 
@@ -165,7 +166,7 @@ def test_one_search_per_hundred_keys_and_bulk_creates_of_fifty(jira, tmp_path):
 def test_a_refused_bulk_element_fails_alone_with_jiras_message_and_is_redone_next_run(jira, tmp_path):
     config = config_for(jira, tmp_path)
     bad = purchase_order("P2", ifs_url="not a url")
-    send(tmp_path, config, [purchase_order("P1"), bad, purchase_order("P3")])
+    send(tmp_path, config, [purchase_order("P1"), bad, purchase_order("P3")], expected_exit=EXIT_UNDELIVERED)
     assert len(jira.issues()) == 2
     trail = AuditTrail(config["audit_url"])
     [failure] = list(trail.failures())
@@ -175,7 +176,7 @@ def test_a_refused_bulk_element_fails_alone_with_jiras_message_and_is_redone_nex
 
     # The mapping is fixed; the record is not sent again, yet the next run redoes it first.
     config["status_transitions"] = {"Closed": "Done"}
-    send(tmp_path, config, [purchase_order("P1")])
+    send(tmp_path, config, [purchase_order("P1")], expected_exit=EXIT_UNDELIVERED)
     assert len(jira.issues()) == 2  # still refused: the failed source is what is redone
     # Once IFS sends a corrected record it is created, and the earlier failure counts as replayed.
     send(tmp_path, config, [purchase_order("P2")])

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlite3
 
 from ml_connector_core.audit import AuditTrail
+from ml_connector_core.audited_target import EXIT_UNDELIVERED
 from ml_connector_core.secrets import generate_key, seal
 from test_sf_target_upserts import accounts, collection_calls, config_for, last_run, send, supplier
 from test_sf_target_upserts import sf  # noqa: F401  (the stand-in fixture)
@@ -92,7 +93,7 @@ def test_secrets_stay_out_of_the_audit_trail_and_the_logs(sf, tmp_path, monkeypa
     sf.add_fault("session", count=1, method="PATCH")
     sf.add_fault("status", count=1, method="PATCH", status=500)
     run = send(tmp_path, config, [("sf_supplier_accounts", [supplier("S1"), supplier("S2", Type="Vendor")])],
-               env={"MLC_SECRET_KEY": key, "TARGET_SALESFORCE_LOG_LEVEL": "DEBUG"})
+               env={"MLC_SECRET_KEY": key, "TARGET_SALESFORCE_LOG_LEVEL": "DEBUG"}, expected_exit=EXIT_UNDELIVERED)
     assert len(accounts(sf)) == 1
     stored = b"".join(str(row).encode() for row in sqlite3.connect(tmp_path / "audit.sqlite").execute(
         "SELECT * FROM audit_records"))

@@ -9,7 +9,7 @@ import pytest
 
 from ml_connector_core.audit import AuditTrail
 from mlc_sandbox.teams import TeamsSandbox
-from support.singer import record_message, run_target, schema_message
+from support.singer import record_message, run_target, schema_message, state_message
 
 PROPOSAL = {
     "Company": {"type": ["string"]}, "InvoiceNo": {"type": ["string"]}, "Identity": {"type": ["string", "null"]},
@@ -43,7 +43,7 @@ def config_for(teams, tmp_path, **extra) -> dict:
 
 def send(tmp_path, config, records, **kwargs):
     messages = [schema_message("posting_proposals", PROPOSAL, ["Company", "InvoiceNo"], bookmark="Rowversion")]
-    messages += [record_message("posting_proposals", r) for r in records]
+    messages += [r if r.get("type") == "STATE" else record_message("posting_proposals", r) for r in records]
     return run_target(tmp_path, config, messages, executable="target-teams", **kwargs)
 
 
@@ -101,9 +101,17 @@ def test_a_429_storm_loses_nothing(teams, tmp_path):
 
 def test_a_failed_send_is_audited_and_resent_first_by_the_next_run(teams, tmp_path):
     config = config_for(teams, tmp_path, max_tries=2)
-    teams.add_fault("status", count=10, status=503)
-    result = send(tmp_path, config, [proposal("INV-9")])
-    assert "could not be delivered" in result.stderr
+    teams.add_fault("status", count=10, status=503, channel="company-10")
+    result = send(tmp_path, config, [proposal("INV-9"), proposal("INV-10", company="20"),
+                                     state_message({"bookmarks": {"posting_proposals": {"replication_key_value": "x"}}})],
+                  check=False)
+    # Not delivered is not success: exit status 3, after the STATE of the input (INV-10 was delivered, INV-9 is in
+    # the audit trail and is resent first), with where to look.
+    assert result.returncode == 3 and result.states == [{"bookmarks": {"posting_proposals": {"replication_key_value": "x"}}}]
+    run_id = AuditTrail(config["audit_url"]).runs(1)[0].run_id
+    assert "1 record(s) could not be posted to Teams" in result.stderr
+    assert f"mlc-audit failures --run {run_id}" in result.stderr
+    assert f"Teams cards: 1 insert, 1 not delivered (audit run {run_id})" in result.stderr
     trail = AuditTrail(config["audit_url"])
     [failed] = list(trail.failures(stream="posting_proposals"))
     assert failed.destination == "company-10" and "503" in failed.error

@@ -160,3 +160,17 @@ def test_graph_delivery_survives_a_revoked_token(teams, tmp_path):
     send(tmp_path, config, [proposal("INV-G2", company="30"), proposal("INV-G3", company="30")])
     assert sorted(c["body"][0]["text"] for c in teams.cards("general")) == [
         "Supplier invoice INV-G2", "Supplier invoice INV-G3"]
+
+
+def test_a_webhook_sealed_with_another_key_is_one_line_naming_it(teams, tmp_path):
+    from ml_connector_core.secrets import generate_key, seal
+
+    webhooks = teams.webhooks()
+    config = config_for(teams, tmp_path, webhooks={**webhooks, "company-10": seal(webhooks["company-10"],
+                                                                                   generate_key().encode())})
+    result = send(tmp_path, config, [proposal("INV-1")], env={"MLC_SECRET_KEY": generate_key()}, check=False)
+    assert result.returncode == 1
+    assert ("the sealed value of 'webhooks.company-10' cannot be opened with MLC_SECRET_KEY: it was sealed with "
+            "another key, or is damaged") in result.stderr
+    assert "Traceback" not in result.stderr and webhooks["company-10"].split("sig=")[1] not in result.stderr
+    assert teams.cards("company-10") == []

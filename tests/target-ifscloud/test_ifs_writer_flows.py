@@ -250,9 +250,10 @@ def test_a_429_storm_is_waited_out(ifs, tmp_path):
     new_order(ifs, "PS2")
     config = config_for(ifs, tmp_path, JIRA_STREAMS)
     ifs.add_fault("rate_limit", count=4, retry_after=1)
-    send(tmp_path, config, "jira_purchase_orders", JIRA_PO, ["OrderNo"],
-         [{"OrderNo": "PS1", "Cf_Jira_Status": "Done"}, {"OrderNo": "PS2", "Cf_Jira_Status": "Done"}])
+    result = send(tmp_path, config, "jira_purchase_orders", JIRA_PO, ["OrderNo"],
+                  [{"OrderNo": "PS1", "Cf_Jira_Status": "Done"}, {"OrderNo": "PS2", "Cf_Jira_Status": "Done"}])
     assert [r["status"] for r in ifs.requests() if r["kind"] == "data"].count(429) == 4
+    assert "Waiting " not in result.stderr and "Backing off" not in result.stderr  # short waits: nothing at INFO
     assert read(ifs, PO_SVC, "PurchaseOrderSet('PS1')")["Cf_Jira_Status"] == "Done"
     assert read(ifs, PO_SVC, "PurchaseOrderSet('PS2')")["Cf_Jira_Status"] == "Done"
     assert {e.outcome for e in entries(config, "jira_purchase_orders")} == {"succeeded"}

@@ -8,10 +8,12 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+import uuid
 from collections import Counter
 
 import pytest
 
+from ml_connector_core.audit import AuditTrail
 from mlc_sandbox.jira import JiraSandbox
 from support.ifs import CLIENT_SECRET
 from support.meltano import PROJECT_ROOT, meltano_run
@@ -156,3 +158,16 @@ def test_a_change_in_ifs_between_read_and_write_is_settled_by_etag(ifs, jira, en
     assert attempts == [("GET", 200), ("PATCH", 412), ("GET", 200), ("PATCH", 200)]
     stored = ifs.get(PO_SVC, entity)
     assert (stored["NoteText"], stored["Cf_Jira_Status"]) == ("edited in IFS meanwhile", "In Progress")
+
+
+def test_one_meltano_run_of_both_flows_names_the_audit_runs_by_its_run_id(ifs, jira, env):
+    """`MELTANO_RUN_ID=<uuid> meltano run` of both flows in one go: each target's audit run is named by Meltano's run id
+    (the second suffixed, as run ids are unique), and the Jira tap's `issues` stream, which the map does not route to
+    IFS, raises no warning."""
+    meltano_run_id = str(uuid.uuid4())
+    completed = meltano_run({**env, "MELTANO_RUN_ID": meltano_run_id}, [*IFS_TO_JIRA, *JIRA_TO_IFS])
+    assert f"run ID '{meltano_run_id}'" in completed.stderr  # Meltano's own log names the same id
+    with AuditTrail(env["TARGET_JIRA_AUDIT_URL"]) as trail:
+        assert sorted((run.run_id, run.plugin) for run in trail.runs()) == [
+            (meltano_run_id, "target-jira"), (f"{meltano_run_id}-2", "target-ifscloud")]
+    assert "not in the streams setting" not in completed.stderr

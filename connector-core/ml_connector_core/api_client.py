@@ -14,10 +14,9 @@ import threading
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
-import backoff
 import requests
 
-from ml_connector_core.http import RETRIABLE_STATUS, RequestBudget, retry_waits, shared_budget
+from ml_connector_core.http import RETRIABLE_STATUS, RequestBudget, shared_budget, with_retries
 from ml_connector_core.oauth import TokenRequestError
 
 
@@ -36,7 +35,7 @@ class ApiClient:
     service_name: ClassVar[str]  # as it appears in messages: "Jira", "Salesforce", "JAGGAER"
     error_class: ClassVar[type[Exception]]
     auth_error_class: ClassVar[type[Exception]]
-    retry_logger: ClassVar[logging.Logger]  # where backoff reports its waits (the client module's logger)
+    retry_logger: ClassVar[logging.Logger]  # where long retry waits are announced (the client module's logger)
     base_url: str  # named in the message when the service cannot be reached
 
     def __init__(self, auth: requests.auth.AuthBase, *, budget_key: str, requests_per_minute: int, max_tries: int,
@@ -108,9 +107,7 @@ class ApiClient:
 
         retriable = (RetriableResponse, requests.ConnectionError, requests.Timeout) if retry_unsafe else (RetriableResponse,)
         try:
-            response = backoff.on_exception(
-                retry_waits, retriable, max_tries=self.max_tries, jitter=backoff.random_jitter, logger=self.retry_logger,
-            )(send)()
+            response = with_retries(send, retriable, max_tries=self.max_tries, log=self.retry_logger)()
         except RetriableResponse as exc:
             response = exc.response
             if response.status_code != 401:

@@ -488,16 +488,31 @@ class AuditTrail:
 
     # Writing
 
-    def start_run(self, flow: str, plugin: str, *, run_id: str | None = None) -> AuditRun:
+    def start_run(self, flow: str, plugin: str, *, run_id: str | None = None,
+                  preferred_run_id: str | None = None) -> AuditRun:
+        """A new run: ``run_id`` exactly, else ``preferred_run_id`` (e.g. Meltano's run id, so that both name the
+        same run) while no run has it yet, then with a suffix (``<id>-2``, ``-3``, ...) for the second target of one
+        Meltano run, or a replay started from its shell; else an id of its own."""
         started_at = _utc_now()
-        run_id = run_id or _new_run_id(started_at)
-        with self._writing() as conn:
-            conn.execute(
-                runs_table.insert().values(
-                    run_id=run_id, flow=flow, plugin=plugin, started_at=started_at, status=RunStatus.RUNNING.value
-                )
-            )
-        return AuditRun(self, run_id, flow, plugin)
+        if run_id or not preferred_run_id:
+            candidates: Iterable[str] = [run_id or _new_run_id(started_at)]
+        else:
+            candidates = (preferred_run_id if n == 1 else f"{preferred_run_id}-{n}" for n in range(1, 1000))
+        for candidate in candidates:
+            try:
+                with self._writing() as conn:
+                    conn.execute(
+                        runs_table.insert().values(
+                            run_id=candidate, flow=flow, plugin=plugin, started_at=started_at,
+                            status=RunStatus.RUNNING.value,
+                        )
+                    )
+            except sa_exc.IntegrityError:
+                if run_id or not preferred_run_id or not self._has_run(candidate):
+                    raise
+                continue  # taken by an earlier target of the same run (or one starting right now): the next suffix
+            return AuditRun(self, candidate, flow, plugin)
+        raise AuditError(f"run id {preferred_run_id!r} and its first 998 suffixes are taken in {self!r}")
 
     def mark_replayed(self, entry_ids: Iterable[int], replay_run_id: str) -> int:
         """Record that a replay run delivered these failed entries: each becomes ``replayed``, and the replay run gets
@@ -549,6 +564,10 @@ class AuditTrail:
             if row is None:
                 raise UnknownRunError(f"no run {run_id!r} in the audit trail at {describe_url(self.url)}")
             return self._with_counts(conn, [row])[0]
+
+    def _has_run(self, run_id: str) -> bool:
+        with self._reading() as conn:
+            return conn.execute(sa.select(runs_table.c.run_id).where(runs_table.c.run_id == run_id)).first() is not None
 
     def runs(self, limit: int | None = 20, *, flow: str | None = None) -> list[RunInfo]:
         """The latest runs first, with their entry counts per outcome and per operation."""

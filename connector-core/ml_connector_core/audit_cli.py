@@ -1,7 +1,7 @@
 """`mlc-audit`: read the audit trail of ml-connector's targets, and replay what failed.
 
     mlc-audit runs [--limit N] [--flow F]
-    mlc-audit failures [--run R] [--stream S] [--key JSON]
+    mlc-audit failures [--run R] [--stream S] [--key JSON] [--each]
     mlc-audit show ENTRY_ID
     mlc-audit replay (--run R | --stream S | --key JSON | --entry ID ...) --target-command "CMD ..." [--dry-run]
 
@@ -73,8 +73,13 @@ def _parser() -> argparse.ArgumentParser:
     runs.add_argument("--flow", metavar="F", help="only runs of this flow")
     runs.set_defaults(handler=_runs)
 
-    failures = commands.add_parser("failures", help="failed entries not replayed yet, with their errors")
+    failures = commands.add_parser(
+        "failures", help="failed entries not replayed yet, grouped by run, stream, destination and error",
+        description="Failed entries no replay has delivered yet. Entries of one run, stream and destination that "
+        "failed with the same error are one group: its count, the error once, and the entry ids.",
+    )
     _add_selection(failures, entries=False)
+    failures.add_argument("--each", action="store_true", help="list every entry on its own, with its key and error")
     failures.set_defaults(handler=_failures)
 
     show = commands.add_parser("show", help="everything about one entry, with its exact payload")
@@ -158,6 +163,62 @@ def _run_row(run: RunInfo) -> tuple[str, ...]:
 
 def _failures(trail: AuditTrail, args: argparse.Namespace) -> int:
     selection = _selection(trail, args)
+    if args.each:
+        return _failures_each(trail, selection, args)
+    groups: dict[tuple[str, str, str, str], _FailureGroupIds] = {}
+    for entry in trail.failures(**selection):
+        key = (entry.run_id, entry.stream, entry.destination or "-", entry.error or "(no error text recorded)")
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = _FailureGroupIds(entry.flow)
+        group.ids.append(entry.id)
+    if not groups:
+        print(f"no failed entries waiting for a replay ({_describe_selection(args)})")
+        return 0
+    total = sum(len(group.ids) for group in groups.values())
+    print(f"failed entries not replayed yet ({_describe_selection(args)}), by run, stream, destination and error:")
+    for (run_id, stream, destination, error), group in groups.items():
+        count = len(group.ids)
+        print(f"\n{count} entr{'y' if count == 1 else 'ies'}  run {run_id}  {stream} -> {destination}  "
+              f"flow {group.flow}")
+        for error_line in error.splitlines() or [""]:
+            print(f"    {error_line}")
+        print(f"    {_compact_ids(group.ids)}")
+    print(
+        f"\n{total} failed entr{'y' if total == 1 else 'ies'} in {len(groups)} group{'' if len(groups) == 1 else 's'}; "
+        "`mlc-audit show ID` for one entry, `mlc-audit failures --each` for every entry with its key, "
+        "`mlc-audit replay` to send them again"
+    )
+    return 0
+
+
+class _FailureGroupIds:
+    __slots__ = ("flow", "ids")
+
+    def __init__(self, flow: str) -> None:
+        self.flow = flow
+        self.ids = array("q")  # 8 bytes an entry: a store with millions of failures still groups in memory
+
+
+#: How many ids or ranges of ids a group shows before "and N more".
+SHOWN_ID_ITEMS = 20
+
+
+def _compact_ids(ids: Iterable[int], limit: int = SHOWN_ID_ITEMS) -> str:
+    """"#12-57, #60, #63-64 and 120 more": runs of consecutive ids as ranges, at most ``limit`` ids or ranges."""
+    ranges: list[list[int]] = []
+    for entry_id in sorted(ids):
+        if ranges and entry_id == ranges[-1][1] + 1:
+            ranges[-1][1] = entry_id
+        elif not ranges or entry_id != ranges[-1][1]:
+            ranges.append([entry_id, entry_id])
+    shown = ranges[:limit]
+    text = ", ".join(f"#{first}" if first == last else f"#{first}-{last}" for first, last in shown)
+    hidden = sum(last - first + 1 for first, last in ranges[limit:])
+    return f"{text} and {hidden} more" if hidden else text
+
+
+def _failures_each(trail: AuditTrail, selection: dict[str, Any], args: argparse.Namespace) -> int:
     shown = 0
     for entry in trail.failures(**selection):
         if shown == 0:

@@ -17,6 +17,7 @@ Exit statuses of every ml-connector target:
 
 from __future__ import annotations
 
+import os
 import sys
 from collections import Counter
 from collections.abc import Iterable
@@ -29,6 +30,8 @@ from ml_connector_core.audit import AuditEntry, AuditRun, AuditTrail, StoredEntr
 BOOKMARK_HINT = "x-bookmark-properties"
 #: The exit status of a run that read all of its input but could not deliver some records (see the module's text).
 EXIT_UNDELIVERED = 3
+#: The run id Meltano passes to its plugins, when it was given one (`MELTANO_RUN_ID=... meltano run`).
+MELTANO_RUN_ID_ENV = "MELTANO_RUN_ID"
 
 
 class AuditedTarget:
@@ -51,7 +54,11 @@ class AuditedTarget:
 
     @cached_property
     def audit_run(self) -> AuditRun:
-        return self.audit_trail.start_run(flow=self.config["flow"], plugin=self.name)
+        # `MELTANO_RUN_ID=<uuid> meltano run ...` makes Meltano use that id and pass it on to every plugin (Meltano
+        # 4.4 passes nothing when it makes up the id itself, nor for `--run-id`): the audit run then has the same id,
+        # suffixed -2, -3 ... for further targets of that Meltano run.
+        meltano_run_id = (os.environ.get(MELTANO_RUN_ID_ENV) or "").strip() or None
+        return self.audit_trail.start_run(flow=self.config["flow"], plugin=self.name, preferred_run_id=meltano_run_id)
 
     def _process_schema_message(self, message_dict: dict) -> None:
         # Sinks are not told the stream's bookmark property; it is the natural order of record versions.

@@ -1,31 +1,44 @@
-"""Being a polite HTTP client: a request budget per tenant, and how long to wait before a retry."""
+"""Being a polite HTTP client: a request budget per tenant, how long to wait before a retry, and one retry loop
+(:func:`with_retries`) that says so when a wait is long enough for someone watching the run to wonder."""
 
 from __future__ import annotations
 
 import email.utils
+import logging
 import random
 import threading
 import time
 from collections import deque
-from collections.abc import Generator
+from collections.abc import Callable, Generator
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
+import backoff
 import requests
 
 RETRIABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 MAX_WAIT_SECONDS = 120.0
+#: Waits up to this long pass silently (DEBUG); a longer one gets one INFO line, so a run that seems stuck says why.
+LONG_WAIT_SECONDS = 5.0
+
+logger = logging.getLogger(__name__)
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 
 class RequestBudget:
     """At most ``requests_per_minute`` requests in any sliding 60-second window, shared by every thread."""
 
-    def __init__(self, requests_per_minute: int, *, clock=time.monotonic, sleep=time.sleep) -> None:
+    def __init__(self, requests_per_minute: int, *, name: str = "", clock=time.monotonic, sleep=time.sleep) -> None:
         if requests_per_minute < 1:
             raise ValueError("requests_per_minute must be at least 1")
         self.requests_per_minute = requests_per_minute
+        self.name = name  # the tenant, as messages name it
         self._sent: deque[float] = deque()
         self._lock = threading.Lock()
         self._clock = clock
         self._sleep = sleep
+        # Until when the current stall has been announced: threads queued behind the same full window add no line.
+        self._announced_until = float("-inf")
 
     def acquire(self) -> float:
         """Wait until one more request fits in the budget; return the seconds waited."""
@@ -39,6 +52,13 @@ class RequestBudget:
                     self._sent.append(now)
                     return waited
                 pause = 60.0 - (now - self._sent[0])
+                announce = waited == 0 and pause > LONG_WAIT_SECONDS and now >= self._announced_until
+                if announce:
+                    self._announced_until = now + pause
+            if announce:
+                logger.info("Waiting %.0f s for the client-side request budget%s (requests_per_minute %d) to allow "
+                            "the next request", pause, f" of {self.name}" if self.name else "",
+                            self.requests_per_minute)
             self._sleep(pause)
             waited += pause
 
@@ -52,7 +72,7 @@ def shared_budget(tenant_key: str, requests_per_minute: int) -> RequestBudget:
     with _budgets_lock:
         budget = _budgets.get(tenant_key)
         if budget is None or budget.requests_per_minute != requests_per_minute:
-            budget = _budgets[tenant_key] = RequestBudget(requests_per_minute)
+            budget = _budgets[tenant_key] = RequestBudget(requests_per_minute, name=tenant_key)
         return budget
 
 
@@ -96,3 +116,71 @@ def retry_waits(
             wait = random.uniform(0, min(cap, base * factor**attempt))
         attempt += 1
         exception = yield wait
+
+
+def shown_url(url: str | None) -> str:
+    """``scheme://host[:port]/path`` of a URL: no query (Workflows webhooks carry their signature, ``sig=``, there), no
+    user or password."""
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    if not parts.scheme or not parts.hostname:
+        return parts.path
+    host = parts.hostname if parts.port is None else f"{parts.hostname}:{parts.port}"
+    return f"{parts.scheme}://{host}{parts.path}"
+
+
+def describe_retry(exception: BaseException | None) -> tuple[str, str]:
+    """What a retry is for and why, from the exception backoff caught: ("POST https://host/path", "HTTP 429,
+    Retry-After 30") or ("GET https://host/path", "ConnectionError"); empty parts where the exception does not say."""
+    response = getattr(exception, "response", None)
+    request = getattr(response, "request", None) if response is not None else None
+    if request is None:
+        request = getattr(exception, "request", None)  # requests' own exceptions carry the request they were for
+    target = ""
+    if request is not None and getattr(request, "url", None):
+        target = f"{request.method or ''} {shown_url(request.url)}".strip()
+    if response is None or not isinstance(getattr(response, "status_code", None), int):
+        return target, type(exception).__name__ if exception is not None else ""
+    if response.status_code < 400:  # retried for its body (e.g. cut off), not its status: the exception says why
+        reason = str(exception)[:160] or f"HTTP {response.status_code}"
+    else:
+        reason = f"HTTP {response.status_code}"
+    retry_after = response.headers.get("Retry-After")
+    if retry_after:
+        reason += f", Retry-After {retry_after.strip()[:40]}"
+    return target, reason
+
+
+def announce_long_waits(log: logging.Logger | logging.LoggerAdapter, max_tries: int | Callable[[], int] | None = None,
+                        *, threshold: float = LONG_WAIT_SECONDS) -> Callable[[dict], None]:
+    """An ``on_backoff`` handler for ``backoff.on_exception``: one INFO line for each wait longer than ``threshold``
+    seconds saying what it waits for and how long, a DEBUG line for shorter ones."""
+
+    def on_backoff(details: dict) -> None:
+        wait = float(details.get("wait") or 0.0)
+        tries = int(details.get("tries") or 0)
+        limit = max_tries() if callable(max_tries) else max_tries
+        target, reason = describe_retry(details.get("exception"))
+        attempt = f"attempt {tries + 1}" + (f" of {limit}" if limit else "")
+        what = f"retrying {target}" if target else "retrying"
+        level = logging.INFO if wait > threshold else logging.DEBUG
+        log.log(level, "Waiting %s s before %s%s, %s", f"{wait:.0f}" if wait >= 10 else f"{wait:.1f}", what,
+                f" ({reason})" if reason else "", attempt)
+
+    return on_backoff
+
+
+def with_retries(func: _F, retriable: type[BaseException] | tuple[type[BaseException], ...], *,
+                 max_tries: int | Callable[[], int], log: logging.Logger | logging.LoggerAdapter,
+                 wait_gen: Callable[..., Generator[float, Any, None]] = retry_waits,
+                 on_backoff: Callable[[dict], None] | None = None) -> _F:
+    """``func`` tried up to ``max_tries`` times while it raises one of ``retriable``, waiting ``wait_gen``'s waits
+    (``Retry-After`` first, see :func:`retry_waits`) plus up to a second of jitter. The last exception escapes for
+    the caller to turn into its own one-line error, so backoff's own lines (every wait, giving up) go to DEBUG;
+    long waits are announced by :func:`announce_long_waits` (or ``on_backoff``, when the caller has its own)."""
+    return backoff.on_exception(
+        wait_gen, retriable, max_tries=max_tries, jitter=backoff.random_jitter,
+        on_backoff=on_backoff or announce_long_waits(log, max_tries),
+        logger=log, backoff_log_level=logging.DEBUG, giveup_log_level=logging.DEBUG,
+    )(func)

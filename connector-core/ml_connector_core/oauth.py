@@ -7,10 +7,9 @@ import threading
 import time
 from collections.abc import Callable
 
-import backoff
 import requests
 
-from ml_connector_core.http import RETRIABLE_STATUS, retry_waits
+from ml_connector_core.http import RETRIABLE_STATUS, with_retries
 from ml_connector_core.redaction import register_secret
 
 logger = logging.getLogger(__name__)
@@ -86,13 +85,8 @@ class RenewingBearerAuth(requests.auth.AuthBase):
 
     def _post_with_retries(self, post: Callable[[], dict]) -> dict:
         """``post`` (which raises :class:`RetriableTokenResponse` on 429/5xx) tried up to ``max_tries`` times."""
-        retried = backoff.on_exception(
-            retry_waits,
-            (RetriableTokenResponse, requests.ConnectionError, requests.Timeout),
-            max_tries=self.max_tries,
-            jitter=backoff.random_jitter,
-            logger=logger,
-        )(post)
+        retried = with_retries(post, (RetriableTokenResponse, requests.ConnectionError, requests.Timeout),
+                               max_tries=self.max_tries, log=logger)
         try:
             return retried()
         except RetriableTokenResponse as exc:

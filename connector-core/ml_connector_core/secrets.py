@@ -14,6 +14,7 @@ from cryptography.fernet import Fernet, InvalidToken
 SEALED_PREFIX = "sealed:v1:"
 KEY_ENV = "MLC_SECRET_KEY"
 KEY_FILE_ENV = "MLC_SECRET_KEY_FILE"
+_KEY_SHAPE = "a key is the 44 characters `mlc-secret generate-key` prints"
 
 
 class SecretKeyError(RuntimeError):
@@ -24,20 +25,46 @@ def generate_key() -> str:
     return Fernet.generate_key().decode("ascii")
 
 
-def load_key() -> bytes:
+def key_source() -> str:
+    """Where the key is taken from, as messages name it (never the key itself)."""
+    if os.environ.get(KEY_ENV):
+        return KEY_ENV
+    if os.environ.get(KEY_FILE_ENV):
+        return f"the key file {Path(os.environ[KEY_FILE_ENV]).expanduser()} named by {KEY_FILE_ENV}"
+    return "no key"
+
+
+def load_key(purpose: str = "a setting is sealed") -> bytes:
+    """The key's bytes; ``purpose`` starts the message when there is none to be had."""
     key = os.environ.get(KEY_ENV)
     if not key and os.environ.get(KEY_FILE_ENV):
         key_path = Path(os.environ[KEY_FILE_ENV]).expanduser()
         try:
-            key = key_path.read_text(encoding="ascii").strip()
+            key = key_path.read_bytes().decode("ascii").strip()
         except OSError as exc:
-            raise SecretKeyError(f"cannot read the secret key file named by {KEY_FILE_ENV} ({key_path}): {exc.strerror}") from None
+            raise SecretKeyError(f"{purpose}, but the key file {key_path} named by {KEY_FILE_ENV} cannot be read: "
+                                 f"{exc.strerror}") from None
+        except UnicodeDecodeError:
+            key = None
+        if not key:
+            raise SecretKeyError(f"{purpose}, but the key file {key_path} named by {KEY_FILE_ENV} holds no key "
+                                 f"({_KEY_SHAPE})")
     if not key:
         raise SecretKeyError(
-            f"a setting is sealed but no key is available: set {KEY_ENV} or {KEY_FILE_ENV} "
-            "(create one with `mlc-secret generate-key`)"
+            f"{purpose}, but no key is available: set {KEY_ENV} or {KEY_FILE_ENV} "
+            "(create one with `mlc-secret generate-key --output PATH`)"
         )
-    return key.encode("ascii")
+    try:
+        return key.strip().encode("ascii")
+    except UnicodeEncodeError:
+        raise SecretKeyError(f"{purpose}, but {key_source()} holds no key ({_KEY_SHAPE})") from None
+
+
+def _fernet(key: bytes, purpose: str, source: str) -> Fernet:
+    try:
+        return Fernet(key)
+    except ValueError:  # also binascii.Error: not URL-safe base64, or not 32 bytes
+        raise SecretKeyError(f"{purpose}, but {source} holds no valid key ({_KEY_SHAPE})") from None
 
 
 def is_sealed(value: object) -> bool:
@@ -45,22 +72,24 @@ def is_sealed(value: object) -> bool:
 
 
 def seal(plaintext: str, key: bytes | None = None) -> str:
-    token = Fernet(key or load_key()).encrypt(plaintext.encode("utf-8"))
-    return SEALED_PREFIX + token.decode("ascii")
+    purpose = "cannot seal"
+    fernet = _fernet(key or load_key(purpose), purpose, "the given key" if key else key_source())
+    return SEALED_PREFIX + fernet.encrypt(plaintext.encode("utf-8")).decode("ascii")
 
 
 def unseal(value: str, *, setting_name: str = "setting", key: bytes | None = None) -> str:
-    """Return the plaintext of a sealed value; a value that is not sealed is returned as it is."""
+    """Return the plaintext of a sealed value; a value that is not sealed is returned as it is.
+
+    Every failure is one :class:`SecretKeyError` line naming the setting and where the key came from."""
     if not is_sealed(value):
         return value
-    try:
-        fernet = Fernet(key or load_key())
-    except ValueError:
-        raise SecretKeyError(f"the key in {KEY_ENV}/{KEY_FILE_ENV} is not a valid Fernet key") from None
+    purpose = f"'{setting_name}' is sealed"
+    source = "the given key" if key else key_source()
+    fernet = _fernet(key or load_key(purpose), purpose, source)
     try:
         return fernet.decrypt(value[len(SEALED_PREFIX):].encode("ascii")).decode("utf-8")
-    except InvalidToken:
+    except (InvalidToken, UnicodeError):
         raise SecretKeyError(
-            f"the sealed value of '{setting_name}' cannot be opened with the configured key "
-            "(sealed with another key, or damaged)"
+            f"the sealed value of '{setting_name}' cannot be opened with {source}: it was sealed with another key, "
+            "or is damaged"
         ) from None

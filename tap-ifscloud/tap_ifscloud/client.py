@@ -18,7 +18,7 @@ from singer_sdk.singerlib import RecordMessage
 from singer_sdk.streams import RESTStream
 
 from ml_connector_core import ifs_odata as odata
-from ml_connector_core.http import RETRIABLE_STATUS, retry_waits
+from ml_connector_core.http import RETRIABLE_STATUS, announce_long_waits, retry_waits, with_retries
 from ml_connector_core.ifs_metadata import EntitySetInfo, MetadataError, entity_schema
 from tap_ifscloud.streams import StreamDefinition
 
@@ -107,6 +107,18 @@ class IfsEntityStream(RESTStream):
 
     def backoff_max_tries(self) -> int:
         return int(self.config["max_tries"])
+
+    def request_decorator(self, func):
+        # The SDK's own decorator logs every wait twice (INFO, and ERROR from backoff_handler) however short; the
+        # shared loop keeps short waits at DEBUG and announces long ones once. Same exceptions as the SDK retries.
+        return with_retries(func, (ConnectionResetError, RetriableAPIError, requests.exceptions.Timeout,
+                                   requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError,
+                                   requests.exceptions.ContentDecodingError),
+                            max_tries=self.backoff_max_tries, log=self.logger, wait_gen=self.backoff_wait_generator,
+                            on_backoff=self.backoff_handler)
+
+    def backoff_handler(self, details) -> None:
+        announce_long_waits(self.logger, self.backoff_max_tries)(details)
 
     @property
     def label(self) -> str:

@@ -16,6 +16,7 @@ from ml_connector_core.http import RequestBudget, shared_budget
 from ml_connector_core.ifs_metadata import MetadataError, ServiceMetadata, parse_metadata
 from ml_connector_core.oauth import ClientCredentialsAuth
 from ml_connector_core.secrets import SecretKeyError, unseal
+from ml_connector_core.tap_cli import ConfigErrorsInOneLine
 from tap_ifscloud.client import IfsEntityStream
 from tap_ifscloud.streams import StreamConfigError, configured_streams
 
@@ -29,7 +30,7 @@ STREAM_OVERRIDE = th.ObjectType(
 )
 
 
-class TapIfsCloud(Tap):
+class TapIfsCloud(ConfigErrorsInOneLine, Tap):
     """Reads IFS Cloud projections incrementally: OAuth2 client credentials, seek paging, exact decimals."""
 
     name = "tap-ifscloud"

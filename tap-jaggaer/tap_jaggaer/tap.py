@@ -20,6 +20,7 @@ from ml_connector_core.jaggaer import (
     connection_properties,
 )
 from ml_connector_core.secrets import SecretKeyError
+from ml_connector_core.tap_cli import ConfigErrorsInOneLine
 from tap_jaggaer.streams import (
     InvoiceLinesStream,
     InvoicesStream,
@@ -30,7 +31,7 @@ from tap_jaggaer.streams import (
 )
 
 
-class TapJaggaer(Tap):
+class TapJaggaer(ConfigErrorsInOneLine, Tap):
     """Reads what changed in JAGGAER since the last run: invoices and their lines, receipts, suppliers."""
 
     name = "tap-jaggaer"

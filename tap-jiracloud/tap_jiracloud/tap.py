@@ -13,6 +13,7 @@ from singer_sdk.singerlib import StateMessage
 from ml_connector_core.jira import JiraClient, JiraConfigError, JiraError, client_from_config
 from ml_connector_core.jira_settings import jira_connection_properties
 from ml_connector_core.secrets import SecretKeyError
+from ml_connector_core.tap_cli import ConfigErrorsInOneLine
 from tap_jiracloud.streams import IssuesStream
 
 DEFAULT_CUSTOM_FIELDS = {"ifs_key": "IFS Key"}
@@ -20,7 +21,7 @@ _PROPERTY_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 _RESERVED = set(IssuesStream.build_schema({})["properties"])
 
 
-class TapJiraCloud(Tap):
+class TapJiraCloud(ConfigErrorsInOneLine, Tap):
     """Reads Jira Cloud issues changed since the last run, with the custom fields named in the settings."""
 
     name = "tap-jiracloud"

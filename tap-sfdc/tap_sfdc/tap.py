@@ -20,6 +20,7 @@ from ml_connector_core.salesforce import (
     connection_properties,
 )
 from ml_connector_core.secrets import SecretKeyError
+from ml_connector_core.tap_cli import ConfigErrorsInOneLine
 from tap_sfdc.streams import REPLICATION_KEY, FieldError, SObjectStream, object_schema
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
@@ -34,7 +35,7 @@ OBJECT_SPEC = th.ObjectType(
 )
 
 
-class TapSfdc(Tap):
+class TapSfdc(ConfigErrorsInOneLine, Tap):
     """Reads Salesforce objects changed since the last run, with the fields named in the settings."""
 
     name = "tap-sfdc"

@@ -141,9 +141,9 @@ class TargetDatabricks(AuditedTarget, Target):
 def _unsealed(options: dict | None) -> dict | None:
     if not options:
         return options
-    from ml_connector_core.secrets import unseal
+    from target_databricks.workspace import unsealed_setting
 
-    return {k: unseal(v, setting_name=f"storage_options.{k}") for k, v in options.items()}
+    return {k: unsealed_setting(v, f"storage_options.{k}") for k, v in options.items()}
 
 
 if __name__ == "__main__":

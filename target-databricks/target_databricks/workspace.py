@@ -8,7 +8,7 @@ from databricks.sdk import WorkspaceClient
 from singer_sdk.exceptions import ConfigValidationError
 
 from ml_connector_core.redaction import register_secret
-from ml_connector_core.secrets import unseal
+from ml_connector_core.secrets import SecretKeyError, unseal
 
 
 def workspace_client(config: Mapping) -> WorkspaceClient:
@@ -17,13 +17,22 @@ def workspace_client(config: Mapping) -> WorkspaceClient:
         raise ConfigValidationError("workspace_host is needed for the warehouse load path and for job runs",
                                     errors=["workspace_host"])
     if config.get("token"):
-        token = unseal(config["token"], setting_name="token")
+        token = unsealed_setting(config["token"], "token")
         register_secret(token)
         return WorkspaceClient(host=host, token=token, auth_type="pat")
     if config.get("client_id") and config.get("client_secret"):
-        secret = unseal(config["client_secret"], setting_name="client_secret")
+        secret = unsealed_setting(config["client_secret"], "client_secret")
         register_secret(secret)
         # The SDK's M2M flow fetches and refreshes tokens itself.
         return WorkspaceClient(host=host, client_id=config["client_id"], client_secret=secret, auth_type="oauth-m2m")
     raise ConfigValidationError("set token, or client_id and client_secret, to reach the Databricks workspace",
                                 errors=["token", "client_id", "client_secret"])
+
+
+def unsealed_setting(value: str, setting_name: str) -> str:
+    """The plaintext of a setting that may be sealed; a key that does not open it is a configuration error, which
+    singer-sdk reports in one line, not an exception with a traceback."""
+    try:
+        return unseal(value, setting_name=setting_name)
+    except SecretKeyError as exc:
+        raise ConfigValidationError(str(exc), errors=[str(exc)]) from None

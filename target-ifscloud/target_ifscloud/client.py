@@ -9,12 +9,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import backoff
 import msgspec
 import requests
 
 from ml_connector_core import ifs_odata
-from ml_connector_core.http import RETRIABLE_STATUS, RequestBudget, retry_waits
+from ml_connector_core.http import RETRIABLE_STATUS, RequestBudget, with_retries
 from ml_connector_core.ifs_metadata import MetadataError, ServiceMetadata, parse_metadata
 from ml_connector_core.oauth import ClientCredentialsAuth
 
@@ -90,10 +89,8 @@ class IfsClient:
         if if_match is not None:
             headers["If-Match"] = if_match
         renewed_token = False
-        send_once = backoff.on_exception(
-            retry_waits, (_Retriable, requests.ConnectionError, requests.Timeout),
-            max_tries=self.max_tries, jitter=backoff.random_jitter, logger=logger,
-        )(self._send_once)
+        send_once = with_retries(self._send_once, (_Retriable, requests.ConnectionError, requests.Timeout),
+                                 max_tries=self.max_tries, log=logger)
         while True:
             try:
                 response, parsed = send_once(method, url, headers, data, raw)

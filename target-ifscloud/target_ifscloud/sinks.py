@@ -19,8 +19,11 @@ class IfsWriteSink(RecordSink):
         self.ifs = target
         self.plan = None
         if stream_name not in (target.config.get("streams") or {}):
-            # Stream maps pass the SCHEMA of a stream they drop (`stream: __NULL__`) on: only its records are an error.
-            target.logger.warning("stream '%s' is not in the streams setting: its records would be refused", stream_name)
+            # Taps send the SCHEMA of every stream and stream maps pass on that of a stream they drop (`stream:
+            # __NULL__`): not routing it is a flow's deliberate choice, so no warning. A record of it is still never
+            # dropped quietly: process_record stops the run naming the stream and the setting.
+            target.logger.debug("stream '%s' is not in the streams setting: nothing to write unless a record of it "
+                                "arrives, which stops the run", stream_name)
             return
         # Configuration problems surface here, at SCHEMA time, before any record of the stream is written.
         self.plan = target.plan_for(stream_name, list(self.key_properties or []), list(schema.get("properties") or {}))

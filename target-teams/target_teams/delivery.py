@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Mapping
 
-import backoff
 import requests
 
-from ml_connector_core.http import RETRIABLE_STATUS, retry_waits
+from ml_connector_core.http import RETRIABLE_STATUS, with_retries
 from ml_connector_core.oauth import ClientCredentialsAuth
 from target_teams import cards
+
+logger = logging.getLogger(__name__)
 
 
 class DeliveryRefused(RuntimeError):
@@ -38,10 +40,8 @@ class Delivery:
             raise DeliveryRefused(f"the card for channel '{channel}' is {cards.size_of(message):,} bytes; Teams takes "
                                   f"at most about {cards.MAX_MESSAGE_BYTES:,}")
         self.attempts = 0
-        post = backoff.on_exception(
-            retry_waits, (_Retriable, requests.ConnectionError, requests.Timeout),
-            max_tries=self.max_tries, jitter=backoff.random_jitter,
-        )(self._post)
+        post = with_retries(self._post, (_Retriable, requests.ConnectionError, requests.Timeout),
+                            max_tries=self.max_tries, log=logger)
         try:
             post(channel, message)
         except _Retriable as exc:

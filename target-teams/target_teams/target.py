@@ -15,7 +15,7 @@ from ml_connector_core.audit import AuditTrail, StoredEntry
 from ml_connector_core.audited_target import BOOKMARK_HINT, AuditedTarget
 from ml_connector_core.oauth import ClientCredentialsAuth
 from ml_connector_core.redaction import register_secret
-from ml_connector_core.secrets import unseal
+from ml_connector_core.secrets import SecretKeyError, unseal
 from target_teams.delivery import DeliveryRefused, GraphDelivery, WorkflowsDelivery
 from target_teams.sinks import StreamNotifier, TeamsSink, _card_of
 
@@ -87,7 +87,7 @@ class TargetTeams(AuditedTarget, Target):
     def delivery(self):
         max_tries = int(self.config["max_tries"])
         if self.config["delivery"] == "workflows":
-            webhooks = {name: unseal(url, setting_name=f"webhooks.{name}")
+            webhooks = {name: _unsealed(url, f"webhooks.{name}")
                         for name, url in (self.config.get("webhooks") or {}).items()}
             for url in webhooks.values():
                 register_secret(url.split("sig=")[-1] if "sig=" in url else url)
@@ -98,7 +98,7 @@ class TargetTeams(AuditedTarget, Target):
             raise ConfigValidationError(f"delivery graph needs {', '.join(missing)}", errors=missing)
         auth = ClientCredentialsAuth(
             self.config["graph_token_url"], self.config["graph_client_id"],
-            unseal(self.config["graph_client_secret"], setting_name="graph_client_secret"),
+            _unsealed(self.config["graph_client_secret"], "graph_client_secret"),
             scope="https://graph.microsoft.com/.default",
         )
         return GraphDelivery(self.config["graph_url"], self.config["graph_team_id"],
@@ -183,3 +183,9 @@ class TargetTeams(AuditedTarget, Target):
         self.settle_failures()
 
 
+def _unsealed(value: str, setting_name: str) -> str:
+    # A configuration error, which singer-sdk reports in one line, instead of an exception with a traceback.
+    try:
+        return unseal(value, setting_name=setting_name)
+    except SecretKeyError as exc:
+        raise ConfigValidationError(str(exc), errors=[str(exc)]) from None

@@ -82,9 +82,9 @@ def test_runs_lists_each_run_with_its_counts(seeded):
     assert "no runs of flow 'other'" in mlc_audit("runs", "--flow", "other", url=url).stdout
 
 
-def test_failures_shows_each_failed_entry_with_its_error(seeded):
+def test_failures_each_shows_every_failed_entry_with_its_error(seeded):
     url, first, second, ids = seeded
-    listed = mlc_audit("failures", url=url)
+    listed = mlc_audit("failures", "--each", url=url)
     assert listed.returncode == 0, listed.stderr
     for n in (2, 3, 4, 5):
         assert f"#{ids[n]}  " in listed.stdout
@@ -92,11 +92,63 @@ def test_failures_shows_each_failed_entry_with_its_error(seeded):
     assert "    HTTP 503 on line 2\n    retries exhausted" in listed.stdout
     assert "4 failed entries" in listed.stdout
 
-    by_key = mlc_audit("failures", "--stream", "lines", "--key", '{"id": 5}', url=url).stdout
+    by_key = mlc_audit("failures", "--each", "--stream", "lines", "--key", '{"id": 5}', url=url).stdout
     assert f"#{ids[5]}  " in by_key and f"#{ids[2]}  " not in by_key
-    by_run = mlc_audit("failures", "--run", first, "--stream", "orders", url=url).stdout
+    by_run = mlc_audit("failures", "--each", "--run", first, "--stream", "orders", url=url).stdout
     assert f"#{ids[4]}  " in by_run and "1 failed entry;" in by_run
-    assert "no failed entries" in mlc_audit("failures", "--key", '{"id": 1}', url=url).stdout
+    assert "no failed entries" in mlc_audit("failures", "--each", "--key", '{"id": 1}', url=url).stdout
+
+
+def test_failures_groups_entries_by_run_stream_destination_and_error(sqlite_url):
+    """436 failures from a 503 storm and a few refusals: a handful of lines, not one block per entry."""
+    def failed(n: int, error: str, stream: str = "lines", destination: str = "main.ifs.lines") -> AuditEntry:
+        return AuditEntry(stream=stream, key={"id": n}, operation="insert", outcome="failed", attempts=8,
+                          error=error, destination=destination, payload={"id": n})
+
+    storm = "IFS unavailable: HTTP 503 after 8 tries\nretries exhausted"
+    with AuditTrail(sqlite_url) as trail:
+        with trail.start_run(flow="ifs-to-databricks", plugin="target-databricks") as run:
+            run.record([failed(n, storm) for n in range(1, 401)])  # entries 1-400
+            run.record([failed(401, "amount is not a number"), failed(402, storm)])
+            run.record([failed(n, storm, destination="main.ifs.other") for n in range(403, 437)])
+            run.record([line(437, outcome="succeeded")])
+        with trail.start_run(flow="ifs-to-databricks", plugin="target-databricks") as later:
+            later.record([failed(438, storm)])
+        ids = [entry.id for entry in trail.entries()]
+    assert ids == list(range(1, 439))  # so that the ranges below are the entry ids
+
+    listed = mlc_audit("failures", url=sqlite_url)
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    assert len(lines) < 25, listed.stdout
+    assert lines[0] == "failed entries not replayed yet (all runs), by run, stream, destination and error:"
+    blocks = listed.stdout.split("\n\n")[1:-1]
+    assert blocks == [
+        f"401 entries  run {run.run_id}  lines -> main.ifs.lines  flow ifs-to-databricks\n"
+        f"    IFS unavailable: HTTP 503 after 8 tries\n    retries exhausted\n    #1-400, #402",
+        f"1 entry  run {run.run_id}  lines -> main.ifs.lines  flow ifs-to-databricks\n"
+        f"    amount is not a number\n    #401",
+        f"34 entries  run {run.run_id}  lines -> main.ifs.other  flow ifs-to-databricks\n"
+        f"    IFS unavailable: HTTP 503 after 8 tries\n    retries exhausted\n    #403-436",
+        f"1 entry  run {later.run_id}  lines -> main.ifs.lines  flow ifs-to-databricks\n"
+        f"    IFS unavailable: HTTP 503 after 8 tries\n    retries exhausted\n    #438",
+    ]
+    assert lines[-1].startswith("437 failed entries in 4 groups; `mlc-audit show ID` for one entry, "
+                                "`mlc-audit failures --each` for every entry")
+    assert len(mlc_audit("failures", "--each", url=sqlite_url).stdout.splitlines()) > 1300  # as before, on request
+
+    only_later = mlc_audit("failures", "--run", later.run_id, url=sqlite_url).stdout
+    assert f"run {later.run_id}" in only_later and f"run {run.run_id}" not in only_later
+    assert "1 failed entry in 1 group;" in only_later
+
+
+def test_a_groups_ids_are_bounded():
+    from ml_connector_core.audit_cli import _compact_ids
+
+    assert _compact_ids([5, 3, 4, 9, 11, 12]) == "#3-5, #9, #11-12"
+    scattered = list(range(1, 200, 2))  # 100 ids, no two consecutive
+    assert _compact_ids(scattered) == ", ".join(f"#{n}" for n in scattered[:20]) + " and 80 more"
+    assert _compact_ids([*range(1, 51), *range(100, 300, 2)], limit=2) == "#1-50, #100 and 99 more"
 
 
 def test_show_prints_the_exact_payload(seeded):

@@ -6,6 +6,7 @@ from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
 
 from ml_connector_core.audit import (
     AUDIT_URL_ENV,
@@ -107,6 +108,18 @@ def test_a_run_counts_its_entries_per_outcome_and_operation(trail):
     assert [r.run_id for r in trail.runs(flow="ifs-to-databricks")] == [run.run_id]
     assert len(trail.runs(limit=1)) == 1
     assert trail.run(run.run_id).entries == 5
+
+
+def test_a_preferred_run_id_is_used_while_free_then_suffixed(trail):
+    meltano_run = "0f9a2e9c-5b4e-4a53-9d43-5c1b8a1f0e11"
+    first = trail.start_run("flow", "target-a", preferred_run_id=meltano_run)
+    second = trail.start_run("flow", "target-b", preferred_run_id=meltano_run)
+    third = trail.start_run("flow", "target-a", preferred_run_id=meltano_run)
+    assert [first.run_id, second.run_id, third.run_id] == [meltano_run, f"{meltano_run}-2", f"{meltano_run}-3"]
+    assert trail.run(f"{meltano_run}-2").plugin == "target-b"
+    assert trail.start_run("flow", "target-a").run_id != meltano_run  # without one: an id of its own
+    with pytest.raises(sa_exc.IntegrityError):  # an exact run_id is never silently changed
+        trail.start_run("flow", "target-a", run_id=meltano_run)
 
 
 def test_runs_finish_on_leaving_the_block(trail):

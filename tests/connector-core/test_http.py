@@ -1,11 +1,18 @@
-"""The request budget and the retry wait, with a fake clock so that nothing actually sleeps."""
+"""The request budget and the retry wait, with a fake clock so that nothing actually sleeps; the announcement of long
+waits, through the shared API client over real HTTP to the Jira stand-in."""
 
 import email.utils
+import logging
+import re
+import threading
 import time
 
+import pytest
 import requests
 
-from ml_connector_core.http import RequestBudget, retry_after_seconds, retry_waits
+from ml_connector_core.http import RequestBudget, retry_after_seconds, retry_waits, shown_url
+from ml_connector_core.jira import client_from_config
+from mlc_sandbox.jira import JiraSandbox
 
 
 class FakeClock:
@@ -61,3 +68,89 @@ def test_retry_waits_honour_retry_after_and_otherwise_grow():
     assert waits.send(_Failure(retry_immediately=True)) == 0
     later = [waits.send(_Failure()) for _ in range(6)]
     assert all(0 <= w <= 8 for w in later)
+
+
+# --- Saying so when a wait is long ---
+
+
+def test_a_long_budget_wait_is_announced_once_and_short_ones_not(caplog):
+    caplog.set_level(logging.DEBUG, logger="ml_connector_core.http")
+    clock = FakeClock()
+    budget = RequestBudget(2, name="jira:https://acme.atlassian.net", clock=clock, sleep=clock.sleep)
+    budget.acquire()
+    clock.now += 57
+    budget.acquire()
+    budget.acquire()  # waits 3 s for the first request to leave the window: not worth a line
+    assert clock.slept == [3]
+    assert _info_lines(caplog) == []
+    budget.acquire()  # waits 57 s for the second (sent at 1057) to leave it
+    assert clock.slept == [3, 57]
+    assert _info_lines(caplog) == [
+        "Waiting 57 s for the client-side request budget of jira:https://acme.atlassian.net (requests_per_minute 2) "
+        "to allow the next request"]
+
+
+def test_threads_queued_behind_one_full_budget_add_no_line_of_their_own(caplog):
+    caplog.set_level(logging.INFO, logger="ml_connector_core.http")
+    clock = FakeClock()
+    all_waiting = threading.Barrier(3, timeout=10)
+    lock = threading.Lock()
+    first_sleep = threading.local()
+
+    def sleep(seconds):
+        if not getattr(first_sleep, "done", False):  # every thread has seen the full window before any time passes
+            first_sleep.done = True
+            all_waiting.wait()
+        with lock:
+            clock.now += seconds
+
+    budget = RequestBudget(1, name="ifs", clock=clock, sleep=sleep)
+    budget.acquire()
+    waiters = [threading.Thread(target=budget.acquire) for _ in range(3)]
+    for waiter in waiters:
+        waiter.start()
+    for waiter in waiters:
+        waiter.join(timeout=10)
+    assert not any(waiter.is_alive() for waiter in waiters)
+    assert len(_info_lines(caplog)) == 1
+
+
+def _info_lines(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+
+
+@pytest.fixture
+def jira():
+    with JiraSandbox(port=0) as stand_in:
+        yield stand_in
+
+
+def _jira_client(jira, **settings):
+    return client_from_config({"base_url": jira.base_url, "email": jira.email, "api_token": jira.api_token, **settings})
+
+
+def test_a_long_retry_after_is_announced_in_one_info_line_per_wait(jira, caplog):
+    caplog.set_level(logging.DEBUG, logger="ml_connector_core.jira")
+    client = _jira_client(jira, max_tries=4)
+    jira.throttle(count=1, retry_after=6)
+    assert client.myself()["emailAddress"] == jira.email
+    [line] = _info_lines(caplog)
+    assert re.fullmatch(rf"Waiting [67]\.\d s before retrying GET {re.escape(jira.base_url)}/rest/api/3/myself "
+                        r"\(HTTP 429, Retry-After 6\), attempt 2 of 4", line), line
+
+
+def test_short_retry_waits_say_nothing_at_info(jira, caplog):
+    caplog.set_level(logging.DEBUG, logger="ml_connector_core.jira")
+    client = _jira_client(jira, max_tries=4)
+    jira.throttle(count=2, retry_after=1)
+    assert client.myself()["emailAddress"] == jira.email
+    assert _info_lines(caplog) == []
+    # ... but they are there for whoever turns on DEBUG.
+    waits = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Waiting ")]
+    assert len(waits) == 2 and all("(HTTP 429, Retry-After 1)" in w for w in waits)
+
+
+def test_the_shown_url_has_no_query_nor_credentials():
+    assert shown_url("https://user:pw@host.example:8443/workflows/abc/invoke?api-version=1&sig=SECRET") == (
+        "https://host.example:8443/workflows/abc/invoke")
+    assert shown_url("http://127.0.0.1/x?sig=1") == "http://127.0.0.1/x"

@@ -1,6 +1,9 @@
 """Sealed settings open only with the right key, and the CLI seals what a user pipes in."""
 
+import os
+import stat
 import subprocess
+import sys
 
 import pytest
 
@@ -50,3 +53,119 @@ def test_cli_generates_a_key_and_seals_stdin(monkeypatch):
         env={"MLC_SECRET_KEY": key, "PATH": ""},
     ).stdout.strip()
     assert secrets.unseal(sealed, key=key.encode()) == "piped-secret"
+
+
+# --- A key file of its own ---
+
+
+def _generate_to(path, **kwargs):
+    return subprocess.run([str(BIN / "mlc-secret"), "generate-key", "--output", str(path)], capture_output=True,
+                          text=True, **kwargs)
+
+
+def test_generate_key_output_creates_private_folders_and_file_even_with_a_permissive_umask(tmp_path):
+    key_file = tmp_path / "keys" / "ml-connector" / "mlc.key"
+    # umask 0 would leave a file made by open() and then chmod-ed readable by others for a moment, and folders made by
+    # os.makedirs 0777: only modes given at creation come out private here.
+    created = _generate_to(key_file, preexec_fn=lambda: os.umask(0))
+    assert created.returncode == 0, created.stderr
+    assert created.stdout == ""  # the key is in the file only
+    assert f"MLC_SECRET_KEY_FILE={key_file}" in created.stderr
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE(key_file.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE(key_file.parent.parent.stat().st_mode) == 0o700
+    key = key_file.read_text()
+    assert key.endswith("\n") and len(key.strip()) == 44
+    sealed = secrets.seal("from-the-new-file", key.strip().encode())
+    env = {"MLC_SECRET_KEY_FILE": str(key_file)}
+    assert subprocess.run([sys.executable, "-c", "import sys; from ml_connector_core.secrets import unseal; "
+                           "print(unseal(sys.argv[1]))", sealed], capture_output=True, text=True, check=True,
+                          env={**os.environ, **env, "MLC_SECRET_KEY": ""}).stdout.strip() == "from-the-new-file"
+
+
+def test_generate_key_output_never_overwrites(tmp_path):
+    key_file = tmp_path / "mlc.key"
+    assert _generate_to(key_file).returncode == 0
+    first = key_file.read_text()
+    again = _generate_to(key_file)
+    assert again.returncode == 2
+    assert again.stderr.splitlines() == [f"mlc-secret: {key_file} already exists: not overwritten (a key in use would "
+                                         "be lost)"]
+    assert key_file.read_text() == first
+
+
+def test_generate_key_output_into_an_unwritable_place_is_one_line(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    failed = _generate_to(blocker / "mlc.key")
+    assert failed.returncode == 2
+    assert failed.stderr.splitlines() == [f"mlc-secret: cannot write the key to {blocker / 'mlc.key'}: Not a directory"]
+
+
+def test_generate_key_without_output_prints_the_key():
+    printed = subprocess.run([str(BIN / "mlc-secret"), "generate-key"], capture_output=True, text=True, check=True)
+    assert len(printed.stdout.strip()) == 44 and printed.stderr == ""
+
+
+# --- A key that does not fit: one line naming the setting and where the key came from ---
+
+
+@pytest.fixture
+def sealed_with_some_key(monkeypatch):
+    monkeypatch.delenv(secrets.KEY_ENV, raising=False)
+    monkeypatch.delenv(secrets.KEY_FILE_ENV, raising=False)
+    return secrets.seal("s3cr3t-value", secrets.generate_key().encode())
+
+
+def _refusal(sealed, setting="client_secret") -> str:
+    with pytest.raises(secrets.SecretKeyError) as caught:
+        secrets.unseal(sealed, setting_name=setting)
+    message = str(caught.value)
+    assert "\n" not in message and "s3cr3t-value" not in message
+    return message
+
+
+def test_another_key_in_the_environment(monkeypatch, sealed_with_some_key):
+    monkeypatch.setenv(secrets.KEY_ENV, secrets.generate_key())
+    assert _refusal(sealed_with_some_key) == (
+        "the sealed value of 'client_secret' cannot be opened with MLC_SECRET_KEY: it was sealed with another key, "
+        "or is damaged")
+
+
+def test_another_key_in_the_key_file(monkeypatch, tmp_path, sealed_with_some_key):
+    key_file = tmp_path / "other.key"
+    key_file.write_text(secrets.generate_key())
+    monkeypatch.setenv(secrets.KEY_FILE_ENV, str(key_file))
+    assert _refusal(sealed_with_some_key) == (
+        f"the sealed value of 'client_secret' cannot be opened with the key file {key_file} named by "
+        "MLC_SECRET_KEY_FILE: it was sealed with another key, or is damaged")
+
+
+@pytest.mark.parametrize("content", [b"not-a-key\n", b"caf\xc3\xa9\n", b"\x00\xff\xfe", b""])
+def test_a_malformed_key_file(monkeypatch, tmp_path, sealed_with_some_key, content):
+    key_file = tmp_path / "broken.key"
+    key_file.write_bytes(content)
+    monkeypatch.setenv(secrets.KEY_FILE_ENV, str(key_file))
+    message = _refusal(sealed_with_some_key)
+    assert message.startswith(f"'client_secret' is sealed, but ") and str(key_file) in message
+    assert "mlc-secret generate-key" in message or "no key is available" in message
+
+
+@pytest.mark.parametrize("key", ["garbage", "café" * 11])
+def test_a_malformed_key_in_the_environment(monkeypatch, sealed_with_some_key, key):
+    monkeypatch.setenv(secrets.KEY_ENV, key)
+    message = _refusal(sealed_with_some_key)
+    assert message.startswith("'client_secret' is sealed, but MLC_SECRET_KEY holds no")
+
+
+def test_a_missing_key_file(monkeypatch, tmp_path, sealed_with_some_key):
+    monkeypatch.setenv(secrets.KEY_FILE_ENV, str(tmp_path / "nowhere.key"))
+    assert _refusal(sealed_with_some_key) == (
+        f"'client_secret' is sealed, but the key file {tmp_path / 'nowhere.key'} named by MLC_SECRET_KEY_FILE cannot "
+        "be read: No such file or directory")
+
+
+@pytest.mark.parametrize("damage", [lambda s: s[:-8], lambda s: s + "é", lambda s: "sealed:v1:"])
+def test_a_damaged_sealed_value(monkeypatch, sealed_with_some_key, damage):
+    monkeypatch.setenv(secrets.KEY_ENV, secrets.generate_key())
+    assert "cannot be opened with MLC_SECRET_KEY" in _refusal(damage(sealed_with_some_key))

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+
 from support.ifs import CLIENT_SECRET
 from support.singer import BIN, run_tap
-import subprocess
 
 from ml_connector_core.secrets import generate_key, seal
 
@@ -46,7 +49,25 @@ def test_discovery_without_credentials_names_what_is_missing(tmp_path):
                          text=True, timeout=120)
     assert run.returncode != 0
     assert "tap-ifscloud needs client_secret, realm (or token_url) to get a token from IFS" in run.stderr
-    assert "KeyError" not in run.stderr
+    assert "KeyError" not in run.stderr and "Traceback" not in run.stderr
+
+
+def test_discovery_with_a_key_that_does_not_open_the_secret_is_one_line(tmp_path):
+    """Meltano discovers before every run: a wrong key file ends there in one line naming the setting and the file."""
+    key_file = tmp_path / "other.key"
+    key_file.write_text(generate_key())
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"base_url": "http://127.0.0.1:9", "realm": "mlc", "client_id": "c",
+                                  "client_secret": seal(CLIENT_SECRET, key=generate_key().encode())}))
+    run = subprocess.run([str(BIN / "tap-ifscloud"), "--config", str(config), "--discover"], capture_output=True,
+                         text=True, timeout=120, env={**os.environ, "MLC_SECRET_KEY": "",
+                                                      "MLC_SECRET_KEY_FILE": str(key_file)})
+    assert run.returncode == 1 and run.stdout == ""
+    errors = [line for line in run.stderr.splitlines() if "ERROR" in line]
+    assert len(errors) == 1, run.stderr
+    assert errors[0].endswith(f"the sealed value of 'client_secret' cannot be opened with the key file {key_file} "
+                              "named by MLC_SECRET_KEY_FILE: it was sealed with another key, or is damaged")
+    assert "Traceback" not in run.stderr and CLIENT_SECRET not in run.stderr
 
 
 def test_an_unknown_entity_set_is_named(ifs, tmp_path):

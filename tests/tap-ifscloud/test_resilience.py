@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 
@@ -49,6 +50,19 @@ def test_a_429_storm_is_waited_out_honouring_retry_after(ifs, tmp_path):
     run = run_tap(tmp_path, ifs.tap_config(page_size=50), streams=[STREAM])
     _assert_complete(ifs, run)
     assert [r["status"] for r in ifs.requests_log() if ENTITY_SET in r["path"]].count(429) == 4
+    # Waits of a second or two are routine: no line at INFO, and none of the SDK's ERROR "Backing off" lines.
+    assert "Waiting " not in run.stderr and "Backing off" not in run.stderr, run.stderr
+
+
+def test_a_long_wait_is_announced_in_one_line(ifs, tmp_path):
+    ifs.fault("rate_limit", 1, retry_after=6, path_contains=ENTITY_SET)
+    run = run_tap(tmp_path, ifs.tap_config(page_size=500), streams=[STREAM])
+    _assert_complete(ifs, run)
+    waits = [line for line in run.stderr.splitlines() if "Waiting " in line]
+    assert len(waits) == 1, run.stderr
+    assert re.search(rf"Waiting [67]\.\d s before retrying GET {re.escape(ifs.base_url)}/\S*/{ENTITY_SET} "
+                     r"\(HTTP 429, Retry-After 6\), attempt 2 of \d+$", waits[0]), waits[0]
+    assert "$filter" not in waits[0] and "?" not in waits[0]
 
 
 def test_the_servers_own_rate_limit_is_survived(start_ifs, tmp_path):

@@ -93,10 +93,48 @@ def test_state_is_emitted_after_the_records_are_written_and_sealed_secrets_open(
     assert entry.outcome == "succeeded"
 
 
-def test_a_stream_without_records_needs_no_setting(ifs, tmp_path):
-    """Stream maps pass on the SCHEMA of a stream they drop: that alone must not stop the run."""
+def test_a_stream_without_records_needs_no_setting_and_no_warning(ifs, tmp_path):
+    """Taps and stream maps pass on the SCHEMA of a stream the flow does not route: that alone is no problem."""
     config = config_for(ifs, tmp_path, po_stream())
     result = send(tmp_path, config, [schema_message("issues", {"key": {"type": ["string"]}}, ["key"]),
                                      schema_message("jira_purchase_orders", JIRA_PO, ["OrderNo"])], check=False)
     assert result.returncode == 0, result.stderr
-    assert "stream 'issues' is not in the streams setting" in result.stderr
+    assert "WARNING" not in result.stderr and "not in the streams setting" not in result.stderr, result.stderr
+
+
+def test_a_record_of_a_stream_not_routed_stops_the_run(ifs, tmp_path):
+    """... but a record of it is not dropped quietly: the run stops naming the stream and the setting, is failed in
+    the audit trail, and the state stays where it was."""
+    ifs.create("PurchaseOrderSet", {"OrderNo": "PZ2"})
+    config = config_for(ifs, tmp_path, po_stream())
+    result = send(tmp_path, config, [schema_message("issues", {"key": {"type": ["string"]}}, ["key"]),
+                                     schema_message("jira_purchase_orders", JIRA_PO, ["OrderNo"]),
+                                     record_message("jira_purchase_orders", {"OrderNo": "PZ2", "Cf_Jira_Status": "x"}),
+                                     record_message("issues", {"key": "MLC-1"}),
+                                     state_message({"bookmarks": {"issues": {"updated": "2026-01-01T00:00:00Z"}}})],
+                  check=False)
+    assert result.returncode != 0
+    assert "stream 'issues' is not in the streams setting: add streams.issues with projection and entity_set" in (
+        result.stderr)
+    assert result.states == []
+    [run] = AuditTrail(config["audit_url"]).runs()
+    assert run.status == "failed"
+
+
+def test_the_audit_run_takes_meltanos_run_id_and_stays_unique(ifs, tmp_path):
+    """`MELTANO_RUN_ID=... meltano run` hands its id to the plugins: the audit run is named by it, and a second target
+    invocation with the same id (another target of that run, a replay from its shell) gets it with a suffix."""
+    ifs.create("PurchaseOrderSet", {"OrderNo": "PZ3"})
+    config = config_for(ifs, tmp_path, po_stream())
+    messages = [schema_message("jira_purchase_orders", JIRA_PO, ["OrderNo"]),
+                record_message("jira_purchase_orders", {"OrderNo": "PZ3", "Cf_Jira_Status": "Done"})]
+    meltano_run_id = "3c0b8c7e-9a5f-4c1e-8f3a-2d6b7e1a9c40"
+    send(tmp_path, config, messages, env={"MELTANO_RUN_ID": meltano_run_id})
+    send(tmp_path, config, messages, env={"MELTANO_RUN_ID": meltano_run_id})
+    trail = AuditTrail(config["audit_url"])
+    assert sorted(run.run_id for run in trail.runs()) == [meltano_run_id, f"{meltano_run_id}-2"]
+    assert [e.run_id for e in trail.entries(stream="jira_purchase_orders")] == [meltano_run_id, f"{meltano_run_id}-2"]
+    listed = subprocess.run([str(BIN / "mlc-audit"), "--url", config["audit_url"], "runs"], capture_output=True,
+                            text=True, check=True).stdout
+    assert f"\n{meltano_run_id}-2  ifscloud-writeback  target-ifscloud" in listed
+    assert f"\n{meltano_run_id}    ifscloud-writeback  target-ifscloud" in listed

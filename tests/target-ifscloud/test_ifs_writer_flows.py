@@ -252,12 +252,26 @@ def test_a_429_storm_is_waited_out(ifs, tmp_path):
     new_order(ifs, "PS2")
     config = config_for(ifs, tmp_path, JIRA_STREAMS)
     ifs.add_fault("rate_limit", count=4, retry_after=1)
-    send(tmp_path, config, "jira_purchase_orders", JIRA_PO, ["OrderNo"],
-         [{"OrderNo": "PS1", "Cf_Jira_Status": "Done"}, {"OrderNo": "PS2", "Cf_Jira_Status": "Done"}])
+    result = send(tmp_path, config, "jira_purchase_orders", JIRA_PO, ["OrderNo"],
+                  [{"OrderNo": "PS1", "Cf_Jira_Status": "Done"}, {"OrderNo": "PS2", "Cf_Jira_Status": "Done"}])
     assert [r["status"] for r in ifs.requests() if r["kind"] == "data"].count(429) == 4
+    assert "Waiting " not in result.stderr and "Backing off" not in result.stderr  # short waits: nothing at INFO
     assert read(ifs, PO_SVC, "PurchaseOrderSet('PS1')")["Cf_Jira_Status"] == "Done"
     assert read(ifs, PO_SVC, "PurchaseOrderSet('PS2')")["Cf_Jira_Status"] == "Done"
     assert {e.outcome for e in entries(config, "jira_purchase_orders")} == {"succeeded"}
+
+
+def test_a_long_wait_is_announced_once(ifs, tmp_path):
+    new_order(ifs, "PS3")
+    config = config_for(ifs, tmp_path, JIRA_STREAMS)
+    ifs.add_fault("rate_limit", count=1, retry_after=6, method="PATCH")
+    result = send(tmp_path, config, "jira_purchase_orders", JIRA_PO, ["OrderNo"],
+                  [{"OrderNo": "PS3", "Cf_Jira_Status": "Done"}])
+    waits = [line for line in result.stderr.splitlines() if "Waiting " in line]
+    assert len(waits) == 1, result.stderr
+    assert f"before retrying PATCH {ifs.base_url}/" in waits[0] and "/PurchaseOrderSet('PS3') " in waits[0]
+    assert waits[0].endswith("(HTTP 429, Retry-After 6), attempt 2 of 8")
+    assert read(ifs, PO_SVC, "PurchaseOrderSet('PS3')")["Cf_Jira_Status"] == "Done"
 
 
 def test_a_failed_record_is_redone_first_by_the_next_run_and_only_once(ifs, tmp_path):

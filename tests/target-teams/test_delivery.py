@@ -99,6 +99,25 @@ def test_a_429_storm_loses_nothing(teams, tmp_path):
         "Supplier invoice INV-0", "Supplier invoice INV-1", "Supplier invoice INV-2"]
 
 
+def test_a_long_wait_is_announced_once_without_the_webhook_signature(teams, tmp_path):
+    teams.throttle("company-10", count=1, retry_after=6)
+    result = send(tmp_path, config_for(teams, tmp_path, digest="off"), [proposal("INV-1")])
+    assert [c["body"][0]["text"] for c in teams.cards("company-10")] == ["Supplier invoice INV-1"]
+    webhook = teams.webhook_url("company-10")
+    waits = [line for line in result.stderr.splitlines() if "Waiting " in line]
+    assert len(waits) == 1, result.stderr
+    assert f"before retrying POST {webhook.split('?')[0]} (HTTP 429, Retry-After 6), attempt 2 of 8" in waits[0]
+    signature = webhook.split("sig=")[1]
+    assert "sig=" not in result.stderr and signature not in result.stderr
+
+
+def test_short_waits_say_nothing(teams, tmp_path):
+    teams.throttle("company-10", count=2, retry_after=1)
+    result = send(tmp_path, config_for(teams, tmp_path, digest="off"), [proposal("INV-1")])
+    assert len(teams.cards("company-10")) == 1
+    assert "Waiting " not in result.stderr and "Backing off" not in result.stderr, result.stderr
+
+
 def test_a_failed_send_is_audited_and_resent_first_by_the_next_run(teams, tmp_path):
     config = config_for(teams, tmp_path, max_tries=2)
     teams.add_fault("status", count=10, status=503, channel="company-10")
@@ -149,3 +168,17 @@ def test_graph_delivery_survives_a_revoked_token(teams, tmp_path):
     send(tmp_path, config, [proposal("INV-G2", company="30"), proposal("INV-G3", company="30")])
     assert sorted(c["body"][0]["text"] for c in teams.cards("general")) == [
         "Supplier invoice INV-G2", "Supplier invoice INV-G3"]
+
+
+def test_a_webhook_sealed_with_another_key_is_one_line_naming_it(teams, tmp_path):
+    from ml_connector_core.secrets import generate_key, seal
+
+    webhooks = teams.webhooks()
+    config = config_for(teams, tmp_path, webhooks={**webhooks, "company-10": seal(webhooks["company-10"],
+                                                                                   generate_key().encode())})
+    result = send(tmp_path, config, [proposal("INV-1")], env={"MLC_SECRET_KEY": generate_key()}, check=False)
+    assert result.returncode == 1
+    assert ("the sealed value of 'webhooks.company-10' cannot be opened with MLC_SECRET_KEY: it was sealed with "
+            "another key, or is damaged") in result.stderr
+    assert "Traceback" not in result.stderr and webhooks["company-10"].split("sig=")[1] not in result.stderr
+    assert teams.cards("company-10") == []

@@ -14,6 +14,7 @@ import requests
 from ml_connector_core.audit import AuditTrail
 from ml_connector_core.audited_target import EXIT_UNDELIVERED
 from mlc_sandbox.ifs import IfsSandbox
+from support.replay import replay_run
 from support.singer import record_message, run_target, schema_message
 
 PO_SVC = "PurchaseOrderHandling"
@@ -328,3 +329,25 @@ def test_a_jaggaer_invoice_becomes_a_posting_proposal_sent_for_authorization_onc
     assert len(writes(ifs, "POST", "PostingProposalHeadSet")) == 2  # one create, one action; nothing the second time
     assert [(e.operation, e.outcome) for e in entries(config, "jaggaer_invoices")] == [
         ("insert", "succeeded"), ("unchanged", "succeeded")]
+
+
+def test_a_replay_of_a_run_ifs_refused_writes_each_record_once(ifs, tmp_path):
+    for order_no in ("PY1", "PY2"):
+        new_order(ifs, order_no)
+    config = config_for(ifs, tmp_path, JIRA_STREAMS, max_tries=2)
+    ifs.add_fault("status", count=1000, status=503, method="PATCH")
+    records = [{"OrderNo": "PY1", "Cf_Jira_Status": "Done"}, {"OrderNo": "PY2", "Cf_Jira_Status": "Done"}]
+    failed = send(tmp_path, config, "jira_purchase_orders", JIRA_PO, ["OrderNo"], records, check=False)
+    assert failed.returncode == EXIT_UNDELIVERED
+    trail = AuditTrail(config["audit_url"])
+    run_id = trail.runs(1)[0].run_id
+    assert len(list(trail.failures(run_id=run_id))) == 2
+    ifs.clear_faults()
+    ifs.clear_requests()
+    replay = replay_run(tmp_path, "target-ifscloud", config, run_id)
+    assert replay.returncode == 0, replay.stderr[-3000:]
+    assert "replayed 2 entries" in replay.stdout
+    assert all(read(ifs, PO_SVC, f"PurchaseOrderSet('{no}')")["Cf_Jira_Status"] == "Done" for no in ("PY1", "PY2"))
+    assert len(writes(ifs, "PATCH")) == 2  # once each: the target redid them, the replayed records found them done
+    assert list(trail.failures()) == []
+    assert "nothing to replay" in replay_run(tmp_path, "target-ifscloud", config, run_id).stdout

@@ -12,6 +12,7 @@ import pytest
 from ml_connector_core.audit import AuditTrail
 from ml_connector_core.audited_target import EXIT_UNDELIVERED
 from mlc_sandbox.jaggaer import JaggaerSandbox
+from support.replay import replay_run
 from support.singer import record_message, run_target, schema_message
 
 TEXT = {"type": ["string", "null"]}
@@ -219,3 +220,25 @@ def test_a_stream_map_sending_a_field_jaggaer_does_not_have_stops_the_run_naming
     assert run.returncode == 1
     assert "nmae are not fields of a JAGGAER supplier" in run.stderr
     assert jg.suppliers() == []
+
+
+def test_a_replay_of_a_run_jaggaer_refused_creates_each_object_once(jg, tmp_path):
+    config = config_for(jg, tmp_path, max_tries=2)
+    jg.add_fault("status", count=1000, status=500, method="POST")
+    batches = [("jaggaer_suppliers", [supplier("S1"), supplier("S2")]), ("jaggaer_purchase_orders", [order("P1", "S1")])]
+    failed = send(tmp_path, config, batches, check=False)
+    # JAGGAER down stops the run at the suppliers: they are failed in the audit trail, the order was never read
+    # (no STATE went out, so the tap sends it again).
+    assert failed.returncode == 1 and failed.states == [] and jg.suppliers() == []
+    trail = AuditTrail(config["audit_url"])
+    run_id = trail.runs(1)[0].run_id
+    assert len(list(trail.failures(run_id=run_id))) == 2
+    jg.clear_faults()
+    replay = replay_run(tmp_path, "target-jaggaer", config, run_id)
+    assert replay.returncode == 0, replay.stderr[-3000:]
+    assert "replayed 2 entries" in replay.stdout
+    assert sorted(s["externalId"] for s in jg.suppliers()) == ["S1", "S2"]
+    assert list(trail.failures()) == []
+    assert "nothing to replay" in replay_run(tmp_path, "target-jaggaer", config, run_id).stdout
+    send(tmp_path, config, batches)  # the tap's rerun from the old bookmark
+    assert len(jg.suppliers()) == 2 and [o["externalId"] for o in jg.purchase_orders()] == ["P1"]

@@ -13,6 +13,7 @@ import pytest
 from ml_connector_core.audit import AuditTrail
 from ml_connector_core.audited_target import EXIT_UNDELIVERED
 from mlc_sandbox.jira import JiraSandbox
+from support.replay import replay_run
 from support.singer import record_message, run_target, schema_message
 
 ADF_SCHEMA = Path("/work/shared/specs/atlassian-document-format-v1.schema.json")
@@ -234,3 +235,22 @@ def test_a_record_without_a_project_stops_the_run_and_names_it(jira, tmp_path):
     assert "PurchaseOrder:P1" in run.stderr and "no Jira project for company '10'" in run.stderr
     assert run.states == []
     assert jira.issues() == []
+
+
+def test_a_replay_of_a_run_jira_refused_creates_each_issue_once(jira, tmp_path):
+    config = config_for(jira, tmp_path, max_tries=2)
+    jira.add_fault("status", count=1000, status=503, method="POST", path="/rest/api/3/issue/bulk")
+    failed = send(tmp_path, config, [purchase_order(f"P{n}") for n in range(5)], check=False)
+    assert failed.returncode != 0 and jira.issues() == []
+    trail = AuditTrail(config["audit_url"])
+    run_id = trail.runs(1)[0].run_id
+    assert len(list(trail.failures(run_id=run_id))) == 5
+    jira.clear_faults()
+    replay = replay_run(tmp_path, "target-jira", config, run_id)
+    assert replay.returncode == 0, replay.stderr[-3000:]
+    assert "replayed 5 entries" in replay.stdout
+    assert sorted(i["fields"]["labels"][0] for i in jira.issues()) == [f"ifs-PurchaseOrder-P{n}" for n in range(5)]
+    assert list(trail.failures()) == []
+    assert "nothing to replay" in replay_run(tmp_path, "target-jira", config, run_id).stdout
+    send(tmp_path, config, [purchase_order(f"P{n}") for n in range(5)])  # the tap's rerun of the same records
+    assert len(jira.issues()) == 5

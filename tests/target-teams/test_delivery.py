@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from ml_connector_core.audit import AuditTrail
+from ml_connector_core.audit import AuditEntry, AuditTrail
 from mlc_sandbox.teams import TeamsSandbox
 from support.singer import record_message, run_target, schema_message, state_message
 
@@ -182,3 +182,20 @@ def test_a_webhook_sealed_with_another_key_is_one_line_naming_it(teams, tmp_path
             "another key, or is damaged") in result.stderr
     assert "Traceback" not in result.stderr and webhooks["company-10"].split("sig=")[1] not in result.stderr
     assert teams.cards("company-10") == []
+
+
+def test_failures_of_older_versions_that_kept_only_the_message_are_posted_once_per_message(teams, tmp_path):
+    """Trails written before the record was kept with a failed send: each entry of a digest held the whole digest."""
+    config = config_for(teams, tmp_path)
+    digest = {"type": "message", "attachments": [{"contentType": "application/vnd.microsoft.card.adaptive",
+                                                  "contentUrl": None, "content": {
+        "type": "AdaptiveCard", "version": "1.5", "body": [{"type": "TextBlock", "text": "Posting Proposals: 3 to review"}]}}]}
+    with AuditTrail(config["audit_url"]) as trail:
+        with trail.start_run(flow="ifs-to-teams", plugin="target-teams") as run:
+            run.remember_schema("posting_proposals", {"type": "object", "properties": PROPOSAL}, ["Company", "InvoiceNo"])
+            run.record([AuditEntry(stream="posting_proposals", key={"Company": "10", "InvoiceNo": f"INV-{n}"},
+                                   operation="insert", outcome="failed", destination="company-10", payload=digest,
+                                   error="channel 'company-10' unreachable") for n in range(3)])
+    send(tmp_path, config, [])
+    assert [c["body"][0]["text"] for c in teams.cards("company-10")] == ["Posting Proposals: 3 to review"]
+    assert list(AuditTrail(config["audit_url"]).failures()) == []

@@ -12,7 +12,7 @@ import pytest
 from ml_connector_core.audit import AuditTrail
 from ml_connector_core.audited_target import EXIT_UNDELIVERED
 from mlc_sandbox.jaggaer import JaggaerSandbox
-from support.replay import replay_run
+from support.replay import replay_the_failed_run
 from support.singer import record_message, run_target, schema_message
 
 TEXT = {"type": ["string", "null"]}
@@ -230,15 +230,7 @@ def test_a_replay_of_a_run_jaggaer_refused_creates_each_object_once(jg, tmp_path
     # JAGGAER down stops the run at the suppliers: they are failed in the audit trail, the order was never read
     # (no STATE went out, so the tap sends it again).
     assert failed.returncode == 1 and failed.states == [] and jg.suppliers() == []
-    trail = AuditTrail(config["audit_url"])
-    run_id = trail.runs(1)[0].run_id
-    assert len(list(trail.failures(run_id=run_id))) == 2
-    jg.clear_faults()
-    replay = replay_run(tmp_path, "target-jaggaer", config, run_id)
-    assert replay.returncode == 0, replay.stderr[-3000:]
-    assert "replayed 2 entries" in replay.stdout
+    replay_the_failed_run(tmp_path, "target-jaggaer", config, jg, failed=2)
     assert sorted(s["externalId"] for s in jg.suppliers()) == ["S1", "S2"]
-    assert list(trail.failures()) == []
-    assert "nothing to replay" in replay_run(tmp_path, "target-jaggaer", config, run_id).stdout
     send(tmp_path, config, batches)  # the tap's rerun from the old bookmark
     assert len(jg.suppliers()) == 2 and [o["externalId"] for o in jg.purchase_orders()] == ["P1"]

@@ -13,7 +13,7 @@ import pytest
 from ml_connector_core.audit import AuditTrail
 from ml_connector_core.audited_target import EXIT_UNDELIVERED
 from mlc_sandbox.jira import JiraSandbox
-from support.replay import replay_run
+from support.replay import replay_the_failed_run
 from support.singer import record_message, run_target, schema_message
 
 ADF_SCHEMA = Path("/work/shared/specs/atlassian-document-format-v1.schema.json")
@@ -242,15 +242,7 @@ def test_a_replay_of_a_run_jira_refused_creates_each_issue_once(jira, tmp_path):
     jira.add_fault("status", count=1000, status=503, method="POST", path="/rest/api/3/issue/bulk")
     failed = send(tmp_path, config, [purchase_order(f"P{n}") for n in range(5)], check=False)
     assert failed.returncode != 0 and jira.issues() == []
-    trail = AuditTrail(config["audit_url"])
-    run_id = trail.runs(1)[0].run_id
-    assert len(list(trail.failures(run_id=run_id))) == 5
-    jira.clear_faults()
-    replay = replay_run(tmp_path, "target-jira", config, run_id)
-    assert replay.returncode == 0, replay.stderr[-3000:]
-    assert "replayed 5 entries" in replay.stdout
+    replay_the_failed_run(tmp_path, "target-jira", config, jira, failed=5)
     assert sorted(i["fields"]["labels"][0] for i in jira.issues()) == [f"ifs-PurchaseOrder-P{n}" for n in range(5)]
-    assert list(trail.failures()) == []
-    assert "nothing to replay" in replay_run(tmp_path, "target-jira", config, run_id).stdout
     send(tmp_path, config, [purchase_order(f"P{n}") for n in range(5)])  # the tap's rerun of the same records
     assert len(jira.issues()) == 5

@@ -11,7 +11,7 @@ import pytest
 from ml_connector_core.audit import AuditTrail
 from ml_connector_core.audited_target import EXIT_UNDELIVERED
 from mlc_sandbox.salesforce import SalesforceSandbox
-from support.replay import replay_run
+from support.replay import replay_the_failed_run
 from support.singer import record_message, run_target, schema_message
 
 STANDARD_PRICEBOOK = "01s000000000001AAA"
@@ -274,16 +274,8 @@ def test_a_replay_of_a_run_salesforce_refused_upserts_each_record_once(sf, tmp_p
     batches = [("sf_supplier_accounts", [supplier("S1"), supplier("S2")]), ("sf_orders", [order("P1", "S1")])]
     failed = send(tmp_path, config, batches, check=False)
     assert failed.returncode != 0 and accounts(sf) == {}
-    trail = AuditTrail(config["audit_url"])
-    run_id = trail.runs(1)[0].run_id
-    assert len(list(trail.failures(run_id=run_id))) == 3
-    sf.clear_faults()
-    replay = replay_run(tmp_path, "target-salesforce", config, run_id)
-    assert replay.returncode == 0, replay.stderr[-3000:]
-    assert "replayed 3 entries" in replay.stdout
+    replay_the_failed_run(tmp_path, "target-salesforce", config, sf, failed=3)
     assert sorted(accounts(sf)) == ["S1", "S2"] and len(sf.records("Account")) == 2
     assert [o["IFS_Order_No__c"] for o in sf.records("Order")] == ["P1"]
-    assert list(trail.failures()) == []
-    assert "nothing to replay" in replay_run(tmp_path, "target-salesforce", config, run_id).stdout
     send(tmp_path, config, batches)
     assert len(sf.records("Account")) == 2 and len(sf.records("Order")) == 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import cached_property
 
+import click
 import requests
 from singer_sdk import Tap
 from singer_sdk import typing as th
@@ -82,7 +83,8 @@ class TapIfsCloud(Tap):
     def host_url(self) -> str:
         host = ifs_odata.host_url(self.config.get("base_url"), self.config.get("tenant"))
         if not host:
-            raise ConfigValidationError("tap-ifscloud needs base_url or tenant", errors=["set base_url or tenant"])
+            problem = f"tap-ifscloud needs {_setting('base_url')} or {_setting('tenant')}"
+            raise ConfigValidationError(problem, errors=[problem])
         return host
 
     @cached_property
@@ -92,9 +94,9 @@ class TapIfsCloud(Tap):
     @cached_property
     def authenticator(self) -> ClientCredentialsAuth:
         # --discover runs without the SDK's config validation: name what is missing instead of a KeyError
-        missing = [name for name in ("client_id", "client_secret") if not self.config.get(name)]
+        missing = [_setting(name) for name in ("client_id", "client_secret") if not self.config.get(name)]
         if not (self.config.get("token_url") or self.config.get("realm")):
-            missing.append("realm (or token_url)")
+            missing.append(f"{_setting('realm')} or {_setting('token_url')}")
         if missing:
             problem = f"tap-ifscloud needs {', '.join(missing)} to get a token from IFS"
             raise ConfigValidationError(problem, errors=[problem])
@@ -139,6 +141,17 @@ class TapIfsCloud(Tap):
             cache[projection] = parse_metadata(response.content, f"{projection}.svc")
         return cache[projection]
 
+    @classmethod
+    def cb_discover(cls, ctx: click.Context, param: click.Option, value: bool) -> None:
+        # Meltano discovers before every run, and the SDK lets a configuration error in discovery out as a traceback:
+        # say it in one line instead, as it does for the sync.
+        try:
+            super().cb_discover(ctx, param, value)
+        except ConfigValidationError as exc:
+            for error in exc.errors or [str(exc)]:
+                cls.logger.error("%s", error)
+            ctx.exit(1)
+
     def sync_all(self) -> None:
         super().sync_all()
         # The SDK writes STATE only when it changed, so a run whose last records were look-back re-reads would end on
@@ -165,6 +178,11 @@ class TapIfsCloud(Tap):
                 expanded = metadata.entity_set(navigation.target_entity_set, f"{definition.projection}.svc")
             streams.append(IfsEntityStream(self, definition, entity, expanded))
         return streams
+
+
+def _setting(name: str) -> str:
+    """A setting as a user sets it: its name and the environment variable Meltano and `--config ENV` read it from."""
+    return f"{name} (TAP_IFSCLOUD_{name.upper()})"
 
 
 if __name__ == "__main__":

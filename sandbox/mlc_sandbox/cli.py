@@ -193,7 +193,46 @@ def build_parser() -> argparse.ArgumentParser:
     generate = commands.add_parser("generate", help="build the cached data set without serving")
     generate_targets = generate.add_subparsers(dest="target", required=True)
     _ifs_arguments(generate_targets.add_parser("ifs"))
+    for targets in (serve_targets, generate_targets):
+        for name, target_parser in targets.choices.items():
+            _defaults_from_environment(name, target_parser)
     return parser
+
+
+# Not from the environment: where a stand-in listens follows MLC_SANDBOX_PORT_BASE only, so that `mlc-sandbox env`
+# (and so meltano.yml) always agrees with it.
+_NOT_FROM_ENVIRONMENT = {"help", "host", "port", "ready_file"}
+
+
+class OptionEnvironmentError(ValueError):
+    pass
+
+
+def _option_variable(target: str, dest: str) -> str:
+    return f"MLC_SANDBOX_{target.upper()}_{dest.upper()}"
+
+
+def _defaults_from_environment(target: str, parser: argparse.ArgumentParser) -> None:
+    """Every single-valued option of `serve <target>` may also come from MLC_SANDBOX_<TARGET>_<OPTION> (e.g.
+    MLC_SANDBOX_JAGGAER_RATE_LIMIT=0, MLC_SANDBOX_IFS_SCALE=200); the command line still wins."""
+    for action in parser._actions:
+        if (type(action) is not argparse._StoreAction or action.dest in _NOT_FROM_ENVIRONMENT
+                or not action.option_strings):
+            continue
+        variable = _option_variable(target, action.dest)
+        action.help = f"{action.help or ''} (env {variable})".strip()
+        raw = os.environ.get(variable)
+        if raw is None or raw == "":
+            continue
+        try:
+            value = action.type(raw) if action.type else raw
+        except (TypeError, ValueError):
+            value = None
+        if value is None or (action.choices and value not in action.choices):
+            wanted = (f"one of {', '.join(map(str, action.choices))}" if action.choices
+                      else {int: "a whole number", float: "a number"}.get(action.type, "a value"))
+            raise OptionEnvironmentError(f"{variable} (as {action.option_strings[0]}) must be {wanted}, not {raw!r}")
+        action.default = value
 
 
 def _serve(app, args: argparse.Namespace, ready_message: Callable[[str], str],
@@ -389,7 +428,7 @@ def _generate_ifs(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> None:
     try:
         parser = build_parser()
-    except ports.PortBaseError as exc:
+    except (ports.PortBaseError, OptionEnvironmentError) as exc:
         sys.exit(f"mlc-sandbox: {exc}")
     args = parser.parse_args(argv)
     if args.command == "serve":

@@ -1,5 +1,6 @@
 """One setting, MLC_SANDBOX_PORT_BASE, moves every stand-in's default port and the URLs `mlc-sandbox env` prints for
-meltano.yml; a taken port is one line naming the port, the stand-in and how to move it."""
+meltano.yml; a taken port is one line naming the port, the stand-in and how to move it; options may come from the
+environment (MLC_SANDBOX_<STAND-IN>_<OPTION>)."""
 
 from __future__ import annotations
 
@@ -96,3 +97,31 @@ def test_wait_names_the_stand_in_that_does_not_answer():
     assert completed.stderr.strip() == (
         f"mlc-sandbox wait: the teams stand-in did not answer on http://127.0.0.1:{base + 200}/_admin/health within "
         "0.5s (is `mlc-sandbox serve teams` running with the same MLC_SANDBOX_PORT_BASE?)")
+
+
+def test_an_option_can_come_from_the_environment_and_the_command_line_wins():
+    base = free_port_base()
+    env = {**os.environ, "MLC_SANDBOX_PORT_BASE": str(base), "MLC_SANDBOX_JIRA_RATE_LIMIT": "0",
+           "MLC_SANDBOX_JAGGAER_RATE_LIMIT": "0"}
+    jira = subprocess.Popen([str(BIN / "mlc-sandbox"), "serve", "jira"], env=env, stdout=subprocess.DEVNULL)
+    jaggaer = subprocess.Popen([str(BIN / "mlc-sandbox"), "serve", "jaggaer", "--rate-limit", "7"], env=env,
+                               stdout=subprocess.DEVNULL)
+    try:
+        assert sandbox("wait", "jira", "jaggaer", base=base).returncode == 0
+        jira_settings = requests.get(f"http://127.0.0.1:{base + 300}/_admin/settings", timeout=5).json()
+        jaggaer_settings = requests.get(f"http://127.0.0.1:{base + 500}/_admin/settings", timeout=5).json()
+        assert jira_settings["rate_limit"] == 0 and jaggaer_settings["rate_limit"] == 7
+    finally:
+        jira.terminate()
+        jaggaer.terminate()
+        jira.wait(timeout=10)
+        jaggaer.wait(timeout=10)
+
+
+def test_a_bad_option_from_the_environment_is_one_line_naming_the_variable():
+    env = {**os.environ, "MLC_SANDBOX_JAGGAER_RATE_LIMIT": "fast"}
+    completed = subprocess.run([str(BIN / "mlc-sandbox"), "serve", "jaggaer", "--port", "0"], env=env,
+                               capture_output=True, text=True, timeout=60)
+    assert completed.returncode != 0
+    assert completed.stderr.strip() == (
+        "mlc-sandbox: MLC_SANDBOX_JAGGAER_RATE_LIMIT (as --rate-limit) must be a whole number, not 'fast'")

@@ -3,7 +3,7 @@
 Without --port, a stand-in listens on MLC_SANDBOX_PORT_BASE (default 8600) plus its offset (see ports.py): the ports
 below are the defaults.
 
-    mlc-sandbox env                      # export MLC_SANDBOX_IFS_URL=... lines for meltano.yml: eval "$(mlc-sandbox env)"
+    mlc-sandbox env                      # export MLC_SANDBOX_IFS_URL=... lines: eval "$(mlc-sandbox env)"
     mlc-sandbox wait ifs jira [--timeout 300]   # until those stand-ins answer on their default ports
     mlc-sandbox serve ifs --port 8600 --scale 1000 --seed 42 [--ready-file PATH] ...
     mlc-sandbox serve databricks --port 8700 [--data-dir D] [--token T] [--client-id ID --client-secret S] ...
@@ -239,8 +239,12 @@ def _serve(app, args: argparse.Namespace, ready_message: Callable[[str], str],
            on_stop: Callable[[], None] | None = None) -> None:
     """Serve `app` on --host/--port until SIGTERM or Ctrl-C: write --ready-file (atomically, so a waiting parent never
     reads half of it) and print `ready_message(base_url)` once listening; `on_stop` releases what the app holds."""
-    server = args.server
-    server.app = app
+    from .http import Server
+
+    try:
+        server = Server(app, args.host, args.port)
+    except OSError as exc:  # taken since _check_port (a race)
+        sys.exit(_port_taken(args, exc))
     app.host_port = f"{args.host}:{server.port}"
     base_url = f"http://{args.host}:{server.port}"
 
@@ -263,22 +267,23 @@ def _serve(app, args: argparse.Namespace, ready_message: Callable[[str], str],
             on_stop()
 
 
-def _bind(args: argparse.Namespace) -> None:
-    """Take the port before anything slow (the IFS stand-in builds its data first); a taken one is one line."""
-    from .http import Server
+def _check_port(args: argparse.Namespace) -> None:
+    """Fail fast on a taken port, before anything slow (the IFS stand-in builds its data first). The port is only
+    bound for good once the stand-in can answer, so clients waiting for it see a refused connection until then."""
+    import socket
 
     try:
-        args.server = Server(_not_ready, args.host, args.port)
+        with socket.create_server((args.host, args.port)):  # SO_REUSEADDR, as the server itself
+            pass
     except OSError as exc:
-        sys.exit(f"mlc-sandbox {args.target}: cannot listen on {args.host}:{args.port} ({exc.strerror or exc}): "
-                 f"choose another port with --port, or move every stand-in with {ports.PORT_BASE_ENV} "
-                 f"(now {ports.port_base()}: {ports.layout(ports.port_base())})")
+        sys.exit(_port_taken(args, exc))
 
 
-def _not_ready(request):
-    from .http import Response
-
-    return Response(503, b'{"error": "starting"}')
+def _port_taken(args: argparse.Namespace, exc: OSError) -> str:
+    reason = os.strerror(exc.errno) if exc.errno else str(exc)
+    return (f"mlc-sandbox {args.target}: cannot listen on {args.host}:{args.port} ({reason}): "
+            f"choose another port with --port, or move every stand-in with {ports.PORT_BASE_ENV} "
+            f"(now {ports.port_base()}: {ports.layout(ports.port_base())})")
 
 
 def _print_env() -> None:
@@ -431,8 +436,8 @@ def main(argv: list[str] | None = None) -> None:
     except (ports.PortBaseError, OptionEnvironmentError) as exc:
         sys.exit(f"mlc-sandbox: {exc}")
     args = parser.parse_args(argv)
-    if args.command == "serve":
-        _bind(args)
+    if args.command == "serve" and args.port != 0:
+        _check_port(args)
     if args.command == "env":
         _print_env()
     elif args.command == "wait":

@@ -112,15 +112,6 @@ class Server:
         self._thread: threading.Thread | None = None
 
     @property
-    def app(self) -> Handler:
-        return self._server.app
-
-    @app.setter
-    def app(self, app: Handler) -> None:
-        """What answers: a server may be bound first (to fail fast on a taken port) and given its app afterwards."""
-        self._server.app = app
-
-    @property
     def host(self) -> str:
         return self._server.server_address[0]
 

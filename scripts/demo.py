@@ -1,8 +1,8 @@
 """The demo behind scripts/demo: the IFS Cloud stand-in → Meltano → local Delta tables, twice, with changes between.
 
-Everything runs on the embedded defaults: the stand-in on 127.0.0.1:8600, Delta tables under output/delta/ifscloud/,
-the audit trail in .ml-connector/audit.sqlite. The tables are read back with DuckDB's delta extension, an independent
-reader, not the library that wrote them.
+Everything runs on the embedded defaults: the stand-in on 127.0.0.1:8600 (MLC_SANDBOX_PORT_BASE moves it), Delta
+tables under output/delta/ifscloud/, the audit trail in .ml-connector/audit.sqlite. The tables are read back with
+DuckDB's delta extension, an independent reader, not the library that wrote them.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 
 import requests
+
+from mlc_sandbox.ports import PortBaseError, default_port
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / ".venv" / "bin"
@@ -101,7 +103,11 @@ def show_finance_query() -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--port", type=int, default=8600)
+    try:
+        ifs_port = default_port("ifs")
+    except PortBaseError as exc:
+        raise SystemExit(str(exc)) from None
+    parser.add_argument("--port", type=int, default=ifs_port, help="default: MLC_SANDBOX_PORT_BASE (default 8600)")
     parser.add_argument("--scale", type=int, default=2000, help="purchase orders in the stand-in")
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args()

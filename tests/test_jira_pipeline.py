@@ -47,6 +47,8 @@ def env(ifs, jira, tmp_path) -> dict:
         "TARGET_IFSCLOUD_BASE_URL": ifs.base_url, "TARGET_IFSCLOUD_CLIENT_SECRET": CLIENT_SECRET,
         "TARGET_IFSCLOUD_AUDIT_URL": audit,
         "MELTANO_DATABASE_URI": f"sqlite:///{tmp_path / 'meltano.db'}",
+        # the "Open in IFS" links of the jira-issue-fields mapping (meltano.yml reads the stand-in's URL from it)
+        "MLC_SANDBOX_IFS_URL": ifs.base_url,
     }
 
 

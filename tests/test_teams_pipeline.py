@@ -42,7 +42,8 @@ def test_notable_records_become_cards_once_and_changes_become_updates(ifs, teams
     env = {**os.environ, "TAP_IFSCLOUD_BASE_URL": ifs.base_url, "TAP_IFSCLOUD_CLIENT_SECRET": CLIENT_SECRET,
            "TARGET_TEAMS_WEBHOOKS": json.dumps(teams.webhooks()), "TARGET_TEAMS_DIGEST": "off",
            "TARGET_TEAMS_AUDIT_URL": f"sqlite:///{tmp_path / 'audit.sqlite'}",
-           "MELTANO_DATABASE_URI": f"sqlite:///{tmp_path / 'meltano.db'}"}
+           "MELTANO_DATABASE_URI": f"sqlite:///{tmp_path / 'meltano.db'}",
+           "MLC_SANDBOX_IFS_URL": ifs.base_url}  # the cards' "Open in IFS" links (meltano.yml's sandbox environment)
     run_flow(env)
     notable = (
         ifs.count("ManSuppInvoiceHandling", "PostingProposalHeadSet",

@@ -1,5 +1,10 @@
 """`mlc-sandbox`: serve or pre-build a stand-in.
 
+Without --port, a stand-in listens on MLC_SANDBOX_PORT_BASE (default 8600) plus its offset (see ports.py): the ports
+below are the defaults.
+
+    mlc-sandbox env                      # export MLC_SANDBOX_IFS_URL=... lines: eval "$(mlc-sandbox env)"
+    mlc-sandbox wait ifs jira [--timeout 300]   # until those stand-ins answer on their default ports
     mlc-sandbox serve ifs --port 8600 --scale 1000 --seed 42 [--ready-file PATH] ...
     mlc-sandbox serve databricks --port 8700 [--data-dir D] [--token T] [--client-id ID --client-secret S] ...
     mlc-sandbox serve teams --port 8800 [--channel finance-10=Finance%20SE ...] [--channels FILE_OR_SPEC] ...
@@ -20,10 +25,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from . import ports
 
-def _listen_arguments(parser: argparse.ArgumentParser, default_port: int) -> None:
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=default_port, help="0 picks a free port (see --ready-file)")
+
+def _listen_arguments(parser: argparse.ArgumentParser, name: str) -> None:
+    parser.add_argument("--host", default=ports.HOST)
+    parser.add_argument("--port", type=int, default=ports.default_port(name),
+                        help=f"0 picks a free port (see --ready-file); default {ports.PORT_BASE_ENV} "
+                             f"(default {ports.DEFAULT_PORT_BASE}) + {ports.OFFSETS[name]}")
 
 
 def _ready_file_argument(parser: argparse.ArgumentParser) -> None:
@@ -41,7 +50,7 @@ def _ifs_arguments(parser: argparse.ArgumentParser) -> None:
 def _databricks_arguments(parser: argparse.ArgumentParser) -> None:
     from .databricks.settings import DatabricksSettings as defaults
 
-    _listen_arguments(parser, 8700)
+    _listen_arguments(parser, "databricks")
     parser.add_argument("--data-dir", type=Path, default=None,
                         help="where the catalogs' DuckDB files live (default $MLC_SANDBOX_DATA_DIR/databricks or "
                              "./.sandbox-data/databricks); tables persist across runs")
@@ -66,7 +75,7 @@ def _databricks_arguments(parser: argparse.ArgumentParser) -> None:
 def _teams_arguments(parser: argparse.ArgumentParser) -> None:
     from .teams.settings import TeamsSettings as defaults
 
-    _listen_arguments(parser, 8800)
+    _listen_arguments(parser, "teams")
     parser.add_argument("--channel", action="append", default=None, metavar="ID=NAME",
                         help="a channel (repeatable; NAME percent-decoded, optional). Default: company-10, "
                              "company-20, company-30 and general")
@@ -94,7 +103,7 @@ def _teams_arguments(parser: argparse.ArgumentParser) -> None:
 def _jira_arguments(parser: argparse.ArgumentParser) -> None:
     from .jira.settings import JiraSettings as defaults
 
-    _listen_arguments(parser, 8900)
+    _listen_arguments(parser, "jira")
     parser.add_argument("--rate-limit", type=int, default=defaults.rate_limit,
                         help="requests per minute per user (sliding window); 0 disables")
     parser.add_argument("--user-time-zone", default=defaults.user_time_zone,
@@ -108,7 +117,7 @@ def _jira_arguments(parser: argparse.ArgumentParser) -> None:
 def _salesforce_arguments(parser: argparse.ArgumentParser) -> None:
     from .salesforce.settings import SalesforceSettings as defaults
 
-    _listen_arguments(parser, 9000)
+    _listen_arguments(parser, "salesforce")
     parser.add_argument("--session-ttl", type=int, default=defaults.session_ttl,
                         help="seconds of inactivity after which a session (access token) ends")
     parser.add_argument("--daily-api-limit", type=int, default=defaults.daily_api_limit,
@@ -121,7 +130,7 @@ def _salesforce_arguments(parser: argparse.ArgumentParser) -> None:
 def _jaggaer_arguments(parser: argparse.ArgumentParser) -> None:
     from .jaggaer.settings import JaggaerSettings as defaults
 
-    _listen_arguments(parser, 9100)
+    _listen_arguments(parser, "jaggaer")
     parser.add_argument("--token-ttl", type=int, default=defaults.token_ttl,
                         help="access token lifetime in seconds from issue")
     parser.add_argument("--rate-limit", type=int, default=defaults.rate_limit,
@@ -137,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve_targets = serve.add_subparsers(dest="target", required=True)
     ifs = serve_targets.add_parser("ifs", help="IFS Cloud (OData v4 projections + IAM tokens)")
     _ifs_arguments(ifs)
-    _listen_arguments(ifs, 8600)
+    _listen_arguments(ifs, "ifs")
     ifs.add_argument("--token-ttl", type=int, default=180, help="access token lifetime in seconds")
     ifs.add_argument("--rate-limit", type=int, default=1000, help="requests per minute per tenant; 0 disables")
     ifs.add_argument("--page-size", type=int, default=1000)
@@ -170,10 +179,60 @@ def build_parser() -> argparse.ArgumentParser:
         "jaggaer", help="JAGGAER One (customer-instance REST API: client-credentials tokens, suppliers and purchase "
                         "orders by externalId, invoices and receipts by modifiedSince, 429 throttling)"))
 
+    env = commands.add_parser("env", help="print `export MLC_SANDBOX_<NAME>_URL=...` lines (the stand-ins' default "
+                                          f"URLs from {ports.PORT_BASE_ENV}) for eval, as meltano.yml's sandbox "
+                                          "environment reads them")
+    env.set_defaults(target=None)
+
+    wait = commands.add_parser("wait", help="wait until the named stand-ins answer on their default ports")
+    wait.add_argument("names", nargs="+", choices=sorted(ports.OFFSETS), metavar="NAME",
+                      help=f"one of {', '.join(ports.OFFSETS)}")
+    wait.add_argument("--timeout", type=float, default=300, help="seconds (the IFS stand-in builds its data first)")
+    wait.set_defaults(target=None)
+
     generate = commands.add_parser("generate", help="build the cached data set without serving")
     generate_targets = generate.add_subparsers(dest="target", required=True)
     _ifs_arguments(generate_targets.add_parser("ifs"))
+    for targets in (serve_targets, generate_targets):
+        for name, target_parser in targets.choices.items():
+            _defaults_from_environment(name, target_parser)
     return parser
+
+
+# Not from the environment: where a stand-in listens follows MLC_SANDBOX_PORT_BASE only, so that `mlc-sandbox env`
+# (and so meltano.yml) always agrees with it.
+_NOT_FROM_ENVIRONMENT = {"help", "host", "port", "ready_file"}
+
+
+class OptionEnvironmentError(ValueError):
+    pass
+
+
+def _option_variable(target: str, dest: str) -> str:
+    return f"MLC_SANDBOX_{target.upper()}_{dest.upper()}"
+
+
+def _defaults_from_environment(target: str, parser: argparse.ArgumentParser) -> None:
+    """Every single-valued option of `serve <target>` may also come from MLC_SANDBOX_<TARGET>_<OPTION> (e.g.
+    MLC_SANDBOX_JAGGAER_RATE_LIMIT=0, MLC_SANDBOX_IFS_SCALE=200); the command line still wins."""
+    for action in parser._actions:
+        if (type(action) is not argparse._StoreAction or action.dest in _NOT_FROM_ENVIRONMENT
+                or not action.option_strings):
+            continue
+        variable = _option_variable(target, action.dest)
+        action.help = f"{action.help or ''} (env {variable})".strip()
+        raw = os.environ.get(variable)
+        if raw is None or raw == "":
+            continue
+        try:
+            value = action.type(raw) if action.type else raw
+        except (TypeError, ValueError):
+            value = None
+        if value is None or (action.choices and value not in action.choices):
+            wanted = (f"one of {', '.join(map(str, action.choices))}" if action.choices
+                      else {int: "a whole number", float: "a number"}.get(action.type, "a value"))
+            raise OptionEnvironmentError(f"{variable} (as {action.option_strings[0]}) must be {wanted}, not {raw!r}")
+        action.default = value
 
 
 def _serve(app, args: argparse.Namespace, ready_message: Callable[[str], str],
@@ -182,7 +241,10 @@ def _serve(app, args: argparse.Namespace, ready_message: Callable[[str], str],
     reads half of it) and print `ready_message(base_url)` once listening; `on_stop` releases what the app holds."""
     from .http import Server
 
-    server = Server(app, args.host, args.port)
+    try:
+        server = Server(app, args.host, args.port)
+    except OSError as exc:  # taken since _check_port (a race)
+        sys.exit(_port_taken(args, exc))
     app.host_port = f"{args.host}:{server.port}"
     base_url = f"http://{args.host}:{server.port}"
 
@@ -203,6 +265,50 @@ def _serve(app, args: argparse.Namespace, ready_message: Callable[[str], str],
         server.stop()
         if on_stop is not None:
             on_stop()
+
+
+def _check_port(args: argparse.Namespace) -> None:
+    """Fail fast on a taken port, before anything slow (the IFS stand-in builds its data first). The port is only
+    bound for good once the stand-in can answer, so clients waiting for it see a refused connection until then."""
+    import socket
+
+    try:
+        with socket.create_server((args.host, args.port)):  # SO_REUSEADDR, as the server itself
+            pass
+    except OSError as exc:
+        sys.exit(_port_taken(args, exc))
+
+
+def _port_taken(args: argparse.Namespace, exc: OSError) -> str:
+    reason = os.strerror(exc.errno) if exc.errno else str(exc)
+    return (f"mlc-sandbox {args.target}: cannot listen on {args.host}:{args.port} ({reason}): "
+            f"choose another port with --port, or move every stand-in with {ports.PORT_BASE_ENV} "
+            f"(now {ports.port_base()}: {ports.layout(ports.port_base())})")
+
+
+def _print_env() -> None:
+    for name, url in ports.urls().items():
+        print(f"export {name}={url}")
+
+
+def _wait(args: argparse.Namespace) -> None:
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + args.timeout
+    for name in args.names:
+        url = f"http://{ports.HOST}:{ports.default_port(name)}/_admin/health"
+        while True:
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except (urllib.error.URLError, OSError):
+                pass
+            if time.monotonic() > deadline:
+                sys.exit(f"mlc-sandbox wait: the {name} stand-in did not answer on {url} within {args.timeout:g}s "
+                         f"(is `mlc-sandbox serve {name}` running with the same {ports.PORT_BASE_ENV}?)")
+            time.sleep(0.2)
 
 
 def _serve_ifs(args: argparse.Namespace) -> None:
@@ -325,8 +431,18 @@ def _generate_ifs(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
-    if args.command == "serve" and args.target == "ifs":
+    try:
+        parser = build_parser()
+    except (ports.PortBaseError, OptionEnvironmentError) as exc:
+        sys.exit(f"mlc-sandbox: {exc}")
+    args = parser.parse_args(argv)
+    if args.command == "serve" and args.port != 0:
+        _check_port(args)
+    if args.command == "env":
+        _print_env()
+    elif args.command == "wait":
+        _wait(args)
+    elif args.command == "serve" and args.target == "ifs":
         _serve_ifs(args)
     elif args.command == "serve" and args.target == "databricks":
         _serve_databricks(args)

@@ -83,7 +83,8 @@ class TapIfsCloud(ConfigErrorsInOneLine, Tap):
     def host_url(self) -> str:
         host = ifs_odata.host_url(self.config.get("base_url"), self.config.get("tenant"))
         if not host:
-            raise ConfigValidationError("tap-ifscloud needs base_url or tenant", errors=["set base_url or tenant"])
+            problem = f"tap-ifscloud needs {_setting('base_url')} or {_setting('tenant')}"
+            raise ConfigValidationError(problem, errors=[problem])
         return host
 
     @cached_property
@@ -93,9 +94,9 @@ class TapIfsCloud(ConfigErrorsInOneLine, Tap):
     @cached_property
     def authenticator(self) -> ClientCredentialsAuth:
         # --discover runs without the SDK's config validation: name what is missing instead of a KeyError
-        missing = [name for name in ("client_id", "client_secret") if not self.config.get(name)]
+        missing = [_setting(name) for name in ("client_id", "client_secret") if not self.config.get(name)]
         if not (self.config.get("token_url") or self.config.get("realm")):
-            missing.append("realm (or token_url)")
+            missing.append(f"{_setting('realm')} or {_setting('token_url')}")
         if missing:
             problem = f"tap-ifscloud needs {', '.join(missing)} to get a token from IFS"
             raise ConfigValidationError(problem, errors=[problem])
@@ -166,6 +167,11 @@ class TapIfsCloud(ConfigErrorsInOneLine, Tap):
                 expanded = metadata.entity_set(navigation.target_entity_set, f"{definition.projection}.svc")
             streams.append(IfsEntityStream(self, definition, entity, expanded))
         return streams
+
+
+def _setting(name: str) -> str:
+    """A setting as a user sets it: its name and the environment variable Meltano and `--config ENV` read it from."""
+    return f"{name} (TAP_IFSCLOUD_{name.upper()})"
 
 
 if __name__ == "__main__":

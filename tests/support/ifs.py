@@ -34,7 +34,11 @@ class IfsStandIn:
         # A file, not a pipe: nobody reads a pipe while the server runs, and a full one would block it.
         self._log = data_dir / f"ifs-stand-in-{self.port}.log"
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=self._log.open("wb"))
-        self._wait_until_healthy()
+        try:
+            self._wait_until_healthy()
+        except BaseException:  # nobody holds this stand-in yet to stop it later
+            self.process.kill()
+            raise
         self.http = requests.Session()
 
     def _wait_until_healthy(self) -> None:

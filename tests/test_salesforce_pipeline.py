@@ -117,7 +117,7 @@ def test_a_record_salesforce_refuses_fails_alone_and_is_redone_once_fixed(ifs, s
     supplier = ifs.all_rows("SupplierHandling", "SupplierInfoGeneralSet", ["SupplierId"])[0]
     too_long = "SE" + "9" * 43  # IFS allows 50 characters, Salesforce's AccountNumber 40
     ifs.change("SupplierInfoGeneralSet", {"SupplierId": supplier["SupplierId"]}, {"AssociationNo": too_long})
-    meltano_run(env, IFS_TO_SALESFORCE)
+    meltano_run(env, IFS_TO_SALESFORCE, undelivered=True)  # a refused record: the run does not pass for success
     accounts = by_external_id(salesforce, "Account", "IFS_Supplier_Id__c")
     assert supplier["SupplierId"] not in accounts and len(accounts) > 1  # the others were kept
     with AuditTrail(env["TARGET_SALESFORCE_AUDIT_URL"]) as trail:

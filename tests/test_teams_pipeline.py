@@ -79,6 +79,7 @@ def test_cards_teams_could_not_take_are_replayed_once_each_and_the_failed_run_sa
     audit_url = f"sqlite:///{tmp_path / 'audit.sqlite'}"
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
            "TAP_IFSCLOUD_BASE_URL": ifs.base_url, "TAP_IFSCLOUD_CLIENT_SECRET": CLIENT_SECRET,
+           "MLC_SANDBOX_IFS_URL": ifs.base_url,
            "TARGET_TEAMS_MAX_TRIES": "2", "TARGET_TEAMS_AUDIT_URL": audit_url, "MLC_AUDIT_URL": audit_url,
            "MELTANO_DATABASE_URI": f"sqlite:///{tmp_path / 'meltano.db'}"}
     teams = TeamsSandbox(port=0).start()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
@@ -137,7 +138,11 @@ def plugin_config(plugin_class, files: list[str], *, from_env: bool) -> dict:
         except (OSError, ValueError) as exc:
             raise ConfigValidationError(f"cannot read --config {path}: {exc}", errors=[f"cannot read --config {path}: {exc}"]) from None
     if from_env:
-        config.update(parse_environment_config(schema, prefix=plugin_class.name.upper().replace("-", "_") + "_"))
+        from_environment = parse_environment_config(schema, prefix=plugin_class.name.upper().replace("-", "_") + "_")
+        for name, value in from_environment.items():
+            if isinstance(value, dict) and _is_object(schema.get("properties", {}).get(name, {})):
+                from_environment[name] = nested_setting(value)
+        config.update(from_environment)
     for name, spec in schema.get("properties", {}).items():
         if "default" in spec and name not in config:
             config[name] = spec["default"]
@@ -147,3 +152,32 @@ def plugin_config(plugin_class, files: list[str], *, from_env: bool) -> dict:
     if errors:
         raise ConfigValidationError("configuration does not validate", errors=errors)
     return config
+
+
+# `meltano invoke <plugin>:check` hands the plugin's settings over as environment variables, under the plugin's own
+# prefix and its parent's (tap-ifscloud-jira's settings arrive as TAP_IFSCLOUD_JIRA_* and TAP_IFSCLOUD_*, which
+# tap-ifscloud's `--config ENV` reads). An object setting arrives flattened, as Meltano keeps it internally:
+# stream_overrides {"purchase_orders": {"expand": ""}} becomes TAP_IFSCLOUD_STREAM_OVERRIDES='{"purchase_orders.expand": ""}'.
+# Meltano's config file nests such keys again on every unescaped dot ("a\\.b" is the literal key "a.b"); so does this.
+_UNESCAPED_DOT = re.compile(r"(?<!\\)\.")
+
+
+def nested_setting(flat: dict) -> dict:
+    """An object setting as Meltano's config file holds it, from the flattened form Meltano's environment holds."""
+    nested: dict[str, Any] = {}
+    for key, value in flat.items():
+        *parents, leaf = [part.replace("\\.", ".") for part in _UNESCAPED_DOT.split(key)]
+        cursor = nested
+        for part in parents:
+            cursor = cursor.setdefault(part, {})
+            if not isinstance(cursor, dict):
+                raise ConfigValidationError(f"setting key {key!r} nests under a value that is not an object",
+                                            errors=[f"{key}: nests under a value that is not an object"])
+        cursor[leaf] = value
+    return nested
+
+
+def _is_object(spec: dict) -> bool:
+    kinds = spec.get("type", [])
+    return "object" in (kinds if isinstance(kinds, list) else [kinds]) or any(
+        _is_object(option) for option in spec.get("anyOf", []))

@@ -138,7 +138,9 @@ def plugin_config(plugin_class, files: list[str], *, from_env: bool) -> dict:
         except (OSError, ValueError) as exc:
             raise ConfigValidationError(f"cannot read --config {path}: {exc}", errors=[f"cannot read --config {path}: {exc}"]) from None
     if from_env:
-        from_environment = parse_environment_config(schema, prefix=plugin_class.name.upper().replace("-", "_") + "_")
+        prefix = plugin_class.name.upper().replace("-", "_") + "_"
+        _check_json_variables(schema, prefix)
+        from_environment = parse_environment_config(schema, prefix=prefix)
         for name, value in from_environment.items():
             if isinstance(value, dict) and _is_object(schema.get("properties", {}).get(name, {})):
                 from_environment[name] = nested_setting(value)
@@ -177,7 +179,25 @@ def nested_setting(flat: dict) -> dict:
     return nested
 
 
-def _is_object(spec: dict) -> bool:
+def _check_json_variables(schema: dict, prefix: str) -> None:
+    """An object setting whose variable is not JSON is a line naming the variable, not a traceback."""
+    import os
+
+    for name, spec in schema.get("properties", {}).items():
+        variable = prefix + name.upper().replace("-", "_")
+        if variable in os.environ and _is_object(spec):  # string arrays may also be given as x,y,z
+            try:
+                json.loads(os.environ[variable])
+            except ValueError as exc:
+                message = f"{variable} is not JSON ({exc.msg} at character {exc.pos})"
+                raise ConfigValidationError(message, errors=[message]) from None
+
+
+def _has_type(spec: dict, kind: str) -> bool:
     kinds = spec.get("type", [])
-    return "object" in (kinds if isinstance(kinds, list) else [kinds]) or any(
-        _is_object(option) for option in spec.get("anyOf", []))
+    return kind in (kinds if isinstance(kinds, list) else [kinds]) or any(
+        _has_type(option, kind) for option in spec.get("anyOf", []))
+
+
+def _is_object(spec: dict) -> bool:
+    return _has_type(spec, "object")

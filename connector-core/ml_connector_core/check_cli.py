@@ -65,7 +65,11 @@ class UsageError(click.UsageError):
 
 def open_project(environment: str | None):
     """The Meltano project of the current folder (or MELTANO_PROJECT_ROOT) with its environment active."""
-    _quiet_meltano()
+    try:
+        _quiet_meltano()
+    except ImportError:
+        raise UsageError("mlc-check runs beside Meltano: use the project's .venv/bin/mlc-check (scripts/bootstrap "
+                         "installs both)") from None
     from meltano.core.error import ProjectNotFound
     from meltano.core.project import Project
     from meltano.core.utils import NotFound

@@ -75,7 +75,8 @@ def render_table(results: list[CheckResult]) -> str:
     """A plain-text table: system, check, result, and the fix under each warning or failure."""
     if not results:
         return "nothing to check"
-    rows = [(r.system, r.check, r.status.upper(), r.detail) for r in results]
+    # One line per result: services quote multi-line errors (a SOQL error points at its column on a second line).
+    rows = [(r.system, r.check, r.status.upper(), " ".join(r.detail.split())) for r in results]
     widths = [max(len(row[i]) for row in rows + [("system", "check", "result", "detail")]) for i in range(3)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(("system", "check", "result"), widths)) + "  detail"]
     for result, row in zip(results, rows):

@@ -222,3 +222,10 @@ def jaggaer_connection(plugin: str, config: Mapping[str, Any]) -> tuple[Any, lis
         return None, [failed(JAGGAER, "token", message, fix)]
     return client, [passed(JAGGAER, "token", f"client credentials token from {client.auth.token_url} "
                                              f"({_token_lifetime(client.auth)})")]
+
+
+def jaggaer_endpoint_fix(plugin: str, config: Mapping[str, Any], collection: str, status: int | None) -> str:
+    """The one thing to change when a JAGGAER listing or lookup is refused."""
+    if status in (401, 403):
+        return f"give API client '{config.get('client_id')}' read access to {collection} on the JAGGAER instance"
+    return setting_ref(plugin, "base_url") + ": the instance URL (the API is under /api/v1)"

@@ -183,6 +183,7 @@ def salesforce_connection(plugin: str, config: Mapping[str, Any]) -> tuple[Any, 
                                                        f"({client.stop_share:.0%}), so a run would start no work",
                               "wait until the org's 24-hour usage falls, or raise "
                               + setting_ref(plugin, "api_usage_stop_share")))
+        return None, results  # the client refuses every further call, as it would in a run
     elif usage.share >= client.slowdown_share:
         results.append(warned(SALESFORCE, "API usage", f"{usage}: above api_usage_slowdown_share "
                                                        f"({client.slowdown_share:.0%}), so a run paces its calls",

@@ -5,8 +5,10 @@ With the delivery a run uses (:func:`delivery_from_config`):
 - every channel the ``channels`` routing names has a webhook (Workflows) or a Graph channel id;
 - Workflows: each webhook URL has the trigger's shape and is asked with GET, which a Workflows ("When a Teams webhook
   request is received") trigger refuses as ``TriggerRequestMethodNotValid`` once it has found the workflow and
-  accepted the signature, without starting a run: so the workflow exists and the URL is whole. What the flow then does
-  (the channel its "Post card" step posts to, its owner's connection) shows only when a card is posted;
+  accepted the signature, without starting a run: so the workflow exists and the URL is whole. Logic Apps' refusals
+  (workflow not found, signature refused, ...) fail; an answer it is not known to give is a warning, not verified.
+  What the flow then does (the channel its "Post card" step posts to, its owner's connection) shows only when a card
+  is posted;
 - Graph: the app token, then each channel asked for with ``GET /teams/{team}/channels/{channel}`` (needs
   Channel.ReadBasic.All; without it the channel is reported as not verified);
 - ``check_post_to`` (a channel name): one small test card is posted there, the only message this check ever sends.
@@ -35,6 +37,16 @@ TEAMS = "Teams"
 TRIGGER_PATH_END = "/paths/invoke"
 #: How a Workflows trigger refuses a method it does not take, after finding the workflow and checking the signature.
 METHOD_REFUSED = "TriggerRequestMethodNotValid"
+#: How a Workflows (Logic Apps) trigger refuses a URL that cannot work, by error code.
+WORKFLOW_REFUSALS = {
+    "WorkflowNotFound": "workflow not found (deleted, or the URL is cut short)",
+    "WorkflowTriggerNotFound": "the workflow has no such trigger",
+    "DirectApiInvalidAuthorizationSignature": "signature refused",
+    "DirectApiAuthorizationRequired": "no signature in the URL",
+    "AuthorizationFailed": "the signature does not allow running this trigger",
+    "MissingApiVersionParameter": "no api-version in the URL",
+    "InvalidApiVersionParameter": "an api-version the service does not know",
+}
 
 
 def shown_url(url: str) -> str:
@@ -107,9 +119,11 @@ def webhook_check(delivery: WorkflowsDelivery, channel: str, url: str, routed: b
     if response.status_code == 429 or response.status_code >= 500:
         return warned(TEAMS, check, f"{shown}: HTTP {response.status_code} {code}: not verified this time",
                       "run the check again later")
-    reason = {404: "workflow or trigger not found (deleted, or the URL is cut short)",
-              401: "signature refused", 403: "the signature does not allow running this trigger"}.get(
-        response.status_code, "refused")
+    reason = WORKFLOW_REFUSALS.get(code)
+    if reason is None:  # an answer Logic Apps is not known to give: say so rather than blame the URL
+        return warned(TEAMS, check, f"{shown}: not verified: the endpoint answered GET with HTTP "
+                                    f"{response.status_code} {code or response.reason}: {message}{unused}",
+                      setting_ref(PLUGIN, "check_post_to") + f": {channel}, to post one test card there")
     return failed(TEAMS, check, f"{shown}: {reason}: HTTP {response.status_code} {code}: {message}", fix)
 
 

@@ -52,12 +52,12 @@ def _unwritable_refresh_token_file(config: Mapping[str, Any]) -> str | None:
 
 
 def _jira_config_fix(plugin: str, message: str) -> str:
-    for name in ("oauth_client_id", "oauth_client_secret", "oauth_refresh_token", "cloud_id"):
+    for name in ("oauth_client_id", "oauth_client_secret", "oauth_refresh_token"):
         if name in message:
             return setting_ref(plugin, name)
     if "api_token" in message:
         return setting_ref(plugin, "api_token") + " with email: the Atlassian account and its API token"
-    return setting_ref(plugin, "base_url")
+    return setting_ref(plugin, "base_url") + ": the Jira Cloud site (with OAuth: one the app may use)"
 
 
 def _jira_auth_fix(plugin: str, config: Mapping[str, Any], message: str, status: int | None) -> str:

@@ -55,6 +55,18 @@ def failed(system: str, check: str, detail: str, fix: str) -> CheckResult:
     return CheckResult(system, check, FAIL, detail, fix)
 
 
+def env_var(plugin_name: str, setting: str) -> str:
+    """The environment variable a plugin reads a setting from (``--config ENV``, Meltano): ``TARGET_JIRA_API_TOKEN``.
+    For a part of a setting (``custom_fields.gl_account``, ``projects[0]``) it is the variable of the whole setting."""
+    whole = re.split(r"[.\[]", setting, maxsplit=1)[0]
+    return f"{plugin_name}_{whole}".upper().replace("-", "_")
+
+
+def setting_ref(plugin_name: str, setting: str) -> str:
+    """A setting as a fix names it: ``api_token (TARGET_JIRA_API_TOKEN)``."""
+    return f"{setting} ({env_var(plugin_name, setting)})"
+
+
 def exit_status(results: Iterable[CheckResult]) -> int:
     return EXIT_DOES_NOT_FIT if any(r.status == FAIL for r in results) else EXIT_FITS
 
@@ -63,7 +75,8 @@ def render_table(results: list[CheckResult]) -> str:
     """A plain-text table: system, check, result, and the fix under each warning or failure."""
     if not results:
         return "nothing to check"
-    rows = [(r.system, r.check, r.status.upper(), r.detail) for r in results]
+    # One line per result: services quote multi-line errors (a SOQL error points at its column on a second line).
+    rows = [(r.system, r.check, r.status.upper(), " ".join(r.detail.split())) for r in results]
     widths = [max(len(row[i]) for row in rows + [("system", "check", "result", "detail")]) for i in range(3)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(("system", "check", "result"), widths)) + "  detail"]
     for result, row in zip(results, rows):
@@ -148,8 +161,12 @@ def plugin_config(plugin_class, files: list[str], *, from_env: bool) -> dict:
     for name, spec in schema.get("properties", {}).items():
         if "default" in spec and name not in config:
             config[name] = spec["default"]
-        if (spec.get("secret") or spec.get("writeOnly")) and isinstance(config.get(name), str):
-            register_secret(config[name])
+        if spec.get("secret") or spec.get("writeOnly"):
+            # A secret object (e.g. channel → webhook URL) keeps a secret in each of its values.
+            values = config.get(name).values() if isinstance(config.get(name), dict) else [config.get(name)]
+            for value in values:
+                if isinstance(value, str):
+                    register_secret(value)
     errors = [f"{'.'.join(map(str, e.path)) or 'configuration'}: {e.message}" for e in JSONSchemaValidator(schema).iter_errors(config)]
     if errors:
         raise ConfigValidationError("configuration does not validate", errors=errors)

@@ -57,6 +57,8 @@ class RenewingBearerAuth(requests.auth.AuthBase):
         self._token: str | None = None
         self._refresh_at = 0.0
         self.tokens_fetched = 0
+        #: Seconds the newest token was announced to live; None when the service announced no lifetime.
+        self.token_lifetime: float | None = None
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         request.headers["Authorization"] = f"Bearer {self.access_token()}"
@@ -98,6 +100,7 @@ class RenewingBearerAuth(requests.auth.AuthBase):
         """Use ``token`` until a margin before its ``lifetime`` (seconds) ends."""
         # Very short tokens keep at least a quarter of their life as margin.
         margin = min(self.refresh_margin_seconds, lifetime * 0.25)
+        self.token_lifetime = lifetime
         self._token = token
         self._refresh_at = self._clock() + lifetime - margin
 
@@ -149,6 +152,7 @@ class ClientCredentialsAuth(RenewingBearerAuth):
         self.tokens_fetched += 1
         if not body.get("expires_in") and self.lifetime_when_unannounced is None:
             self._token = token
+            self.token_lifetime = None
             self._refresh_at = float("inf")
             logger.info("Obtained an access token from %s (no lifetime announced: kept until refused)", self.token_url)
             return

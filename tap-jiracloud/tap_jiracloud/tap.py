@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from functools import cached_property
 
 from singer_sdk import Tap
@@ -43,9 +44,7 @@ class TapJiraCloud(ConfigErrorsInOneLine, Tap):
 
     @cached_property
     def client(self) -> JiraClient:
-        if re.search(r"\border\s+by\b", self.config.get("jql") or "", re.IGNORECASE):
-            raise ConfigValidationError("jql must not have ORDER BY: the tap orders by updated itself",
-                                        errors=["jql has ORDER BY"])
+        refuse_order_by(self.config.get("jql"))
         try:
             return client_from_config(self.config)
         except (JiraConfigError, SecretKeyError) as exc:
@@ -53,19 +52,7 @@ class TapJiraCloud(ConfigErrorsInOneLine, Tap):
 
     def custom_field_types(self) -> dict[str, tuple[str, str]]:
         """Record property → (field id on this site, Jira type)."""
-        wanted = {name: field for name, field in (self.config.get("custom_fields") or {}).items() if field}
-        bad = sorted(n for n in wanted if not _PROPERTY_NAME.match(n) or n in _RESERVED)
-        if bad:
-            raise ConfigValidationError(
-                f"custom_fields: {', '.join(bad)} cannot be record properties (lower-case snake_case, not a built-in one)",
-                errors=bad)
-        try:
-            site_fields = self.client.fields()
-            ids = self.client.field_ids(wanted.values(), site_fields)
-            kinds = {f["id"]: str((f.get("schema") or {}).get("type") or "string") for f in site_fields}
-        except JiraError as exc:
-            raise ConfigValidationError(str(exc), errors=[str(exc)]) from None
-        return {name: (ids[field], kinds.get(ids[field], "string")) for name, field in wanted.items()}
+        return custom_field_types(self.client, self.config.get("custom_fields") or {})
 
     def discover_streams(self) -> list[IssuesStream]:
         return [IssuesStream(self, self.custom_field_types())]
@@ -74,6 +61,31 @@ class TapJiraCloud(ConfigErrorsInOneLine, Tap):
         super().sync_all()
         # End on STATE even when the last records were look-back re-reads that did not move the bookmark.
         self.write_message(StateMessage(value=self.state))
+
+
+def refuse_order_by(jql: str | None) -> None:
+    if re.search(r"\border\s+by\b", jql or "", re.IGNORECASE):
+        raise ConfigValidationError("jql must not have ORDER BY: the tap orders by updated itself",
+                                    errors=["jql has ORDER BY"])
+
+
+def custom_field_types(client: JiraClient, custom_fields: Mapping[str, str],
+                       site_fields: list[dict] | None = None) -> dict[str, tuple[str, str]]:
+    """The custom_fields setting (record property → field name or id) resolved on the site: property → (field id,
+    Jira type). ``site_fields`` is GET /field's answer when the caller has it already."""
+    wanted = {name: field for name, field in custom_fields.items() if field}
+    bad = sorted(n for n in wanted if not _PROPERTY_NAME.match(n) or n in _RESERVED)
+    if bad:
+        raise ConfigValidationError(
+            f"custom_fields: {', '.join(bad)} cannot be record properties (lower-case snake_case, not a built-in one)",
+            errors=bad)
+    try:
+        site_fields = client.fields() if site_fields is None else site_fields
+        ids = client.field_ids(wanted.values(), site_fields)
+    except JiraError as exc:
+        raise ConfigValidationError(str(exc), errors=[str(exc)]) from None
+    kinds = {f["id"]: str((f.get("schema") or {}).get("type") or "string") for f in site_fields}
+    return {name: (ids[field], kinds.get(ids[field], "string")) for name, field in wanted.items()}
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import typing as t
+from dataclasses import dataclass
 from functools import cached_property
 
 from singer_sdk import Tap
@@ -57,36 +58,55 @@ class TapSfdc(ConfigErrorsInOneLine, Tap):
             raise ConfigValidationError(str(exc), errors=[str(exc)]) from None
 
     def discover_streams(self) -> list[SObjectStream]:
-        objects = self.config.get("objects") or {}
-        if not objects:
-            _refuse("objects is empty: name the Salesforce objects to read and their fields")
-        streams, names = [], set()
-        for sobject, spec in objects.items():
-            if not _NAME.match(sobject):
-                _refuse(f"objects: '{sobject}' is not a Salesforce object name")
-            fields = list(dict.fromkeys(["Id", *(spec.get("fields") or []), REPLICATION_KEY]))
-            bad = [f for f in fields if not _NAME.match(f)]
-            if bad:
-                _refuse(f"objects.{sobject}.fields: {', '.join(bad)} are not field names of {sobject} (parent fields "
-                        "such as Account.Name are not read)")
-            if re.search(r"\border\s+by\b|\blimit\b", spec.get("where") or "", re.IGNORECASE):
-                _refuse(f"objects.{sobject}.where must be a condition only (no ORDER BY or LIMIT): the tap orders by "
-                        "SystemModstamp itself")
-            name = spec.get("stream_name") or sobject.lower()
-            if name in names:
-                _refuse(f"objects: two objects are read into the stream '{name}'")
-            names.add(name)
+        streams = []
+        for read in object_reads(self.config):
             try:
-                schema = object_schema(sobject, self.client.describe(sobject), fields)
+                schema = object_schema(read.sobject, self.client.describe(read.sobject), read.fields)
             except (FieldError, SalesforceError) as exc:
                 _refuse(str(exc))
-            streams.append(SObjectStream(self, name, sobject, fields, spec.get("where"), schema))
+            streams.append(SObjectStream(self, read.stream_name, read.sobject, read.fields, read.where, schema))
         return streams
 
     def sync_all(self) -> None:
         super().sync_all()
         # End on STATE even when every row read was one already emitted at the bookmark.
         self.write_message(StateMessage(value=self.state))
+
+
+@dataclass(frozen=True)
+class ObjectRead:
+    """One object of the objects setting, as its stream reads it."""
+
+    sobject: str
+    stream_name: str
+    fields: list[str]  # Id and SystemModstamp included
+    where: str | None
+
+
+def object_reads(config: t.Mapping[str, t.Any]) -> list[ObjectRead]:
+    """The objects setting, checked: object and field names, a where without ORDER BY or LIMIT, one object per
+    stream name."""
+    objects = config.get("objects") or {}
+    if not objects:
+        _refuse("objects is empty: name the Salesforce objects to read and their fields")
+    reads, names = [], set()
+    for sobject, spec in objects.items():
+        if not _NAME.match(sobject):
+            _refuse(f"objects: '{sobject}' is not a Salesforce object name")
+        fields = list(dict.fromkeys(["Id", *(spec.get("fields") or []), REPLICATION_KEY]))
+        bad = [f for f in fields if not _NAME.match(f)]
+        if bad:
+            _refuse(f"objects.{sobject}.fields: {', '.join(bad)} are not field names of {sobject} (parent fields "
+                    "such as Account.Name are not read)")
+        if re.search(r"\border\s+by\b|\blimit\b", spec.get("where") or "", re.IGNORECASE):
+            _refuse(f"objects.{sobject}.where must be a condition only (no ORDER BY or LIMIT): the tap orders by "
+                    "SystemModstamp itself")
+        name = spec.get("stream_name") or sobject.lower()
+        if name in names:
+            _refuse(f"objects: two objects are read into the stream '{name}'")
+        names.add(name)
+        reads.append(ObjectRead(sobject, name, fields, spec.get("where")))
+    return reads
 
 
 def _refuse(message: str) -> t.NoReturn:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections.abc import Mapping
 from functools import cached_property
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote, urlsplit
 
 from singer_sdk import Target
 from singer_sdk import typing as th
@@ -75,6 +76,10 @@ class TargetTeams(AuditedTarget, Target):
                     description="Roll a channel's cards of one batch into one digest card: never, above digest_threshold, always."),
         th.Property("digest_threshold", th.IntegerType, default=10),
         th.Property("max_tries", th.IntegerType, default=8, description="Attempts per send on 429, 5xx and connection errors."),
+        th.Property("check_post_to", th.StringType,
+                    description="Used by target-teams-check only: a channel (a name in webhooks or graph_channel_ids) "
+                                "to post one small test card to, proving the whole way into Teams; empty: the check "
+                                "posts nothing."),
         th.Property("audit_url", th.StringType, description="Audit trail (also the ledger of what was posted)."),
         th.Property("flow", th.StringType, default="ifs-to-teams"),
     ).to_dict()
@@ -84,25 +89,8 @@ class TargetTeams(AuditedTarget, Target):
         return Ledger(self.audit_trail)
 
     @cached_property
-    def delivery(self):
-        max_tries = int(self.config["max_tries"])
-        if self.config["delivery"] == "workflows":
-            webhooks = {name: _unsealed(url, f"webhooks.{name}")
-                        for name, url in (self.config.get("webhooks") or {}).items()}
-            for url in webhooks.values():
-                register_secret(url.split("sig=")[-1] if "sig=" in url else url)
-            return WorkflowsDelivery(webhooks, max_tries=max_tries)
-        missing = [k for k in ("graph_token_url", "graph_client_id", "graph_client_secret", "graph_team_id")
-                   if not self.config.get(k)]
-        if missing:
-            raise ConfigValidationError(f"delivery graph needs {', '.join(missing)}", errors=missing)
-        auth = ClientCredentialsAuth(
-            self.config["graph_token_url"], self.config["graph_client_id"],
-            _unsealed(self.config["graph_client_secret"], "graph_client_secret"),
-            scope="https://graph.microsoft.com/.default",
-        )
-        return GraphDelivery(self.config["graph_url"], self.config["graph_team_id"],
-                             self.config.get("graph_channel_ids") or {}, auth, max_tries=max_tries)
+    def delivery(self) -> WorkflowsDelivery | GraphDelivery:
+        return delivery_from_config(self.config)
 
     def channel_for(self, record: dict) -> str:
         channels = self.config["channels"]
@@ -181,6 +169,29 @@ class TargetTeams(AuditedTarget, Target):
     def process_endofpipe(self) -> None:
         super().process_endofpipe()
         self.settle_failures()
+
+
+def delivery_from_config(config: Mapping) -> WorkflowsDelivery | GraphDelivery:
+    """How cards reach Teams, from the settings: a Workflows webhook per channel, or Graph with an app token."""
+    max_tries = int(config.get("max_tries") or 8)
+    if (config.get("delivery") or "workflows") == "workflows":
+        webhooks = {name: _unsealed(url, f"webhooks.{name}") for name, url in (config.get("webhooks") or {}).items()}
+        for url in webhooks.values():
+            register_secret(url)  # the URL is the credential; its signature alone is secret too
+            for signature in parse_qs(urlsplit(url).query).get("sig", []):
+                register_secret(signature)
+        return WorkflowsDelivery(webhooks, max_tries=max_tries)
+    missing = [k for k in ("graph_token_url", "graph_client_id", "graph_client_secret", "graph_team_id")
+               if not config.get(k)]
+    if missing:
+        raise ConfigValidationError(f"delivery graph needs {', '.join(missing)}", errors=missing)
+    auth = ClientCredentialsAuth(
+        config["graph_token_url"], config["graph_client_id"],
+        _unsealed(config["graph_client_secret"], "graph_client_secret"),
+        scope="https://graph.microsoft.com/.default",
+    )
+    return GraphDelivery(config.get("graph_url") or "https://graph.microsoft.com", config["graph_team_id"],
+                         config.get("graph_channel_ids") or {}, auth, max_tries=max_tries)
 
 
 def _unsealed(value: str, setting_name: str) -> str:

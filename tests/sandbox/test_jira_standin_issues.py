@@ -225,6 +225,10 @@ def test_site_catalogue_endpoints(jira, api):
     required = {m["fieldId"] for m in meta if m["required"] and not m["hasDefaultValue"]}
     assert required == {"project", "issuetype", "summary"}
     assert {m["name"] for m in meta} >= {"IFS Key", "GL Account", "Cost Center", "IFS Link", "Order Amount"}
+    statuses = api.get(f"{api.base}/project/MNT/statuses").json()
+    assert [(t["name"], [s["name"] for s in t["statuses"]]) for t in statuses] == [
+        ("Task", ["To Do", "In Progress", "Done"]), ("Work Order", ["To Do", "In Progress", "Done"])]
+    assert api.get(f"{api.base}/project/XYZ/statuses").status_code == 404
     priorities = api.get(f"{api.base}/priority").json()
     assert [(p["id"], p["name"]) for p in priorities] == [
         ("1", "Highest"), ("2", "High"), ("3", "Medium"), ("4", "Low"), ("5", "Lowest")]

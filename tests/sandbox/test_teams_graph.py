@@ -162,6 +162,21 @@ def test_unknown_team_or_channel_is_404(teams):
         assert response.status_code == 404 and response.json()["error"]["code"] == "NotFound"
 
 
+def test_a_channel_can_be_read_without_posting(teams):
+    headers = bearer(teams)
+    channel = requests.utils.quote(teams.graph_channel_id("general"), safe="")
+    found = requests.get(f"{teams.base_url}/v1.0/teams/{teams.team_id}/channels/{channel}", headers=headers)
+    assert found.status_code == 200
+    assert (found.json()["id"], found.json()["displayName"]) == (teams.graph_channel_id("general"), "General")
+    for url in (f"{teams.base_url}/v1.0/teams/00000000-0000-0000-0000-000000000000/channels/{channel}",
+                f"{teams.base_url}/v1.0/teams/{teams.team_id}/channels/19%3Anope%40thread.tacv2"):
+        response = requests.get(url, headers=headers)
+        assert response.status_code == 404 and response.json()["error"]["code"] == "NotFound"
+    unauthenticated = requests.get(f"{teams.base_url}/v1.0/teams/{teams.team_id}/channels/{channel}")
+    assert unauthenticated.status_code == 401
+    assert teams.messages() == []
+
+
 @pytest.mark.parametrize("sent, path", [
     (graph_message(CARD, body_ids=["other"]), "$.attachments[0].id"),  # attachment not referenced...
     (graph_message(CARD, attachment_ids=["a"], body_ids=["a", "b"]), "$.body.content"),  # ...or tag names nothing

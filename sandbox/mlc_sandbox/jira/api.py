@@ -120,6 +120,17 @@ def project_search(app: "JiraApp", call: Call) -> Response:
     return _json(200, document)
 
 
+def project_statuses(app: "JiraApp", call: Call) -> Response:
+    """The statuses of each issue type's workflow in the project (the site has one workflow, shared by every type)."""
+    wanted = call.match.group("project")
+    found = app.site.project(wanted)
+    if found is None:
+        return _error(404, [f"No project could be found with key '{wanted}'."])
+    statuses = [app.site.render_status(s, call.base) for s in catalogue.STATUSES]
+    return _json(200, [{"self": f"{call.base}/rest/api/3/issueType/{t.id}", "id": t.id, "name": t.name,
+                        "subtask": False, "statuses": statuses} for t in found.issue_types])
+
+
 def create_meta_issue_types(app: "JiraApp", call: Call) -> Response:
     found = app.site.project(call.match.group("project"))
     if found is None:
@@ -337,6 +348,7 @@ ROUTES = [
     Route("GET", re.compile(r"/rest/api/3/user/search"), user_search),
     Route("GET", re.compile(r"/rest/api/3/project/search"), project_search),
     Route("GET", re.compile(rf"/rest/api/3/project/{_PROJECT}"), project),
+    Route("GET", re.compile(rf"/rest/api/3/project/{_PROJECT}/statuses"), project_statuses),
     Route("GET", re.compile(rf"/rest/api/3/issue/createmeta/{_PROJECT}/issuetypes"), create_meta_issue_types),
     Route("GET", re.compile(rf"/rest/api/3/issue/createmeta/{_PROJECT}/issuetypes/(?P<type>[^/]+)"),
           create_meta_fields),

@@ -43,7 +43,8 @@ def _security_providers():
 # definitions untouched)
 SERVED_PATHS = (
     "/rest/api/3/myself", "/rest/api/3/serverInfo", "/rest/api/3/user/search", "/rest/api/3/project/search",
-    "/rest/api/3/project/{projectIdOrKey}", "/rest/api/3/issue/createmeta/{projectIdOrKey}/issuetypes",
+    "/rest/api/3/project/{projectIdOrKey}", "/rest/api/3/project/{projectIdOrKey}/statuses",
+    "/rest/api/3/issue/createmeta/{projectIdOrKey}/issuetypes",
     "/rest/api/3/issue/createmeta/{projectIdOrKey}/issuetypes/{issueTypeId}", "/rest/api/3/field",
     "/rest/api/3/priority", "/rest/api/3/issue", "/rest/api/3/issue/bulk", "/rest/api/3/issue/{issueIdOrKey}",
     "/rest/api/3/issue/{issueIdOrKey}/transitions", "/rest/api/3/issue/{issueIdOrKey}/comment",

@@ -76,7 +76,7 @@ class TeamsApp:
         path = request.path
         if workflows.TRIGGER.match(path):
             return "workflows", workflows.channel_of(path, self.channels)
-        if graph.MESSAGES.match(path):
+        if graph.is_graph_path(path):
             return "graph", graph.channel_of(path, self.channels)
         if graph.TOKEN.match(path):
             return "token", None
@@ -129,6 +129,9 @@ class TeamsApp:
         try:
             self.tokens.check(request.headers.get("Authorization"))
             channel = graph.resolve(request, self.channels, self.settings.team_id)
+            if graph.is_channel_request(request):
+                return Response(200, to_json(graph.channel_resource(channel, self.settings.team_id,
+                                                                    self.settings.tenant_id, self.base_url(request))))
             if request.method == "GET":
                 return self._graph_list(request, channel)
             document, cards = graph.read_message(request, self.validator, self.settings.max_message_bytes)

@@ -1,6 +1,7 @@
 """Microsoft Graph channel messages with an application token from Entra ID (client credentials).
 
     POST /<tenant>/oauth2/v2.0/token          grant_type=client_credentials, scope=https://graph.microsoft.com/.default
+    GET  /v1.0/teams/<team-id>/channels/<channel-id>               the channel (Channel.ReadBasic.All): does it exist?
     POST /v1.0/teams/<team-id>/channels/<channel-id>/messages      Authorization: Bearer <token>
     {"body": {"contentType": "html", "content": "<attachment id=\"X\"></attachment>"},
      "attachments": [{"id": "X", "contentType": "application/vnd.microsoft.card.adaptive", "content": "<card JSON>"}]}
@@ -28,6 +29,7 @@ from .responses import GRAPH_WWW_AUTHENTICATE, Refused
 
 TOKEN = re.compile(r"^/([^/]+)/oauth2/v2\.0/token/?$")
 MESSAGES = re.compile(r"^/(v1\.0|beta)/teams/([^/]+)/channels/([^/]+)/messages/?$")
+CHANNEL = re.compile(r"^/(v1\.0|beta)/teams/([^/]+)/channels/([^/]+)/?$")
 GRAPH_RESOURCES = ("https://graph.microsoft.com", "00000003-0000-0000-c000-000000000000")
 ADAPTIVE_CARD = "application/vnd.microsoft.card.adaptive"
 ATTACHMENT_TAG = re.compile(r"<attachment\s+id=\"([^\"]*)\"\s*>\s*</attachment>", re.IGNORECASE)
@@ -104,7 +106,7 @@ class TokenIssuer:
         ttl = self.token_ttl
         claims = {"aud": "https://graph.microsoft.com", "iss": f"https://sts.windows.net/{self.tenant_id}/",
                   "iat": int(now), "nbf": int(now), "exp": int(now + ttl), "appid": client_id, "idtyp": "app",
-                  "roles": ["Teamwork.Migrate.All", "ChannelMessage.Read.All"], "tid": self.tenant_id,
+                  "roles": ["Teamwork.Migrate.All", "ChannelMessage.Read.All", "Channel.ReadBasic.All"], "tid": self.tenant_id,
                   "uti": secrets.token_urlsafe(16), "ver": "1.0"}
         header = _b64(json.dumps({"typ": "JWT", "alg": "HS256"}).encode())
         payload = _b64(json.dumps(claims).encode())
@@ -147,23 +149,45 @@ def _unauthenticated(message: str) -> Refused:
     return Refused(401, "InvalidAuthenticationToken", message, headers=[("WWW-Authenticate", GRAPH_WWW_AUTHENTICATE)])
 
 
+def is_graph_path(path: str) -> bool:
+    return bool(MESSAGES.match(path) or CHANNEL.match(path))
+
+
 def channel_of(path: str, channels: Channels) -> Channel | None:
-    match = MESSAGES.match(path)
+    match = MESSAGES.match(path) or CHANNEL.match(path)
     return channels.by_graph_id(unquote(match.group(3))) if match else None
 
 
 def resolve(request: Request, channels: Channels, team_id: str) -> Channel:
-    """The channel of a messages URL, or Refused 404 (team, then channel)."""
-    match = MESSAGES.match(request.path)
+    """The channel of a channel or messages URL, or Refused 404 (team, then channel)."""
+    match = MESSAGES.match(request.path) or CHANNEL.match(request.path)
     team, channel_key = unquote(match.group(2)), unquote(match.group(3))
     if team != team_id:
         raise Refused(404, "NotFound", f"No team found with Group Id {team}")
     channel = channels.by_graph_id(channel_key)
     if channel is None:
         raise Refused(404, "NotFound", f"Channel {channel_key} was not found in team {team}.")
-    if request.method not in ("POST", "GET"):
-        raise Refused(405, "UnknownError", f"Method {request.method} is not allowed on channel messages.")
+    allowed = ("POST", "GET") if MESSAGES.match(request.path) else ("GET",)
+    if request.method not in allowed:
+        raise Refused(405, "UnknownError", f"Method {request.method} is not allowed here.")
     return channel
+
+
+def is_channel_request(request: Request) -> bool:
+    return bool(CHANNEL.match(request.path))
+
+
+def channel_resource(channel: Channel, team_id: str, tenant_id: str, base_url: str) -> dict:
+    """The channel as Graph answers GET /teams/{team-id}/channels/{channel-id}."""
+    encoded = quote(channel.graph_id, safe="")
+    return {
+        "@odata.context": f"{base_url}/v1.0/$metadata#teams('{team_id}')/channels/$entity",
+        "id": channel.graph_id, "createdDateTime": channel.created_at, "displayName": channel.name,
+        "description": None, "isFavoriteByDefault": None, "email": "", "tenantId": tenant_id,
+        "webUrl": f"https://teams.microsoft.com/l/channel/{encoded}/{quote(channel.name)}?groupId={team_id}"
+                  f"&tenantId={tenant_id}",
+        "membershipType": "standard",
+    }
 
 
 def read_message(request: Request, validator: CardValidator, max_bytes: int) -> tuple[dict, list[dict]]:

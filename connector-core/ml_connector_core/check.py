@@ -17,6 +17,7 @@ import re
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
+from decimal import Decimal
 from typing import Any
 
 import click
@@ -155,8 +156,11 @@ def plugin_config(plugin_class, files: list[str], *, from_env: bool) -> dict:
         _check_json_variables(schema, prefix)
         from_environment = parse_environment_config(schema, prefix=prefix)
         for name, value in from_environment.items():
-            if isinstance(value, dict) and _is_object(schema.get("properties", {}).get(name, {})):
+            spec = schema.get("properties", {}).get(name, {})
+            if isinstance(value, dict) and _is_object(spec):
                 from_environment[name] = nested_setting(value)
+            elif isinstance(value, str) and _has_type(spec, "number") and not _has_type(spec, "string"):
+                from_environment[name] = _number(value, prefix + name.upper())
         config.update(from_environment)
     for name, spec in schema.get("properties", {}).items():
         if "default" in spec and name not in config:
@@ -194,6 +198,19 @@ def nested_setting(flat: dict) -> dict:
                                             errors=[f"{key}: nests under a value that is not an object"])
         cursor[leaf] = value
     return nested
+
+
+def _number(text: str, variable: str):
+    """A number setting from its variable (Meltano exports a decimal setting as text, singer-sdk leaves it so), as
+    singer-sdk reads the same number from a config file: an int, or a Decimal."""
+    try:
+        number = json.loads(text.strip(), parse_float=Decimal)
+    except ValueError:
+        number = None
+    if isinstance(number, bool) or not isinstance(number, (int, Decimal)):
+        message = f"{variable} is not a number: {text!r}"
+        raise ConfigValidationError(message, errors=[message])
+    return number
 
 
 def _check_json_variables(schema: dict, prefix: str) -> None:

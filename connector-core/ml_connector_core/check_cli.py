@@ -107,8 +107,21 @@ def has_check(plugin) -> bool:
     return CHECK_COMMAND in plugin.all_commands  # inherited plugins inherit their parent's commands
 
 
-def system_of(plugin) -> str:
-    return re.sub(r"\s*\(.*\)$", "", plugin.label or plugin.name)
+def root_of(project, plugin):
+    """The plugin an inherited one comes from (whose label names the system and whose venv holds the commands)."""
+    from meltano.core.plugin.error import PluginNotFoundError
+
+    while plugin.inherit_from:
+        try:
+            plugin = project.plugins.find_plugin(plugin.inherit_from)
+        except PluginNotFoundError:
+            break
+    return plugin
+
+
+def system_of(project, plugin) -> str:
+    root = root_of(project, plugin)
+    return re.sub(r"\s*\(.*\)$", "", root.label or root.name)  # "IFS Cloud (write-back)" is IFS Cloud too
 
 
 def plugins_to_check(project, names: tuple[str, ...]) -> tuple[list, list[CheckResult]]:
@@ -141,7 +154,7 @@ def plugins_to_check(project, names: tuple[str, ...]) -> tuple[list, list[CheckR
             if has_check(plugin):
                 chosen.append(plugin)
             else:
-                unchecked.append(warned(system_of(plugin), f"{plugin.name}: not checked",
+                unchecked.append(warned(system_of(project, plugin), f"{plugin.name}: not checked",
                                         f"{plugin.name} has no `{CHECK_COMMAND}` command",
                                         "nothing to do for a plugin ml-connector does not ship; its first run shows "
                                         "whether it fits"))
@@ -158,6 +171,7 @@ class Invocation:
     argv: list[str]
     env: dict[str, str]
     cwd: str
+    installed_by: str = ""  #: the plugin whose environment holds the command (an inherited plugin's parent)
 
 
 def invocations(project, plugins: list) -> list[Invocation]:
@@ -177,9 +191,10 @@ def invocations(project, plugins: list) -> list[Invocation]:
                 if setting.sensitive or setting.kind == "password":
                     for secret in _leaves(invoker.settings_service.get(setting.name, session=session)):
                         register_secret(secret)
-            prepared.append(Invocation(plugin.name, system_of(plugin),
+            prepared.append(Invocation(plugin.name, system_of(project, plugin),
                                        invoker.exec_args(*CHECK_ARGS, command=CHECK_COMMAND, env=env),
-                                       {k: str(v) for k, v in env.items()}, str(project.root)))
+                                       {k: str(v) for k, v in env.items()}, str(project.root),
+                                       root_of(project, plugin).name))
     for name, value in os.environ.items():
         if SECRET_NAME.search(name):
             for secret in _leaves(value):
@@ -217,15 +232,17 @@ class PluginOutcome:
 
 def run_check(invocation: Invocation, timeout: float) -> PluginOutcome:
     started = time.monotonic()
-    system, check = invocation.system, f"{invocation.plugin}: check command"
+    # A missing command is worded alike for plugins sharing one installation (tap-ifscloud-jira uses tap-ifscloud's),
+    # so that their lines merge into one.
+    system, check, owner = invocation.system, "check command", invocation.installed_by or invocation.plugin
     executable = os.path.basename(invocation.argv[0])
     try:
         completed = subprocess.run(invocation.argv, cwd=invocation.cwd, env=invocation.env, capture_output=True,
                                    text=True, timeout=timeout, stdin=subprocess.DEVNULL)
     except FileNotFoundError:
         return PluginOutcome(invocation.plugin, [failed(
-            system, check, f"{executable} is not installed in {invocation.plugin}'s environment",
-            f"meltano install --clean {invocation.plugin} (its package must provide the {executable} command)")],
+            system, check, f"{executable} is not installed in {owner}'s environment",
+            f"meltano install --clean {owner} (its package must provide the {executable} command)")],
             None, time.monotonic() - started)
     except subprocess.TimeoutExpired:
         return PluginOutcome(invocation.plugin, [failed(

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from ml_connector_core.check import CheckResult, check_command, failed, passed, warned
+from ml_connector_core.check import CheckResult, check_command, failed, passed, setting_ref, warned
 from target_databricks.target import TargetDatabricks, unsealed_storage_options
 
 SYSTEM = "Databricks"
@@ -26,7 +26,7 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def setting(name: str) -> str:
-    return f"{name} (TARGET_DATABRICKS_{name.upper()})"
+    return setting_ref(TargetDatabricks.name, name)
 
 
 def checks(config: dict) -> Iterator[CheckResult]:

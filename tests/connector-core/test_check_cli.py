@@ -85,7 +85,7 @@ def invocation(code: str, plugin: str = "target-example") -> Invocation:
 def test_a_missing_check_command_is_a_failed_line_naming_the_plugin():
     outcome = run_check(Invocation("target-example", "Example", ["/nonexistent/target-example-check"], {}, "/"), 60)
     [line] = outcome.results
-    assert (line.status, line.check) == ("fail", "target-example: check command")
+    assert (line.status, line.check) == ("fail", "check command")
     assert "target-example-check is not installed" in line.detail
     assert "meltano install --clean target-example" in line.fix
 

@@ -369,7 +369,7 @@ def main(names: tuple[str, ...], environment: str | None, output_format: str, pa
     else:
         if not chosen and not notes:
             click.echo("no plugin with a check command" + (f" in {', '.join(names)}" if names else ""))
-        click.echo(render(systems, outcomes) + summary(systems, outcomes, environment, seconds))
+        click.echo(render(systems, outcomes) + "\n" + summary(systems, outcomes, environment, seconds))
     sys.exit(status)
 
 

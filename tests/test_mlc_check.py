@@ -27,14 +27,18 @@ def databricks(tmp_path_factory):
     stand_in.stop()
 
 
-def mlc_check(databricks, *args: str, **settings: str) -> subprocess.CompletedProcess:
+def run(command: str, databricks, *args: str, **settings: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TARGET_", "TAP_", "MELTANO_"))}
     env.update({"TARGET_DATABRICKS_LOAD_METHOD": "warehouse", "TARGET_DATABRICKS_WORKSPACE_HOST": databricks.base_url,
                 "TARGET_DATABRICKS_TOKEN": databricks.token, "TARGET_DATABRICKS_WAREHOUSE_ID": databricks.warehouse_id,
                 "TARGET_DATABRICKS_JOB_ID": "31"})
     env.update({f"TARGET_DATABRICKS_{name.upper()}": value for name, value in settings.items()})
-    return subprocess.run([str(BIN / "mlc-check"), *args], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True,
+    return subprocess.run([str(BIN / command), *args], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True,
                           timeout=600)
+
+
+def mlc_check(databricks, *args: str, **settings: str) -> subprocess.CompletedProcess:
+    return run("mlc-check", databricks, *args, **settings)
 
 
 def test_a_fitting_workspace_exits_0_with_its_table(databricks):
@@ -67,3 +71,14 @@ def test_a_wrong_token_exits_1_with_the_line_to_change_and_never_prints_it(datab
     assert completed.returncode == 1 and "credentials  FAIL" in completed.stdout
     assert "does NOT fit: fix the FAIL lines (target-databricks)" in completed.stdout
     assert WRONG_TOKEN not in completed.stdout + completed.stderr
+
+
+def test_mlc_check_runs_the_check_as_meltano_invoke_runs_it(databricks):
+    """mlc-check resolves each plugin's command and settings through Meltano's own invoker in one process; the plugin
+    command `meltano invoke <plugin>:check` must see exactly the same."""
+    by_meltano = run("meltano", databricks, "invoke", "target-databricks:check", "--format", "json", job_id="32")
+    by_mlc_check = mlc_check(databricks, "--format", "json", "target-databricks", job_id="32")
+    assert by_meltano.returncode == by_mlc_check.returncode == 1, by_meltano.stderr[-3000:]
+    results = json.loads(by_meltano.stdout.strip().splitlines()[-1])
+    assert results == [{k: v for k, v in r.items() if k != "plugins"} for r in json.loads(by_mlc_check.stdout)["results"]]
+    assert [r["check"] for r in results if r["status"] == "fail"] == ["job 32"]

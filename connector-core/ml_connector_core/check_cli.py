@@ -190,7 +190,7 @@ def invocations(project, plugins: list) -> list[Invocation]:
             for setting in invoker.settings_service.definitions():
                 if setting.sensitive or setting.kind == "password":
                     for secret in _leaves(invoker.settings_service.get(setting.name, session=session)):
-                        register_secret(secret)
+                        _register(secret)
             prepared.append(Invocation(plugin.name, system_of(project, plugin),
                                        invoker.exec_args(*CHECK_ARGS, command=CHECK_COMMAND, env=env),
                                        {k: str(v) for k, v in env.items()}, str(project.root),
@@ -198,8 +198,18 @@ def invocations(project, plugins: list) -> list[Invocation]:
     for name, value in os.environ.items():
         if SECRET_NAME.search(name):
             for secret in _leaves(value):
-                register_secret(secret)
+                _register(secret)
     return prepared
+
+
+def _register(secret: str) -> None:
+    """Mask a secret, and the plaintext of a sealed one (which only the plugins open) when the key is at hand."""
+    from ml_connector_core.secrets import SecretKeyError, is_sealed, unseal
+
+    register_secret(secret)
+    if is_sealed(secret):
+        with contextlib.suppress(SecretKeyError, ValueError):
+            register_secret(unseal(secret, setting_name="a sensitive setting"))
 
 
 def _leaves(value) -> Iterable[str]:

@@ -134,3 +134,14 @@ def test_identical_lines_of_plugins_sharing_a_configuration_are_shown_once():
 def test_results_survive_the_json_round_trip():
     result = CheckResult("Jira", "custom field 'IFS Key'", "fail", "not on screen", "add it to the screen")
     assert run_check(invocation(f"print({results_as_json([result])!r})"), 60).results == [result]
+
+
+def test_the_plaintext_of_a_sealed_secret_is_masked_in_what_a_crash_printed(project, monkeypatch):
+    from ml_connector_core.secrets import generate_key, seal
+
+    key = generate_key()
+    monkeypatch.setenv("MLC_SECRET_KEY", key)
+    monkeypatch.setenv("TARGET_EXAMPLE_CLIENT_SECRET", seal("opened-only-in-the-plugin", key=key.encode()))
+    invocations(project, [])  # registers what is secret in the environment
+    outcome = run_check(invocation("import sys; sys.exit('ValueError: bad secret opened-only-in-the-plugin')"), 60)
+    assert "bad secret ***REDACTED***" in outcome.results[0].detail

@@ -313,7 +313,7 @@ def merged_lines(outcomes: list[PluginOutcome], notes: list[CheckResult]) -> dic
     return systems
 
 
-def render(systems: dict[str, list[Line]], outcomes: list[PluginOutcome]) -> str:
+def render(systems: dict[str, list[Line]]) -> str:
     out: list[str] = []
     for system, lines in systems.items():
         plugins = list(dict.fromkeys(p for line in lines for p in line.plugins))
@@ -379,7 +379,7 @@ def main(names: tuple[str, ...], environment: str | None, output_format: str, pa
     else:
         if not chosen and not notes:
             click.echo("no plugin with a check command" + (f" in {', '.join(names)}" if names else ""))
-        click.echo(render(systems, outcomes) + "\n" + summary(systems, outcomes, environment, seconds))
+        click.echo(render(systems) + "\n" + summary(systems, outcomes, environment, seconds))
     sys.exit(status)
 
 

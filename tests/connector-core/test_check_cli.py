@@ -124,7 +124,7 @@ def test_identical_lines_of_plugins_sharing_a_configuration_are_shown_once():
     assert [(line.result.check, line.plugins) for line in systems["IFS Cloud"]] == [
         ("token", ["tap-ifscloud", "tap-ifscloud-jira"]), ("stream suppliers", ["tap-ifscloud"]),
         ("stream work_orders", ["tap-ifscloud-jira"])]
-    table = render(systems, outcomes)
+    table = render(systems)
     assert table.count("valid for 3600 s") == 1
     assert "IFS Cloud  (tap-ifscloud, tap-ifscloud-jira)" in table
     assert "50 rows  [tap-ifscloud]" in table and "→ set stream_overrides" in table

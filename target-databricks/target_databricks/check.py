@@ -4,7 +4,7 @@ Read-only, with one exception on the Delta path: writing is the only way to lear
 check writes a one-row Delta table under ``<delta_root>/_mlc_check/<random id>`` with the same delta-rs writer and
 storage options as a load, and removes it again (its data file and ``_delta_log``, and on a local disk the folders the
 probe itself created). Nothing else is written: the warehouse path only reads (``SELECT 1``, ``SHOW CATALOGS``, ``SHOW
-SCHEMAS``; the schema is never created), and the job is looked up, never run.
+SCHEMAS``; the schema is never created; a stopped warehouse is not started), and the job is looked up, never run.
 """
 
 from __future__ import annotations
@@ -156,13 +156,19 @@ def warehouse_checks(client, config: dict, principal: str) -> Iterator[CheckResu
         yield failed(SYSTEM, name, "no such SQL warehouse in this workspace (or not visible to " + principal + ")",
                      f"set {setting('warehouse_id')} to one of: {', '.join(known) or '(none visible)'}")
         return
+    state = getattr(warehouse.state, "value", warehouse.state)
+    if state in ("STOPPED", "STOPPING"):
+        # Any statement would start it: minutes of compute for a classic warehouse, for a check that only reads.
+        yield warned(SYSTEM, name, f"'{warehouse.name}' is {state}; not started by the check, so catalog {catalog} "
+                                   f"and schema {schema} were not checked (the first load starts it)",
+                     f"start warehouse {warehouse_id} (SQL Warehouses → Start), then run the check again")
+        return
     try:
         answer = _rows(client, warehouse_id, "SELECT 1")
     except Exception as exc:  # noqa: BLE001
         yield failed(SYSTEM, name, f"SELECT 1 failed: {_sdk_message(exc)}",
-                     f"grant {principal} CAN USE on warehouse {warehouse_id}, or start it")
+                     f"grant {principal} CAN USE on warehouse {warehouse_id}")
         return
-    state = getattr(warehouse.state, "value", warehouse.state)
     yield passed(SYSTEM, name, f"'{warehouse.name}' ({state}) answered SELECT 1 with {answer[0][0] if answer else '?'}")
 
     if not _rows(client, warehouse_id, f"SHOW CATALOGS LIKE '{_pattern(catalog)}'"):

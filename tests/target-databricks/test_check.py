@@ -92,6 +92,20 @@ def test_each_broken_setting_gets_its_own_line(databricks, broken, failing, fix)
     assert WRONG_TOKEN not in printed and WRONG_SP_SECRET not in printed and databricks.token not in printed
 
 
+def test_a_stopped_warehouse_is_not_started_by_the_check(tmp_path):
+    stand_in = DatabricksSandboxProcess(data_dir=tmp_path / "warehouse")
+    try:
+        stand_in.admin("POST", "settings", {"warehouse_state": "STOPPED"})
+        status, results, _ = check(workspace_env(stand_in, job_id=None))
+        assert status == 0
+        line = by_check(results)[f"SQL warehouse {stand_in.warehouse_id}"]
+        assert line["status"] == "warn" and "STOPPED" in line["detail"] and "catalog main" in line["detail"]
+        assert [r["check"] for r in results] == ["credentials", f"SQL warehouse {stand_in.warehouse_id}"]
+        assert stand_in.statements() == [] and stand_in.admin("GET", "settings")["warehouse_state"] == "STOPPED"
+    finally:
+        stand_in.stop()
+
+
 def test_the_wrong_warehouse_line_names_the_warehouses_there_are(databricks):
     _, results, _ = check(workspace_env(databricks, warehouse_id="0123456789abcdef"))
     assert databricks.warehouse_id in by_check(results)["SQL warehouse 0123456789abcdef"]["fix"]

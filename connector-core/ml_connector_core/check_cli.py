@@ -130,9 +130,13 @@ def plugins_to_check(project, names: tuple[str, ...]) -> tuple[list, list[CheckR
     from meltano.core.task_sets_service import TaskSetsService
 
     everything = list({p.name: p for p in project.plugins.plugins()}.values())
-    if not names:
-        return [p for p in everything if has_check(p)], []
     jobs = TaskSetsService(project)
+    if not names:
+        # A plugin that is only the parent of inherited ones (target-ifscloud: no job runs it, its children carry the
+        # streams) has no configuration of its own to check.
+        in_jobs = {block.split(":")[0] for job in jobs.list_task_sets() for block in job.flat_args}
+        parents = {p.inherit_from for p in everything if p.inherit_from}
+        return [p for p in everything if has_check(p) and (p.name in in_jobs or p.name not in parents)], []
     chosen, unchecked = [], []
     for name in names:
         if jobs.exists(name):
@@ -313,7 +317,9 @@ def merged_lines(outcomes: list[PluginOutcome], notes: list[CheckResult]) -> dic
     return systems
 
 
-def render(systems: dict[str, list[Line]]) -> str:
+def render(systems: dict[str, list[Line]], roots: dict[str, str] | None = None) -> str:
+    """One table per system; a line not every plugin of the table reported names its plugins, ``tap-ifscloud*`` for
+    all of the table's plugins that come from tap-ifscloud (``roots``: plugin → the plugin it inherits from)."""
     out: list[str] = []
     for system, lines in systems.items():
         plugins = list(dict.fromkeys(p for line in lines for p in line.plugins))
@@ -322,12 +328,25 @@ def render(systems: dict[str, list[Line]]) -> str:
         out.append(f"  {'check'.ljust(width)}  result  detail")
         for line in lines:
             r = line.result
-            only = f"  [{', '.join(line.plugins)}]" if len(plugins) > 1 and 0 < len(line.plugins) < len(plugins) else ""
+            only = (f"  [{_plugin_names(line.plugins, plugins, roots or {})}]"
+                    if len(plugins) > 1 and 0 < len(line.plugins) < len(plugins) else "")
             out.append(f"  {r.check.ljust(width)}  {r.status.upper().ljust(6)}  {r.detail}{only}")
             if r.fix:
                 out.append(f"  {' ' * width}          → {r.fix}")
         out.append("")
     return "\n".join(out)
+
+
+def _plugin_names(reported: list[str], in_table: list[str], roots: dict[str, str]) -> str:
+    names: list[str] = []
+    for plugin in reported:
+        root = roots.get(plugin, plugin)
+        family = [p for p in in_table if roots.get(p, p) == root]
+        whole_family = len(family) > 1 and all(p in reported for p in family)
+        name = f"{root}*" if whole_family else plugin
+        if name not in names:
+            names.append(name)
+    return ", ".join(names)
 
 
 def summary(systems: dict[str, list[Line]], outcomes: list[PluginOutcome], environment: str | None,
@@ -379,7 +398,8 @@ def main(names: tuple[str, ...], environment: str | None, output_format: str, pa
     else:
         if not chosen and not notes:
             click.echo("no plugin with a check command" + (f" in {', '.join(names)}" if names else ""))
-        click.echo(render(systems) + "\n" + summary(systems, outcomes, environment, seconds))
+        roots = {invocation.plugin: invocation.installed_by for invocation in prepared}
+        click.echo(render(systems, roots) + "\n" + summary(systems, outcomes, environment, seconds))
     sys.exit(status)
 
 

@@ -4,8 +4,8 @@ Run from a Meltano project's root:
 
     mlc-check [--environment sandbox|prod|...] [JOB_OR_PLUGIN ...] [--format table|json]
 
-Without a name it checks every plugin of the project that has a ``check`` command; with names, the plugins of those jobs
-(or the plugins named). Each plugin's check command runs as ``meltano --environment=<env> invoke <plugin>:check --format
+Without a name it checks every plugin of the project that has a ``check`` command (but a plugin that is only the parent
+of inherited ones and in no job); with names, the plugins of those jobs (or the plugins named). Each plugin's check command runs as ``meltano --environment=<env> invoke <plugin>:check --format
 json`` would run it, all plugins at once; their results are printed as one table per system, every failure with the one
 thing to change. Exit 0: everything the job needs fits (warnings allowed); 1: a check failed; 2: usage (unknown job or
 environment, not a Meltano project).

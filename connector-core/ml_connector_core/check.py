@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
 from collections.abc import Callable, Iterable
@@ -215,8 +216,6 @@ def _number(text: str, variable: str):
 
 def _check_json_variables(schema: dict, prefix: str) -> None:
     """An object setting whose variable is not JSON is a line naming the variable, not a traceback."""
-    import os
-
     for name, spec in schema.get("properties", {}).items():
         variable = prefix + name.upper().replace("-", "_")
         if variable in os.environ and _is_object(spec):  # string arrays may also be given as x,y,z

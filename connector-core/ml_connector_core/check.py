@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
+from decimal import Decimal
 from typing import Any
 
 import click
@@ -151,7 +153,16 @@ def plugin_config(plugin_class, files: list[str], *, from_env: bool) -> dict:
         except (OSError, ValueError) as exc:
             raise ConfigValidationError(f"cannot read --config {path}: {exc}", errors=[f"cannot read --config {path}: {exc}"]) from None
     if from_env:
-        config.update(parse_environment_config(schema, prefix=plugin_class.name.upper().replace("-", "_") + "_"))
+        prefix = plugin_class.name.upper().replace("-", "_") + "_"
+        _check_json_variables(schema, prefix)
+        from_environment = parse_environment_config(schema, prefix=prefix)
+        for name, value in from_environment.items():
+            spec = schema.get("properties", {}).get(name, {})
+            if isinstance(value, dict) and _is_object(spec):
+                from_environment[name] = nested_setting(value)
+            elif isinstance(value, str) and _has_type(spec, "number") and not _has_type(spec, "string"):
+                from_environment[name] = _number(value, prefix + name.upper())
+        config.update(from_environment)
     for name, spec in schema.get("properties", {}).items():
         if "default" in spec and name not in config:
             config[name] = spec["default"]
@@ -165,3 +176,61 @@ def plugin_config(plugin_class, files: list[str], *, from_env: bool) -> dict:
     if errors:
         raise ConfigValidationError("configuration does not validate", errors=errors)
     return config
+
+
+# `meltano invoke <plugin>:check` hands the plugin's settings over as environment variables, under the plugin's own
+# prefix and its parent's (tap-ifscloud-jira's settings arrive as TAP_IFSCLOUD_JIRA_* and TAP_IFSCLOUD_*, which
+# tap-ifscloud's `--config ENV` reads). An object setting arrives flattened, as Meltano keeps it internally:
+# stream_overrides {"purchase_orders": {"expand": ""}} becomes TAP_IFSCLOUD_STREAM_OVERRIDES='{"purchase_orders.expand": ""}'.
+# Meltano's config file nests such keys again on every unescaped dot ("a\\.b" is the literal key "a.b"); so does this.
+_UNESCAPED_DOT = re.compile(r"(?<!\\)\.")
+
+
+def nested_setting(flat: dict) -> dict:
+    """An object setting as Meltano's config file holds it, from the flattened form Meltano's environment holds."""
+    nested: dict[str, Any] = {}
+    for key, value in flat.items():
+        *parents, leaf = [part.replace("\\.", ".") for part in _UNESCAPED_DOT.split(key)]
+        cursor = nested
+        for part in parents:
+            cursor = cursor.setdefault(part, {})
+            if not isinstance(cursor, dict):
+                raise ConfigValidationError(f"setting key {key!r} nests under a value that is not an object",
+                                            errors=[f"{key}: nests under a value that is not an object"])
+        cursor[leaf] = value
+    return nested
+
+
+def _number(text: str, variable: str):
+    """A number setting from its variable (Meltano exports a decimal setting as text, singer-sdk leaves it so), as
+    singer-sdk reads the same number from a config file: an int, or a Decimal."""
+    try:
+        number = json.loads(text.strip(), parse_float=Decimal)
+    except ValueError:
+        number = None
+    if isinstance(number, bool) or not isinstance(number, (int, Decimal)):
+        message = f"{variable} is not a number: {text!r}"
+        raise ConfigValidationError(message, errors=[message])
+    return number
+
+
+def _check_json_variables(schema: dict, prefix: str) -> None:
+    """An object setting whose variable is not JSON is a line naming the variable, not a traceback."""
+    for name, spec in schema.get("properties", {}).items():
+        variable = prefix + name.upper().replace("-", "_")
+        if variable in os.environ and _is_object(spec):  # string arrays may also be given as x,y,z
+            try:
+                json.loads(os.environ[variable])
+            except ValueError as exc:
+                message = f"{variable} is not JSON ({exc.msg} at character {exc.pos})"
+                raise ConfigValidationError(message, errors=[message]) from None
+
+
+def _has_type(spec: dict, kind: str) -> bool:
+    kinds = spec.get("type", [])
+    return kind in (kinds if isinstance(kinds, list) else [kinds]) or any(
+        _has_type(option, kind) for option in spec.get("anyOf", []))
+
+
+def _is_object(spec: dict) -> bool:
+    return _has_type(spec, "object")

@@ -57,7 +57,7 @@ class TargetDatabricks(AuditedTarget, Target):
     @cached_property
     def writer(self):
         if self.config["load_method"] == "delta":
-            return DeltaWriter(self.config["delta_root"], _unsealed(self.config.get("storage_options")))
+            return DeltaWriter(self.config["delta_root"], unsealed_storage_options(self.config.get("storage_options")))
         from target_databricks.warehouse import WarehouseWriter
 
         return WarehouseWriter.from_config(self.config)
@@ -138,7 +138,7 @@ class TargetDatabricks(AuditedTarget, Target):
             self.audit_trail.mark_replayed([failed.id], self.audit_run.run_id)
 
 
-def _unsealed(options: dict | None) -> dict | None:
+def unsealed_storage_options(options: dict | None) -> dict | None:
     if not options:
         return options
     from target_databricks.workspace import unsealed_setting

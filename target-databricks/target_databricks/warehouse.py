@@ -43,23 +43,7 @@ class WarehouseWriter:
         return sql.table_name(self.catalog, schema, table)
 
     def execute(self, statement: str) -> list[list[str | None]]:
-        response = self.client.statement_execution.execute_statement(
-            statement=statement, warehouse_id=self.warehouse_id, wait_timeout="30s"
-        )
-        while response.status.state in _RUNNING:
-            time.sleep(0.2)
-            response = self.client.statement_execution.get_statement(response.statement_id)
-        if response.status.state != StatementState.SUCCEEDED:
-            error = response.status.error
-            detail = f"{error.error_code}: {error.message}" if error else str(response.status.state)
-            raise StatementFailed(f"{detail} (statement: {statement[:300]}{'...' if len(statement) > 300 else ''})")
-        rows = list(response.result.data_array or []) if response.result else []
-        next_chunk = response.result.next_chunk_index if response.result else None
-        while next_chunk is not None:
-            chunk = self.client.statement_execution.get_statement_result_chunk_n(response.statement_id, next_chunk)
-            rows += chunk.data_array or []
-            next_chunk = chunk.next_chunk_index
-        return rows
+        return run_statement(self.client, self.warehouse_id, statement)
 
     def prepare(self, location: str, schema: pa.Schema) -> None:
         """The table exists with every column of the batch before anything is looked up or merged."""
@@ -99,6 +83,27 @@ class WarehouseWriter:
             self.execute(statement)
             statements += 1
         return {"rows": rows.num_rows, "statements": statements}
+
+
+def run_statement(client: WorkspaceClient, warehouse_id: str, statement: str) -> list[list[str | None]]:
+    """Every row of one statement's result (waiting for it, following its chunks); StatementFailed if it failed."""
+    response = client.statement_execution.execute_statement(
+        statement=statement, warehouse_id=warehouse_id, wait_timeout="30s"
+    )
+    while response.status.state in _RUNNING:
+        time.sleep(0.2)
+        response = client.statement_execution.get_statement(response.statement_id)
+    if response.status.state != StatementState.SUCCEEDED:
+        error = response.status.error
+        detail = f"{error.error_code}: {error.message}" if error else str(response.status.state)
+        raise StatementFailed(f"{detail} (statement: {statement[:300]}{'...' if len(statement) > 300 else ''})")
+    rows = list(response.result.data_array or []) if response.result else []
+    next_chunk = response.result.next_chunk_index if response.result else None
+    while next_chunk is not None:
+        chunk = client.statement_execution.get_statement_result_chunk_n(response.statement_id, next_chunk)
+        rows += chunk.data_array or []
+        next_chunk = chunk.next_chunk_index
+    return rows
 
 
 def _from_text(text: str | None, kind: pa.DataType) -> Any:

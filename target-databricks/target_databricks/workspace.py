@@ -11,7 +11,10 @@ from ml_connector_core.redaction import register_secret
 from ml_connector_core.secrets import SecretKeyError, unseal
 
 
-def workspace_client(config: Mapping) -> WorkspaceClient:
+def workspace_client(config: Mapping, **sdk_options) -> WorkspaceClient:
+    """``sdk_options`` go to the SDK's Config as they are, e.g. ``retry_timeout_seconds`` for a quicker answer."""
+    from databricks.sdk.config import Config
+
     host = config.get("workspace_host")
     if not host:
         raise ConfigValidationError("workspace_host is needed for the warehouse load path and for job runs",
@@ -19,12 +22,13 @@ def workspace_client(config: Mapping) -> WorkspaceClient:
     if config.get("token"):
         token = unsealed_setting(config["token"], "token")
         register_secret(token)
-        return WorkspaceClient(host=host, token=token, auth_type="pat")
+        return WorkspaceClient(config=Config(host=host, token=token, auth_type="pat", **sdk_options))
     if config.get("client_id") and config.get("client_secret"):
         secret = unsealed_setting(config["client_secret"], "client_secret")
         register_secret(secret)
         # The SDK's M2M flow fetches and refreshes tokens itself.
-        return WorkspaceClient(host=host, client_id=config["client_id"], client_secret=secret, auth_type="oauth-m2m")
+        return WorkspaceClient(config=Config(host=host, client_id=config["client_id"], client_secret=secret,
+                                             auth_type="oauth-m2m", **sdk_options))
     raise ConfigValidationError("set token, or client_id and client_secret, to reach the Databricks workspace",
                                 errors=["token", "client_id", "client_secret"])
 

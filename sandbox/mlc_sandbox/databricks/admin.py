@@ -20,7 +20,7 @@ from .sql_errors import SqlError
 if TYPE_CHECKING:
     from .app import DatabricksApp
 
-SETTINGS = ("token_ttl", "chunk_rows", "execution_delay", "statement_size_limit")
+SETTINGS = ("token_ttl", "chunk_rows", "execution_delay", "statement_size_limit", "warehouse_state")
 
 
 def _json(status: int, document) -> Response:

@@ -52,6 +52,10 @@ class DatabricksApp:
             self.settings.execution_delay = max(0.0, float(changes["execution_delay"]))
         if "statement_size_limit" in changes:
             self.settings.statement_size_limit = int(changes["statement_size_limit"])
+        if "warehouse_state" in changes:
+            if changes["warehouse_state"] not in ("RUNNING", "STOPPED"):
+                raise ValueError("warehouse_state is RUNNING or STOPPED")
+            self.settings.warehouse_state = changes["warehouse_state"]
 
     def base_url(self, request: Request) -> str:
         return f"http://{request.headers.get('Host') or self.host_port}"
@@ -161,7 +165,7 @@ class DatabricksApp:
 
     def _warehouse(self, warehouse_id: str) -> dict:
         host, _, port = self.host_port.partition(":")
-        return {"id": warehouse_id, "name": f"{warehouse_id} (stand-in)", "state": "RUNNING",
+        return {"id": warehouse_id, "name": f"{warehouse_id} (stand-in)", "state": self.settings.warehouse_state,
                 "cluster_size": "2X-Small", "warehouse_type": "PRO", "enable_serverless_compute": True,
                 "num_clusters": 1, "auto_stop_mins": 10,
                 "odbc_params": {"hostname": host, "path": f"/sql/1.0/warehouses/{warehouse_id}", "protocol": "http",

@@ -24,3 +24,6 @@ class DatabricksSettings:
     execution_delay: float = 0.0  # seconds every statement takes before it runs, so clients have to poll
     statement_size_limit: int = SIXTEEN_MIB
     workers: int = 4  # statements executing at once
+    # RUNNING, or STOPPED as a warehouse is after its auto-stop: GET shows it, and a statement starts it again
+    # (here at once; a serverless warehouse takes seconds, a classic one minutes)
+    warehouse_state: str = "RUNNING"

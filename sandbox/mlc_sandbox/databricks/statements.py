@@ -253,6 +253,7 @@ class StatementService:
         request = StatementRequest.from_json(body, self.settings)
         if request.warehouse_id not in self.settings.warehouse_ids:
             raise ApiError(404, "RESOURCE_DOES_NOT_EXIST", f"Warehouse {request.warehouse_id} does not exist.")
+        self.settings.warehouse_state = "RUNNING"  # a statement starts a stopped warehouse, as Databricks does
         statement = Statement(statement_id=str(uuid.uuid4()), request=request,
                               catalog=(request.catalog or self.settings.default_catalog).lower(),
                               schema=(request.schema or self.settings.default_schema).lower())

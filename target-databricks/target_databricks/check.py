@@ -1,0 +1,248 @@
+"""target-databricks-check: does this configuration fit the Databricks workspace or storage it names?
+
+Read-only, with one exception on the Delta path: writing is the only way to learn whether writing is permitted, so the
+check writes a one-row Delta table under ``<delta_root>/_mlc_check/<random id>`` with the same delta-rs writer and
+storage options as a load, and removes it again (its data file and ``_delta_log``, and on a local disk the folders the
+probe itself created). Nothing else is written: the warehouse path only reads (``SELECT 1``, ``SHOW CATALOGS``, ``SHOW
+SCHEMAS``; the schema is never created; a stopped warehouse is not started), and the job is looked up, never run.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+from ml_connector_core.check import CheckResult, check_command, failed, passed, setting_ref, warned
+from target_databricks.target import TargetDatabricks, unsealed_storage_options
+
+SYSTEM = "Databricks"
+PROBE_FOLDER = "_mlc_check"
+# The SDK retries an unreachable workspace for minutes by default; a check should say so within a minute.
+SDK_OPTIONS = {"retry_timeout_seconds": 20, "http_timeout_seconds": 20}
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def setting(name: str) -> str:
+    return setting_ref(TargetDatabricks.name, name)
+
+
+def checks(config: dict) -> Iterator[CheckResult]:
+    if config["load_method"] == "delta":
+        yield delta_location(config)
+    if config["load_method"] == "warehouse" or config.get("job_id"):
+        yield from workspace_checks(config)
+
+
+# The Delta path
+
+
+def delta_location(config: dict) -> CheckResult:
+    root = config["delta_root"].rstrip("/")
+    name = f"Delta location {root}"
+    if "://" in root and not root.startswith("file://"):
+        return _object_storage_probe(name, root, unsealed_storage_options(config.get("storage_options")))
+    return _local_probe(name, Path(root.removeprefix("file://") or "/"), config["target_schema"])
+
+
+def _local_probe(name: str, root: Path, target_schema: str) -> CheckResult:
+    fix = f"set {setting('delta_root')} to a folder the user running Meltano may write"
+    for path in [root / target_schema, root, *root.parents]:
+        if path.exists() and not path.is_dir():
+            return failed(SYSTEM, name, f"{path} is a file, not a folder", fix + f" (or move the file {path} away)")
+    existing = next(p for p in [root, *root.parents] if p.exists())
+    created = [p for p in [root / PROBE_FOLDER, root, *root.parents] if not p.exists()]
+    try:
+        _write_and_remove_probe(str(root), None)
+    except Exception as exc:  # noqa: BLE001 - whatever stops the probe stops a load: it is the answer
+        return failed(SYSTEM, name, f"cannot write in {existing.resolve()}: {_one_line(exc)}", fix)
+    finally:
+        for folder in created:  # innermost first: only the folders the probe itself made
+            try:
+                folder.rmdir()
+            except OSError:
+                pass
+    where = (f"{root.resolve()} is writable" if existing == root
+             else f"{root} does not exist yet; {existing.resolve()} lets the first load create it")
+    return passed(SYSTEM, name, f"{where} (a probe table was written and removed under {PROBE_FOLDER}/)")
+
+
+def _object_storage_probe(name: str, root: str, storage_options: dict | None) -> CheckResult:
+    try:
+        _write_and_remove_probe(root, storage_options)
+    except Exception as exc:  # noqa: BLE001
+        return failed(SYSTEM, name, f"cannot write a Delta table there: {_one_line(exc)}",
+                      f"set {setting('delta_root')} to a bucket/container that exists, and "
+                      f"{setting('storage_options')} to credentials allowed to write and delete in it")
+    return passed(SYSTEM, name, f"writable with the configured storage_options (a probe table was written and "
+                                f"removed under {PROBE_FOLDER}/)")
+
+
+def _write_and_remove_probe(root: str, storage_options: dict | None) -> None:
+    """A one-row Delta table written exactly as a load writes one, then every object of it removed."""
+    import pyarrow as pa
+    from deltalake import write_deltalake
+
+    probe = f"{PROBE_FOLDER}/{uuid.uuid4().hex}"
+    write_deltalake(f"{root}/{probe}", pa.table({"written_by": ["mlc-check"]}), storage_options=storage_options)
+    if "://" not in root:
+        shutil.rmtree(Path(root) / probe)
+        return
+    from deltalake.fs import DeltaStorageHandler
+    from pyarrow.fs import FileSelector, PyFileSystem
+
+    storage = PyFileSystem(DeltaStorageHandler(root, storage_options))
+    written = [info.path for info in storage.get_file_info(FileSelector(probe, recursive=True))]
+    storage.delete_dir(probe)
+    if any(info.type.name != "NotFound" for info in storage.get_file_info(written)):
+        raise OSError(f"wrote the probe table {probe} but could not remove all of it: delete permission missing?")
+
+
+# The workspace: credentials, SQL warehouse, catalog and schema, job
+
+
+def workspace_checks(config: dict) -> Iterator[CheckResult]:
+    from target_databricks.workspace import workspace_client
+
+    host = config.get("workspace_host")
+    if not host:
+        yield failed(SYSTEM, "workspace", "load_method warehouse and job_id need the workspace's URL",
+                     f"set {setting('workspace_host')}, e.g. https://adb-123.4.azuredatabricks.net")
+        return
+    client = workspace_client(config, **SDK_OPTIONS)
+    credential = "personal access token" if config.get("token") else f"service principal {config.get('client_id')}"
+    try:
+        me = client.current_user.me()
+    except Exception as exc:  # noqa: BLE001
+        yield _credentials_failure(host, credential, config, exc)
+        return  # every later check would fail the same way
+    principal = me.user_name or me.display_name or credential
+    yield passed(SYSTEM, "credentials", f"{host} accepted the {credential} (as {principal})")
+    if config["load_method"] == "warehouse":
+        yield from warehouse_checks(client, config, principal)
+    if config.get("job_id"):
+        yield job_check(client, int(config["job_id"]), principal)
+
+
+def _credentials_failure(host: str, credential: str, config: dict, exc: Exception) -> CheckResult:
+    status = _http_status(exc)
+    if config.get("token"):
+        fix = f"set {setting('token')} to a valid personal access token of this workspace"
+    else:
+        fix = (f"set {setting('client_secret')} to an OAuth secret of the service principal whose application id "
+               f"is {setting('client_id')}")
+    if status is None and not _is_auth_error(exc):
+        return failed(SYSTEM, "credentials", f"{host} could not be reached: {_one_line(exc)}",
+                      f"set {setting('workspace_host')} to the workspace's URL (and check the network path to it)")
+    answer = f"HTTP {status} " if status else "its token endpoint answered "
+    return failed(SYSTEM, "credentials", f"{host} refused the {credential}: {answer}{_sdk_message(exc)}", fix)
+
+
+def warehouse_checks(client, config: dict, principal: str) -> Iterator[CheckResult]:
+    from databricks.sdk.errors import NotFound
+
+    warehouse_id, catalog, schema = config.get("warehouse_id"), config["catalog"], config["target_schema"]
+    if not warehouse_id:
+        yield failed(SYSTEM, "SQL warehouse", "load_method warehouse needs a warehouse id",
+                     f"set {setting('warehouse_id')} (SQL Warehouses → the warehouse → Connection details)")
+        return
+    name = f"SQL warehouse {warehouse_id}"
+    try:
+        warehouse = client.warehouses.get(warehouse_id)
+    except NotFound:
+        known = sorted(w.id for w in client.warehouses.list())
+        yield failed(SYSTEM, name, "no such SQL warehouse in this workspace (or not visible to " + principal + ")",
+                     f"set {setting('warehouse_id')} to one of: {', '.join(known) or '(none visible)'}")
+        return
+    state = getattr(warehouse.state, "value", warehouse.state)
+    if state in ("STOPPED", "STOPPING"):
+        # Any statement would start it: minutes of compute for a classic warehouse, for a check that only reads.
+        yield warned(SYSTEM, name, f"'{warehouse.name}' is {state}; not started by the check, so catalog {catalog} "
+                                   f"and schema {schema} were not checked (the first load starts it)",
+                     f"start warehouse {warehouse_id} (SQL Warehouses → Start), then run the check again")
+        return
+    try:
+        answer = _rows(client, warehouse_id, "SELECT 1")
+    except Exception as exc:  # noqa: BLE001
+        yield failed(SYSTEM, name, f"SELECT 1 failed: {_sdk_message(exc)}",
+                     f"grant {principal} CAN USE on warehouse {warehouse_id}")
+        return
+    yield passed(SYSTEM, name, f"'{warehouse.name}' ({state}) answered SELECT 1 with {answer[0][0] if answer else '?'}")
+
+    if not _rows(client, warehouse_id, f"SHOW CATALOGS LIKE '{_pattern(catalog)}'"):
+        yield failed(SYSTEM, f"catalog {catalog}", f"catalog {catalog} does not exist or is not visible to {principal}",
+                     f"set {setting('catalog')} to an existing catalog, or grant {principal} USE CATALOG on {catalog}")
+        return
+    yield passed(SYSTEM, f"catalog {catalog}", "exists and is visible")
+    from target_databricks.sql import ident
+
+    if _rows(client, warehouse_id, f"SHOW SCHEMAS IN {ident(catalog)} LIKE '{_pattern(schema)}'"):
+        yield passed(SYSTEM, f"schema {catalog}.{schema}", "exists: the tables are created and merged there")
+    else:
+        # Whether the principal may create it (CREATE SCHEMA on the catalog, through any group) is only known for
+        # sure by trying, and a check creates nothing.
+        yield warned(SYSTEM, f"schema {catalog}.{schema}",
+                     "does not exist yet: the first load runs CREATE SCHEMA IF NOT EXISTS",
+                     f"create schema {catalog}.{schema}, or make sure {principal} has CREATE SCHEMA on catalog "
+                     f"{catalog} (or set {setting('target_schema')} to an existing schema)")
+
+
+def job_check(client, job_id: int, principal: str) -> CheckResult:
+    from databricks.sdk.errors import NotFound, PermissionDenied
+
+    name = f"job {job_id}"
+    fix = f"set {setting('job_id')} to the id of the job to run after each load (Workflows → Jobs), or unset it"
+    try:
+        job = client.jobs.get(job_id)
+    except NotFound as exc:
+        return failed(SYSTEM, name, f"no such job in this workspace: {_sdk_message(exc)}", fix)
+    except PermissionDenied as exc:
+        return failed(SYSTEM, name, f"not visible to {principal}: {_sdk_message(exc)}",
+                      f"grant {principal} CAN MANAGE RUN on job {job_id}")
+    job_name = job.settings.name if job.settings else None
+    return passed(SYSTEM, name, f"exists ({job_name!r}); it runs after each load with the loaded tables")
+
+
+def _rows(client, warehouse_id: str, statement: str) -> list[list]:
+    from target_databricks.warehouse import StatementFailed, run_statement
+
+    try:
+        return run_statement(client, warehouse_id, statement)
+    except StatementFailed as exc:
+        raise RuntimeError(str(exc).split(" (statement:")[0]) from None
+
+
+def _pattern(name: str) -> str:
+    """A SHOW ... LIKE pattern matching exactly this name (`*` and `|` are Databricks' wildcards)."""
+    return re.sub(r"[*|'\\]", "", name)
+
+
+def _http_status(exc: Exception) -> int | None:
+    response = getattr(exc, "_response", None) or getattr(exc, "response", None)
+    status = getattr(response, "status_code", None)
+    if status is None and type(exc).__name__ in ("PermissionDenied", "Unauthenticated"):
+        return {"PermissionDenied": 403, "Unauthenticated": 401}[type(exc).__name__]
+    return status
+
+
+def _is_auth_error(exc: Exception) -> bool:
+    text = str(exc)
+    return "invalid_client" in text or "Client authentication failed" in text or "unauthorized" in text.lower()
+
+
+def _sdk_message(exc: Exception) -> str:
+    """The service's own message, without the SDK's dump of its configuration."""
+    return _one_line(exc).split(" Config: ")[0]
+
+
+def _one_line(exc: Exception) -> str:
+    text = _ANSI.sub("", str(exc)).replace("↳", " ")
+    return " ".join(text.split())[:400] or type(exc).__name__
+
+
+main = check_command(TargetDatabricks, SYSTEM, checks)
+
+if __name__ == "__main__":
+    main()

@@ -149,7 +149,11 @@ def build_parser() -> argparse.ArgumentParser:
     _listen_arguments(ifs, "ifs")
     ifs.add_argument("--token-ttl", type=int, default=180, help="access token lifetime in seconds")
     ifs.add_argument("--rate-limit", type=int, default=1000, help="requests per minute per tenant; 0 disables")
-    ifs.add_argument("--page-size", type=int, default=1000)
+    ifs.add_argument("--page-size", type=int, default=None,
+                     help="rows per page at most (default: the profile's page_size, else 1000)")
+    ifs.add_argument("--profile", default="default",
+                     help="the tenant variant played: a built-in profile (default, restricted, integration-host) or "
+                          "the path of a profile JSON file (see docs/ifs-sandbox.md, Tenant profiles)")
     ifs.add_argument("--time-zone", default="Europe/Stockholm", help="the tenant's local time zone")
     ifs.add_argument("--realm", default="mlc")
     ifs.add_argument("--client-id", default="mlc-sandbox-client")
@@ -314,23 +318,30 @@ def _wait(args: argparse.Namespace) -> None:
 def _serve_ifs(args: argparse.Namespace) -> None:
     from .ifs.app import IfsApp, IfsSettings
     from .ifs.guards import FaultRates
-    from .ifs.sandbox import default_data_dir
+    from .ifs.sandbox import default_data_dir, page_size_for
     from .ifs.cache import open_store
+    from .ifs.profile import ProfileError
+    from .ifs.profile import load as load_profile
 
+    try:
+        profile = load_profile(args.profile)
+    except ProfileError as exc:
+        sys.exit(f"mlc-sandbox ifs: {exc}")
     settings = IfsSettings(
         scale=args.scale, seed=args.seed, token_ttl=args.token_ttl, rate_limit=args.rate_limit,
-        page_size=args.page_size, time_zone=args.time_zone, realm=args.realm, client_id=args.client_id,
-        client_secret=args.client_secret, fault_seed=args.fault_seed,
+        page_size=page_size_for(args.page_size, profile), time_zone=args.time_zone, realm=args.realm,
+        client_id=args.client_id, client_secret=args.client_secret, fault_seed=args.fault_seed,
         fault_rates=FaultRates(status_5xx=args.fault_rate_5xx, rate_limit=args.fault_rate_429,
                                drop=args.fault_rate_drop, malformed=args.fault_rate_malformed,
                                delay=args.fault_rate_delay),
+        profile=profile,
     )
     started = time.monotonic()
     store = open_store(args.data_dir or default_data_dir(), args.seed, args.scale)
     data_seconds = time.monotonic() - started
     _serve(IfsApp(settings, store), args,
            lambda base_url: f"mlc-sandbox ifs ready on {base_url} (scale {args.scale}, seed {args.seed}, "
-                            f"data ready in {data_seconds:.1f}s)",
+                            f"profile {profile.name}, data ready in {data_seconds:.1f}s)",
            on_stop=store.close)
 
 

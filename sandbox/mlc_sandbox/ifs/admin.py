@@ -45,6 +45,8 @@ def handle(app: "IfsApp", request: Request) -> Response:
     except ValueError as exc:
         return _error(400, f"invalid JSON body: {exc}")
     try:
+        if route == "profile" and method == "GET":  # which tenant is played, so a test can tell it is the right one
+            return _json(200, app.profile.describe())
         if route == "info" and method == "GET":
             return _json(200, _info(app))
         if route.startswith("records/"):
@@ -74,14 +76,15 @@ def _info(app: "IfsApp") -> dict:
         counts = {e.entity_set: conn.execute(f'SELECT count(*) FROM "{e.table}"').fetchone()[0]
                   for e in model.ENTITIES}
     return {"seed": app.settings.seed, "scale": app.settings.scale, "data_version": generate.DATA_VERSION,
-            "counts": counts, "settings": _settings(app), "data_file": str(app.store.path)}
+            "counts": counts, "settings": _settings(app), "data_file": str(app.store.path),
+            "profile": app.profile.name}
 
 
 def _records(app: "IfsApp", method: str, entity_set: str, body: dict) -> Response:
     entity = model.ENTITY_BY_SET.get(entity_set)
     if entity is None:
         return _error(404, f"unknown entity set '{entity_set}'")
-    renderer = render.renderer_for(entity, None, True, app.zone)
+    renderer = render.renderer_for(entity, None, True, app.zone, versions=app.objversions)
     now = render.utc_now()
     if method == "POST":
         if "records" in body:
@@ -100,7 +103,8 @@ def _records(app: "IfsApp", method: str, entity_set: str, body: dict) -> Respons
         changed_at = render.parse_utc(body["changed_at"]) if body.get("changed_at") else now
         with app.store.writer() as conn:
             key = writes.coerce_key(entity, body.get("key"), render.parse_utc)
-            row = writes.change(conn, entity, key, body.get("changes", {}), changed_at, render.parse_utc)
+            row = writes.change(conn, entity, key, body.get("changes", {}), changed_at, render.parse_utc,
+                                app.store.change_counts)
         return _json(200, renderer(row))
     if method == "DELETE":
         with app.store.writer() as conn:

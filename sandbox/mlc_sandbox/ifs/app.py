@@ -14,6 +14,7 @@ from . import admin, render
 from .auth import Credentials, TokenIssuer
 from .guards import FaultInjector, FaultRates, RateLimiter, RequestLog
 from .odata import JSON, ODataService, odata_error
+from .profile import Profile
 from .store import Store
 
 SERVICE_PATH = re.compile(r"^/(main|int)/ifsapplications/projection/v1/([A-Za-z0-9_]+)\.svc(/.*)?$")
@@ -37,6 +38,7 @@ class IfsSettings:
     client_secret: str = "mlc-sandbox-secret"
     fault_rates: FaultRates = field(default_factory=FaultRates)
     fault_seed: int | None = None
+    profile: Profile = field(default_factory=Profile)  # the tenant variant played (profile.load)
 
 
 class IfsApp:
@@ -50,6 +52,11 @@ class IfsApp:
         self.faults = FaultInjector(settings.fault_rates,
                                     settings.fault_seed if settings.fault_seed is not None else settings.seed)
         self.log = RequestLog()
+        self.profile = settings.profile
+        self.catalogue = self.profile.catalogue
+        # how the objversion inside every ETag is written, here and in the admin interface alike
+        self.objversions = (render.CounterObjversion(store.change_counts) if self.profile.etag_objversion == "counter"
+                            else render.timestamp_objversion)
         self.odata = ODataService(self)
         self.host_port = "127.0.0.1"
 
@@ -107,7 +114,9 @@ class IfsApp:
         discovery = DISCOVERY_PATH.match(request.path)
         if discovery:
             return self._discovery(request, discovery.group(1))
-        if not service_match:
+        # a root this tenant does not serve (profile api_paths) is as absent as any unknown path
+        if not service_match or f"/{service_match.group(1)}/ifsapplications/projection/v1" \
+                not in self.profile.api_paths:
             return odata_error(404, "ODP_NOT_FOUND", "Metadata not found.")
         problem = self.tokens.check(request.headers.get("Authorization"))
         if problem is not None:

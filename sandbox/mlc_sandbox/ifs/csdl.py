@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
 from xml.sax.saxutils import quoteattr
 
 from . import model
@@ -20,7 +19,8 @@ def _property(f: model.Field, namespace: str) -> str:
     return f"<Property {' '.join(attrs)}/>"
 
 
-def _entity_type(entity: model.Entity, namespace: str) -> list[str]:
+def _entity_type(entity: model.Entity, service: model.Service) -> list[str]:
+    namespace = service.namespace
     lines = [f'<EntityType Name="{entity.type_name}">', "<Key>"]
     lines += [f'<PropertyRef Name="{k}"/>' for k in entity.keys]
     lines.append("</Key>")
@@ -31,8 +31,9 @@ def _entity_type(entity: model.Entity, namespace: str) -> list[str]:
         '<Property Name="keyref" Type="Edm.String" Nullable="true" MaxLength="4000"/>',
         '<Property Name="Objgrants" Type="Edm.String" Nullable="true" MaxLength="4000"/>',
     ]
+    types = {e.entity_set: e for e in service.entity_types}
     for nav in entity.navigations:
-        target = model.ENTITY_BY_SET[nav.target_set]
+        target = types[nav.target_set]
         type_ref = f"{namespace}.{target.type_name}"
         type_ref = f"Collection({type_ref})" if nav.collection else type_ref
         lines.append(f'<NavigationProperty Name="{nav.name}" Type="{type_ref}" Partner="{nav.partner}">')
@@ -43,9 +44,8 @@ def _entity_type(entity: model.Entity, namespace: str) -> list[str]:
     return lines
 
 
-@lru_cache(maxsize=None)
-def metadata(projection: str) -> bytes:
-    service = model.SERVICES[projection]
+def metadata(service: model.Service) -> bytes:
+    """The CSDL of a service as a tenant serves it (see profile.Catalogue, which keeps the document once built)."""
     ns = service.namespace
     lines = [
         '<?xml version="1.0" encoding="utf-8"?>',
@@ -57,9 +57,9 @@ def metadata(projection: str) -> bytes:
         lines.append(f'<EnumType Name="{enum.name}">')
         lines += [f'<Member Name="{m}" Value="{i}"/>' for i, m in enumerate(enum.members)]
         lines.append("</EnumType>")
-    for entity in service.entities:
-        lines += _entity_type(entity, ns)
-    for entity in service.entities:
+    for entity in service.entity_types:
+        lines += _entity_type(entity, service)
+    for entity in service.entity_types:
         for name in entity.actions:
             # IFS names the binding parameter `it`; no further parameters, no return value
             lines += [f'<Action Name="{name}" IsBound="true">',
@@ -68,14 +68,15 @@ def metadata(projection: str) -> bytes:
     for entity in service.entities:
         lines.append(f'<EntitySet Name="{entity.entity_set}" EntityType="{ns}.{entity.type_name}">')
         for nav in entity.navigations:
+            if service.target(nav) is None:  # its set is not served: the navigation stays, unbound
+                continue
             lines.append(f'<NavigationPropertyBinding Path="{nav.name}" Target="{nav.target_set}"/>')
         lines.append("</EntitySet>")
     lines += ["</EntityContainer>", "</Schema>", "</edmx:DataServices>", "</edmx:Edmx>"]
     return "\n".join(lines).encode()
 
 
-def service_document(projection: str, context: str) -> dict:
-    service = model.SERVICES[projection]
+def service_document(service: model.Service, context: str) -> dict:
     return {
         "@odata.context": context,
         "value": [{"name": e.entity_set, "kind": "EntitySet", "url": e.entity_set} for e in service.entities],

@@ -155,7 +155,10 @@ class Entity:
 @dataclass(frozen=True)
 class Service:
     projection: str
-    entities: tuple[Entity, ...]
+    entities: tuple[Entity, ...]  # the entity sets served
+    # entity types whose set this tenant does not serve (a profile's missing_entity_sets): still in $metadata as
+    # types, since navigations of the served sets name them, but without an entity set
+    types_without_set: tuple[Entity, ...] = ()
 
     @property
     def namespace(self) -> str:
@@ -165,10 +168,18 @@ class Service:
     def entity_by_set(self) -> dict[str, Entity]:
         return {e.entity_set: e for e in self.entities}
 
+    def target(self, navigation: Navigation) -> Entity | None:
+        """The entity set a navigation leads to, as this service serves it; None when it serves no such set."""
+        return self.entity_by_set.get(navigation.target_set)
+
+    @cached_property
+    def entity_types(self) -> tuple[Entity, ...]:
+        return self.entities + self.types_without_set
+
     @cached_property
     def enum_types(self) -> dict[str, EnumType]:
         found: dict[str, EnumType] = {}
-        for entity in self.entities:
+        for entity in self.entity_types:
             for f in entity.fields:
                 if f.enum is not None:
                     found[f.enum.name] = f.enum

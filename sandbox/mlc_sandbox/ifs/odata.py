@@ -33,6 +33,27 @@ def not_found(message: str = "Resource not found.") -> Response:
     return odata_error(404, "ODP_RESOURCE_NOTFOUND", message)
 
 
+def metadata_not_found() -> Response:
+    """What IFS answers for a projection it does not have (unknown, or missing from this tenant's release)."""
+    return odata_error(404, "ODP_NOT_FOUND", "Metadata not found.")
+
+
+def forbidden(projection: str) -> Response:
+    """A projection the service user's permission sets do not grant (profile forbidden_projections)."""
+    message = f"Access denied: the projection {projection} is not granted to the user."
+    return odata_error(403, "ODP_FORBIDDEN", message,
+                       [{"code": "FndProjectionGrant.SRV_NOT_ACCESS", "message": message}])
+
+
+def expand_refused(how: str, entity: model.Entity, navigation: str) -> Response:
+    """$expand of a collection navigation on a set whose server refuses it (profile expand_refused)."""
+    if how == "not_implemented":
+        return odata_error(501, "ODP_NOT_IMPLEMENTED",
+                           f"$expand of the navigation '{navigation}' on {entity.entity_set} is not implemented.")
+    return malformed(f"$expand of the navigation '{navigation}' is not supported on {entity.entity_set}: "
+                     f"read its entity set filtered by the keys instead")
+
+
 # Never taken from a client's body: IFS's own bookkeeping, and annotations (names starting with "@").
 HOUSEKEEPING = ("luname", "keyref", "Objgrants")
 
@@ -119,27 +140,43 @@ def parse_key_predicate(text: str, entity: model.Entity) -> dict:
     return key
 
 
+class _Refused(Exception):
+    """A request the tenant refuses with the answer carried."""
+
+    def __init__(self, response: Response):
+        super().__init__(response.status)
+        self.response = response
+
+
 class ODataService:
     """Answers requests below `<prefix>/<Projection>.svc/` for one stand-in."""
 
     def __init__(self, ifs):
-        self.ifs = ifs  # the IfsApp: store, settings, time zone
+        self.ifs = ifs  # the IfsApp: store, settings, time zone, tenant profile and catalogue
+        self.profile = ifs.profile
+        self.companies = ifs.profile.allowed_companies
 
     def handle(self, request: Request, projection: str, service_root: str, rest: str) -> Response:
-        service = model.SERVICES.get(projection)
+        service = self.ifs.catalogue.services.get(projection)
         if service is None:
-            return odata_error(404, "ODP_NOT_FOUND", "Metadata not found.")
-        utc = (request.headers.get("X-Ifs-Time-Zone-Aware-Request") or "").strip().lower() == "true"
+            return metadata_not_found()
+        if projection in self.ifs.catalogue.forbidden:
+            return forbidden(projection)
+        # a tenant may ignore the header: then every request gets local times and local filter literals
+        utc = (self.profile.time_zone_header != "ignored"
+               and (request.headers.get("X-Ifs-Time-Zone-Aware-Request") or "").strip().lower() == "true")
         context_root = f"http://{request.headers.get('Host') or self.ifs.host_port}{service_root}"
         try:
             if rest in ("", "/"):
                 if request.method != "GET":
                     return odata_error(405, "ODP_METHOD_NOT_ALLOWED", "Method not allowed.")
-                return Response(200, render.to_json(csdl.service_document(projection, f"{context_root}/$metadata")),
+                return Response(200, render.to_json(csdl.service_document(service, f"{context_root}/$metadata")),
                                 JSON)
             if rest == "/$metadata":
-                return Response(200, csdl.metadata(projection), "application/xml")
+                return Response(200, self.ifs.catalogue.metadata(projection), "application/xml")
             return self._resource(request, service, rest.lstrip("/"), context_root, utc)
+        except _Refused as refusal:
+            return refusal.response
         except BadRequest as exc:
             return malformed(str(exc))
         except FilterError as exc:
@@ -162,7 +199,7 @@ class ODataService:
             if len(segments) > 1:
                 return not_found()
             if request.method == "POST":
-                return self._create(request, entity, rules, context_root, {})
+                return self._create(request, service, entity, rules, context_root, {})
             if request.method != "GET":
                 return odata_error(405, "ODP_METHOD_NOT_ALLOWED", f"{request.method} is not allowed on a collection.")
             return self._collection(request, service, entity, rules, context_root, set_name, None)
@@ -176,14 +213,16 @@ class ODataService:
             navigation = entity.navigation_by_name.get(name)
             if navigation is None or request.method not in ("GET", "POST"):
                 return not_found(f"No navigation '{segments[1]}' on {entity.type_name}.")
-            target = model.ENTITY_BY_SET[navigation.target_set]
+            target = service.target(navigation)
+            if target is None:  # the tenant does not serve the set it leads to
+                return not_found(f"The navigation '{name}' on {entity.type_name} has no entity set bound.")
             fixed = {remote: key[local] for local, remote in navigation.key_pairs}
             if request.method == "POST":
                 if not navigation.collection:
                     return odata_error(405, "ODP_METHOD_NOT_ALLOWED", f"POST is not allowed on {name}.")
-                return self._create(request, target, rules, context_root, fixed)
+                return self._create(request, service, target, rules, context_root, fixed)
             with self.ifs.store.reader() as conn:
-                if Reader(conn, entity, service, rules).by_key(key) is None:
+                if self._reader(conn, service, entity, rules).by_key(key) is None:
                     return not_found()
             if not navigation.collection:  # the related keys are this record's: answer the one entity
                 return self._entity(request, service, target, fixed, rules, context_root)
@@ -193,25 +232,47 @@ class ODataService:
         if request.method == "GET":
             return self._entity(request, service, entity, key, rules, context_root)
         if request.method == "PATCH":
-            return self._patch(request, entity, key, rules, context_root)
+            return self._patch(request, service, entity, key, rules, context_root)
         return odata_error(405, "ODP_METHOD_NOT_ALLOWED", f"{request.method} is not allowed here.")
 
     def _renderer(self, entity, select, utc, expand: tuple[str, ...] = ()):
-        return render.renderer_for(entity, select, utc, self.ifs.zone, expand)
+        return render.renderer_for(entity, select, utc, self.ifs.zone, expand, self.ifs.objversions)
+
+    def _reader(self, conn, service, entity, rules) -> Reader:
+        """Reads as the tenant's service user: only the rows of its allowed companies exist."""
+        return Reader(conn, entity, service, rules, self.companies)
+
+    def _options(self, request: Request, service, entity) -> QueryOptions:
+        """The query options, or the tenant's refusal of an $expand (profile expand_refused) as an exception."""
+        options = parse_query(request.query, entity, service)
+        how = self.profile.expand_refused.get(entity.entity_set)
+        if how is not None:
+            refused = next((e.navigation.name for e in options.expand if e.navigation.collection), None)
+            if refused is not None:
+                raise _Refused(expand_refused(how, entity, refused))
+        return options
 
     def _count(self, request, service, entity, rules) -> Response:
-        options = parse_query(request.query, entity)
+        options = self._options(request, service, entity)
+        if self.profile.count == "absent":
+            return odata_error(501, "ODP_NOT_IMPLEMENTED", f"$count is not implemented on {entity.entity_set}.")
         with self.ifs.store.reader() as conn:
-            total = Reader(conn, entity, service, rules).count(options)
+            total = self._reader(conn, service, entity, rules).count(options)
+        if self.profile.count == "wrong":  # the count stops where the first page does
+            total = min(total, self.ifs.settings.page_size)
         return Response(200, str(total).encode(), "text/plain")
 
     def _collection(self, request: Request, service, entity, rules, context_root: str, resource: str,
                     fixed: dict | None) -> Response:
-        options = parse_query(request.query, entity)
+        options = self._options(request, service, entity)
         settings = self.ifs.settings
+        if self.profile.count == "absent":
+            options.count = False  # $count=true is accepted and ignored
+        next_links = entity.paging == model.NEXT_LINK and self.profile.next_link != "never"
         with self.ifs.store.reader() as conn:
-            page = Reader(conn, entity, service, rules).page(
-                options, settings.page_size, entity.paging == model.NEXT_LINK, fixed)
+            page = self._reader(conn, service, entity, rules).page(options, settings.page_size, next_links, fixed)
+        if page.count is not None and self.profile.count == "wrong":
+            page.count = len(page.rows)  # counts the rows of this page only
         expand_names = tuple(e.navigation.name for e in options.expand)
         renderer = self._renderer(entity, options.select, rules.utc, expand_names)
         records = [renderer.record(row) for row in page.rows]
@@ -233,9 +294,9 @@ class ODataService:
         return Response(200, render.to_json(document), JSON)
 
     def _entity(self, request, service, entity, key, rules, context_root) -> Response:
-        options = parse_query(request.query, entity)
+        options = self._options(request, service, entity)
         with self.ifs.store.reader() as conn:
-            reader = Reader(conn, entity, service, rules)
+            reader = self._reader(conn, service, entity, rules)
             row = reader.by_key(key)
             if row is None:
                 return not_found()
@@ -254,7 +315,7 @@ class ODataService:
                 record[expand.navigation.name] = child.record(children) if children is not None else None
         return Response(200, render.to_json(record), JSON, [("ETag", renderer.etag(row))])
 
-    def _patch(self, request: Request, entity, key, rules: TimeRules, context_root: str) -> Response:
+    def _patch(self, request: Request, service, entity, key, rules: TimeRules, context_root: str) -> Response:
         if_match = request.headers.get("If-Match")
         if not if_match:
             return _missing_precondition()
@@ -270,11 +331,12 @@ class ODataService:
         try:
             with self.ifs.store.writer() as conn:
                 current = writes.fetch(conn, entity, key)
-                if current is None:
+                if current is None or not writes.visible(entity, current, self.companies):
                     return not_found()
                 if _stale(if_match, renderer.etag(current)):
                     return _precondition_failed()
-                row = writes.change(conn, entity, key, changes, render.utc_now(), rules.epoch)
+                row = writes.change(conn, entity, key, changes, render.utc_now(), rules.epoch,
+                                    self.ifs.store.change_counts, self.companies)
         except writes.WriteError as exc:
             if exc.status == 404:
                 return not_found()
@@ -282,7 +344,8 @@ class ODataService:
         record = {"@odata.context": f"{context_root}/$metadata#{entity.entity_set}/$entity", **renderer.as_dict(row)}
         return Response(200, render.to_json(record), JSON, [("ETag", renderer.etag(row))])
 
-    def _create(self, request: Request, entity, rules: TimeRules, context_root: str, fixed: dict) -> Response:
+    def _create(self, request: Request, service, entity, rules: TimeRules, context_root: str,
+                fixed: dict) -> Response:
         """POST on a set, or on a parent's collection navigation (`fixed` then holds the parent's keys)."""
         body = _json_body(request)
         if isinstance(body, Response):
@@ -297,7 +360,7 @@ class ODataService:
         try:
             with self.ifs.store.writer() as conn:
                 row = writes.create(conn, entity, record, render.utc_now(), rules.epoch, self.ifs.store.counters,
-                                    strict=True)
+                                    strict=True, companies=self.companies)
         except writes.WriteError as exc:
             if exc.status == 409:
                 return odata_error(409, "ODP_CONFLICT", str(exc))
@@ -328,11 +391,12 @@ class ODataService:
         try:
             with self.ifs.store.writer() as conn:
                 current = writes.fetch(conn, entity, key)
-                if current is None:
+                if current is None or not writes.visible(entity, current, self.companies):
                     return not_found()
                 if _stale(if_match, renderer.etag(current)):
                     return _precondition_failed()
-                row = writes.run_action(conn, entity, key, action, render.utc_now(), rules.epoch)
+                row = writes.run_action(conn, entity, key, action, render.utc_now(), rules.epoch,
+                                        self.ifs.store.change_counts)
         except writes.WriteError as exc:
             if exc.status == 404:
                 return not_found()

@@ -38,7 +38,7 @@ class QueryOptions:
     skiptoken: str | None = None
 
 
-def parse(raw_query: str, entity: model.Entity) -> QueryOptions:
+def parse(raw_query: str, entity: model.Entity, service: model.Service) -> QueryOptions:
     if "+" in raw_query:
         raise BadRequest("The query string contains '+': percent-encode spaces as %20 and plus signs as %2B")
     options = QueryOptions()
@@ -72,7 +72,7 @@ def parse(raw_query: str, entity: model.Entity) -> QueryOptions:
                 raise BadRequest(f"$count must be true or false, not '{value}'")
             options.count = value == "true"
         elif name == "$expand":
-            options.expand = parse_expand(value, entity)
+            options.expand = parse_expand(value, entity, service)
         elif name == "$skiptoken":
             options.skiptoken = value
         elif name == "$format" and value not in ("json", "application/json"):
@@ -132,7 +132,7 @@ def _split_top_level(text: str, separator: str) -> list[str]:
     return parts
 
 
-def parse_expand(value: str, entity: model.Entity) -> tuple[Expand, ...]:
+def parse_expand(value: str, entity: model.Entity, service: model.Service) -> tuple[Expand, ...]:
     expands = []
     for item in _split_top_level(value, ","):
         item = item.strip()
@@ -141,7 +141,10 @@ def parse_expand(value: str, entity: model.Entity) -> tuple[Expand, ...]:
         navigation = entity.navigation_by_name.get(name)
         if navigation is None:
             raise BadRequest(f"Unknown navigation property '{name}' in $expand on type '{entity.type_name}'")
-        target = model.ENTITY_BY_SET[navigation.target_set]
+        target = service.target(navigation)
+        if target is None:  # a tenant without the target set: the navigation has no binding
+            raise BadRequest(f"The navigation property '{name}' on type '{entity.type_name}' has no entity set "
+                             f"bound in {service.projection} and cannot be expanded")
         select = None
         if rest:
             if not rest.endswith(")"):

@@ -71,17 +71,27 @@ def _seek_condition(order: list[tuple[str, bool]], last: list) -> tuple[str, lis
     return "(" + " OR ".join(f"({d})" for d in disjuncts) + ")", params
 
 
+def _company_clause(entity: model.Entity, companies: frozenset[str] | None) -> tuple[list[str], list]:
+    """The rows a service user limited to `companies` may see (a tenant profile's allowed_companies): sets with a
+    Company field show only those companies' rows; None sees everything."""
+    if companies is None or "Company" not in entity.field_by_name:
+        return [], []
+    ordered = sorted(companies)
+    return [f"{quote('Company')} IN ({', '.join('?' * len(ordered))})"], ordered
+
+
 class Reader:
     def __init__(self, conn: sqlite3.Connection, entity: model.Entity, service: model.Service,
-                 rules: filters.TimeRules):
+                 rules: filters.TimeRules, companies: frozenset[str] | None = None):
         self.conn = conn
         self.entity = entity
         self.service = service
         self.rules = rules
+        self.companies = companies
 
     def _where(self, options: QueryOptions, order: list[tuple[str, bool]],
                fixed: dict | None = None) -> tuple[list[str], list]:
-        clauses, params = [], []
+        clauses, params = _company_clause(self.entity, self.companies)
         for name, value in (fixed or {}).items():
             clauses.append(f"{quote(name)} = ?")
             params.append(value)
@@ -163,7 +173,7 @@ class Reader:
 
     def children(self, rows: list[tuple], navigation: model.Navigation) -> list:
         """For each parent row, its related rows (a list for collections, a row or None for single)."""
-        target = model.ENTITY_BY_SET[navigation.target_set]
+        target = self.service.target(navigation)
         positions = {name: i for i, name in enumerate(columns(self.entity))}
         target_positions = {name: i for i, name in enumerate(columns(target))}
         local = [positions[a] for a, _ in navigation.key_pairs]
@@ -181,6 +191,9 @@ class Reader:
                 where = (f"({', '.join(quote(n) for n in remote_names)}) IN "
                          f"(VALUES {', '.join([tuple_sql] * len(batch))})")
                 params = [v for k in batch for v in k]
+            visible, visible_params = _company_clause(target, self.companies)
+            where = " AND ".join([where, *visible])
+            params += visible_params
             order = _order_sql(target, _sort_key(target, ()))
             sql = f"SELECT {_select_all(target)} FROM {quote(target.table)} WHERE {where} ORDER BY {order}"
             remote = [target_positions[n] for n in remote_names]
@@ -191,6 +204,7 @@ class Reader:
         return [grouped[k][0] if grouped[k] else None for k in parent_keys]
 
     def by_key(self, key: dict) -> tuple | None:
-        where = " AND ".join(f"{quote(k)} = ?" for k in self.entity.keys)
+        visible, visible_params = _company_clause(self.entity, self.companies)
+        where = " AND ".join([*(f"{quote(k)} = ?" for k in self.entity.keys), *visible])
         sql = f"SELECT {_select_all(self.entity)} FROM {quote(self.entity.table)} WHERE {where}"
-        return self.conn.execute(sql, [key[k] for k in self.entity.keys]).fetchone()
+        return self.conn.execute(sql, [key[k] for k in self.entity.keys] + visible_params).fetchone()

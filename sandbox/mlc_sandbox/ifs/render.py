@@ -67,8 +67,25 @@ def objversion_text(epoch: int) -> str:
     return clock.day(day)[1] + clock.compact_seconds[second]
 
 
-def etag(entity: model.Entity, objid: int, objversion: int) -> str:
-    inner = f'W/"{objid_text(entity, objid)}:{objversion_text(objversion)}"'
+def timestamp_objversion(entity: model.Entity, objid: int, objversion: int) -> str:
+    """The usual objversion: the time of the last change, YYYYMMDDHHMMSS (stored as epoch seconds)."""
+    return objversion_text(objversion)
+
+
+class CounterObjversion:
+    """The objversion of tenants whose ETags count changes (profile `etag_objversion: counter`): 1 for a record as
+    generated or created, one more with every change. Derived at render time from the store's per-record change
+    counts, so the cached data set is the same for every profile."""
+
+    def __init__(self, change_counts: dict[tuple[str, int], int]):
+        self.change_counts = change_counts
+
+    def __call__(self, entity: model.Entity, objid: int, objversion: int) -> str:
+        return str(1 + self.change_counts.get((entity.table, objid), 0))
+
+
+def etag(entity: model.Entity, objid: int, objversion: int, versions=timestamp_objversion) -> str:
+    inner = f'W/"{objid_text(entity, objid)}:{versions(entity, objid, objversion)}"'
     return 'W/"' + base64.b64encode(inner.encode()).decode() + '"'
 
 
@@ -115,8 +132,9 @@ class RowRenderer:
     """
 
     def __init__(self, entity: model.Entity, select: tuple[str, ...] | None, timestamps: TimestampFormat,
-                 expand: tuple[str, ...] = ()):
+                 expand: tuple[str, ...] = (), versions=timestamp_objversion):
         self.entity = entity
+        self.versions = versions
         position = {name: i for i, name in enumerate(columns(entity))}
         chosen = select if select is not None else tuple(f.name for f in entity.fields)
         self._key_positions = [position[k] for k in entity.keys]
@@ -125,7 +143,7 @@ class RowRenderer:
         keyref_expr = " + ".join(
             f"'{name}=' + str(row[{position[key]}]) + '^'" for name, key in zip(entity.keyref_names, entity.keys))
         items = [
-            ("@odata.etag", f"etag(entity, row[{self._objid_position}], row[{self._objversion_position}])"),
+            ("@odata.etag", f"etag(entity, row[{self._objid_position}], row[{self._objversion_position}], versions)"),
             ("luname", repr(entity.luname)),
             ("keyref", keyref_expr),
             ("Objgrants", "None"),
@@ -151,7 +169,7 @@ class RowRenderer:
         pairs = ", ".join(f"{name!r}: {value}" for name, value in items)
         source = (f"def record(row):\n    return Record({values})\n"
                   f"def as_dict(row):\n    return {{{pairs}}}\n")
-        namespace = {"etag": etag, "entity": entity, "Raw": msgspec.Raw, "timestamps": timestamps,
+        namespace = {"etag": etag, "entity": entity, "versions": versions, "Raw": msgspec.Raw, "timestamps": timestamps,
                      "Record": record_type}
         exec(compile(source, f"<render {entity.entity_set}>", "exec"), namespace)
         self.record = namespace["record"]
@@ -162,7 +180,7 @@ class RowRenderer:
         setattr(record, self._attribute[navigation], value)
 
     def etag(self, row: tuple) -> str:
-        return etag(self.entity, row[self._objid_position], row[self._objversion_position])
+        return etag(self.entity, row[self._objid_position], row[self._objversion_position], self.versions)
 
     def key_values(self, row: tuple) -> tuple:
         return tuple(row[i] for i in self._key_positions)
@@ -173,9 +191,10 @@ class RowRenderer:
 
 @lru_cache(maxsize=256)
 def renderer_for(entity: model.Entity, select: tuple[str, ...] | None, utc: bool, zone: tzinfo,
-                 expand: tuple[str, ...] = ()) -> RowRenderer:
-    """A shared renderer per shape of answer: compiling one costs far more than rendering a row."""
-    return RowRenderer(entity, select, TimestampFormat(utc, zone), expand)
+                 expand: tuple[str, ...] = (), versions=timestamp_objversion) -> RowRenderer:
+    """A shared renderer per shape of answer: compiling one costs far more than rendering a row. `versions` makes
+    the objversion of the ETag (timestamp_objversion, or a run's CounterObjversion)."""
+    return RowRenderer(entity, select, TimestampFormat(utc, zone), expand, versions)
 
 
 def to_json(document) -> bytes:

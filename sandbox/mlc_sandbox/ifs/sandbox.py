@@ -11,8 +11,8 @@ from ..runner import AdminClient, InProcessStandIn, StandInProcess, option_flags
 from .app import IfsApp, IfsSettings
 from .guards import FaultRates
 from .cache import open_store
-
-API_ROOT = "/main/ifsapplications/projection/v1"
+from .profile import Profile
+from .profile import load as load_profile
 
 
 def default_data_dir() -> Path:
@@ -45,8 +45,17 @@ class _AdminClient(AdminClient):
 
     # where things are
 
+    @property
+    def api_root(self) -> str:
+        """Where this tenant serves projections: /main, or /int where its profile serves only that."""
+        return self.profile.api_root
+
     def service_url(self, projection: str) -> str:
-        return f"{self.base_url}{API_ROOT}/{projection}.svc"
+        return f"{self.base_url}{self.api_root}/{projection}.svc"
+
+    def active_profile(self) -> dict:
+        """GET /_admin/profile: the tenant profile the stand-in plays (name, file, JSON given, keys in effect)."""
+        return self.admin("GET", "profile")
 
     @property
     def token_url(self) -> str:
@@ -61,14 +70,17 @@ class IfsSandbox(_AdminClient, InProcessStandIn):
     """
 
     def __init__(self, *, scale: int = 1000, seed: int = 42, port: int = 0, host: str = "127.0.0.1",
-                 token_ttl: int = 180, rate_limit: int = 1000, page_size: int = 1000,
+                 token_ttl: int = 180, rate_limit: int = 1000, page_size: int | None = None,
                  time_zone: str = "Europe/Stockholm", realm: str = "mlc", client_id: str = "mlc-sandbox-client",
                  client_secret: str = "mlc-sandbox-secret", data_dir: str | Path | None = None,
-                 fault_rates: FaultRates | None = None, fault_seed: int | None = None):
+                 fault_rates: FaultRates | None = None, fault_seed: int | None = None,
+                 profile: str | Path | dict | Profile = "default"):
+        self.profile = load_profile(profile)  # ProfileError (one line) for a bad profile
         self.settings = IfsSettings(scale=scale, seed=seed, token_ttl=token_ttl, rate_limit=rate_limit,
-                                    page_size=page_size, time_zone=time_zone, realm=realm, client_id=client_id,
-                                    client_secret=client_secret, fault_rates=fault_rates or FaultRates(),
-                                    fault_seed=fault_seed)
+                                    page_size=page_size_for(page_size, self.profile), time_zone=time_zone,
+                                    realm=realm, client_id=client_id, client_secret=client_secret,
+                                    fault_rates=fault_rates or FaultRates(), fault_seed=fault_seed,
+                                    profile=self.profile)
         self._init_server(host, port)
         self.data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
         self.realm, self.client_id, self.client_secret = realm, client_id, client_secret
@@ -91,7 +103,8 @@ class IfsSandboxProcess(_AdminClient, StandInProcess):
     """The IFS stand-in as a child process (`mlc-sandbox serve ifs ...`), started and stopped from Python.
 
     `port=0` lets the server pick a free port; it writes a ready file with its base URL once it serves.
-    Its stderr is a pipe, read only if it exits before serving.
+    Its stderr is a pipe, read only if it exits before serving. `profile` (a built-in name or a JSON file) becomes
+    `--profile`; without it the child follows MLC_SANDBOX_IFS_PROFILE or plays `default`.
     """
 
     label = "IFS"
@@ -107,6 +120,14 @@ class IfsSandboxProcess(_AdminClient, StandInProcess):
         args += option_flags(options)
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self._wait_ready(timeout)
+        self._api_root: str | None = None
+
+    @property
+    def api_root(self) -> str:
+        """Asked of the child once: the profile it plays may come from its environment."""
+        if self._api_root is None:
+            self._api_root = self.active_profile()["api_root"]
+        return self._api_root
 
     def _exit_message(self) -> str:
         return self.process.stderr.read().decode()[-3000:]
@@ -118,3 +139,10 @@ class IfsSandboxProcess(_AdminClient, StandInProcess):
         self._ready_file.unlink(missing_ok=True)
         self._ready_file.with_name(self._ready_file.name + ".tmp").unlink(missing_ok=True)
         self._ready_file.parent.rmdir()
+
+
+def page_size_for(explicit: int | None, profile: Profile) -> int:
+    """An explicit page size (option, flag or environment) wins; else the profile's; else 1000."""
+    if explicit is not None:
+        return explicit
+    return profile.page_size if profile.page_size is not None else 1000

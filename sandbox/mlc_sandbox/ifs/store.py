@@ -96,6 +96,9 @@ class Store:
         self._all: list[sqlite3.Connection] = [self._writer]
         self._all_lock = threading.Lock()
         self.counters: dict[str, int] = {}  # sequences of created records (keys, objids), owned by the writer
+        # (table, objid) → changes made to that record in this run, owned by the writer: the objversion of a tenant
+        # whose ETags count changes (render.CounterObjversion); a run serves its own copy, so this is all of them
+        self.change_counts: dict[tuple[str, int], int] = {}
 
     @contextmanager
     def reader(self) -> Iterator[sqlite3.Connection]:

@@ -179,12 +179,19 @@ def parent_of(entity: model.Entity) -> model.Navigation | None:
     return next((n for n in entity.navigations if not n.collection), None)
 
 
+def check_company(entity: model.Entity, company, companies: frozenset[str] | None) -> None:
+    """A service user limited to some companies (a tenant profile's allowed_companies) cannot write into another."""
+    if companies is not None and "Company" in entity.field_by_name and company not in companies:
+        raise WriteError(f"The user is not connected to company {company}.")
+
+
 def create(conn: sqlite3.Connection, entity: model.Entity, record: dict, now: int, parse_timestamp,
-           counters: dict, strict: bool = False) -> tuple:
+           counters: dict, strict: bool = False, companies: frozenset[str] | None = None) -> tuple:
     """Inserts a record; `counters` (one dict per store) remembers sequences between calls.
 
     `strict` is the OData create: required fields must be there and a child's parent must exist. The admin
-    interface fills in everything it can and trusts the caller about parents.
+    interface fills in everything it can and trusts the caller about parents. `companies` limits the records the
+    caller may write and the parents it can see (None: all).
     """
     if not isinstance(record, dict):
         raise WriteError("'record' must be an object")
@@ -211,9 +218,12 @@ def create(conn: sqlite3.Connection, entity: model.Entity, record: dict, now: in
     if strict and parent is not None:
         target = model.ENTITY_BY_SET[parent.target_set]
         parent_key = {remote: values[local] for local, remote in parent.key_pairs}
-        if fetch(conn, target, parent_key) is None:
+        parent_row = fetch(conn, target, parent_key)
+        if parent_row is None or not visible(target, parent_row, companies):
             named = ", ".join(f"{k}={v}" for k, v in parent_key.items())
             raise WriteError(f"{target.entity_set} has no record with {named}: create the {target.label} first")
+    if "Company" in values:
+        check_company(entity, values["Company"], companies)
     changed = values[entity.change_column] if entity.change_column in record else now
     values[entity.change_column] = changed
     objid = _counter(conn, counters, f"{entity.table}.objid", f"SELECT max(_objid) FROM {quote(entity.table)}")
@@ -226,8 +236,17 @@ def create(conn: sqlite3.Connection, entity: model.Entity, record: dict, now: in
     return row
 
 
+def visible(entity: model.Entity, row: tuple, companies: frozenset[str] | None) -> bool:
+    """Whether a stored row is one a service user limited to `companies` sees (None: all)."""
+    if companies is None or "Company" not in entity.field_by_name:
+        return True
+    return row[columns(entity).index("Company")] in companies
+
+
 def change(conn: sqlite3.Connection, entity: model.Entity, key: dict, changes: dict, changed_at: int,
-           parse_timestamp) -> tuple:
+           parse_timestamp, change_counts: dict, companies: frozenset[str] | None = None) -> tuple:
+    """Applies `changes`; `change_counts` (the store's) counts the changes of each record in this run; `companies`
+    as in `create` (the record itself was found visible by the caller)."""
     if not isinstance(changes, dict):
         raise WriteError("'changes' must be an object")
     current = fetch(conn, entity, key)
@@ -242,6 +261,8 @@ def change(conn: sqlite3.Connection, entity: model.Entity, key: dict, changes: d
         new = coerce(f, value, parse_timestamp)
         if name in entity.keys and new != values[name]:
             raise WriteError(f"'{name}' is part of the key and cannot be changed")
+        if name == "Company":
+            check_company(entity, new, companies)
         values[name] = new
     if entity.change_column not in changes:
         values[entity.change_column] = changed_at
@@ -252,6 +273,8 @@ def change(conn: sqlite3.Connection, entity: model.Entity, key: dict, changes: d
         f"UPDATE {quote(entity.table)} SET {assignments} WHERE {_key_where(entity)}",
         [values[n] for n in names if n not in entity.keys] + [key[k] for k in entity.keys],
     )
+    record = (entity.table, values["_objid"])
+    change_counts[record] = change_counts.get(record, 0) + 1
     return tuple(values[n] for n in names)
 
 
@@ -278,7 +301,7 @@ def describe_key(entity: model.Entity, key: dict) -> str:
 
 
 def run_action(conn: sqlite3.Connection, entity: model.Entity, key: dict, action: model.Action, changed_at: int,
-               parse_timestamp) -> tuple:
+               parse_timestamp, change_counts: dict) -> tuple:
     """Moves the record to the action's state if its current state allows the action; bookkeeping as `change`."""
     current = fetch(conn, entity, key)
     if current is None:
@@ -287,4 +310,4 @@ def run_action(conn: sqlite3.Connection, entity: model.Entity, key: dict, action
     if state not in action.from_states:
         raise WriteError(f"The {entity.label} {describe_key(entity, key)} cannot be {action.past_participle} "
                          f"in state {state}.")
-    return change(conn, entity, key, {"Objstate": action.to_state}, changed_at, parse_timestamp)
+    return change(conn, entity, key, {"Objstate": action.to_state}, changed_at, parse_timestamp, change_counts)

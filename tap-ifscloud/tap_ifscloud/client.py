@@ -33,6 +33,8 @@ _ELEMENT_TARGET = 0.8
 # Lines read from their own set when IFS refuses $expand: the headers of one request's filter, at most this many and
 # this long a filter, so that the URL stays well under what proxies in front of IFS accept.
 _HEADERS_PER_LINE_REQUEST = 50
+# The most a zone's offset moves at a daylight-saving change.
+_DAYLIGHT_SAVING_MARGIN = dt.timedelta(hours=1)
 _LINE_FILTER_MAX_CHARS = 3000
 
 
@@ -90,6 +92,11 @@ class IfsEntityStream(RESTStream):
         self._parents_read = 0
         self._children_read = 0
         self._undeclared_seen: set[str] = set()
+        self._offset_known = False
+        self._offset_read: dt.timedelta | None = None
+        # Set when the server is asked for more than the window (see _bookmark_filter): rows changed before it are
+        # not emitted.
+        self._emit_from: dt.datetime | None = None
         # Decided at the first refusal of the $expand, for the rest of the run.
         self._lines_from_their_set = False
         # Timestamps are UTC with a Z whatever the tenant sends: some ignore X-Ifs-Time-Zone-Aware-Request and answer
@@ -327,6 +334,9 @@ class IfsEntityStream(RESTStream):
                 self._undeclared_seen |= undeclared
                 self.logger.warning("%s: dropping fields not in $metadata: %s", self.label, ", ".join(sorted(undeclared)))
         _in_utc(row, self._timestamp_fields)
+        if self._emit_from is not None and row.get(self.replication_key) and \
+                odata.parse_datetime(row[self.replication_key]) < self._emit_from:
+            return None
         rows_inside = row.get(self.definition.expand) if self.definition.expand else None
         if rows_inside:
             for child in rows_inside:
@@ -360,9 +370,34 @@ class IfsEntityStream(RESTStream):
             start = odata.parse_datetime(self.config["start_date"])
         else:
             return None
-        if self._bookmark_is_timestamp:
+        if not self._bookmark_is_timestamp:
+            return f"{self.replication_key} ge {start.date().isoformat()}"  # an Edm.Date change column
+        offset = self._tenant_offset(context)
+        if not offset:
             return f"{self.replication_key} ge {odata.datetime_literal(start)}"
-        return f"{self.replication_key} ge {start.date().isoformat()}"  # an Edm.Date change column
+        # A tenant that ignores X-Ifs-Time-Zone-Aware-Request reads a literal's wall-clock time in its own zone,
+        # whatever offset the literal carries. Its offset at `start` may differ from the one its newest change
+        # carries by a daylight-saving change, so the server is asked from an hour earlier and the rows before
+        # `start` are dropped here: the records are exactly those a tenant answering in UTC gives.
+        self._emit_from = start
+        local = (start - _DAYLIGHT_SAVING_MARGIN).astimezone(dt.timezone(offset))
+        return f"{self.replication_key} ge {local.replace(tzinfo=None).isoformat()}{_offset_text(offset)}"
+
+    def _tenant_offset(self, context) -> dt.timedelta | None:
+        """The offset of the tenant's answers when it ignores the request for UTC (None when it answers in UTC): read
+        from the newest change of the set, once per stream and run."""
+        if not self._offset_known:
+            url = odata.with_query(self.url_base + self.path, {
+                "$select": self.replication_key, "$orderby": f"{self.replication_key} desc", "$top": 1})
+            rows = self._get_rows(url, context)
+            value = rows[0].get(self.replication_key) if rows else None
+            self._offset_read = odata.parse_datetime(value).utcoffset() if value else None
+            self._offset_known = True
+            if self._offset_read:
+                self.logger.info("%s answers timestamps in UTC%s although asked for UTC: filters on %s are written "
+                                 "in its own time; records and bookmarks stay in UTC", self.label,
+                                 _offset_text(self._offset_read), self.replication_key)
+        return self._offset_read
 
     def _company_filter(self, entity: EntitySetInfo) -> str | None:
         companies = self.config.get("companies")
@@ -395,6 +430,12 @@ def _tidy(row: dict) -> None:
         row["etag"] = etag
     for name in [n for n in row if "@odata." in n]:
         del row[name]
+
+
+def _offset_text(offset: dt.timedelta) -> str:
+    minutes = int(offset.total_seconds() // 60)
+    sign = "+" if minutes >= 0 else "-"
+    return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
 
 
 def _timestamp_fields(entity: EntitySetInfo) -> tuple[str, ...]:

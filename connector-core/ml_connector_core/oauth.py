@@ -18,6 +18,10 @@ logger = logging.getLogger(__name__)
 class TokenRequestError(RuntimeError):
     """The token endpoint refused the credentials or answered something that is not a token."""
 
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status  #: the token endpoint's HTTP status, when it answered
+
 
 class RetriableTokenResponse(RuntimeError):
     """The token endpoint answered 429 or 5xx: worth another try."""
@@ -57,6 +61,8 @@ class RenewingBearerAuth(requests.auth.AuthBase):
         self._token: str | None = None
         self._refresh_at = 0.0
         self.tokens_fetched = 0
+        #: Seconds the current token was issued for (None: no lifetime announced, or no token yet).
+        self.token_lifetime: float | None = None
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         request.headers["Authorization"] = f"Bearer {self.access_token()}"
@@ -98,6 +104,7 @@ class RenewingBearerAuth(requests.auth.AuthBase):
         """Use ``token`` until a margin before its ``lifetime`` (seconds) ends."""
         # Very short tokens keep at least a quarter of their life as margin.
         margin = min(self.refresh_margin_seconds, lifetime * 0.25)
+        self.token_lifetime = lifetime
         self._token = token
         self._refresh_at = self._clock() + lifetime - margin
 
@@ -135,7 +142,8 @@ class ClientCredentialsAuth(RenewingBearerAuth):
 
     def _kept_failing_error(self, response: requests.Response) -> Exception:
         return TokenRequestError(
-            f"token endpoint {self.token_url} kept failing (HTTP {response.status_code}) after {self.max_tries} tries")
+            f"token endpoint {self.token_url} kept failing (HTTP {response.status_code}) after {self.max_tries} tries",
+            status=response.status_code)
 
     def _unreachable_error(self, exc: Exception) -> Exception:
         return TokenRequestError(f"cannot reach the token endpoint {self.token_url}: {type(exc).__name__}")
@@ -166,7 +174,8 @@ class ClientCredentialsAuth(RenewingBearerAuth):
         if response.status_code != 200:
             raise TokenRequestError(
                 f"token endpoint {self.token_url} refused client '{self.client_id}' "
-                f"(HTTP {response.status_code}): {_describe_oauth_error(response)}"
+                f"(HTTP {response.status_code}): {_describe_oauth_error(response)}",
+                status=response.status_code,
             )
         try:
             return response.json()

@@ -69,10 +69,10 @@ class StreamAssessment:
     def error_text(self) -> str:
         assert self.problem is not None
         named_in = self.offered.named_in
-        undo = {"built_in_streams": "or remove it from built_in_streams",
-                "the catalog": "or deselect it in the catalog"}.get(named_in or "", "")
+        undo = {"built_in_streams": "; or remove it from built_in_streams",
+                "the catalog": "; or deselect it in the catalog"}.get(named_in or "", "")
         return (f"Stream '{self.name}' (named in {named_in}) cannot be read: {self.problem.what}. "
-                f"{_capitalized(self.problem.fix)}{' ' + undo if undo else ''}.")
+                f"{_capitalized(self.problem.fix)}{undo}.")
 
     def warning_text(self) -> str:
         assert self.problem is not None

@@ -165,7 +165,7 @@ class TapIfsCloud(ConfigErrorsInOneLine, Tap):
                 self.authenticator.invalidate()
                 raise _MetadataNotYet("HTTP 401, fetching a new token", response, retry_immediately=True)
             if status in (403, 404):
-                raise ProjectionUnreadable(projection, status, ifs_odata.error_message(response))
+                raise ProjectionUnreadable(projection, status, _what_ifs_said(response))
             if status in RETRIABLE_STATUS:
                 raise _MetadataNotYet(f"HTTP {status} {ifs_odata.error_message(response)}", response)
             if status != 200:
@@ -242,6 +242,16 @@ class _MetadataNotYet(Exception):
         super().__init__(message)
         self.response = response  # its Retry-After paces the next try
         self.retry_immediately = retry_immediately
+
+
+def _what_ifs_said(response: requests.Response) -> str:
+    """The OData error's code and message, without its details (which IFS often fills with the same words)."""
+    try:
+        error = ifs_odata.odata_error(response.json())
+    except ValueError:
+        error = {}
+    said = f"{error.get('code', '')} {error.get('message', '')}".strip()
+    return said or ifs_odata.error_message(response)[:200]
 
 
 _CONNECTION_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,

@@ -344,3 +344,25 @@ def test_token_url_without_realm_is_enough(ifs, tmp_path):
     del config["realm"]
     run = run_tap(tmp_path, config, streams=["customers"])
     assert run.records("customers")
+
+
+def test_metadata_failures_that_are_not_answers_are_asked_again_never_leaving_a_stream_out(ifs, tmp_path):
+    metadata = "VoucherHandling.svc/$metadata"
+    for kind, details in [("status", {"status": 503}), ("rate_limit", {"retry_after": 1}), ("drop", {}),
+                          ("malformed", {}), ("status", {"status": 401})]:
+        ifs.fault(kind, 1, path_contains=metadata, **details)
+    ifs.clear_requests()
+    catalog = discover(tmp_path, ifs.tap_config())
+    assert {"vouchers", "voucher_rows"} <= {s["tap_stream_id"] for s in catalog["streams"]}
+    log = ifs.requests_log()
+    assert [r["status"] for r in log if metadata in r["path"]][-2:] == [401, 200]  # ... then once with a new token
+    assert len([r for r in log if r["path"].endswith("/token")]) == 2
+
+    # When it keeps failing, discovery stops naming the projection instead of offering a catalog without it.
+    ifs.fault("status", 50, status=503, path_contains="CodePartValuesHandling.svc/$metadata")
+    (tmp_path / "config.json").write_text(json.dumps(ifs.tap_config(max_tries=2)))
+    completed = subprocess.run([str(BIN / "tap-ifscloud"), "--config", str(tmp_path / "config.json"), "--discover"],
+                               capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 1 and completed.stdout == ""
+    assert "cannot read CodePartValuesHandling.svc/$metadata: HTTP 503" in completed.stderr
+    assert "(still after 2 tries)" in completed.stderr

@@ -23,6 +23,8 @@ def free_port() -> int:
 
 
 class IfsStandIn:
+    """`options` become flags of `mlc-sandbox serve ifs` (`profile="restricted"` → `--profile restricted`)."""
+
     def __init__(self, data_dir: Path, *, scale: int = 200, seed: int = 7, **options: object) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
@@ -40,6 +42,9 @@ class IfsStandIn:
             self.process.kill()
             raise
         self.http = requests.Session()
+        # the tenant profile played, and the root it serves projections under (/main, or /int on an integration host)
+        self.profile = self._admin("GET", "/profile")
+        self.api = self.profile["api_root"]
 
     def _wait_until_healthy(self) -> None:
         deadline = time.monotonic() + 120
@@ -119,7 +124,7 @@ class IfsStandIn:
         headers = {"Authorization": f"Bearer {self.token()}"}
         if utc:
             headers["X-Ifs-Time-Zone-Aware-Request"] = "true"
-        url = f"{self.base_url}{API}/{projection}.svc/{path}" + (f"?{query}" if query else "")
+        url = f"{self.base_url}{self.api}/{projection}.svc/{path}" + (f"?{query}" if query else "")
         response = self.http.get(url, headers=headers)
         return response if raw else response.json()
 

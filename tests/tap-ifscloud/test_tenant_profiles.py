@@ -366,3 +366,37 @@ def test_metadata_failures_that_are_not_answers_are_asked_again_never_leaving_a_
     assert completed.returncode == 1 and completed.stdout == ""
     assert "cannot read CodePartValuesHandling.svc/$metadata: HTTP 503" in completed.stderr
     assert "(still after 2 tries)" in completed.stderr
+
+
+def test_lines_whose_set_is_not_there_leave_their_headers_offered_without_them(start_ifs, tmp_path):
+    profile = tmp_path / "no-line-set.json"
+    profile.write_text(json.dumps({"missing_entity_sets": ["PurchaseOrderHandling.PurchaseOrderLineNopartSet"]}))
+    tenant = start_ifs(scale=SCALE, seed=SEED, profile=str(profile))
+    (tmp_path / "config.json").write_text(json.dumps(tenant.tap_config()))
+    completed = subprocess.run([str(BIN / "tap-ifscloud"), "--config", str(tmp_path / "config.json"), "--discover"],
+                               capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    streams = {s["tap_stream_id"]: s for s in json.loads(completed.stdout)["streams"]}
+    assert "purchase_order_lines" not in streams
+    assert "PurchaseOrderLines" not in streams["purchase_orders"]["schema"]["properties"]
+    warnings = warnings_in(completed.stderr)
+    assert len(warnings) == 2, warnings
+    [lines] = [w for w in warnings if "Stream 'purchase_orders' offered without its lines PurchaseOrderLines" in w]
+    assert "navigation 'PurchaseOrderLines' is bound to no entity set" in lines
+    assert "stream_overrides.purchase_orders.expand" in lines
+    assert any("Stream 'purchase_order_lines' left out of the catalog: PurchaseOrderHandling.svc has no entity set "
+               "'PurchaseOrderLineNopartSet'" in w and "stream_overrides.purchase_order_lines.entity_set" in w
+               for w in warnings)
+    run = run_tap(tmp_path, tenant.tap_config(), streams=["purchase_orders"])
+    reference = start_ifs(scale=SCALE, seed=SEED)
+    headers = [{k: v for k, v in r.items() if k != "PurchaseOrderLines"} for r in server_rows(reference, "purchase_orders")]
+    assert by_key(run.records("purchase_orders"), "purchase_orders") == by_key(headers, "purchase_orders")
+    # Asking for the lines by name makes it an error.
+    config = tenant.tap_config(stream_overrides={"purchase_orders": {"expand": "PurchaseOrderLines"}})
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    completed = subprocess.run([str(BIN / "tap-ifscloud"), "--config", str(tmp_path / "config.json"), "--discover"],
+                               capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 1
+    [error] = errors_in(completed.stderr)
+    assert "Stream 'purchase_orders' (named in stream_overrides.purchase_orders) cannot be read" in error
+    assert "Set stream_overrides.purchase_orders.expand" in error

@@ -33,9 +33,9 @@ _ELEMENT_TARGET = 0.8
 # Lines read from their own set when IFS refuses $expand: the headers of one request's filter, at most this many and
 # this long a filter, so that the URL stays well under what proxies in front of IFS accept.
 _HEADERS_PER_LINE_REQUEST = 50
+_LINE_FILTER_MAX_CHARS = 3000
 # The most a zone's offset moves at a daylight-saving change.
 _DAYLIGHT_SAVING_MARGIN = dt.timedelta(hours=1)
-_LINE_FILTER_MAX_CHARS = 3000
 
 
 class ElementLimitExceeded(Exception):
@@ -470,7 +470,7 @@ def _batches_by_keys(parents: list[dict], keys: list[str], types: dict[str, str]
 def _any(conditions: list[str]) -> str:
     if len(conditions) == 1:
         return conditions[0]
-    return "(" + " or ".join(c if c.startswith("(") else f"({c})" for c in conditions) + ")"
+    return "(" + " or ".join(f"({c})" for c in conditions) + ")"
 
 
 def _is_expand_refusal(response: requests.Response) -> bool:

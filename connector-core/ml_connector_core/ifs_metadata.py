@@ -10,7 +10,11 @@ _EDM_NS = "{http://docs.oasis-open.org/odata/ns/edm}"
 
 
 class MetadataError(ValueError):
-    """The $metadata document does not describe what the stream needs."""
+    """The $metadata document does not describe what the stream needs, or cannot be read."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status  #: the HTTP status of a $metadata request that was refused (403, 404, ...)
 
 
 @dataclass(frozen=True)
@@ -22,6 +26,8 @@ class PropertyInfo:
     precision: int | None = None
     scale: int | None = None
     is_enum: bool = False
+    #: $metadata says clients cannot set it (Core.Computed, or Core.Permissions Read).
+    read_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -117,6 +123,7 @@ def _entity_set_info(name, type_name, entity, enum_types, bindings) -> EntitySet
             precision=_int_or_none(prop.get("Precision")),
             scale=_int_or_none(prop.get("Scale")),
             is_enum=edm_type in enum_types,
+            read_only=_is_read_only(prop),
         )
     navigations = {}
     for nav in entity.findall(f"{_EDM_NS}NavigationProperty"):
@@ -130,6 +137,25 @@ def _entity_set_info(name, type_name, entity, enum_types, bindings) -> EntitySet
             target_entity_set=bindings.get(nav.get("Name")),
         )
     return EntitySetInfo(name=name, type_name=type_name, keys=keys, properties=properties, navigations=navigations)
+
+
+_COMPUTED = {"Org.OData.Core.V1.Computed", "Core.Computed"}
+_PERMISSIONS = {"Org.OData.Core.V1.Permissions", "Core.Permissions"}
+
+
+def _is_read_only(prop: ET.Element) -> bool:
+    """Annotations written inside the property: ``Core.Computed`` (true unless Bool="false"), or ``Core.Permissions``
+    granting Read alone."""
+    for annotation in prop.findall(f"{_EDM_NS}Annotation"):
+        term = annotation.get("Term", "")
+        if term in _COMPUTED and annotation.get("Bool", "true") != "false":
+            return True
+        if term in _PERMISSIONS:
+            permissions = annotation.get("EnumMember") or "".join(
+                member.text or "" for member in annotation.iter(f"{_EDM_NS}EnumMember"))
+            if permissions.rstrip().endswith("/Read") and "Write" not in permissions:
+                return True
+    return False
 
 
 def _int_or_none(text: str | None) -> int | None:

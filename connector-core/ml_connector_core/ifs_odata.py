@@ -71,14 +71,28 @@ def any_of(field: str, values: Sequence[object], edm_type: str = "Edm.String") -
     return "(" + " or ".join(f"{field} eq {literal(v, edm_type)}" for v in values) + ")"
 
 
+def timestamp_as_read(value: object) -> str:
+    """A DateTimeOffset literal of a timestamp the server sent, in the server's own words (its offset kept).
+
+    A tenant that ignores X-Ifs-Time-Zone-Aware-Request answers in its own zone and reads a literal's wall-clock time
+    in that zone whatever offset it carries: its own text is the one literal both kinds of tenant read as the instant
+    it meant."""
+    if not isinstance(value, str):
+        return literal(value, "Edm.DateTimeOffset")
+    parse_datetime(value)  # a timestamp, not text to splice into a filter
+    return value
+
+
 def seek_after(order: Sequence[tuple[str, str]], last_row: Mapping[str, object]) -> str:
-    """The condition for rows strictly after ``last_row`` in the lexicographic order of ``order``.
+    """The condition for rows strictly after ``last_row`` (a row as the server sent it) in the lexicographic order of
+    ``order``.
 
     ``order`` is a list of (field, Edm type). Seeking instead of ``$skip`` keeps paging exact when records change
     while a sync runs: a changed record moves to the end instead of shifting unread rows past the reader.
     """
     field, edm_type = order[0]
-    value = literal(last_row[field], edm_type)
+    raw = last_row[field]
+    value = timestamp_as_read(raw) if edm_type == "Edm.DateTimeOffset" else literal(raw, edm_type)
     if len(order) == 1:
         return f"{field} gt {value}"
     return f"({field} gt {value} or ({field} eq {value} and {seek_after(order[1:], last_row)}))"

@@ -18,6 +18,10 @@ logger = logging.getLogger(__name__)
 class TokenRequestError(RuntimeError):
     """The token endpoint refused the credentials or answered something that is not a token."""
 
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status  #: the token endpoint's HTTP status, when it answered
+
 
 class RetriableTokenResponse(RuntimeError):
     """The token endpoint answered 429 or 5xx: worth another try."""
@@ -138,7 +142,8 @@ class ClientCredentialsAuth(RenewingBearerAuth):
 
     def _kept_failing_error(self, response: requests.Response) -> Exception:
         return TokenRequestError(
-            f"token endpoint {self.token_url} kept failing (HTTP {response.status_code}) after {self.max_tries} tries")
+            f"token endpoint {self.token_url} kept failing (HTTP {response.status_code}) after {self.max_tries} tries",
+            status=response.status_code)
 
     def _unreachable_error(self, exc: Exception) -> Exception:
         return TokenRequestError(f"cannot reach the token endpoint {self.token_url}: {type(exc).__name__}")
@@ -170,7 +175,8 @@ class ClientCredentialsAuth(RenewingBearerAuth):
         if response.status_code != 200:
             raise TokenRequestError(
                 f"token endpoint {self.token_url} refused client '{self.client_id}' "
-                f"(HTTP {response.status_code}): {_describe_oauth_error(response)}"
+                f"(HTTP {response.status_code}): {_describe_oauth_error(response)}",
+                status=response.status_code,
             )
         try:
             return response.json()

@@ -30,10 +30,20 @@ if t.TYPE_CHECKING:
 _json_decoder = msgspec.json.Decoder(float_hook=decimal.Decimal)
 # Share of the element limit a page aims at, leaving room for orders that are larger than the average so far.
 _ELEMENT_TARGET = 0.8
+# Lines read from their own set when IFS refuses $expand: the headers of one request's filter, at most this many and
+# this long a filter, so that the URL stays well under what proxies in front of IFS accept.
+_HEADERS_PER_LINE_REQUEST = 50
+_LINE_FILTER_MAX_CHARS = 3000
+# The most a zone's offset moves at a daylight-saving change.
+_DAYLIGHT_SAVING_MARGIN = dt.timedelta(hours=1)
 
 
 class ElementLimitExceeded(Exception):
     """IFS refused a response that would carry more elements than it allows."""
+
+
+class ExpandRefused(Exception):
+    """IFS will not $expand this collection (501, ODP_NOT_IMPLEMENTED, or a 400 naming $expand)."""
 
 
 class Unauthorized(RetriableAPIError):
@@ -60,6 +70,8 @@ class IfsEntityStream(RESTStream):
     ) -> None:
         self.definition = definition
         self.entity = entity
+        #: The entity set of the lines embedded through definition.expand: their schema, and where they are read from
+        #: when IFS refuses the $expand.
         self.expanded = expanded
         schema = entity_schema(entity)
         if expanded is not None:
@@ -80,6 +92,17 @@ class IfsEntityStream(RESTStream):
         self._parents_read = 0
         self._children_read = 0
         self._undeclared_seen: set[str] = set()
+        self._offset_known = False
+        self._offset_read: dt.timedelta | None = None
+        # Set when the server is asked for more than the window (see _bookmark_filter): rows changed before it are
+        # not emitted.
+        self._emit_from: dt.datetime | None = None
+        # Decided at the first refusal of the $expand, for the rest of the run.
+        self._lines_from_their_set = False
+        # Timestamps are UTC with a Z whatever the tenant sends: some ignore X-Ifs-Time-Zone-Aware-Request and answer
+        # in their own zone (+01:00), which would make the same instant a different string from one tenant to another.
+        self._timestamp_fields = _timestamp_fields(entity)
+        self._line_timestamp_fields = _timestamp_fields(expanded) if expanded is not None else ()
 
     @property
     def url_base(self) -> str:
@@ -146,7 +169,8 @@ class IfsEntityStream(RESTStream):
             options = {"$filter": conditions, "$orderby": ",".join(f for f, _ in order)}
             if expand:
                 return self._read_expanded_page(path, options, expand, context)
-            return self._get_rows(odata.with_query(self.url_base + path, {**options, "$top": self._page_size}), context)
+            return self._get_rows(odata.with_query(self.url_base + path, {**options, "$top": self._plain_page_size}),
+                                  context)
 
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{self.name}-prefetch") as prefetcher:
             pending = prefetcher.submit(fetch_page_after, None)
@@ -182,8 +206,14 @@ class IfsEntityStream(RESTStream):
                 )
             )
 
+    @property
+    def _plain_page_size(self) -> int:
+        return max(1, min(self._page_size, self._element_limit))
+
     def _read_expanded_page(self, path, options, expand, context) -> list[dict]:
         """One page of parents with their lines, split until it fits under the element limit."""
+        if self._lines_from_their_set:
+            return self._read_page_then_lines(path, options, context)
         top = self._expanded_page_size()
         while True:
             url = odata.with_query(self.url_base + path, {**options, "$top": top, "$expand": expand})
@@ -194,7 +224,13 @@ class IfsEntityStream(RESTStream):
                     self.logger.info("%s: page of %d with %s exceeds %d elements, splitting", self.label, top, expand, self._element_limit)
                     top = max(1, top // 2)
                     continue
-                return self._read_oversized_parent(path, options, expand, context)
+                return self._read_oversized_parent(path, options, context)
+            except ExpandRefused as refusal:
+                self._lines_from_their_set = True
+                self.logger.info("%s: IFS refused $expand=%s (%s); reading the lines from %s instead, filtered by "
+                                 "the keys of up to %d records a request, for the rest of this run", self.label,
+                                 expand, refusal, self.expanded.name, _HEADERS_PER_LINE_REQUEST)
+                return self._read_page_then_lines(path, options, context)
             self._parents_read += len(rows)
             self._children_read += sum(len(row.get(expand) or ()) for row in rows)
             return rows
@@ -205,25 +241,37 @@ class IfsEntityStream(RESTStream):
         elements_per_parent = 1 + self._children_read / self._parents_read
         return max(1, min(self._page_size, int(self._element_limit * _ELEMENT_TARGET / elements_per_parent)))
 
-    def _read_oversized_parent(self, path, options, expand, context) -> list[dict]:
+    def _read_oversized_parent(self, path, options, context) -> list[dict]:
         """A single parent with more lines than one response may carry: read it alone, then its lines in pages."""
         rows = self._get_rows(odata.with_query(self.url_base + path, {**options, "$top": 1}), context)
-        if not rows:
-            return rows
-        parent = rows[0]
-        navigation = self.entity.navigations[expand]
-        child = self.expanded
-        if child is None or not navigation.target_entity_set:
-            raise FatalAPIError(f"{self.label}: cannot read {expand} of an oversized record: no entity set is bound to it")
-        parent_keys = [k for k in self.entity.keys if k in child.properties]
-        child_filter = odata.conjunction(
-            *(f"{k} eq {odata.literal(parent[k], child.edm_type(k))}" for k in parent_keys)
-        )
-        child_path = f"/{self.definition.projection}.svc/{navigation.target_entity_set}"
-        self.logger.info("%s: record %s has more lines than one response allows; reading them from %s",
-                         self.label, {k: parent[k] for k in self.entity.keys}, navigation.target_entity_set)
-        parent[expand] = list(self._read_seeking(child_path, child_filter, self._order(child, None), None, context))
+        if rows:
+            self.logger.info("%s: record %s has more lines than one response allows; reading them from %s",
+                             self.label, {k: rows[0][k] for k in self.entity.keys}, self.expanded.name)
+            self._attach_lines(rows, context)
         return rows
+
+    def _read_page_then_lines(self, path, options, context) -> list[dict]:
+        """A page of parents without $expand, then their lines from the lines' own entity set."""
+        rows = self._get_rows(odata.with_query(self.url_base + path, {**options, "$top": self._plain_page_size}), context)
+        self._attach_lines(rows, context)
+        return rows
+
+    def _attach_lines(self, parents: list[dict], context) -> None:
+        """Each parent's lines, as $expand would embed them: read from the lines' entity set by the parents' keys (a
+        bounded batch of parents per filter, each batch paged by seeking) in the order of the lines' keys."""
+        lines_set, keys = self.expanded, self.entity.keys
+        path = f"/{self.definition.projection}.svc/{lines_set.name}"
+        order = self._order(lines_set, None)
+        for batch, condition in _batches_by_keys(parents, keys, {k: lines_set.edm_type(k) for k in keys}):
+            lines_of = {tuple(parent[k] for k in keys): [] for parent in batch}
+            for line in self._read_seeking(path, condition, order, None, context):
+                parent_key = tuple(line.get(k) for k in keys)
+                if parent_key not in lines_of:
+                    raise FatalAPIError(f"{self.label}: {lines_set.name} answered a line of {parent_key} to a filter "
+                                        f"on other {self.entity.name} keys")
+                lines_of[parent_key].append(line)
+            for parent in batch:
+                parent[self.definition.expand] = lines_of[tuple(parent[k] for k in keys)]
 
     def _get_rows(self, url: str, context) -> list[dict]:
         return self._get(url, context).get("value", [])
@@ -254,6 +302,8 @@ class IfsEntityStream(RESTStream):
         self._consecutive_unauthorized = 0
         if status == 500 and _is_element_limit(response):
             raise ElementLimitExceeded(odata.error_message(response))
+        if status >= 400 and "$expand=" in (response.request.url or "") and _is_expand_refusal(response):
+            raise ExpandRefused(f"HTTP {status}: {odata.error_message(response)}")
         if status in RETRIABLE_STATUS:
             raise RetriableAPIError(f"{self.label}: HTTP {status}: {odata.error_message(response)}", response)
         if status >= 400:
@@ -283,12 +333,15 @@ class IfsEntityStream(RESTStream):
             if undeclared - self._undeclared_seen:
                 self._undeclared_seen |= undeclared
                 self.logger.warning("%s: dropping fields not in $metadata: %s", self.label, ", ".join(sorted(undeclared)))
+        _in_utc(row, self._timestamp_fields)
+        if self._emit_from is not None and row.get(self.replication_key) and \
+                odata.parse_datetime(row[self.replication_key]) < self._emit_from:
+            return None
         rows_inside = row.get(self.definition.expand) if self.definition.expand else None
         if rows_inside:
             for child in rows_inside:
                 _tidy(child)
-        if self._bookmark_is_timestamp and row.get(self.replication_key):
-            row[self.replication_key] = odata.normalize_utc(row[self.replication_key])
+                _in_utc(child, self._line_timestamp_fields)
         return row
 
     def _generate_record_messages(self, record: Record) -> t.Iterator[RecordMessage]:
@@ -317,9 +370,34 @@ class IfsEntityStream(RESTStream):
             start = odata.parse_datetime(self.config["start_date"])
         else:
             return None
-        if self._bookmark_is_timestamp:
+        if not self._bookmark_is_timestamp:
+            return f"{self.replication_key} ge {start.date().isoformat()}"  # an Edm.Date change column
+        offset = self._tenant_offset(context)
+        if not offset:
             return f"{self.replication_key} ge {odata.datetime_literal(start)}"
-        return f"{self.replication_key} ge {start.date().isoformat()}"  # an Edm.Date change column
+        # A tenant that ignores X-Ifs-Time-Zone-Aware-Request reads a literal's wall-clock time in its own zone,
+        # whatever offset the literal carries. Its offset at `start` may differ from the one its newest change
+        # carries by a daylight-saving change, so the server is asked from an hour earlier and the rows before
+        # `start` are dropped here: the records are exactly those a tenant answering in UTC gives.
+        self._emit_from = start
+        local = (start - _DAYLIGHT_SAVING_MARGIN).astimezone(dt.timezone(offset))
+        return f"{self.replication_key} ge {local.replace(tzinfo=None).isoformat()}{_offset_text(offset)}"
+
+    def _tenant_offset(self, context) -> dt.timedelta | None:
+        """The offset of the tenant's answers when it ignores the request for UTC (None when it answers in UTC): read
+        from the newest change of the set, once per stream and run."""
+        if not self._offset_known:
+            url = odata.with_query(self.url_base + self.path, {
+                "$select": self.replication_key, "$orderby": f"{self.replication_key} desc", "$top": 1})
+            rows = self._get_rows(url, context)
+            value = rows[0].get(self.replication_key) if rows else None
+            self._offset_read = odata.parse_datetime(value).utcoffset() if value else None
+            self._offset_known = True
+            if self._offset_read:
+                self.logger.info("%s answers timestamps in UTC%s although asked for UTC: filters on %s are written "
+                                 "in its own time; records and bookmarks stay in UTC", self.label,
+                                 _offset_text(self._offset_read), self.replication_key)
+        return self._offset_read
 
     def _company_filter(self, entity: EntitySetInfo) -> str | None:
         companies = self.config.get("companies")
@@ -352,6 +430,62 @@ def _tidy(row: dict) -> None:
         row["etag"] = etag
     for name in [n for n in row if "@odata." in n]:
         del row[name]
+
+
+def _offset_text(offset: dt.timedelta) -> str:
+    minutes = int(offset.total_seconds() // 60)
+    sign = "+" if minutes >= 0 else "-"
+    return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
+def _timestamp_fields(entity: EntitySetInfo) -> tuple[str, ...]:
+    return tuple(name for name in entity.properties if entity.edm_type(name) == "Edm.DateTimeOffset")
+
+
+def _in_utc(row: dict, fields: tuple[str, ...]) -> None:
+    for name in fields:
+        value = row.get(name)
+        if value:
+            row[name] = odata.normalize_utc(value)
+
+
+def _batches_by_keys(parents: list[dict], keys: list[str], types: dict[str, str]) -> Iterator[tuple[list[dict], str]]:
+    """The parents in batches, each with the filter that matches their lines: an `or` of key conditions, bounded in
+    parents and in length."""
+    batch: list[dict] = []
+    conditions: list[str] = []
+    length = 0
+    for parent in parents:
+        condition = odata.conjunction(*(f"{k} eq {odata.literal(parent[k], types[k])}" for k in keys))
+        if batch and (len(batch) >= _HEADERS_PER_LINE_REQUEST or length + len(condition) > _LINE_FILTER_MAX_CHARS):
+            yield batch, _any(conditions)
+            batch, conditions, length = [], [], 0
+        batch.append(parent)
+        conditions.append(condition)
+        length += len(condition) + 4
+    if batch:
+        yield batch, _any(conditions)
+
+
+def _any(conditions: list[str]) -> str:
+    if len(conditions) == 1:
+        return conditions[0]
+    return "(" + " or ".join(f"({c})" for c in conditions) + ")"
+
+
+def _is_expand_refusal(response: requests.Response) -> bool:
+    """IFS refuses to expand a collection on some sets: 501, or ODP_NOT_IMPLEMENTED under any status, or a 400 whose
+    message names $expand. (The 500 of the element limit is told apart before this is asked.)"""
+    if response.status_code == 501:
+        return True
+    try:
+        error = odata.odata_error(response.json())
+    except ValueError:
+        return False
+    parts = [error] + [d for d in error.get("details") or [] if isinstance(d, dict)]
+    if any(str(part.get("code", "")).upper() == "ODP_NOT_IMPLEMENTED" for part in parts):
+        return True
+    return response.status_code == 400 and any("$expand" in str(part.get("message", "")) for part in parts)
 
 
 def _is_element_limit(response: requests.Response) -> bool:

@@ -63,25 +63,63 @@ class StreamConfigError(ValueError):
     """A stream override or custom stream in the configuration is not usable."""
 
 
-def configured_streams(
-    overrides: Mapping[str, Mapping] | None, custom_streams: list[Mapping] | None
-) -> list[StreamDefinition]:
-    """The built-in catalogue with the user's overrides applied, followed by the user's own streams."""
+@dataclass(frozen=True)
+class OfferedStream:
+    """A stream this configuration offers, with what the user said about it: a stream the user named is an error
+    when it cannot be read, a built-in offered only by default is left out with a warning."""
+
+    definition: StreamDefinition
+    #: Where the user named the stream ("built_in_streams", "stream_overrides.vouchers", "custom_streams[0]"), or
+    #: None for a built-in offered because built_in_streams is not set.
+    named_in: str | None
+    #: The setting that changes where the stream is read: "stream_overrides.vouchers" or "custom_streams[0]".
+    setting: str
+    #: The stream's options the user set (projection, entity_set, replication_key, expand, paging).
+    options_set: frozenset[str] = frozenset()
+
+    @property
+    def name(self) -> str:
+        return self.definition.name
+
+
+def offered_streams(
+    built_in_streams: list[str] | None, overrides: Mapping[str, Mapping] | None, custom_streams: list[Mapping] | None
+) -> list[OfferedStream]:
+    """The built-in streams offered (all when ``built_in_streams`` is None) with the user's overrides applied,
+    followed by the user's own streams."""
     overrides = dict(overrides or {})
-    known = {d.name for d in BUILT_IN_STREAMS}
-    unknown = sorted(set(overrides) - known)
+    known = [d.name for d in BUILT_IN_STREAMS]
+    unknown = sorted(set(overrides) - set(known))
     if unknown:
         raise StreamConfigError(
-            f"stream_overrides names unknown stream(s) {', '.join(unknown)}; built-in streams are: {', '.join(sorted(known))}"
+            f"stream_overrides names unknown stream(s) {', '.join(unknown)}; built-in streams are: {', '.join(known)}"
         )
-    definitions = [_apply_override(d, overrides.get(d.name, {})) for d in BUILT_IN_STREAMS]
+    if built_in_streams is not None:
+        not_built_in = [name for name in built_in_streams if name not in known]
+        if not_built_in:
+            raise StreamConfigError(
+                f"built_in_streams names unknown stream(s) {', '.join(not_built_in)}; built-in streams are: "
+                f"{', '.join(known)} (other entity sets go in custom_streams)"
+            )
+    offered = []
+    for definition in BUILT_IN_STREAMS:
+        if built_in_streams is not None and definition.name not in built_in_streams:
+            continue
+        override = overrides.get(definition.name)
+        setting = f"stream_overrides.{definition.name}"
+        named_in = "built_in_streams" if built_in_streams is not None else setting if override is not None else None
+        offered.append(OfferedStream(_apply_override(definition, override or {}), named_in, setting,
+                                     frozenset(override or ())))
+    names = {o.name for o in offered} | set(known)
     for index, custom in enumerate(custom_streams or []):
+        where = f"custom_streams[{index}]"
         missing = [k for k in ("name", "projection", "entity_set") if not custom.get(k)]
         if missing:
-            raise StreamConfigError(f"custom_streams[{index}] lacks {', '.join(missing)}")
-        if custom["name"] in {d.name for d in definitions}:
-            raise StreamConfigError(f"custom_streams[{index}]: a stream named '{custom['name']}' already exists")
-        definitions.append(_checked(
+            raise StreamConfigError(f"{where} lacks {', '.join(missing)}")
+        if custom["name"] in names:
+            raise StreamConfigError(f"{where}: a stream named '{custom['name']}' already exists")
+        names.add(custom["name"])
+        definition = _checked(
             StreamDefinition(
                 name=custom["name"],
                 projection=custom["projection"],
@@ -91,9 +129,10 @@ def configured_streams(
                 paging=custom.get("paging") or "seek",
                 description=f"{custom['projection']}.svc/{custom['entity_set']} (custom stream)",
             ),
-            f"custom_streams[{index}]",
-        ))
-    return definitions
+            where,
+        )
+        offered.append(OfferedStream(definition, where, where, frozenset(k for k in custom if k != "name")))
+    return offered
 
 
 def _apply_override(definition: StreamDefinition, override: Mapping) -> StreamDefinition:

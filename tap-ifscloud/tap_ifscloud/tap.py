@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import cached_property
 
 import requests
@@ -12,13 +13,14 @@ from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.singerlib import StateMessage
 
 from ml_connector_core import ifs_odata
-from ml_connector_core.http import RequestBudget, shared_budget
+from ml_connector_core.http import RETRIABLE_STATUS, RequestBudget, shared_budget, with_retries
 from ml_connector_core.ifs_metadata import MetadataError, ServiceMetadata, parse_metadata
 from ml_connector_core.oauth import ClientCredentialsAuth
 from ml_connector_core.secrets import SecretKeyError, unseal
 from ml_connector_core.tap_cli import ConfigErrorsInOneLine
 from tap_ifscloud.client import IfsEntityStream
-from tap_ifscloud.streams import StreamConfigError, configured_streams
+from tap_ifscloud.discovery import ProjectionUnreadable, StreamAssessment, assess
+from tap_ifscloud.streams import BUILT_IN_STREAMS, OfferedStream, StreamConfigError, offered_streams
 
 STREAM_OVERRIDE = th.ObjectType(
     th.Property("projection", th.StringType, description="Projection service name, e.g. PurchaseOrderHandling."),
@@ -41,8 +43,9 @@ class TapIfsCloud(ConfigErrorsInOneLine, Tap):
                     description="The IFS Cloud host, e.g. https://acme.ifs.cloud or a customer-managed https://erp.example.com:8080. "
                                 "Takes precedence over tenant."),
         th.Property("tenant", th.StringType, description="Tenant name, giving https://<tenant>.ifs.cloud when base_url is not set."),
-        th.Property("realm", th.StringType, required=True,
-                    description="IFS IAM realm (namespace) of the tenant; not derived from the host name."),
+        th.Property("realm", th.StringType,
+                    description="IFS IAM realm (namespace) of the tenant; not derived from the host name. Needed unless "
+                                "token_url is set."),
         th.Property("client_id", th.StringType, required=True, description="OAuth2 client id of the IFS service user."),
         th.Property("client_secret", th.StringType, required=True, secret=True,
                     description="OAuth2 client secret; plain or sealed (sealed:v1:..., opened with MLC_SECRET_KEY)."),
@@ -67,6 +70,11 @@ class TapIfsCloud(ConfigErrorsInOneLine, Tap):
         th.Property("request_timeout_seconds", th.IntegerType, default=120, description="Timeout of one HTTP request."),
         th.Property("max_tries", th.IntegerType, default=8,
                     description="Attempts per request on 429, 5xx, 401 and connection errors before the sync fails."),
+        th.Property("built_in_streams", th.ArrayType(th.StringType), title="Built-in streams",
+                    description="The built-in streams to offer, e.g. [\"purchase_orders\", \"suppliers\"]. Not set: "
+                                f"every one ({', '.join(d.name for d in BUILT_IN_STREAMS)}) whose projection the "
+                                "service user can read, each left out with a warning otherwise. Set: exactly these, "
+                                "and one that cannot be read is an error."),
         th.Property("stream_overrides", th.ObjectType(additional_properties=STREAM_OVERRIDE),
                     description="Per built-in stream: projection, entity_set, replication_key or expand to use on this tenant."),
         th.Property("custom_streams", th.ArrayType(th.ObjectType(
@@ -125,21 +133,55 @@ class TapIfsCloud(ConfigErrorsInOneLine, Tap):
         return session
 
     def service_metadata(self, projection: str) -> ServiceMetadata:
+        """The projection's $metadata, read once per run; :class:`ProjectionUnreadable` for a 403 or 404."""
         cache = self.__dict__.setdefault("_metadata_cache", {})
         if projection not in cache:
-            url = f"{self.service_root}/{projection}.svc/$metadata"
+            try:
+                cache[projection] = self._read_metadata(projection)
+            except ProjectionUnreadable as exc:
+                cache[projection] = exc  # a definite answer: the next stream of the projection is told the same
+        found = cache[projection]
+        if isinstance(found, ProjectionUnreadable):
+            raise found
+        return found
+
+    def _read_metadata(self, projection: str) -> ServiceMetadata:
+        url = f"{self.service_root}/{projection}.svc/$metadata"
+        label = f"{projection}.svc/$metadata"
+        max_tries = int(self.config["max_tries"])
+        token_renewed = False
+
+        def read_once() -> ServiceMetadata:
+            nonlocal token_renewed
             self.request_budget.acquire()
-            response = self._http.get(url, timeout=int(self.config["request_timeout_seconds"]))
-            if response.status_code == 401:
+            response = self._http.get(url, headers={"Accept": "application/xml"},
+                                      timeout=int(self.config["request_timeout_seconds"]))
+            status = response.status_code
+            if status == 401:
+                if token_renewed:
+                    raise MetadataError(f"cannot read {label}: HTTP 401 even with a new token: "
+                                        f"{ifs_odata.error_message(response)}")
+                token_renewed = True
                 self.authenticator.invalidate()
-                self.request_budget.acquire()
-                response = self._http.get(url, timeout=int(self.config["request_timeout_seconds"]))
-            if response.status_code != 200:
-                raise MetadataError(
-                    f"cannot read $metadata of {projection}.svc: HTTP {response.status_code} {response.text[:200]}"
-                )
-            cache[projection] = parse_metadata(response.content, f"{projection}.svc")
-        return cache[projection]
+                raise _MetadataNotYet("HTTP 401, fetching a new token", response, retry_immediately=True)
+            if status in (403, 404):
+                raise ProjectionUnreadable(projection, status, _what_ifs_said(response))
+            if status in RETRIABLE_STATUS:
+                raise _MetadataNotYet(f"HTTP {status} {ifs_odata.error_message(response)}", response)
+            if status != 200:
+                raise MetadataError(f"cannot read {label}: HTTP {status} {ifs_odata.error_message(response)}")
+            try:
+                return parse_metadata(response.content, f"{projection}.svc")
+            except MetadataError as exc:  # a cut-off document reads as invalid XML: ask again
+                raise _MetadataNotYet(str(exc), response) from None
+
+        retried = with_retries(read_once, (_MetadataNotYet, *_CONNECTION_ERRORS), max_tries=max_tries, log=self.logger)
+        try:
+            return retried()
+        except _MetadataNotYet as exc:
+            raise MetadataError(f"cannot read {label}: {exc} (still after {max_tries} tries)") from None
+        except _CONNECTION_ERRORS as exc:
+            raise MetadataError(f"cannot read {label}: {type(exc).__name__} (still after {max_tries} tries)") from None
 
     def sync_all(self) -> None:
         super().sync_all()
@@ -147,26 +189,73 @@ class TapIfsCloud(ConfigErrorsInOneLine, Tap):
         # a RECORD; targets that keep only a STATE seen after the last record would then save nothing. End on STATE.
         self.write_message(StateMessage(value=self.state))
 
-    def discover_streams(self) -> list[IfsEntityStream]:
+    def offered_streams(self) -> list[OfferedStream]:
+        """The streams this configuration offers; with an input catalog, only those it selects (each then named by
+        the user: selected in the catalog)."""
         try:
-            definitions = configured_streams(self.config.get("stream_overrides"), self.config.get("custom_streams"))
+            offered = offered_streams(self.config.get("built_in_streams"), self.config.get("stream_overrides"),
+                                      self.config.get("custom_streams"))
         except StreamConfigError as exc:
             raise ConfigValidationError(str(exc), errors=[str(exc)]) from None
+        catalog = self.input_catalog
+        if catalog is None:
+            return offered
+        selected = {entry.tap_stream_id for entry in catalog.streams
+                    if entry.metadata.resolve_selection().get((), True)}
+        not_offered = sorted(selected - {o.name for o in offered})
+        if not_offered:
+            self.logger.warning("Stream(s) %s selected in the catalog but not offered by this configuration "
+                                "(built_in_streams, custom_streams): not read", ", ".join(not_offered))
+        # Streams the catalog does not select are not read, so their $metadata is not either.
+        return [replace(o, named_in=o.named_in or "the catalog") for o in offered if o.name in selected]
+
+    def assess_streams(self) -> list[StreamAssessment]:
+        """Each offered stream with its entity set from $metadata, or why it cannot be read."""
+        return [assess(offered, self.service_metadata) for offered in self.offered_streams()]
+
+    def discover_streams(self) -> list[IfsEntityStream]:
+        assessments = self.assess_streams()
+        errors = [a.error_text() for a in assessments if a.is_error]
+        if errors:
+            raise ConfigValidationError(errors[0] if len(errors) == 1 else f"{len(errors)} streams cannot be read",
+                                        errors=errors)
         streams = []
-        for definition in definitions:
-            metadata = self.service_metadata(definition.projection)
-            entity = metadata.entity_set(definition.entity_set, f"{definition.projection}.svc")
-            expanded = None
-            if definition.expand:
-                navigation = entity.navigations.get(definition.expand)
-                if navigation is None or not navigation.is_collection or not navigation.target_entity_set:
-                    raise MetadataError(
-                        f"stream '{definition.name}': {definition.entity_set} has no collection navigation "
-                        f"'{definition.expand}' bound to an entity set"
-                    )
-                expanded = metadata.entity_set(navigation.target_entity_set, f"{definition.projection}.svc")
-            streams.append(IfsEntityStream(self, definition, entity, expanded))
+        for assessment in assessments:
+            if not assessment.readable:
+                self.logger.warning(assessment.warning_text())
+                continue
+            if assessment.note:
+                self.logger.warning(assessment.note)
+            streams.append(IfsEntityStream(self, assessment.definition, assessment.entity, assessment.lines))
+        if assessments and not streams:
+            problem = (f"None of the {len(assessments)} streams offered can be read (each is named above): check "
+                       f"{_setting('base_url')}, {_setting('api_path')} (/int/ifsapplications/projection/v1 for "
+                       "integration endpoints) and the service user's permission sets")
+            raise ConfigValidationError(problem, errors=[problem])
         return streams
+
+
+class _MetadataNotYet(Exception):
+    """A $metadata answer worth asking again: 429, 5xx, a cut-off document, or a 401 (once, with a new token)."""
+
+    def __init__(self, message: str, response: requests.Response, *, retry_immediately: bool = False) -> None:
+        super().__init__(message)
+        self.response = response  # its Retry-After paces the next try
+        self.retry_immediately = retry_immediately
+
+
+def _what_ifs_said(response: requests.Response) -> str:
+    """The OData error's code and message, without its details (which IFS often fills with the same words)."""
+    try:
+        error = ifs_odata.odata_error(response.json())
+    except ValueError:
+        error = {}
+    said = f"{error.get('code', '')} {error.get('message', '')}".strip()
+    return said or ifs_odata.error_message(response)[:200]
+
+
+_CONNECTION_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
+                      requests.exceptions.ContentDecodingError)
 
 
 def _setting(name: str) -> str:

@@ -71,7 +71,8 @@ class IfsClient:
         if projection not in self._metadata:
             answer = self.send("GET", self.url(projection, "/$metadata"), accept="application/xml", raw=True)
             if answer.status != 200:
-                raise MetadataError(f"cannot read $metadata of {projection}.svc: HTTP {answer.status} {answer.message}")
+                raise MetadataError(f"cannot read $metadata of {projection}.svc: HTTP {answer.status} {answer.message}",
+                                    status=answer.status)
             self._metadata[projection] = parse_metadata(answer.body, f"{projection}.svc")
         return self._metadata[projection]
 

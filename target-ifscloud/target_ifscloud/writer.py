@@ -28,6 +28,10 @@ FLAG_PREFIX = "flagged: "
 class StreamConfigError(ValueError):
     """The streams setting does not fit the incoming stream or the entity set it names."""
 
+    def __init__(self, message: str, *, fix: str | None = None) -> None:
+        super().__init__(message)
+        self.fix = fix  #: what to change when it is not (only) the setting the message names
+
 
 @dataclass(frozen=True)
 class StreamPlan:
@@ -92,7 +96,14 @@ def plan_stream(stream: str, settings: Mapping[str, Any] | None, key_properties:
                         f"{where}.fields is not set)")
     unknown = [name for name in fields if name not in entity.properties]
     if unknown:
-        raise StreamConfigError(f"{where_fields}: {label} has no field(s) {', '.join(unknown)}")
+        raise StreamConfigError(
+            f"{where_fields}: {label} has no field(s) {', '.join(unknown)}",
+            fix=f"add {', '.join(unknown)} to {entity.name} in IFS (a custom field must be published to "
+                f"{settings['projection']}), or take it out of {where}.fields")
+    read_only = [name for name in fields if entity.properties[name].read_only]
+    if read_only:
+        raise StreamConfigError(f"{where_fields}: $metadata of {label} marks {', '.join(read_only)} as not writable",
+                                fix=f"take {', '.join(read_only)} out of {where}.fields")
     if STATE_PROPERTY in fields:
         raise StreamConfigError(f"{where_fields}: {STATE_PROPERTY} changes only through bound actions; set "
                                 f"{where}.state_field and {where}.actions instead")
@@ -106,7 +117,9 @@ def plan_stream(stream: str, settings: Mapping[str, Any] | None, key_properties:
         if qualified not in entity.actions:
             known = ", ".join(sorted(a[len(prefix):] if a.startswith(prefix) else a for a in entity.actions)) or "none"
             raise StreamConfigError(f"{where}.actions.{desired}: {label} has no bound action {qualified} "
-                                    f"(its actions: {known})")
+                                    f"(its actions: {known})",
+                                    fix=f"set {where}.actions.{desired} to one of its actions, or grant the IFS "
+                                        f"service user the action {qualified}")
         actions[desired] = qualified
     if actions and not state_field:
         raise StreamConfigError(f"{where}.actions needs {where}.state_field: the record property with the wanted state")

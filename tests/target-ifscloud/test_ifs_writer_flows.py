@@ -31,9 +31,15 @@ WORK_ORDER = {"WoNo": {"type": ["integer"]}, "Cf_Gl_Account": {"type": ["string"
 
 
 @pytest.fixture
-def ifs(sandbox_data_dir):
-    with IfsSandbox(scale=60, seed=11, port=0, data_dir=sandbox_data_dir, rate_limit=0) as stand_in:
+def ifs(sandbox_data_dir, request):
+    """The stand-in; parametrized indirectly with "counter", a tenant whose ETags carry a change counter as objversion
+    instead of a timestamp (opaque either way: nothing may read it as a time)."""
+    profile = {"etag_objversion": getattr(request, "param", "timestamp")}
+    with IfsSandbox(scale=60, seed=11, port=0, data_dir=sandbox_data_dir, rate_limit=0, profile=profile) as stand_in:
         yield stand_in
+
+
+BOTH_ETAG_KINDS = pytest.mark.parametrize("ifs", ["timestamp", "counter"], indirect=True)
 
 
 def config_for(ifs, tmp_path, streams: dict, **extra) -> dict:
@@ -69,6 +75,7 @@ def new_order(ifs, order_no, **fields) -> dict:
     return ifs.create("PurchaseOrderSet", {"OrderNo": order_no, **fields})
 
 
+@BOTH_ETAG_KINDS
 def test_a_jira_status_is_patched_with_the_etag_read_and_a_rerun_sends_nothing(ifs, tmp_path):
     new_order(ifs, "PJ1")
     config = config_for(ifs, tmp_path, JIRA_STREAMS)
@@ -200,6 +207,7 @@ def _run_with_a_change_between_read_and_write(ifs, tmp_path, config, record, cha
     return outcome["run"]
 
 
+@BOTH_ETAG_KINDS
 def test_a_412_after_someone_changed_other_fields_is_applied_again(ifs, tmp_path):
     new_order(ifs, "PC1")
     config = config_for(ifs, tmp_path, JIRA_STREAMS)

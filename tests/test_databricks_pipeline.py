@@ -41,10 +41,11 @@ def pipeline_env(ifs, tmp_path) -> dict:
     }
 
 
-def meltano_run(env: dict, *options: str) -> None:
+def meltano_run(env: dict, *options: str) -> str:
     completed = subprocess.run([str(BIN / "meltano"), "run", *options, "tap-ifscloud", "target-databricks"], cwd=ROOT, env=env,
                                capture_output=True, text=True, timeout=900)
     assert completed.returncode == 0, completed.stderr[-4000:]
+    return completed.stderr
 
 
 def counts(tmp_path, table: str, keys: str) -> tuple[int, int]:
@@ -55,9 +56,13 @@ def counts(tmp_path, table: str, keys: str) -> tuple[int, int]:
 
 def test_load_then_incremental_rerun_moves_only_the_changes(ifs, tmp_path):
     env = pipeline_env(ifs, tmp_path)
-    meltano_run(env)
+    log = meltano_run(env)
     for table, (projection, entity_set, keys) in SETS.items():
         assert counts(tmp_path, table, keys) == (ifs.count(projection, entity_set),) * 2, table
+    # The target's closing line counts what it wrote (every row of every table), as every ml-connector target's does.
+    tables = sorted((tmp_path / "delta" / "ifscloud").iterdir())
+    rows = sum(duckdb_with_delta().execute(f"SELECT count(*) FROM delta_scan('{t}')").fetchone()[0] for t in tables)
+    assert len(tables) == 11 and f"Writes: {rows} insert (audit run" in log, log[-3000:]
 
     trail = AuditTrail(env["TARGET_DATABRICKS_AUDIT_URL"])
     first = trail.runs(limit=1)[0]

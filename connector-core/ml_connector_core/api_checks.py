@@ -52,6 +52,9 @@ def _unwritable_refresh_token_file(config: Mapping[str, Any]) -> str | None:
 
 
 def _jira_config_fix(plugin: str, message: str) -> str:
+    if message.startswith("Jira credentials are missing"):  # neither way configured: Basic is the usual one
+        return (setting_ref(plugin, "api_token") + " with " + setting_ref(plugin, "email")
+                + ": the Atlassian account and its API token (or the three oauth_* settings for OAuth 2.0)")
     for name in ("oauth_client_id", "oauth_client_secret", "oauth_refresh_token"):
         if name in message:
             return setting_ref(plugin, name)

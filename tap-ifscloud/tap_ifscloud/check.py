@@ -9,6 +9,7 @@ the user named that cannot be read fails; a built-in offered by default warns (t
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 
 from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
@@ -19,6 +20,7 @@ from ml_connector_core.ifs_check import SYSTEM, env_var, setting_namer, token_re
 from ml_connector_core.ifs_metadata import MetadataError
 from tap_ifscloud.client import ExpandRefused, IfsEntityStream
 from tap_ifscloud.discovery import StreamAssessment, assess
+from tap_ifscloud.streams import SelectRules
 from tap_ifscloud.tap import TapIfsCloud
 
 setting = setting_namer(TapIfsCloud.name)
@@ -33,7 +35,7 @@ def checks(config: dict) -> Iterator[CheckResult]:
         return  # every further request would be refused the same way
     readable: list[IfsEntityStream] = []
     local_offsets: set[str] = set()  # offsets of timestamps IFS sent although asked for UTC
-    offered = tap.offered_streams()
+    offered = _selected(tap.offered_streams())
     for stream in offered:
         check = f"stream {stream.name}"
         try:
@@ -66,6 +68,13 @@ def checks(config: dict) -> Iterator[CheckResult]:
                                            "emits UTC)")
     for company in config.get("companies") or []:
         yield _company(readable, company)
+
+
+def _selected(offered: list) -> list:
+    """Under Meltano, only the streams the plugin's `select` rules pick (tap-ifscloud-jira is judged on purchase
+    orders and work orders, not on vouchers); run on its own, every offered stream."""
+    rules = SelectRules.from_environment(os.environ)
+    return [o for o in offered if rules.selects(o.name)]
 
 
 def _unreadable(assessment: StreamAssessment) -> CheckResult:

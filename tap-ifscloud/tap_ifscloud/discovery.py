@@ -70,7 +70,8 @@ class StreamAssessment:
         assert self.problem is not None
         named_in = self.offered.named_in
         undo = {"built_in_streams": "; or remove it from built_in_streams",
-                "the catalog": "; or deselect it in the catalog"}.get(named_in or "", "")
+                "the catalog": "; or deselect it in the catalog",
+                "select (meltano.yml)": "; or take it out of the plugin's select rules"}.get(named_in or "", "")
         return (f"Stream '{self.name}' (named in {named_in}) cannot be read: {self.problem.what}. "
                 f"{_capitalized(self.problem.fix)}{undo}.")
 

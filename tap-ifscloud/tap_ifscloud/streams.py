@@ -7,6 +7,8 @@ Every entry can be changed per tenant with the `stream_overrides` setting, and `
 
 from __future__ import annotations
 
+import fnmatch
+import json
 from dataclasses import dataclass, replace
 from collections.abc import Mapping
 
@@ -152,3 +154,38 @@ def _checked(definition: StreamDefinition, where: str) -> StreamDefinition:
     if definition.expand and definition.paging != "seek":
         raise StreamConfigError(f"{where}: expand needs seek paging (pages are split to stay under the element limit)")
     return definition
+
+
+@dataclass(frozen=True)
+class SelectRules:
+    """Meltano's `select:` rules of the plugin (`stream.property` patterns, `!` excluding), which Meltano hands the
+    plugin's processes as TAP_IFSCLOUD__SELECT. A pattern naming a stream exactly names it as `built_in_streams` does
+    (`work_orders.*` in tap-ifscloud-jira: a tenant that cannot read work orders is an error, not a quiet warning
+    while Meltano's catalog selects nothing); wildcards (`*.*`, Meltano's default) name nothing."""
+
+    patterns: tuple[str, ...] = ()
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str]) -> SelectRules:
+        text = environ.get("TAP_IFSCLOUD__SELECT")
+        try:
+            patterns = json.loads(text) if text else []
+        except ValueError:
+            return cls()
+        return cls(tuple(str(p) for p in patterns)) if isinstance(patterns, list) else cls()
+
+    def _stream_parts(self, excluded: bool) -> list[str]:
+        return [p.lstrip("!").split(".", 1)[0] for p in self.patterns
+                if p.startswith("!") == excluded and (not excluded or p.endswith(".*"))]
+
+    def names(self, stream: str) -> bool:
+        return stream in self._stream_parts(excluded=False) and not self.excludes(stream)
+
+    def selects(self, stream: str) -> bool:
+        if not self.patterns:
+            return True
+        return (any(fnmatch.fnmatchcase(stream, p) for p in self._stream_parts(excluded=False))
+                and not self.excludes(stream))
+
+    def excludes(self, stream: str) -> bool:
+        return any(fnmatch.fnmatchcase(stream, p) for p in self._stream_parts(excluded=True))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from functools import cached_property
 
@@ -20,7 +21,7 @@ from ml_connector_core.secrets import SecretKeyError, unseal
 from ml_connector_core.tap_cli import ConfigErrorsInOneLine
 from tap_ifscloud.client import IfsEntityStream
 from tap_ifscloud.discovery import ProjectionUnreadable, StreamAssessment, assess
-from tap_ifscloud.streams import BUILT_IN_STREAMS, OfferedStream, StreamConfigError, offered_streams
+from tap_ifscloud.streams import BUILT_IN_STREAMS, OfferedStream, SelectRules, StreamConfigError, offered_streams
 
 STREAM_OVERRIDE = th.ObjectType(
     th.Property("projection", th.StringType, description="Projection service name, e.g. PurchaseOrderHandling."),
@@ -199,7 +200,9 @@ class TapIfsCloud(ConfigErrorsInOneLine, Tap):
             raise ConfigValidationError(str(exc), errors=[str(exc)]) from None
         catalog = self.input_catalog
         if catalog is None:
-            return offered
+            rules = SelectRules.from_environment(os.environ)
+            return [replace(o, named_in="select (meltano.yml)") if o.named_in is None and rules.names(o.name) else o
+                    for o in offered]
         selected = {entry.tap_stream_id for entry in catalog.streams
                     if entry.metadata.resolve_selection().get((), True)}
         not_offered = sorted(selected - {o.name for o in offered})

@@ -107,7 +107,7 @@ class DatabricksSink(BatchSink):
         self.logger.info("%s: %s", self.location, ", ".join(f"{n} {op}" for op, n in sorted(counts.items())))
 
     def _audit_unwritten(self, records: list[dict], error: str) -> None:
-        self.databricks.audit_run.record(
+        self._record([
             AuditEntry(
                 stream=self.stream_name,
                 key={k: record.get(k) for k in self.merge_keys},
@@ -119,7 +119,7 @@ class DatabricksSink(BatchSink):
                 payload=record,
             )
             for record in records
-        )
+        ])
 
     def _audit(self, plan: planning.BatchPlan, error: str | None) -> None:
         entries = []
@@ -138,4 +138,9 @@ class DatabricksSink(BatchSink):
                     payload=planned.record,
                 )
             )
+        self._record(entries)
+
+    def _record(self, entries: list[AuditEntry]) -> None:
+        """Into the audit trail, and into the run's closing line ("Writes: 2401 insert, ...")."""
         self.databricks.audit_run.record(entries)
+        self.databricks.count(entries)

@@ -4,6 +4,7 @@ one thing to change; the secret is never printed."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 
 from support.ifs import CLIENT_SECRET
@@ -12,11 +13,12 @@ from support.singer import BIN
 SCALE, SEED = 200, 7
 
 
-def run_check(tmp_path, config: dict, *, output: str = "json") -> tuple[int, list[dict] | str, str]:
+def run_check(tmp_path, config: dict, *, output: str = "json",
+              env: dict | None = None) -> tuple[int, list[dict] | str, str]:
     path = tmp_path / "check-config.json"
     path.write_text(json.dumps(config))
     completed = subprocess.run([str(BIN / "tap-ifscloud-check"), "--config", str(path), "--format", output],
-                               capture_output=True, text=True, timeout=300)
+                               capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})})
     assert CLIENT_SECRET not in completed.stdout + completed.stderr
     results = json.loads(completed.stdout) if output == "json" else completed.stdout
     return completed.returncode, results, completed.stderr
@@ -113,3 +115,20 @@ def test_a_renamed_projection_fits_with_its_override(start_ifs, tmp_path):
     assert status == 0
     assert by_check(results)["stream suppliers"]["detail"].startswith(
         "SuppliersHandling.svc/SupplierInfoGeneralSet readable")
+
+
+def test_under_meltano_only_the_streams_the_select_rules_pick_are_judged(start_ifs, tmp_path):
+    """tap-ifscloud-jira selects purchase orders and work orders: vouchers it never reads are not its business; a
+    stream its rules name exactly is named, so one that cannot be read fails (the run would stop on it too)."""
+    ifs = start_ifs(scale=SCALE, seed=SEED, profile="restricted")
+    rules = {"TAP_IFSCLOUD__SELECT": json.dumps(["purchase_orders.*", "work_orders.*"])}
+    status, results, _ = run_check(tmp_path, ifs.tap_config(), env=rules)
+    assert status == 0
+    streams = {r["check"] for r in results if r["check"].startswith("stream ") and not r["check"].endswith(" lines")}
+    assert streams == {"stream purchase_orders", "stream work_orders"}
+
+    rules = {"TAP_IFSCLOUD__SELECT": json.dumps(["purchase_orders.*", "vouchers.*"])}
+    status, results, _ = run_check(tmp_path, ifs.tap_config(), env=rules)
+    assert status == 1
+    vouchers = by_check(results)["stream vouchers"]
+    assert vouchers["status"] == "fail" and "named in select (meltano.yml)" in vouchers["detail"]

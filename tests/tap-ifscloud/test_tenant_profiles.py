@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import os
 import re
 import subprocess
 from decimal import Decimal
@@ -160,6 +161,31 @@ def test_a_stream_the_user_named_that_cannot_be_read_is_an_error_in_one_line(sta
         [error] = errors_in(completed.stderr)
         assert f"Stream '{stream}' (named in {named_in}) cannot be read: {status} on " in error, error
         assert "Traceback" not in completed.stderr
+
+
+def test_a_stream_named_in_meltanos_select_rules_is_named_and_wildcards_name_nothing(start_ifs, tmp_path):
+    """Meltano hands the tap its plugin's `select:` rules as TAP_IFSCLOUD__SELECT and builds the catalog from what
+    discovery offers: a stream the rules name exactly must not vanish with a mere warning (the catalog would then
+    select nothing and the job read nothing), while Meltano's default `*.*` names nothing."""
+    tenant = start_ifs(scale=SCALE, seed=SEED, profile="restricted")
+    (tmp_path / "config.json").write_text(json.dumps(tenant.tap_config()))
+
+    def discover_with(rules: list[str]) -> subprocess.CompletedProcess:
+        return subprocess.run([str(BIN / "tap-ifscloud"), "--config", str(tmp_path / "config.json"), "--discover"],
+                              capture_output=True, text=True, timeout=120,
+                              env={**os.environ, "TAP_IFSCLOUD__SELECT": json.dumps(rules)})
+
+    named = discover_with(["purchase_orders.*", "vouchers.*"])
+    assert named.returncode == 1 and named.stdout == ""
+    [error] = errors_in(named.stderr)
+    assert "Stream 'vouchers' (named in select (meltano.yml)) cannot be read: HTTP 403 on " in error, error
+    assert "take it out of the plugin's select rules" in error
+
+    wildcard = discover_with(["*.*", "!customers.*"])
+    assert wildcard.returncode == 0, wildcard.stderr[-2000:]
+    offered = {entry["tap_stream_id"] for entry in json.loads(wildcard.stdout)["streams"]}
+    assert "vouchers" not in offered and "purchase_orders" in offered
+    assert any("Stream 'vouchers' left out of the catalog" in w for w in warnings_in(wildcard.stderr))
 
 
 def test_a_stream_selected_in_the_catalog_that_cannot_be_read_stops_the_sync(start_ifs, tmp_path):

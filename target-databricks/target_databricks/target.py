@@ -11,7 +11,7 @@ from singer_sdk.exceptions import ConfigValidationError
 
 from ml_connector_core.audited_target import AuditedTarget
 from target_databricks.delta import DeltaWriter
-from target_databricks.jobs import JOB_STREAM, JobRunFailed, job_entry, load_parameters, run_job
+from target_databricks.jobs import JOB_STREAM, JobRunFailed, idempotency_token, job_entry, load_parameters, run_job
 from target_databricks.sinks import DatabricksSink
 
 
@@ -114,14 +114,15 @@ class TargetDatabricks(AuditedTarget, Target):
 
     @cached_property
     def workspace(self):
-        from target_databricks.workspace import workspace_client  # the SDK takes seconds to import: only when needed
+        from target_databricks.workspace_api import workspace_api
 
-        return workspace_client(self.config)
+        return workspace_api(self.config)
 
     def _run_job(self, parameters: dict[str, str]) -> None:
         job_id = int(self.config["job_id"])
         try:
-            run_id, result, message = run_job(self.workspace, job_id, parameters, self.config["job_timeout_seconds"])
+            run_id, result, message = run_job(self.workspace, job_id, parameters, self.config["job_timeout_seconds"],
+                                              token=idempotency_token(self.audit_run.run_id, job_id, parameters))
         except Exception as exc:  # noqa: BLE001 - any failure to run the job is recorded for a rerun
             run_id, result, message = None, "NOT_STARTED", f"{type(exc).__name__}: {exc}"
         self.audit_run.record([job_entry(job_id, parameters, run_id, result, message)])

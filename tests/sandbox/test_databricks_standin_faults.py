@@ -214,3 +214,18 @@ def test_random_fault_rates_from_the_command_line(tmp_path):
         assert dbx.admin("GET", "faults")["rates"]["rate_limit"] == 1.0
         limited = _submit(dbx, "SELECT 1")
         assert limited.status_code == 429 and limited.headers["Retry-After"] == "1"
+
+
+def test_a_statement_can_be_slow_and_lose_its_answer_and_refusals_spare_statement_faults(databricks):
+    _table(databricks)
+    databricks.add_fault("rate_limit")  # refused before the statement exists: the statement fault waits
+    databricks.fail_statements(statement_contains="INSERT")
+    assert _submit(databricks, "INSERT INTO main.default.t VALUES (1, 'a')").status_code == 429
+    assert _submit(databricks, "INSERT INTO main.default.t VALUES (1, 'a')").json()["status"]["state"] == "FAILED"
+
+    databricks.slow_down(1, statement_contains="INSERT")
+    databricks.add_fault("drop_response", statement_contains="INSERT")
+    with pytest.raises(requests.ConnectionError):
+        _submit(databricks, "INSERT INTO main.default.t VALUES (2, 'b')")
+    assert databricks.requests()[-1]["fault"] == "slow_statement+drop_response"
+    assert databricks.sql("SELECT k FROM uc_main.default.t") == [["2"]]

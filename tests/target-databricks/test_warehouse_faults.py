@@ -122,6 +122,27 @@ def test_statements_whose_answer_was_lost_are_sent_again_and_merge_nothing_twice
                           dialect="databricks") == [["40", "40", "PRJ-1"]]
 
 
+def test_a_merge_still_running_when_its_answer_is_lost_is_not_written_twice(databricks, tmp_path):
+    """The request waits 5 s, the MERGE takes longer, and the answer (RUNNING) is lost: the target sends the MERGE
+    again while the first copy still runs. As on Delta, the copy that commits second finds the table changed since it
+    began and fails ABORTED, writing nothing."""
+    import time
+
+    cfg = config(databricks, tmp_path, statement_wait_timeout_seconds=5)
+    databricks.slow_down(8, count=1, statement_contains=MERGE)
+    databricks.add_fault("drop_response", count=1, statement_contains=MERGE)
+    run = run_target(tmp_path, cfg, invoices())
+    assert run.states == [STATE] and audited(cfg) == {"insert": 40}
+    first = statements(databricks)[0]
+    while databricks.admin("GET", f"statements/{first['statement_id']}")["state"] == "RUNNING":
+        time.sleep(0.2)  # the lost copy ends on its own
+    copies = [s for s in statements(databricks) if s["statement"] == first["statement"]]
+    assert sorted(s["state"] for s in copies) == ["FAILED", "SUCCEEDED"]
+    assert "[DELTA_CONCURRENT_APPEND]" in databricks.admin("GET", f"statements/{first['statement_id']}")["error"][
+        "message"]
+    assert_exact(databricks)
+
+
 def test_slow_statements_are_polled_to_their_end(databricks, tmp_path):
     cfg = config(databricks, tmp_path, statement_wait_timeout_seconds=5)
     databricks.slow_down(6.5, count=1, statement_contains=MERGE)  # RUNNING past the 5 s the request waits

@@ -81,30 +81,29 @@ class DatabricksApp:
         return response
 
     def _answer(self, request: Request) -> tuple[Response, str | None, str | None]:
-        fault = self.faults.next_for(request.path, request.method, _submitted_statement(request),
-                                     self.auth.kind_of(request.headers.get("Authorization")) == "oauth")
-        if fault is None:
-            response, auth_kind = self._route(request)
-            return response, auth_kind, None
-        if fault.kind == "drop":
-            return Response(0, drop=True), None, "drop"
-        if fault.kind == "rate_limit":
+        """(answer, kind of the credential, the faults suffered as "kind" or "kind+kind")."""
+        fault, statement_fault = self.faults.faults_for(
+            request.path, request.method, _submitted_statement(request),
+            self.auth.kind_of(request.headers.get("Authorization")) == "oauth")
+        suffered = "+".join(f.kind for f in (statement_fault, fault) if f is not None) or None
+        if fault is not None and fault.kind == "drop":
+            return Response(0, drop=True), None, suffered
+        if fault is not None and fault.kind == "rate_limit":
             return api_error(429, "REQUEST_LIMIT_EXCEEDED",
                              "The workspace's request rate limit was exceeded; retry after the given time.",
-                             [("Retry-After", str(fault.retry_after))]), None, "rate_limit"
-        if fault.kind == "status":
+                             [("Retry-After", str(fault.retry_after))]), None, suffered
+        if fault is not None and fault.kind == "status":
             headers = [("Retry-After", str(fault.retry_after))] if fault.status == 503 else []
             return api_error(fault.status, STATUS_ERROR_CODES.get(fault.status, "UNKNOWN"),
-                             f"Injected HTTP {fault.status} from the Databricks stand-in.", headers), None, "status"
-        if fault.kind == "delay":
+                             f"Injected HTTP {fault.status} from the Databricks stand-in.", headers), None, suffered
+        if fault is not None and fault.kind == "delay":
             time.sleep(fault.delay_seconds)
-        if fault.kind == "token_expired":
+        if fault is not None and fault.kind == "token_expired":
             self.auth.expire(request.headers.get("Authorization"), fault.status)
-        response, auth_kind = self._route(request, fault if fault.kind in ("statement_failed", "slow_statement")
-                                          else None)
-        if fault.kind == "drop_response":
-            return Response(0, drop=True), auth_kind, "drop_response"
-        return response, auth_kind, fault.kind
+        response, auth_kind = self._route(request, statement_fault)
+        if fault is not None and fault.kind == "drop_response":
+            return Response(0, drop=True), auth_kind, suffered
+        return response, auth_kind, suffered
 
     def _route(self, request: Request, statement_fault: Fault | None = None) -> tuple[Response, str | None]:
         path = request.path

@@ -20,7 +20,8 @@ What each kind does, as a workspace does it:
 
 Faults without `path_contains` hit /api/ requests; `path_contains` can aim one at the token endpoint too. `method`
 narrows to one HTTP method; `statement_contains` to statement submissions whose text contains it (statement kinds hit
-statement submissions only, whatever their filters).
+statement submissions only, whatever their filters). A request takes at most one queued fault on the way and, if it
+gets through to its statement, one statement fault (a slow statement whose answer is lost).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ __all__ = ["FAULT_KINDS", "RANDOM_STATUSES", "STATEMENT_KINDS", "STATUS_ERROR_CO
 FAULT_KINDS = ("status", "rate_limit", "drop", "drop_response", "delay", "statement_failed", "slow_statement",
                "token_expired")
 STATEMENT_KINDS = ("statement_failed", "slow_statement")
+CARRIED_OUT = ("delay", "drop_response")  # the kinds on the way after which the request is still carried out
 
 # what a workspace's front door sends with each status
 STATUS_ERROR_CODES = {400: "BAD_REQUEST", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
@@ -163,13 +165,20 @@ class FaultInjector(_FaultQueue):
         self.rates = rates or FaultRates()
         self._rng = random.Random(f"databricks-faults:{seed}")
 
-    def next_for(self, path: str, method: str = "GET", statement: str | None = None,
-                 oauth_token: bool = False) -> Fault | None:
-        """The fault this request suffers, if any: queued ones first, then the random rates (API requests only)."""
+    def faults_for(self, path: str, method: str = "GET", statement: str | None = None,
+                   oauth_token: bool = False) -> tuple[Fault | None, Fault | None]:
+        """What this request suffers: (a fault on the way, a fault of the statement it submits), each None when
+        there is none. Queued faults first, one of each sort, so that a statement can be slow and its answer lost
+        as well; then, when nothing is queued for it, at most one random fault (API requests only)."""
         with self._lock:
-            fault = self._take_locked(lambda queued: queued.hits(path, method, statement))
-            if fault is not None or not path.startswith("/api/") or self.rates.total() <= 0:
-                return fault
+            on_the_way = self._take_locked(lambda queued: queued.kind not in STATEMENT_KINDS
+                                           and queued.hits(path, method, statement))
+            of_the_statement = None
+            if on_the_way is None or on_the_way.kind in CARRIED_OUT:  # else the statement never runs
+                of_the_statement = self._take_locked(lambda queued: queued.kind in STATEMENT_KINDS
+                                                     and queued.hits(path, method, statement))
+            if on_the_way or of_the_statement or not path.startswith("/api/") or self.rates.total() <= 0:
+                return on_the_way, of_the_statement
             draw = self._rng.random()
             for kind, rate in asdict(self.rates).items():
                 applies = ((kind not in STATEMENT_KINDS or statement is not None)
@@ -177,9 +186,10 @@ class FaultInjector(_FaultQueue):
                 if not applies:
                     continue
                 if draw < rate:
-                    return self._random_fault(kind)
+                    fault = self._random_fault(kind)
+                    return (None, fault) if fault.kind in STATEMENT_KINDS else (fault, None)
                 draw -= rate
-        return None
+        return None, None
 
     def _random_fault(self, kind: str) -> Fault:
         if kind == "status_5xx":

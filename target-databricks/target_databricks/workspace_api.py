@@ -9,8 +9,8 @@ token gets one new token and tries again. The statement runner (warehouse.py) re
 through the same loop (``with_retries``).
 
 Authentication: a personal access token as it is, or a service principal's OAuth machine-to-machine token from the
-workspace's ``/oidc/v1/token`` (client credentials, scope ``all-apis``), renewed a margin before it expires and after
-the workspace refuses it. Workspaces have refused expired OAuth tokens with 403 "JWT has expired" / "Token is expiring
+workspace's ``/oidc/v1/token`` (client credentials in a Basic header, as Databricks documents; scope ``all-apis``),
+renewed a margin before it expires and after the workspace refuses it. Workspaces have refused expired OAuth tokens with 403 "JWT has expired" / "Token is expiring
 within 30 seconds. (token expired)" and, lately, with 401 "Token is expired": each gets a new token.
 """
 
@@ -163,7 +163,7 @@ def workspace_api(config: Mapping, *, max_tries: int | None = None, timeout_seco
     elif config.get("client_id") and config.get("client_secret"):
         auth = ClientCredentialsAuth(f"{host.rstrip('/')}/oidc/v1/token", config["client_id"],
                                      unsealed_setting(config["client_secret"], "client_secret"), scope=OAUTH_SCOPE,
-                                     max_tries=tries, timeout_seconds=min(timeout_seconds, 60.0))
+                                     max_tries=tries, timeout_seconds=min(timeout_seconds, 60.0), basic_auth=True)
     else:
         raise ConfigValidationError("set token, or client_id and client_secret, to reach the Databricks workspace",
                                     errors=["token", "client_id", "client_secret"])

@@ -86,7 +86,6 @@ class StatementRunner:
         self.wait_seconds = wait_seconds
         self.max_tries = max_tries
         self._sleep, self._clock = sleep, clock
-        self.statements_run = 0  # statements submitted, runs again included
 
     @classmethod
     def from_config(cls, config: Mapping, **api_options) -> StatementRunner:
@@ -125,7 +124,6 @@ class StatementRunner:
         response = self.api.post(STATEMENTS, {
             "warehouse_id": self.warehouse_id, "statement": statement, "wait_timeout": f"{self.wait_seconds}s",
             "on_wait_timeout": "CONTINUE", "disposition": "INLINE", "format": "JSON_ARRAY"}, retry_unsafe=True)
-        self.statements_run += 1
         statement_id = _field(response, "statement_id", STATEMENTS)
         state = _state(response, statement_id)
         started, pause, noted = self._clock(), _FIRST_POLL, 0.0

@@ -21,11 +21,11 @@ from collections.abc import Mapping
 from typing import Any
 
 import requests
-from singer_sdk.exceptions import ConfigValidationError
 
 from ml_connector_core.api_client import ApiClient
 from ml_connector_core.oauth import ClientCredentialsAuth
 from ml_connector_core.redaction import redact_text, register_secret
+from target_databricks.workspace import missing_credentials, unsealed_setting, workspace_host
 
 logger = logging.getLogger(__name__)
 
@@ -151,12 +151,7 @@ class WorkspaceApi(ApiClient):
 def workspace_api(config: Mapping, *, max_tries: int | None = None, timeout_seconds: float = 90.0) -> WorkspaceApi:
     """The workspace named by ``workspace_host`` with the configured credentials (``token``, or ``client_id`` and
     ``client_secret``; sealed values are opened)."""
-    from target_databricks.workspace import unsealed_setting
-
-    host = config.get("workspace_host")
-    if not host:
-        raise ConfigValidationError("workspace_host is needed for the warehouse load path and for job runs",
-                                    errors=["workspace_host"])
+    host = workspace_host(config)
     tries = int(max_tries if max_tries is not None else config.get("max_tries") or 8)
     if config.get("token"):
         auth: requests.auth.AuthBase = PersonalAccessToken(unsealed_setting(config["token"], "token"))
@@ -165,7 +160,6 @@ def workspace_api(config: Mapping, *, max_tries: int | None = None, timeout_seco
                                      unsealed_setting(config["client_secret"], "client_secret"), scope=OAUTH_SCOPE,
                                      max_tries=tries, timeout_seconds=min(timeout_seconds, 60.0), basic_auth=True)
     else:
-        raise ConfigValidationError("set token, or client_id and client_secret, to reach the Databricks workspace",
-                                    errors=["token", "client_id", "client_secret"])
+        raise missing_credentials()
     return WorkspaceApi(host, auth, requests_per_minute=int(config.get("requests_per_minute") or 1200),
                         max_tries=tries, timeout_seconds=timeout_seconds)

@@ -21,6 +21,10 @@ if t.TYPE_CHECKING:
 LOADED_AT = "_mlc_loaded_at"
 
 
+class BatchNotWritten(RuntimeError):
+    """Writing a batch failed (after whatever retries the write path makes); the run stops, naming the stream."""
+
+
 class DatabricksSink(BatchSink):
     """One Delta table per stream, MERGEd on the stream's key properties."""
 
@@ -79,16 +83,16 @@ class DatabricksSink(BatchSink):
             for row, (record, key, version, fp) in enumerate(zip(records, key_values, versions, fingerprints))
         ]
         plan = planning.latest_per_key(candidates)
-        self.databricks.writer.prepare(self.location, typed.schema)
-        stored = self.databricks.writer.stored(
-            self.location,
-            typed.select(keys).take([p.row for p in plan.latest]),
-            typed.schema.field(self.version_column) if self.version_column else None,
-        )
-        planning.classify(plan, stored)
-        to_write = plan.to_write
         error = None
         try:
+            self.databricks.writer.prepare(self.location, typed.schema)
+            stored = self.databricks.writer.stored(
+                self.location,
+                typed.select(keys).take([p.row for p in plan.latest]),
+                typed.schema.field(self.version_column) if self.version_column else None,
+            )
+            planning.classify(plan, stored)
+            to_write = plan.to_write
             if to_write:
                 rows = typed.take([p.row for p in to_write])
                 if stored:
@@ -99,7 +103,8 @@ class DatabricksSink(BatchSink):
                     self.databricks.writer.append(self.location, rows, keys, self.version_column)
         except Exception as exc:  # the batch is audited as failed, then the run stops: state does not advance
             error = f"{type(exc).__name__}: {exc}"
-            raise
+            raise BatchNotWritten(f"stream '{self.stream_name}': the batch of {len(records)} records for "
+                                  f"{self.location} was not written: {error}") from exc
         finally:
             self._audit(plan, error)
         counts = plan.counts()

@@ -96,3 +96,19 @@ def test_a_failed_job_run_holds_the_state_and_runs_again_first_next_time(databri
     assert [r["state"]["result_state"] for r in runs] == ["FAILED", "SUCCESS", "SUCCESS"]  # failed, its replay, the new load
     assert {p["name"]: p["value"] for p in runs[1]["job_parameters"]} == pending[0].payload["job_parameters"]
     assert list(trail.failures(stream="_databricks_job_run")) == []
+
+
+def test_a_job_started_whose_answer_was_lost_runs_once(databricks, tmp_path):
+    """run-now carries an idempotency token: sent again after a lost answer or a 503, it gets the run already started."""
+    databricks.define_job(78, duration_seconds=0.2)
+    databricks.add_fault("drop_response", path_contains="/jobs/run-now")  # the run started, its answer lost
+    databricks.add_fault("status", status=503, path_contains="/jobs/runs/get")
+    config = {"delta_root": str(tmp_path / "delta"), "audit_url": f"sqlite:///{tmp_path / 'audit.sqlite'}",
+              "workspace_host": databricks.base_url, "token": databricks.token, "job_id": 78,
+              "job_timeout_seconds": 60}
+    state = {"bookmarks": {"posting_proposals": {"replication_key_value": "2026-01-01T00:00:00Z"}}}
+    run = run_target(tmp_path, config, messages([invoice("J1", "1", "2026-01-01T00:00:00Z")], state=state))
+    assert run.states == [state]
+    assert [r["state"]["result_state"] for r in databricks.runs(78)] == ["SUCCESS"]
+    run_nows = [r for r in databricks.requests() if r["path"].endswith("/jobs/run-now")]
+    assert [r["fault"] for r in run_nows] == ["drop_response", None]

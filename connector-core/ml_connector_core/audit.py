@@ -597,7 +597,8 @@ def _why_interrupted(row: sa.Row, now: datetime, lease: timedelta) -> str | None
         return f"{process} is gone (last heartbeat {_moment(last or row.started_at)})"
     if last is None:  # recorded by a version without heartbeats
         if now - row.started_at > HEARTBEATLESS_LEASE:
-            return f"no heartbeat recorded (a run of an earlier version) and started over {HEARTBEATLESS_LEASE} ago"
+            hours = HEARTBEATLESS_LEASE.total_seconds() / 3600
+            return f"no heartbeat recorded (a run of an earlier version) and started over {hours:g} h ago"
         return None
     if now - last > lease:
         return f"no heartbeat from {process} since {_moment(last)} (lease {lease.total_seconds():g} s)"

@@ -143,7 +143,8 @@ class AuditedTarget(InputWatch):
 
     def run_outcome(self) -> RunOutcome:
         """Status, reason and exit status of a run that read its input to the end (see ``run_outcome``)."""
-        return run_outcome(self.input_seen, self.undelivered(), self.audit_run.run_id,
+        delivered = sum(n for outcome, n in self.outcomes.items() if outcome != "failed")
+        return run_outcome(self.input_seen, delivered, self.undelivered(), self.audit_run.run_id,
                            expect_closing_state=self.config.get(EXPECT_CLOSING_STATE, True),
                            undelivered_exit_status=EXIT_UNDELIVERED)
 

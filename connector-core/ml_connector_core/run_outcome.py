@@ -133,15 +133,18 @@ def _where(seen: InputSeen) -> str:
     return f" in stream {seen.last_stream} (after {seen.last_stream_records} of its records)"
 
 
-def run_outcome(seen: InputSeen, undelivered: int, run_id: str, *, expect_closing_state: bool,
+def run_outcome(seen: InputSeen, delivered: int, undelivered: int, run_id: str, *, expect_closing_state: bool,
                 undelivered_exit_status: int) -> RunOutcome:
-    """The outcome of a run that read its input to the end: what the input forces, then what was not delivered."""
+    """The outcome of a run that read its input to the end: what the input forces, then what was not delivered
+    (``partial`` when some records were delivered, ``failed`` when none could be)."""
     not_delivered = (f"{undelivered} record(s) not delivered (mlc-audit failures --run {run_id})"
                      if undelivered else None)
     shortfall = input_shortfall(seen, expect_closing_state=expect_closing_state)
     if shortfall is not None:
         reason = f"{shortfall.reason}; {not_delivered}" if not_delivered else shortfall.reason
         return RunOutcome(shortfall.status, reason, shortfall.exit_status)
+    if undelivered and not delivered:
+        return RunOutcome(RunStatus.FAILED.value, f"none delivered: {not_delivered}", undelivered_exit_status)
     if undelivered:
         return RunOutcome(RunStatus.PARTIAL.value, not_delivered, undelivered_exit_status)
     return RunOutcome(RunStatus.SUCCEEDED.value, None, 0)

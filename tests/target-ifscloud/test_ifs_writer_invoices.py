@@ -150,7 +150,7 @@ def test_lines_refused_for_a_missing_head_fail_with_ifs_message_and_are_redone_a
         assert ("PostingProposalHeadSet has no record with Company=10, InvoiceNo=JAG-A-1: create the posting "
                 "proposal first") in refused.error
         assert refused.source == next(one for one in INVOICE_A[1] if one["LineNo"] == refused.key["LineNo"])
-    assert trail.runs(1)[0].status == "partial" and "3 record(s) could not be written" in result.stderr
+    assert trail.runs(1)[0].status == "failed" and "3 record(s) could not be written" in result.stderr  # none delivered
     assert read(ifs, "PostingProposalHeadSet(Company='10',InvoiceNo='JAG-A-1')").status_code == 404
 
     ifs.clear_faults()

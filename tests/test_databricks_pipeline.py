@@ -99,6 +99,10 @@ def test_a_load_killed_midway_then_rerun_loses_and_duplicates_nothing(start_ifs,
     ifs.clear_faults()
 
     meltano_run(env, "--force")  # the killed run never told Meltano it ended
+    # ... nor the audit trail: the rerun's start found its process gone and recorded it interrupted.
+    rerun, killed = AuditTrail(env["TARGET_DATABRICKS_AUDIT_URL"]).runs()
+    assert (rerun.status, killed.recorded_status) == ("succeeded", "interrupted"), killed
+    assert killed.reason.startswith(f"process {killed.pid} on {killed.host} is gone"), killed.reason
     for table, (projection, entity_set, keys) in {**SETS, "purchase_order_lines": (
             "PurchaseOrderHandling", "PurchaseOrderLineNopartSet", "OrderNo, LineNo, ReleaseNo")}.items():
         assert counts(tmp_path, table, keys) == (ifs.count(projection, entity_set),) * 2, table

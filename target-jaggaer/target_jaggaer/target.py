@@ -18,6 +18,7 @@ from ml_connector_core.jaggaer import (
     client_from_config,
     connection_properties,
 )
+from ml_connector_core.run_outcome import EXPECT_CLOSING_STATE_SETTING
 from ml_connector_core.secrets import SecretKeyError
 from target_jaggaer.sinks import JaggaerSink
 from target_jaggaer.writer import KINDS, SUPPLIER, RecordError, RecordWriter, parse_routes, waits_for_supplier
@@ -43,6 +44,7 @@ class TargetJaggaer(ParentsFirstTarget, Target):
                     description="Records a stream collects before they are written (and its STATE may follow)."),
         th.Property("audit_url", th.StringType, description="Audit trail database URL (default: .ml-connector/audit.sqlite)."),
         th.Property("flow", th.StringType, default="ifs-to-jaggaer", description="Flow name in the audit trail."),
+        EXPECT_CLOSING_STATE_SETTING,
     ).to_dict()
 
     client_config_errors = (JaggaerConfigError, SecretKeyError)

@@ -97,7 +97,8 @@ def test_a_stream_without_records_needs_no_setting_and_no_warning(ifs, tmp_path)
     """Taps and stream maps pass on the SCHEMA of a stream the flow does not route: that alone is no problem."""
     config = config_for(ifs, tmp_path, po_stream())
     result = send(tmp_path, config, [schema_message("issues", {"key": {"type": ["string"]}}, ["key"]),
-                                     schema_message("jira_purchase_orders", JIRA_PO, ["OrderNo"])], check=False)
+                                     schema_message("jira_purchase_orders", JIRA_PO, ["OrderNo"]),
+                                     state_message({"bookmarks": {}})], check=False)
     assert result.returncode == 0, result.stderr
     assert "WARNING" not in result.stderr and "not in the streams setting" not in result.stderr, result.stderr
 

@@ -1,6 +1,7 @@
 """What every ml-connector Singer target does around its sinks: one audit run per invocation, the streams' bookmark
 properties (the order of record versions), earlier failed work redone before anything new, the outcomes counted,
-one closing line saying what was written, and an exit status that tells a scheduler when records were not delivered.
+one closing line saying what was written, an exit status that tells a scheduler when records were not delivered, and
+(``CheckpointingTarget``) a STATE after each durably written batch.
 
 A mixin placed before singer-sdk's ``Target`` in the bases; it imports nothing of singer-sdk.
 
@@ -28,6 +29,7 @@ from functools import cached_property
 from typing import Any
 
 from ml_connector_core.audit import AuditEntry, AuditRun, AuditTrail, StoredEntry
+from ml_connector_core.checkpoints import CheckpointingTarget
 from ml_connector_core.meltano_runs import MELTANO_RUN_ID_ENV, pipeline_of_this_process
 from ml_connector_core.run_outcome import EXPECT_CLOSING_STATE, InputWatch, RunOutcome, run_outcome
 
@@ -37,7 +39,7 @@ BOOKMARK_HINT = "x-bookmark-properties"
 EXIT_UNDELIVERED = 3
 
 
-class AuditedTarget(InputWatch):
+class AuditedTarget(InputWatch, CheckpointingTarget):
     #: Start of the closing log line counting the outcomes, e.g. "Jira issues".
     outcomes_title = "Writes"
     #: The ERROR logged when records could not be delivered (%d: how many).

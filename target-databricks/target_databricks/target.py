@@ -96,7 +96,8 @@ class TargetDatabricks(AuditedTarget, Target):
         if not self.config.get("job_id"):
             super().process_endofpipe()
             return
-        # Hold the final STATE back until the job has run on what this load wrote.
+        # Hold the last checkpoint (the STATE of the last batches) back until the job has run on what this load
+        # wrote; the job is told the watermarks of the newest STATE the load covers.
         self._held_state = None
         self._holding_state = True
         try:
@@ -104,15 +105,15 @@ class TargetDatabricks(AuditedTarget, Target):
         finally:
             self._holding_state = False
         if self.loaded:
-            self._run_job(load_parameters(self.audit_run.run_id, self.loaded, self._held_state))
+            self._run_job(load_parameters(self.audit_run.run_id, self.loaded, self.last_checkpoint))
         if self._held_state is not None:
-            super()._write_state_message(self._held_state)
+            super().emit_state(self._held_state)
 
-    def _write_state_message(self, state: dict) -> None:
+    def emit_state(self, state: dict) -> None:
         if getattr(self, "_holding_state", False):
             self._held_state = state
             return
-        super()._write_state_message(state)
+        super().emit_state(state)
 
     @cached_property
     def workspace(self):

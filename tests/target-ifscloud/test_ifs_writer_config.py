@@ -95,7 +95,7 @@ def test_state_is_emitted_after_the_records_are_written_and_sealed_secrets_open(
 
 def test_each_state_is_passed_on_as_soon_as_the_records_before_it_are_written(ifs, tmp_path):
     """Records are written one by one, so every STATE goes out when it arrives: a checkpoint per STATE received."""
-    orders = ["PZ3", "PZ4", "PZ5"]
+    orders = ["PZC1", "PZC2", "PZC3"]  # own order numbers: the stand-in is shared by the module
     for order_no in orders:
         ifs.create("PurchaseOrderSet", {"OrderNo": order_no})
     messages = [schema_message("jira_purchase_orders", JIRA_PO, ["OrderNo"])]

@@ -39,7 +39,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from singer_sdk import typing as th
-from singer_sdk.exceptions import InvalidRecord
+from singer_sdk.exceptions import FatalSyncError, InvalidRecord, MissingKeyPropertiesError
 
 from ml_connector_core.audit import AuditEntry
 
@@ -49,6 +49,8 @@ STOP, QUARANTINE = "stop", "quarantine"
 ERROR_PREFIX = "bad record: "
 #: In the audit key of a record whose key is missing: its number in the stream's input, and the run that received it.
 NUMBER_KEY, RUN_KEY = "_record", "_run"
+#: How many entry ids the closing warning lists.
+SHOWN_ENTRIES = 20
 
 BAD_RECORDS_SETTING = th.Property(
     SETTING, th.StringType, default=STOP, allowed_values=[STOP, QUARANTINE],
@@ -82,6 +84,7 @@ class BadRecord(Exception):
         self.key = key
         self.stream = stream
         self.key_properties = list(key_properties)
+        self.missing_key = False
 
 
 class InvalidField(InvalidRecord):
@@ -129,17 +132,16 @@ class SetAside:
         return f"{where}: {self.bad}"
 
 
-class BadRecordStop(SystemExit):
-    """``bad_records: stop`` and a bad record: the run stops with exit status 1, without a traceback (the record is
-    named in the log and in the audit run's reason, which takes ``str()`` of what stopped it)."""
+class BadRecordStop(FatalSyncError):
+    """``bad_records: stop`` and a bad record: the run stops (exit status 1), naming it."""
 
     def __init__(self, message: str, entry_ids: Sequence[int]) -> None:
-        super().__init__(1)
-        self.message = message
+        super().__init__(message)
         self.entry_ids = list(entry_ids)
 
-    def __str__(self) -> str:
-        return self.message
+
+class MissingKeyStop(MissingKeyPropertiesError, BadRecordStop):
+    """The bad record that stopped the run has no key: singer-sdk's error for it, naming the stream and the record."""
 
 
 class BadRecordsTarget:
@@ -154,7 +156,9 @@ class BadRecordsTarget:
         # Per stream, this flow's set-aside records still failed: entry id by the record's text as stored (the same
         # record met again is not audited twice).
         self._open_bad_records: dict[str, dict[str, int]] = {}
+        #: Bad records met by this run, and the ids of their audit entries (in the order met).
         self.records_set_aside = 0
+        self.bad_record_entries: dict[int, None] = {}
         super().__init__(*args, **kwargs)
 
     @property
@@ -186,11 +190,13 @@ class BadRecordsTarget:
         for one in new:
             self._open_bad_records_of(one.stream)[self._stored_text(one.record)] = self._entry_id(one)
         self.records_set_aside += len(bad_records)
-        entry_ids = []
+        self.bad_record_entries.update(dict.fromkeys(self._open_bad_records_of(one.stream)[self._stored_text(one.record)]
+                                                     for one in bad_records))
+        entry_ids, audited_now = [], {id(one) for one in new}
         for one in bad_records:
             entry_id = self._open_bad_records_of(one.stream)[self._stored_text(one.record)]
             entry_ids.append(entry_id)
-            if one not in new:
+            if id(one) not in audited_now:
                 # Met before and still failed: not delivered by this run either, but audited once.
                 self.unrecorded_failures += 1
                 self.logger.warning("Bad record, already audit entry %d: %s", entry_id, one.message())
@@ -199,28 +205,38 @@ class BadRecordsTarget:
                                     one.message())
         if self.bad_records_mode == STOP:
             more = f" (and {len(bad_records) - 1} more bad record(s) in its batch)" if len(bad_records) > 1 else ""
-            raise BadRecordStop(bad_records[0].message() + more, entry_ids)
+            stop = MissingKeyStop if bad_records[0].bad.missing_key else BadRecordStop
+            raise stop(bad_records[0].message() + more, entry_ids)
 
     def listen(self, file_input=None) -> None:
         try:
             super().listen(file_input)
         except BadRecordStop as stop:
             entries = " ".join(str(entry_id) for entry_id in stop.entry_ids)
-            self.logger.error("%s", stop)
             self.logger.error(
-                "Stopped (%s: %s): the record is failed in the audit trail (mlc-audit show %d); the STATE of the "
-                "unfinished batch was not emitted, so the next run reads it again. Fix the record at the source, or "
-                "fix the target's configuration and replay it (mlc-audit replay --entry %s); %s: %s writes the "
-                "other records and sets bad ones aside", SETTING, STOP, stop.entry_ids[0], entries, SETTING, QUARANTINE)
-            raise
+                "Stopped (%s: %s) at a bad record, named below: it is failed in the audit trail (mlc-audit show %d); "
+                "the STATE of the unfinished batch was not emitted, so the next run reads it again. Fix the record "
+                "at the source, or fix the target's configuration and replay it (mlc-audit replay --entry %s); %s: "
+                "%s writes the other records and sets bad ones aside", SETTING, STOP, stop.entry_ids[0], entries,
+                SETTING, QUARANTINE)
+            raise stop.with_traceback(None) from None  # where in the code it stopped says nothing about the record
         self.settle_bad_records()
-        if self.records_set_aside:
-            run_id = self.audit_run.run_id
+        if self.bad_record_entries:
+            ids = list(self.bad_record_entries)
+            shown = " ".join(map(str, ids[:SHOWN_ENTRIES])) + (" ..." if len(ids) > SHOWN_ENTRIES else "")
             self.logger.warning(
-                "%d bad record(s) set aside (%s: %s), not redone by later runs: mlc-audit failures --run %s says "
-                "which and why; after a fix in the target's configuration mlc-audit replay --run %s delivers them, "
-                "and a record fixed at the source is settled when a later run writes its key",
-                self.records_set_aside, SETTING, QUARANTINE, run_id, run_id)
+                "%d bad record(s) set aside (%s: %s), audit entries %s: not redone by later runs. mlc-audit show ID "
+                "says why; after a fix in the target's configuration mlc-audit replay --entry ID ... delivers them; "
+                "a record fixed at the source is settled when a later run writes its key",
+                self.records_set_aside, SETTING, QUARANTINE, shown)
+            # The closing line counts them among the records not delivered: say there that they wait for a fix,
+            # unlike records a service refused, which the next run redoes.
+            if self.undelivered() == self.records_set_aside:
+                self.undelivered_log_text = f"%d bad record(s) set aside ({SETTING}: {QUARANTINE}) wait for a fix"
+            else:
+                self.undelivered_log_text = (
+                    f"{type(self).undelivered_log_text.replace('%d', '%d undelivered')}, except the "
+                    f"{self.records_set_aside} bad record(s) set aside ({SETTING}: {QUARANTINE}): they wait for a fix")
 
     def settle_bad_records(self) -> None:
         """Set-aside records of this flow whose key a later run wrote (the source sent it again, fixed) are done. A
@@ -294,8 +310,10 @@ class BadRecordsSink:
     def check_key(self, record: Mapping[str, t.Any]) -> None:
         missing = [name for name in self.key_properties if record.get(name) is None]
         if missing:
-            raise self.bad(f"missing key propert{'y' if len(missing) == 1 else 'ies'} {', '.join(missing)}", None,
+            bad = self.bad(f"missing key propert{'y' if len(missing) == 1 else 'ies'} {', '.join(missing)}", None,
                            record)
+            bad.missing_key = True
+            raise bad
 
     def _validate_and_parse(self, record: dict) -> dict:
         self.check_key(record)

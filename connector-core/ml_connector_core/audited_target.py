@@ -3,7 +3,8 @@ properties (the order of record versions), earlier failed work redone before any
 one closing line saying what was written, an exit status that tells a scheduler when records were not delivered, and
 (``CheckpointingTarget``) a STATE after each durably written batch.
 
-A mixin placed before singer-sdk's ``Target`` in the bases; it imports nothing of singer-sdk.
+A mixin placed before singer-sdk's ``Target`` in the bases. Records a target cannot write (``bad_records``) are
+handled by ``ml_connector_core.bad_records``, under it.
 
 Exit statuses of every ml-connector target:
 
@@ -29,6 +30,7 @@ from functools import cached_property
 from typing import Any
 
 from ml_connector_core.audit import AuditEntry, AuditRun, AuditTrail, StoredEntry
+from ml_connector_core.bad_records import BadRecordsTarget, is_bad_record
 from ml_connector_core.checkpoints import CheckpointingTarget
 from ml_connector_core.meltano_runs import MELTANO_RUN_ID_ENV, pipeline_of_this_process
 from ml_connector_core.run_outcome import EXPECT_CLOSING_STATE, InputWatch, RunOutcome, run_outcome
@@ -39,7 +41,7 @@ BOOKMARK_HINT = "x-bookmark-properties"
 EXIT_UNDELIVERED = 3
 
 
-class AuditedTarget(InputWatch, CheckpointingTarget):
+class AuditedTarget(InputWatch, BadRecordsTarget, CheckpointingTarget):
     #: Start of the closing log line counting the outcomes, e.g. "Jira issues".
     outcomes_title = "Writes"
     #: The ERROR logged when records could not be delivered (%d: how many).
@@ -126,10 +128,13 @@ class AuditedTarget(InputWatch, CheckpointingTarget):
 
     def open_failures(self, *, with_source_only: bool = True) -> dict[tuple[str, str], list[StoredEntry]]:
         """This flow's failures no replay has delivered yet, by stream and record key, oldest first (the latest last).
-        ``with_source_only`` leaves out entries without the record as received, which cannot be redone from it."""
+        ``with_source_only`` leaves out entries without the record as received, which cannot be redone from it. Bad
+        records set aside are left out: the same record would fail again (see ``bad_records``)."""
         failures_by_record: dict[tuple[str, str], list[StoredEntry]] = {}
         for failed in self.audit_trail.failures():
             if failed.flow != self.config["flow"] or (with_source_only and failed.source is None):
+                continue
+            if is_bad_record(failed.error):
                 continue
             failures_by_record.setdefault((failed.stream, failed.record_key), []).append(failed)
         return failures_by_record

@@ -11,6 +11,7 @@ from singer_sdk.exceptions import ConfigValidationError
 
 from ml_connector_core.audited_target import AuditedTarget
 from ml_connector_core.run_outcome import EXPECT_CLOSING_STATE_SETTING
+from ml_connector_core.bad_records import BAD_RECORDS_SETTING
 from target_databricks.delta import DeltaWriter
 from target_databricks.jobs import JOB_STREAM, JobRunFailed, idempotency_token, job_entry, load_parameters, run_job
 from target_databricks.sinks import DatabricksSink
@@ -56,6 +57,7 @@ class TargetDatabricks(AuditedTarget, Target):
                     description="Audit trail database: sqlite:///path or postgresql+psycopg://...; default MLC_AUDIT_URL or .ml-connector/audit.sqlite."),
         th.Property("flow", th.StringType, default="ifs-to-databricks", description="Flow name recorded in the audit trail."),
         EXPECT_CLOSING_STATE_SETTING,
+        BAD_RECORDS_SETTING,
     ).to_dict()
 
     def __init__(self, *args, **kwargs) -> None:

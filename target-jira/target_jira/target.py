@@ -8,6 +8,7 @@ from singer_sdk import Target
 from singer_sdk import typing as th
 
 from ml_connector_core.api_target import ApiTarget
+from ml_connector_core.bad_records import BAD_RECORDS_SETTING
 from ml_connector_core.jira import JiraClient, JiraConfigError, client_from_config
 from ml_connector_core.jira_settings import jira_connection_properties
 from ml_connector_core.run_outcome import EXPECT_CLOSING_STATE_SETTING
@@ -60,6 +61,7 @@ class TargetJira(ApiTarget, Target):
         th.Property("audit_url", th.StringType, description="Audit trail database URL (default: .ml-connector/audit.sqlite)."),
         th.Property("flow", th.StringType, default="ifs-to-jira", description="Flow name in the audit trail."),
         EXPECT_CLOSING_STATE_SETTING,
+        BAD_RECORDS_SETTING,
     ).to_dict()
 
     client_config_errors = (JiraConfigError, SecretKeyError)

@@ -234,7 +234,7 @@ def test_flat_references_defaults_and_bad_mapping(sf, tmp_path):
 
     bad = send(tmp_path, config, [("sf_supplier_accounts", [{"IFS_Supplier_Id__c": None, "Name": "No key"}])], check=False)
     assert bad.returncode != 0
-    assert "stream 'sf_supplier_accounts': a record has no IFS_Supplier_Id__c" in bad.stderr
+    assert "record 1 of stream 'sf_supplier_accounts' (no key): missing key property IFS_Supplier_Id__c" in bad.stderr
     assert bad.states == []
 
     unrouted = config_for(sf, tmp_path)

@@ -2,7 +2,8 @@
 properties (the order of record versions), earlier failed work redone before anything new, the outcomes counted,
 one closing line saying what was written, and an exit status that tells a scheduler when records were not delivered.
 
-A mixin placed before singer-sdk's ``Target`` in the bases; it imports nothing of singer-sdk.
+A mixin placed before singer-sdk's ``Target`` in the bases; of singer-sdk it knows only how a configuration is
+checked (:class:`~ml_connector_core.config_validation.SettingsNamedInErrors`).
 
 Exit statuses of every ml-connector target:
 
@@ -25,6 +26,7 @@ from functools import cached_property
 from typing import Any
 
 from ml_connector_core.audit import AuditEntry, AuditRun, AuditTrail, StoredEntry
+from ml_connector_core.config_validation import SettingsNamedInErrors
 
 #: Where a remembered schema keeps the SCHEMA message's bookmark properties, which a replay cannot send otherwise.
 BOOKMARK_HINT = "x-bookmark-properties"
@@ -34,7 +36,7 @@ EXIT_UNDELIVERED = 3
 MELTANO_RUN_ID_ENV = "MELTANO_RUN_ID"
 
 
-class AuditedTarget:
+class AuditedTarget(SettingsNamedInErrors):  # a configuration error: one line naming the setting, exit 1
     #: Start of the closing log line counting the outcomes, e.g. "Jira issues".
     outcomes_title = "Writes"
     #: The ERROR logged when records could not be delivered (%d: how many).

@@ -18,6 +18,17 @@ def test_a_sealed_client_secret_works_and_never_appears_in_output(ifs, tmp_path)
     run = run_tap(tmp_path, config, streams=["suppliers"], env={"MLC_SECRET_KEY": key})
     assert run.records("suppliers")
     assert CLIENT_SECRET not in run.stdout + run.stderr
+    assert "is not sealed" not in run.stderr
+
+
+def test_a_plain_client_secret_still_works_and_is_warned_about(ifs, tmp_path):
+    """Meltano writes it to .meltano/run/, where a killed run leaves it: accepted during a move to sealed values,
+    but said at start, without the value."""
+    run = run_tap(tmp_path, ifs.tap_config(), streams=["suppliers"])
+    assert run.records("suppliers")
+    warnings = [line for line in run.stderr.splitlines() if "'client_secret' is not sealed" in line]
+    assert len(warnings) == 1 and "WARNING" in warnings[0], run.stderr[-3000:]
+    assert CLIENT_SECRET not in run.stdout + run.stderr
 
 
 def test_a_sealed_secret_without_its_key_names_the_setting(ifs, tmp_path):

@@ -22,3 +22,22 @@ def meltano_run(env: dict, blocks: list[str], *, undelivered: bool = False) -> s
     else:
         assert completed.returncode == 0, completed.stderr[-4000:]
     return completed
+
+
+def fresh_copy(destination: Path) -> Path:
+    """The project's files as a clone would have them, plus the bootstrapped .venv and Meltano's plugin venvs."""
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=PROJECT_ROOT,
+                            capture_output=True, check=True).stdout.decode().split("\0")
+    for name in filter(None, listed):
+        source = PROJECT_ROOT / name
+        if source.is_file():
+            target = destination / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(source.read_bytes())
+            target.chmod(source.stat().st_mode)
+    (destination / ".venv").symlink_to(PROJECT_ROOT / ".venv")
+    (destination / ".meltano").mkdir()
+    for plugin_type in (PROJECT_ROOT / ".meltano").iterdir():
+        if plugin_type.is_dir() and plugin_type.name not in ("run", "logs"):
+            (destination / ".meltano" / plugin_type.name).symlink_to(plugin_type)
+    return destination

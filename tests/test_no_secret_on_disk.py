@@ -30,7 +30,7 @@ from mlc_sandbox.jaggaer import JaggaerSandbox
 from mlc_sandbox.jira import JiraSandbox
 from mlc_sandbox.salesforce import SalesforceSandbox
 from mlc_sandbox.teams import TeamsSandbox
-from support.meltano import fresh_copy
+from support.meltano import fresh_copy, user_env
 from support.singer import BIN
 
 pytestmark = pytest.mark.meltano
@@ -43,27 +43,16 @@ FLOWS = {
     "ifs-to-salesforce": ["tap-ifscloud-salesforce", "salesforce-fields", "target-salesforce"],
     "ifs-to-jaggaer": ["tap-ifscloud-jaggaer", "jaggaer-fields", "target-jaggaer"],
 }
-INHERITED = ("TAP_", "TARGET_", "MELTANO_", "MLC_")
 
 
 def random_secret(name: str) -> str:
     return f"{name}-{uuid.uuid4().hex}"
 
 
-def clean_env(home: Path) -> dict:
-    """The environment of a user who has set nothing of ours; HOME moved so that Meltano's logs land in the test."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(INHERITED) and k not in ("XDG_STATE_HOME",)}
-    return {**env, "HOME": str(home)}
-
-
-def pace(env: dict, tap: str, requests_per_minute: int = 60) -> dict:
-    """The tap's request budget, so that a run lasts well past the moment it is killed (about one request a second)."""
-    return {**env, f"{tap.upper().replace('-', '_')}_REQUESTS_PER_MINUTE": str(requests_per_minute)}
-
-
 def kill_mid_run(project: Path, env: dict, blocks: list[str], ifs) -> list[Path]:
     """`meltano run <blocks>` killed with SIGKILL (its whole process group) once both plugins run and the tap has read
-    from IFS; returns the config files Meltano left behind in .meltano/run."""
+    from IFS (which answers each data request after a second, so a run lasts well past that moment); returns the config
+    files Meltano left behind in .meltano/run."""
     tap, target = blocks[0], blocks[-1]
     run_dir = project / ".meltano" / "run"
     ifs.clear_requests()
@@ -113,7 +102,7 @@ def stand_ins(start_ifs):
     plain = {name: random_secret(name) for name in (
         "ifs_client_secret", "databricks_token", "jira_api_token", "salesforce_client_secret",
         "jaggaer_client_secret", "teams_signing_key")}
-    ifs = start_ifs(client_secret=plain["ifs_client_secret"], rate_limit=0)
+    ifs = start_ifs(client_secret=plain["ifs_client_secret"], rate_limit=0, fault_rate_delay=1.0)
     with DatabricksSandbox(token=plain["databricks_token"]) as databricks, \
             JiraSandbox(api_token=plain["jira_api_token"], rate_limit=0) as jira, \
             TeamsSandbox(signing_key=plain["teams_signing_key"]) as teams, \
@@ -133,7 +122,7 @@ def test_killed_runs_leave_no_plain_secret_anywhere(stand_ins, tmp_path):
     sealed = lambda name: seal(plain[name], key=key.encode())  # noqa: E731
     databricks, teams = stand_ins["databricks"], stand_ins["teams"]
     env = {
-        **clean_env(tmp_path / "home"),
+        **user_env(tmp_path / "home"),
         "MLC_SECRET_KEY": key,
         # the sandbox environment of meltano.yml: the stand-ins' URLs and their sealed credentials
         "MLC_SANDBOX_IFS_URL": ifs.base_url, "MLC_SANDBOX_JIRA_URL": stand_ins["jira"].base_url,
@@ -152,7 +141,7 @@ def test_killed_runs_leave_no_plain_secret_anywhere(stand_ins, tmp_path):
     }
     left_behind = []
     for flow, blocks in FLOWS.items():
-        left_behind += kill_mid_run(project, pace(env, blocks[0]), blocks, ifs)
+        left_behind += kill_mid_run(project, env, blocks, ifs)
 
     # The kills left Meltano's config files of every plugin behind: what they hold is sealed.
     left_plugins = {path.parent.name for path in left_behind}
@@ -174,11 +163,11 @@ def test_killed_runs_leave_no_plain_secret_anywhere(stand_ins, tmp_path):
 def test_control_a_plain_secret_is_found_where_meltano_left_it(start_ifs, tmp_path):
     """The search finds a secret that is there: a plain client secret lies in Meltano's leftover config file."""
     secret = random_secret("plain-ifs-secret")
-    ifs = start_ifs(client_secret=secret, rate_limit=0)
+    ifs = start_ifs(client_secret=secret, rate_limit=0, fault_rate_delay=1.0)
     project = fresh_copy(tmp_path / "project")
-    env = {**clean_env(tmp_path / "home"), "MLC_SANDBOX_IFS_URL": ifs.base_url, "TAP_IFSCLOUD_CLIENT_SECRET": secret,
+    env = {**user_env(tmp_path / "home"), "MLC_SANDBOX_IFS_URL": ifs.base_url, "TAP_IFSCLOUD_CLIENT_SECRET": secret,
            "TARGET_DATABRICKS_DELTA_ROOT": str(tmp_path / "delta")}
-    left_behind = kill_mid_run(project, pace(env, "tap-ifscloud"), ["tap-ifscloud", "target-databricks"], ifs)
+    left_behind = kill_mid_run(project, env, ["tap-ifscloud", "target-databricks"], ifs)
 
     holding = files_holding([tmp_path], {"secret": secret})["secret"]
     tap_configs = [p for p in left_behind if p.parent.name == "tap-ifscloud"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -41,3 +42,11 @@ def fresh_copy(destination: Path) -> Path:
         if plugin_type.is_dir() and plugin_type.name not in ("run", "logs"):
             (destination / ".meltano" / plugin_type.name).symlink_to(plugin_type)
     return destination
+
+
+def user_env(home: Path) -> dict:
+    """The environment of a user who has set nothing of ours (no TAP_, TARGET_, MELTANO_ or MLC_ variable), with HOME
+    moved so that Meltano's logs (under ~/.local/state/meltano) land in the test's folder."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("TAP_", "TARGET_", "MELTANO_", "MLC_")) and k != "XDG_STATE_HOME"}
+    return {**env, "HOME": str(home)}

@@ -9,8 +9,9 @@ Exit statuses of every ml-connector target:
 
 - 0: every record of the input was delivered (or already there).
 - 1: stopped (a crash, a service that cannot be reached, a stopping error): the STATE of the unfinished batch was not
-  emitted, so the next run reads it again; failed records are in the audit trail.
-- 2: usage or configuration error (singer-sdk's and click's own).
+  emitted, so the next run reads it again; failed records are in the audit trail. Also a configuration error, one line
+  per wrong setting naming it and its variable (:class:`~ml_connector_core.config_validation.SettingsNamedInErrors`).
+- 2: usage error (click's own: an unknown option).
 - 3 (``EXIT_UNDELIVERED``): the whole input was read and the STATE of everything written was emitted, but some records
   could not be delivered: they are failed in the audit trail (``mlc-audit failures --run <run>``), redone at the start
   of the next run or by ``mlc-audit replay``. Nothing is lost and nothing is re-sent, but the run did not succeed.

@@ -3,13 +3,17 @@ and duplicates nothing, and the audit trail says what happened to every record."
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import time
-import pytest
 from pathlib import Path
+
+import pytest
 
 from ml_connector_core.audit import AuditTrail
 from support.delta import duckdb_with_delta
@@ -84,22 +88,93 @@ def test_load_then_incremental_rerun_moves_only_the_changes(ifs, tmp_path):
         assert counts(tmp_path, table, keys) == (ifs.count(projection, entity_set),) * 2, table
 
 
-def test_a_load_killed_midway_then_rerun_loses_and_duplicates_nothing(start_ifs, tmp_path):
+def test_a_load_killed_midway_resumes_from_its_last_batch_and_loses_and_duplicates_nothing(start_ifs, tmp_path):
+    """SIGKILL of the whole pipeline once Meltano has saved a checkpoint in the middle of a stream: the saved state
+    covers exactly what the tables hold (never a row beyond), the rerun re-reads at most one batch per stream (plus the
+    rows stamped with a bookmark's own second), and the tables end exact."""
+    batch = 200
     ifs = start_ifs(scale=600)
-    env = {**pipeline_env(ifs, tmp_path), "TARGET_DATABRICKS_BATCH_SIZE_ROWS": "200", "TAP_IFSCLOUD_PAGE_SIZE": "100"}
-    ifs.fault("delay", 10_000, delay_seconds=0.05, path_contains="Set")
+    env = {**pipeline_env(ifs, tmp_path), "TARGET_DATABRICKS_BATCH_SIZE_ROWS": str(batch), "TAP_IFSCLOUD_PAGE_SIZE": "100"}
+    lines = "purchase_order_lines"
+    ifs.fault("delay", 10_000, delay_seconds=0.1, path_contains=ALL_SETS[lines][1])  # a stream long enough to stop in
     process = subprocess.Popen([str(BIN / "meltano"), "run", "tap-ifscloud", "target-databricks"], cwd=ROOT, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.monotonic() + 300
-    orders = tmp_path / "delta" / "ifscloud" / "purchase_order_lines"
-    while not (orders / "_delta_log").exists() or len(list((orders / "_delta_log").glob("*.json"))) < 3:
-        assert time.monotonic() < deadline and process.poll() is None, "the load ended before it could be killed"
-        time.sleep(0.2)
+    source = {name: ifs.all_rows(projection, entity_set, keys) for name, (projection, entity_set, keys, _) in ALL_SETS.items()}
+    last_change = max(parse_time(row[ALL_SETS[lines][3]]) for row in source[lines])
+    # Kill as soon as Meltano has saved a checkpoint inside the lines stream (before this work, it saved none).
+    while not (bookmark := saved_bookmarks(tmp_path).get(lines)) or parse_time(bookmark) >= last_change:
+        assert process.poll() is None, "the load ended before a checkpoint inside purchase_order_lines was saved"
+        time.sleep(0.02)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     ifs.clear_faults()
 
+    state = json.loads(subprocess.run([str(BIN / "meltano"), "state", "get", STATE_ID], cwd=ROOT, env=env,
+                                      capture_output=True, text=True, check=True).stdout)
+    bookmarks = {name: b["replication_key_value"] for name, b in state["singer_state"]["bookmarks"].items()}
+    assert lines in bookmarks and set(bookmarks) < set(ALL_SETS), bookmarks  # stopped midway
+    loaded = {name: table_keys(tmp_path, name, keys) for name, (_, _, keys, _) in ALL_SETS.items()}
+    for name, bookmark in bookmarks.items():
+        _, _, keys, change = ALL_SETS[name]
+        # The state never runs ahead of the table: every row changed before its bookmark is there.
+        before = {tuple(r[k] for k in keys) for r in source[name] if parse_time(r[change]) < parse_time(bookmark)}
+        assert before <= loaded[name], name
+
     meltano_run(env, "--force")  # the killed run never told Meltano it ended
-    for table, (projection, entity_set, keys) in {**SETS, "purchase_order_lines": (
-            "PurchaseOrderHandling", "PurchaseOrderLineNopartSet", "OrderNo, LineNo, ReleaseNo")}.items():
-        assert counts(tmp_path, table, keys) == (ifs.count(projection, entity_set),) * 2, table
+    # ... nor the audit trail: the rerun's start found its process gone and recorded it interrupted.
+    rerun, killed = AuditTrail(env["TARGET_DATABRICKS_AUDIT_URL"]).runs()
+    assert (rerun.status, killed.recorded_status) == ("succeeded", "interrupted"), killed
+    assert killed.reason.startswith(f"process {killed.pid} on {killed.host} is gone"), killed.reason
+    for name, (projection, entity_set, keys, change) in ALL_SETS.items():
+        assert counts(tmp_path, name, ", ".join(keys)) == (ifs.count(projection, entity_set),) * 2, name
+        # Re-read: rows the rerun was sent that the killed run had written already.
+        re_read = sum(1 for e in AuditTrail(env["TARGET_DATABRICKS_AUDIT_URL"]).entries(run_id=rerun.run_id, stream=name)
+                      if e.operation == "unchanged")
+        ties = sum(1 for r in source[name] if name in bookmarks and r[change] and
+                   parse_time(r[change]) == parse_time(bookmarks[name]))
+        assert re_read <= batch + ties, (name, re_read, len(loaded[name]))
+    assert sum(map(len, loaded.values())) > 3 * batch  # what the rerun did not read again
+
+
+ALL_SETS = {  # stream (table): projection, entity set, keys, change column
+    "purchase_orders": ("PurchaseOrderHandling", "PurchaseOrderSet", ["OrderNo"], "ChangedDate"),
+    "purchase_order_lines": ("PurchaseOrderHandling", "PurchaseOrderLineNopartSet", ["OrderNo", "LineNo", "ReleaseNo"],
+                             "LastActivityDate"),
+    "suppliers": ("SupplierHandling", "SupplierInfoGeneralSet", ["SupplierId"], "ChangedDate"),
+    "customers": ("CustomerHandling", "CustomerInfoSet", ["CustomerId"], "ChangedDate"),
+    "posting_proposals": ("ManSuppInvoiceHandling", "PostingProposalHeadSet", ["Company", "InvoiceNo"], "Rowversion"),
+    "posting_proposal_lines": ("ManSuppInvoiceHandling", "PostingProposalLineSet", ["Company", "InvoiceNo", "LineNo"],
+                               "Rowversion"),
+    "gl_accounts": ("AccountsHandling", "AccountSet", ["Company", "Account"], "ChangedDate"),
+    "vouchers": ("VoucherHandling", "VoucherSet", ["Company", "VoucherType", "AccountingYear", "VoucherNo"], "DateChanged"),
+    "voucher_rows": ("VoucherHandling", "VoucherRowSet", ["Company", "VoucherType", "AccountingYear", "VoucherNo", "RowNo"],
+                     "DateChanged"),
+    "accounting_dimensions": ("CodePartValuesHandling", "CodePartValueSet", ["Company", "CodePart", "CodePartValue"],
+                              "ChangedDate"),
+    "work_orders": ("ActiveWorkOrdersHandling", "ActiveSeparateSet", ["WoNo"], "LastActivityDate"),
+}
+
+
+def parse_time(value: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def saved_bookmarks(tmp_path) -> dict[str, str]:
+    """The bookmarks Meltano has saved so far, read from its system database while the run goes on."""
+    database = tmp_path / "meltano.db"
+    if not database.exists():
+        return {}
+    with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=5)) as connection:
+        try:
+            row = connection.execute("SELECT completed_state FROM state WHERE state_id = ?", [STATE_ID]).fetchone()
+        except sqlite3.OperationalError:  # the table is not there yet
+            return {}
+    bookmarks = json.loads(row[0]).get("singer_state", {}).get("bookmarks", {}) if row and row[0] else {}
+    return {name: b["replication_key_value"] for name, b in bookmarks.items() if b.get("replication_key_value")}
+
+
+def table_keys(tmp_path, table: str, keys: list[str]) -> set[tuple]:
+    location = tmp_path / "delta" / "ifscloud" / table
+    if not (location / "_delta_log").exists():
+        return set()
+    return set(duckdb_with_delta().execute(f"SELECT {', '.join(keys)} FROM delta_scan('{location}')").fetchall())

@@ -2,9 +2,9 @@
 request budget per tenant, and one send loop.
 
 The loop sends a call within the budget; waits out 429 (and, for calls safe to repeat, 5xx and lost connections) after
-``Retry-After`` or a jittered backoff, up to ``max_tries``; after a 401 asks the auth for one new token and tries once
-more. What stays with each client: its URLs, how its auth is renewed, how its error bodies read, and which exception
-classes it raises (the hooks below).
+``Retry-After`` or a jittered backoff, up to ``max_tries``; after a 401 (or whatever else the service refuses a token
+with) asks the auth for one new token and tries once more. What stays with each client: its URLs, how its auth is
+renewed, how its error bodies read, and which exception classes it raises (the hooks below).
 """
 
 from __future__ import annotations
@@ -71,8 +71,13 @@ class ApiClient:
     def _note_response(self, response: requests.Response) -> None:
         """Called with every answer, before it is judged (usage headers, counters)."""
 
+    def _token_refused(self, response: requests.Response) -> bool:
+        """Whether the answer refuses the access token itself (expired early, revoked), so that a new token may help:
+        a 401 by default; services that answer an expired token otherwise say so here."""
+        return response.status_code == 401
+
     def _renew_auth(self, response: requests.Response) -> bool:
-        """After a first 401: make the next call use a new token; False when a new try cannot help."""
+        """After a first refused token: make the next call use a new token; False when a new try cannot help."""
         return bool(self.auth.invalidate())
 
     def _refusal(self, method: str, path: str, response: requests.Response) -> Exception:
@@ -100,7 +105,7 @@ class ApiClient:
             status = response.status_code
             if status == 429 or (status in RETRIABLE_STATUS and retry_unsafe):
                 raise RetriableResponse(response)
-            if status == 401 and not state["renewed"] and self._renew_auth(response):
+            if not state["renewed"] and self._token_refused(response) and self._renew_auth(response):
                 state["renewed"] = True
                 raise RetriableResponse(response, retry_immediately=True)
             return response
@@ -110,7 +115,7 @@ class ApiClient:
             response = with_retries(send, retriable, max_tries=self.max_tries, log=self.retry_logger)()
         except RetriableResponse as exc:
             response = exc.response
-            if response.status_code != 401:
+            if not self._token_refused(response):
                 raise self._error(
                     f"{method} {self._shown_path(path)}: {self.service_name} kept answering HTTP {response.status_code} "
                     f"after {state['attempts']} tries: {self.error_text(response)}", response) from None

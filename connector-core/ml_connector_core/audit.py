@@ -11,17 +11,26 @@ One store for every target. By default a SQLite file ``.ml-connector/audit.sqlit
                                outcome="succeeded", destination="main.ifs.purchase_orders", payload=row), ...])
 
 ``run.record`` writes a whole batch in one transaction: call it once per batch, after the batch's outcome is known.
+
+A run records the process that writes it (host, pid, when it started) and a heartbeat, renewed every
+``MLC_AUDIT_HEARTBEAT_SECONDS`` (30) while the process lives. A run still ``running`` whose process is gone is
+``interrupted``: on the same host (same kernel boot, same process namespace) as soon as the pid is gone, elsewhere once
+its heartbeat is older than the lease (``MLC_AUDIT_LEASE_SECONDS``, 300). Readers show it so at once; the next
+``start_run`` on the trail records it. A live run is never marked: its heartbeat puts it back to ``running``.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import secrets
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import socket
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta, timezone
 from decimal import Context, Decimal
 from enum import StrEnum
 from pathlib import Path
@@ -36,6 +45,13 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from ml_connector_core.redaction import REDACTED, redact_text, registered_secrets
 
 AUDIT_URL_ENV = "MLC_AUDIT_URL"
+LEASE_ENV = "MLC_AUDIT_LEASE_SECONDS"
+HEARTBEAT_ENV = "MLC_AUDIT_HEARTBEAT_SECONDS"
+#: A run whose heartbeat is older than this (and whose process cannot be checked from here) is interrupted.
+DEFAULT_LEASE_SECONDS = 300.0
+DEFAULT_HEARTBEAT_SECONDS = 30.0
+#: Runs recorded by a version without heartbeats: interrupted a day after they started (as Meltano judges its own).
+HEARTBEATLESS_LEASE = timedelta(hours=24)
 DEFAULT_AUDIT_PATH = Path(".ml-connector") / "audit.sqlite"
 # Field names whose values are never stored, whatever they hold. A field matches when its name, lower-cased and
 # without "-", "_", "." or spaces, ends with one of these (so "client_secret", "X-Api-Key" and "accessToken" match).
@@ -74,13 +90,20 @@ class Outcome(StrEnum):
 
 class RunStatus(StrEnum):
     RUNNING = "running"
+    #: Everything the pipeline read was delivered.
     SUCCEEDED = "succeeded"
+    #: Some records were not delivered (they are failed entries), or the input ended before the tap finished.
+    PARTIAL = "partial"
+    #: The run stopped on an error, or got no input at all.
     FAILED = "failed"
+    #: The process stopped without finishing the run (killed, crashed hard, machine lost).
+    INTERRUPTED = "interrupted"
 
 
 _OPERATIONS = frozenset(Operation)
 _RECORDABLE_OUTCOMES = frozenset({Outcome.SUCCEEDED, Outcome.FAILED})
-_FINAL_STATUSES = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED})
+_FINAL_STATUSES = frozenset({RunStatus.SUCCEEDED, RunStatus.PARTIAL, RunStatus.FAILED})
+_log = logging.getLogger(__name__)
 
 
 class AuditError(RuntimeError):
@@ -268,7 +291,26 @@ runs_table = sa.Table(
     sa.Column("finished_at", _UtcDateTime),
     sa.Column("status", sa.String, nullable=False),
     sa.Column("summary", sa.Text),
+    # Why the run ended as it did (or was found interrupted), in one line; none for a plain success.
+    sa.Column("reason", sa.Text),
+    # The process writing the run: host name, pid, and what tells that pid's process from a later one (Linux: the
+    # kernel boot, the pid namespace and the process's start time); its heartbeat, renewed while it lives.
+    sa.Column("host", sa.String),
+    sa.Column("pid", sa.Integer),
+    sa.Column("process_start", sa.String),
+    sa.Column("heartbeat_at", _UtcDateTime),
+    # The pipeline run this target was part of (Meltano's run id), where Meltano keeps it (no password), and Meltano's
+    # final state of it once read (SUCCESS, FAIL, DEAD): a tap that failed fails the whole pipeline.
+    sa.Column("pipeline_run_id", sa.String),
+    sa.Column("pipeline_database", sa.Text),
+    sa.Column("pipeline_state", sa.String),
     sa.Index("ix_audit_runs_started_at", "started_at"),
+    sa.Index(
+        "ix_audit_runs_running",
+        "status",
+        sqlite_where=sa.text("status = 'running'"),
+        postgresql_where=sa.text("status = 'running'"),
+    ),
 )
 
 schemas_table = sa.Table(
@@ -382,6 +424,9 @@ class StoredEntry:
 
 @dataclass(frozen=True, slots=True)
 class RunInfo:
+    """A run as it stands: ``status`` and ``reason`` as judged when read (a ``running`` run whose process is gone is
+    ``interrupted``, a run whose pipeline failed is not ``succeeded``); ``recorded_status`` as stored."""
+
     run_id: str
     flow: str
     plugin: str
@@ -391,10 +436,48 @@ class RunInfo:
     summary: Any
     outcomes: dict[str, int] = field(default_factory=dict)
     operations: dict[str, int] = field(default_factory=dict)
+    reason: str | None = None
+    recorded_status: str | None = None
+    host: str | None = None
+    pid: int | None = None
+    heartbeat_at: datetime | None = None
+    pipeline_run_id: str | None = None
+    pipeline_database: str | None = None
+    pipeline_state: str | None = None
 
     @property
     def entries(self) -> int:
         return sum(self.outcomes.values())
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineOutcome:
+    """How the pipeline run a target was part of ended, as its orchestrator recorded it (Meltano: SUCCESS, FAIL,
+    DEAD; RUNNING while it runs)."""
+
+    state: str
+    error: str | None = None
+
+    @property
+    def ended(self) -> bool:
+        return self.state in ("SUCCESS", "FAIL", "DEAD")
+
+    @property
+    def failed(self) -> bool:
+        return self.state in ("FAIL", "DEAD")
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineLink:
+    """The pipeline run a target's run is part of: its id, and where the orchestrator keeps its runs (as it may be
+    shown: never with a password)."""
+
+    run_id: str
+    database: str
+
+
+#: Audit runs to the outcome of their pipeline runs (for those it can read): see ``ml_connector_core.meltano_runs``.
+PipelineLookup = Callable[[Sequence[RunInfo]], Mapping[str, PipelineOutcome]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -415,6 +498,131 @@ class FailureGroup:
     entries: int
     without_payload: int
     has_schema: bool
+
+
+# --- The process writing a run, and whether it still lives ---
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessIdentity:
+    """A process as another one can check it: host name, pid, and ``start`` telling it from a later process with the
+    same pid (Linux: "<boot id>/<pid namespace>/<start time in clock ticks>"; None where that cannot be read)."""
+
+    host: str
+    pid: int
+    start: str | None
+
+    @classmethod
+    def current(cls) -> ProcessIdentity:
+        pid = os.getpid()
+        return cls(socket.gethostname(), pid, _process_start(pid))
+
+
+def _pid_scope() -> str | None:
+    """The kernel boot and pid namespace in which this process sees pids (Linux), else None."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        namespace = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
+    return f"{boot}/{namespace}"
+
+
+def _proc_stat(pid: int) -> tuple[str, str] | None:
+    """The state letter and start time (clock ticks after boot) of a pid's process, or None if there is none."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name (field 2) is in parentheses and may hold spaces or parentheses itself: count after the last.
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return fields[0], fields[19]  # fields 3 (state) and 22 (starttime)
+
+
+def _process_start(pid: int) -> str | None:
+    scope, stat = _pid_scope(), _proc_stat(pid)
+    return None if scope is None or stat is None else f"{scope}/{stat[1]}"
+
+
+def process_alive(host: str | None, pid: int | None, start: str | None) -> bool | None:
+    """Whether the process that wrote a run still runs: True, False, or None when it cannot be told from here (another
+    host, another pid namespace or kernel boot, a system without /proc where the pid still exists)."""
+    if host is None or pid is None or host != socket.gethostname():
+        return None
+    scope = _pid_scope()
+    if scope is None:  # no /proc: a pid that does not exist is gone; one that does may be another process by now
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except OSError:
+            return None
+        return None
+    if start is None:
+        return None
+    recorded_scope, _, ticks = start.rpartition("/")
+    if recorded_scope != scope:
+        return None
+    stat = _proc_stat(pid)
+    if stat is None or stat[0] in ("Z", "X"):  # no such process, or a dead one not yet reaped by its parent
+        return False
+    return stat[1] == ticks  # the same start time: that very process; another one: the run's process is gone
+
+
+def _seconds_from_env(name: str, default: float) -> float:
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise AuditError(f"{name} must be a number of seconds, not {text!r}") from None
+    if value <= 0:
+        raise AuditError(f"{name} must be more than 0 seconds, not {text!r}")
+    return value
+
+
+def _moment(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def _why_interrupted(row: sa.Row, now: datetime, lease: timedelta) -> str | None:
+    """Why a run recorded ``running`` is interrupted, or None while its process may be alive."""
+    alive = process_alive(row.host, row.pid, row.process_start)
+    if alive:
+        return None
+    last = row.heartbeat_at
+    process = f"process {row.pid} on {row.host}" if row.host else "its process"
+    if alive is False:
+        return f"{process} is gone (last heartbeat {_moment(last or row.started_at)})"
+    if last is None:  # recorded by a version without heartbeats
+        if now - row.started_at > HEARTBEATLESS_LEASE:
+            hours = HEARTBEATLESS_LEASE.total_seconds() / 3600
+            return f"no heartbeat recorded (a run of an earlier version) and started over {hours:g} h ago"
+        return None
+    if now - last > lease:
+        return f"no heartbeat from {process} since {_moment(last)} (lease {lease.total_seconds():g} s)"
+    return None
+
+
+def pipeline_failed_reason(pipeline_run_id: str | None, outcome: PipelineOutcome) -> str:
+    ended = "was found dead" if outcome.state == "DEAD" else "failed"
+    detail = f": {outcome.error}" if outcome.error else ""
+    return (f"the pipeline {ended} (Meltano run {pipeline_run_id} {outcome.state}{detail}): this target wrote what it "
+            "received, the rest was not read")
+
+
+def _judged(row: sa.Row, now: datetime, lease: timedelta,
+            pipelines: Mapping[str, PipelineOutcome]) -> tuple[str, str | None]:
+    """The run's status and reason as they stand: recorded, unless its process is gone or its pipeline failed."""
+    status, reason = row.status, row.reason
+    if status == RunStatus.RUNNING.value:
+        gone = _why_interrupted(row, now, lease)
+        return (RunStatus.INTERRUPTED.value, gone) if gone else (status, reason)
+    outcome = pipelines.get(row.run_id) if row.pipeline_state is None else None
+    if outcome is not None and outcome.failed and status == RunStatus.SUCCEEDED.value:
+        return RunStatus.PARTIAL.value, pipeline_failed_reason(row.pipeline_run_id, outcome)
+    return status, reason
 
 
 # --- The store ---
@@ -459,9 +667,14 @@ class AuditTrail:
         *,
         sensitive_fields: Iterable[str] = DEFAULT_SENSITIVE_FIELDS,
         must_exist: bool = False,
+        lease_seconds: float | None = None,
+        heartbeat_seconds: float | None = None,
     ) -> None:
         self.url = resolve_audit_url(url)
         self.redactor = PayloadRedactor(sensitive_fields)
+        self.lease = timedelta(seconds=lease_seconds or _seconds_from_env(LEASE_ENV, DEFAULT_LEASE_SECONDS))
+        self.heartbeat_seconds = heartbeat_seconds or _seconds_from_env(HEARTBEAT_ENV, DEFAULT_HEARTBEAT_SECONDS)
+        self._heartbeats: set[_Heartbeat] = set()
         self._engine = _open_engine(self.url, must_exist=must_exist)
         try:
             with self._writing() as conn:
@@ -484,16 +697,24 @@ class AuditTrail:
         self.close()
 
     def close(self) -> None:
+        for heartbeat in list(self._heartbeats):
+            heartbeat.stop()
         self._engine.dispose()
 
     # Writing
 
     def start_run(self, flow: str, plugin: str, *, run_id: str | None = None,
-                  preferred_run_id: str | None = None) -> AuditRun:
+                  preferred_run_id: str | None = None, pipeline: PipelineLink | None = None,
+                  pipeline_lookup: PipelineLookup | None = None) -> AuditRun:
         """A new run: ``run_id`` exactly, else ``preferred_run_id`` (e.g. Meltano's run id, so that both name the
         same run) while no run has it yet, then with a suffix (``<id>-2``, ``-3``, ...) for the second target of one
-        Meltano run, or a replay started from its shell; else an id of its own."""
+        Meltano run, or a replay started from its shell; else an id of its own.
+
+        First, earlier runs are settled (``settle_runs``). The run records this process and ``pipeline``, the
+        pipeline run it is part of; its heartbeat is renewed until it finishes."""
+        self.settle_runs(pipeline_lookup)
         started_at = _utc_now()
+        process = ProcessIdentity.current()
         if run_id or not preferred_run_id:
             candidates: Iterable[str] = [run_id or _new_run_id(started_at)]
         else:
@@ -504,15 +725,81 @@ class AuditTrail:
                     conn.execute(
                         runs_table.insert().values(
                             run_id=candidate, flow=flow, plugin=plugin, started_at=started_at,
-                            status=RunStatus.RUNNING.value,
+                            status=RunStatus.RUNNING.value, host=process.host, pid=process.pid,
+                            process_start=process.start, heartbeat_at=started_at,
+                            pipeline_run_id=None if pipeline is None else pipeline.run_id,
+                            pipeline_database=None if pipeline is None else pipeline.database,
                         )
                     )
             except sa_exc.IntegrityError:
                 if run_id or not preferred_run_id or not self._has_run(candidate):
                     raise
                 continue  # taken by an earlier target of the same run (or one starting right now): the next suffix
-            return AuditRun(self, candidate, flow, plugin)
+            run = AuditRun(self, candidate, flow, plugin)
+            run._heartbeat = _Heartbeat(self, candidate, self.heartbeat_seconds)
+            return run
         raise AuditError(f"run id {preferred_run_id!r} and its first 998 suffixes are taken in {self!r}")
+
+    def settle_runs(self, pipeline_lookup: PipelineLookup | None = None) -> list[RunInfo]:
+        """Record what readers judge when they read: runs still ``running`` whose process is gone become
+        ``interrupted`` (with why), and, with ``pipeline_lookup``, runs of the last week whose pipeline run has ended
+        get its final state, ``succeeded`` ones becoming ``partial`` when it failed. Live runs are left alone.
+        Returns the runs changed, as they are now."""
+        now = _utc_now()
+        runs = runs_table.c
+        with self._reading() as conn:
+            running = conn.execute(sa.select(runs_table).where(runs.status == RunStatus.RUNNING.value)).all()
+            unsettled = []
+            if pipeline_lookup is not None:
+                unsettled = conn.execute(
+                    sa.select(runs_table).where(
+                        runs.pipeline_run_id.is_not(None), runs.pipeline_state.is_(None),
+                        runs.status != RunStatus.RUNNING.value, runs.started_at > now - timedelta(days=7),
+                    )
+                ).all()
+        changed: list[str] = []
+        for row in running:
+            why = _why_interrupted(row, now, self.lease)
+            if why is None:
+                continue
+            # Only if no heartbeat came in since it was read: a live run is never marked.
+            unchanged = sa.and_(
+                runs.run_id == row.run_id, runs.status == RunStatus.RUNNING.value,
+                runs.heartbeat_at.is_(None) if row.heartbeat_at is None else runs.heartbeat_at == row.heartbeat_at,
+            )
+            with self._writing() as conn:
+                update = runs_table.update().where(unchanged).values(status=RunStatus.INTERRUPTED.value, reason=why)
+                if conn.execute(update).rowcount:
+                    changed.append(row.run_id)
+        if unsettled:
+            outcomes = pipeline_lookup(self._with_counts_of(unsettled))
+            for row in unsettled:
+                outcome = outcomes.get(row.run_id)
+                if outcome is None or not outcome.ended:
+                    continue
+                values: dict[str, Any] = {"pipeline_state": outcome.state}
+                if outcome.failed and row.status == RunStatus.SUCCEEDED.value:
+                    values.update(status=RunStatus.PARTIAL.value,
+                                  reason=pipeline_failed_reason(row.pipeline_run_id, outcome))
+                with self._writing() as conn:
+                    update = runs_table.update().where(
+                        runs.run_id == row.run_id, runs.pipeline_state.is_(None), runs.status == row.status
+                    )
+                    if conn.execute(update.values(**values)).rowcount and "status" in values:
+                        changed.append(row.run_id)
+        if not changed:
+            return []
+        with self._reading() as conn:
+            rows = conn.execute(sa.select(runs_table).where(runs.run_id.in_(changed))).all()
+            return self._with_counts(conn, rows)
+
+    def _renew_heartbeat(self, run_id: str) -> None:
+        """The run's process is alive: a run marked interrupted meanwhile (its heartbeat was late) is running again."""
+        runs = runs_table.c
+        alive = (RunStatus.RUNNING.value, RunStatus.INTERRUPTED.value)
+        update = runs_table.update().where(runs.run_id == run_id, runs.status.in_(alive))
+        with self._writing() as conn:
+            conn.execute(update.values(heartbeat_at=_utc_now(), status=RunStatus.RUNNING.value, reason=None))
 
     def mark_replayed(self, entry_ids: Iterable[int], replay_run_id: str) -> int:
         """Record that a replay run delivered these failed entries: each becomes ``replayed``, and the replay run gets
@@ -558,26 +845,30 @@ class AuditTrail:
 
     # Reading
 
-    def run(self, run_id: str) -> RunInfo:
+    def run(self, run_id: str, *, pipeline_lookup: PipelineLookup | None = None) -> RunInfo:
+        """The run with its counts, its status as it stands (see ``runs``)."""
         with self._reading() as conn:
             row = conn.execute(sa.select(runs_table).where(runs_table.c.run_id == run_id)).one_or_none()
             if row is None:
                 raise UnknownRunError(f"no run {run_id!r} in the audit trail at {describe_url(self.url)}")
-            return self._with_counts(conn, [row])[0]
+            return self._with_counts(conn, [row], pipeline_lookup)[0]
 
     def _has_run(self, run_id: str) -> bool:
         with self._reading() as conn:
             return conn.execute(sa.select(runs_table.c.run_id).where(runs_table.c.run_id == run_id)).first() is not None
 
-    def runs(self, limit: int | None = 20, *, flow: str | None = None) -> list[RunInfo]:
-        """The latest runs first, with their entry counts per outcome and per operation."""
+    def runs(self, limit: int | None = 20, *, flow: str | None = None,
+             pipeline_lookup: PipelineLookup | None = None) -> list[RunInfo]:
+        """The latest runs first, with their entry counts per outcome and per operation, each with its status as it
+        stands: a ``running`` run whose process is gone is ``interrupted``, and with ``pipeline_lookup`` a
+        ``succeeded`` run whose pipeline failed is ``partial`` (``recorded_status`` keeps what is stored)."""
         query = sa.select(runs_table).order_by(runs_table.c.started_at.desc(), runs_table.c.run_id.desc())
         if flow is not None:
             query = query.where(runs_table.c.flow == flow)
         if limit is not None:
             query = query.limit(limit)
         with self._reading() as conn:
-            return self._with_counts(conn, conn.execute(query).all())
+            return self._with_counts(conn, conn.execute(query).all(), pipeline_lookup)
 
     def entry(self, entry_id: int) -> StoredEntry:
         with self._reading() as conn:
@@ -714,8 +1005,12 @@ class AuditTrail:
             filters.append(records.id.in_(sorted({int(entry_id) for entry_id in entry_ids})))
         return filters
 
-    @staticmethod
-    def _with_counts(conn: Connection, run_rows: Sequence[sa.Row]) -> list[RunInfo]:
+    def _with_counts_of(self, run_rows: Sequence[sa.Row]) -> list[RunInfo]:
+        with self._reading() as conn:
+            return self._with_counts(conn, run_rows)
+
+    def _with_counts(self, conn: Connection, run_rows: Sequence[sa.Row],
+                     pipeline_lookup: PipelineLookup | None = None) -> list[RunInfo]:
         run_ids = [row.run_id for row in run_rows]
         outcomes: dict[str, dict[str, int]] = {run_id: {} for run_id in run_ids}
         operations: dict[str, dict[str, int]] = {run_id: {} for run_id in run_ids}
@@ -729,14 +1024,27 @@ class AuditTrail:
             for run_id, outcome, operation, count in counts:
                 outcomes[run_id][outcome] = outcomes[run_id].get(outcome, 0) + count
                 operations[run_id][operation] = operations[run_id].get(operation, 0) + count
-        return [
+        recorded = [
             RunInfo(
                 row.run_id, row.flow, row.plugin, row.started_at, row.finished_at, row.status,
                 None if row.summary is None else load_json(row.summary),
                 outcomes[row.run_id], operations[row.run_id],
+                reason=row.reason, recorded_status=row.status, host=row.host, pid=row.pid,
+                heartbeat_at=row.heartbeat_at, pipeline_run_id=row.pipeline_run_id,
+                pipeline_database=row.pipeline_database, pipeline_state=row.pipeline_state,
             )
             for row in run_rows
         ]
+        unsettled = [run for run in recorded if run.pipeline_run_id and run.pipeline_state is None
+                     and run.status != RunStatus.RUNNING.value]
+        pipelines = pipeline_lookup(unsettled) if pipeline_lookup is not None and unsettled else {}
+        now = _utc_now()
+        judged = []
+        for row, run in zip(run_rows, recorded):
+            status, reason = _judged(row, now, self.lease, pipelines)
+            judged.append(run if (status, reason) == (run.status, run.reason) else replace(run, status=status,
+                                                                                           reason=reason))
+        return judged
 
 
 class AuditRun:
@@ -752,6 +1060,7 @@ class AuditRun:
         self.flow = flow
         self.plugin = plugin
         self.finished = False
+        self._heartbeat: _Heartbeat | None = None
 
     def __repr__(self) -> str:
         return f"AuditRun(run_id={self.run_id!r}, flow={self.flow!r}, plugin={self.plugin!r})"
@@ -765,7 +1074,8 @@ class AuditRun:
         if exc is None:
             self.finish(RunStatus.SUCCEEDED)
         else:
-            self.finish(RunStatus.FAILED, {"error": f"{exc_type.__name__}: {exc}"})
+            error = f"{exc_type.__name__}: {exc}"
+            self.finish(RunStatus.FAILED, {"error": error}, reason=f"stopped: {_first_line(error)}")
 
     def remember_schema(self, stream: str, schema: Mapping[str, Any], key_properties: Sequence[str] = ()) -> None:
         """Keep the stream's SCHEMA so that a replay can send it again before the records (the latest one wins)."""
@@ -790,18 +1100,27 @@ class AuditRun:
                 _insert_batch(conn, rows, _utc_now())
         return len(rows)
 
-    def finish(self, status: RunStatus | str = RunStatus.SUCCEEDED, summary: Mapping[str, Any] | None = None) -> None:
+    def finish(self, status: RunStatus | str = RunStatus.SUCCEEDED, summary: Mapping[str, Any] | None = None, *,
+               reason: str | None = None) -> None:
+        """Record how the run ended, and why in one line (``mlc-audit runs`` shows it); the heartbeat stops."""
         if status not in _FINAL_STATUSES:
             raise ValueError(f"a run finishes as one of {sorted(_FINAL_STATUSES)}, not {status!r}")
         redactor = self.trail.redactor
         redactor.refresh_secrets()
+        now = _utc_now()
         values = {
-            "finished_at": _utc_now(),
+            "finished_at": now,
+            "heartbeat_at": now,
             "status": str(status),
             "summary": None if summary is None else redactor.document_json(dict(summary)),
+            "reason": None if reason is None else redactor.text(_first_line(reason)),
         }
-        with self.trail._writing() as conn:
-            conn.execute(runs_table.update().where(runs_table.c.run_id == self.run_id).values(**values))
+        try:
+            with self.trail._writing() as conn:
+                conn.execute(runs_table.update().where(runs_table.c.run_id == self.run_id).values(**values))
+        finally:
+            if self._heartbeat is not None:
+                self._heartbeat.stop()
         self.finished = True
 
     def _rows(self, entries: Iterable[AuditEntry]) -> list[tuple]:
@@ -839,6 +1158,40 @@ class AuditRun:
                 )
             )
         return rows
+
+
+class _Heartbeat:
+    """Renews a run's heartbeat every ``interval`` seconds from a daemon thread until stopped (or the process ends).
+    One UPDATE of one row: cheap on SQLite and PostgreSQL alike."""
+
+    def __init__(self, trail: AuditTrail, run_id: str, interval: float) -> None:
+        self._trail = trail
+        self._run_id = run_id
+        self._interval = interval
+        self._stopped = threading.Event()
+        trail._heartbeats.add(self)
+        self._thread = threading.Thread(target=self._beat, name=f"audit-heartbeat {run_id}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._trail._heartbeats.discard(self)
+
+    def _beat(self) -> None:
+        warned = False
+        while not self._stopped.wait(self._interval):
+            try:
+                self._trail._renew_heartbeat(self._run_id)
+            except Exception as exc:  # noqa: BLE001 - a store out of reach for a while must not stop the run
+                if not warned:
+                    _log.warning("Cannot renew the heartbeat of audit run %s (tried again every %g s): %s",
+                                 self._run_id, self._interval, redact_text(_first_line(str(exc))))
+                    warned = True
+
+
+def _first_line(text: str) -> str:
+    stripped = text.strip()
+    return stripped.splitlines()[0] if stripped else text
 
 
 _BATCH_COLUMNS = (
@@ -879,12 +1232,18 @@ def _insert_batch(conn: Connection, rows: list[tuple], written_at: datetime) -> 
 
 
 def _add_missing_columns(conn: Connection) -> None:
-    """Trails written by an earlier version lack columns added since; they are nullable, so adding them is enough."""
-    present = {column["name"] for column in sa.inspect(conn).get_columns(records_table.name)}
-    for column in records_table.columns:
-        if column.name not in present:
+    """Trails written by an earlier version lack columns added since; they are nullable, so adding them is enough
+    (their runs then have no process or heartbeat: see HEARTBEATLESS_LEASE). Indexes added since are created."""
+    inspector = sa.inspect(conn)
+    for table in (runs_table, records_table):
+        present = {column["name"] for column in inspector.get_columns(table.name)}
+        missing = [column for column in table.columns if column.name not in present]
+        for column in missing:
             kind = column.type.compile(dialect=conn.dialect)
-            conn.execute(sa.text(f"ALTER TABLE {records_table.name} ADD COLUMN {column.name} {kind}"))
+            conn.execute(sa.text(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}"))
+        if missing:
+            for index in table.indexes:
+                index.create(conn, checkfirst=True)
 
 
 def _invalid_entry(entry: AuditEntry) -> str:

@@ -1,17 +1,23 @@
 """`mlc-audit`: read the audit trail of ml-connector's targets, and replay what failed.
 
-    mlc-audit runs [--limit N] [--flow F]
+    mlc-audit runs [--limit N] [--flow F] [--no-pipeline]
     mlc-audit failures [--run R] [--stream S] [--key JSON] [--each]
     mlc-audit show ENTRY_ID
     mlc-audit replay (--run R | --stream S | --key JSON | --entry ID ...) --target-command "CMD ..." [--dry-run]
 
 The store is --url, else $MLC_AUDIT_URL, else .ml-connector/audit.sqlite under the current folder.
+
+`runs` shows each run's status as it stands, with why: a run still recorded running whose process is gone is
+interrupted (at once on the same host; elsewhere once its heartbeat is older than $MLC_AUDIT_LEASE_SECONDS, 300), and a
+target run that succeeded inside a Meltano run that failed (its tap failed) is partial, when Meltano's database can be
+read ($MELTANO_DATABASE_URI, else the one the run recorded, else .meltano/meltano.db here).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import subprocess
 import sys
@@ -27,6 +33,7 @@ import msgspec
 
 from ml_connector_core.audit import (
     AUDIT_URL_ENV,
+    LEASE_ENV,
     AuditError,
     AuditTrail,
     FailureGroup,
@@ -35,6 +42,7 @@ from ml_connector_core.audit import (
     StoredEntry,
     dump_json,
 )
+from ml_connector_core.meltano_runs import lookup_for_reader
 from ml_connector_core.redaction import redact_text
 
 EXIT_TARGET_FAILED = 1
@@ -68,9 +76,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    runs = commands.add_parser("runs", help="the latest runs with their counts per outcome and operation")
+    runs = commands.add_parser(
+        "runs", help="the latest runs: status and why, counts per outcome and operation",
+        description="The latest runs, newest first, each with its status as it stands and why: succeeded, partial "
+        "(records not delivered, the input ended early, or the pipeline failed), failed, interrupted (its process "
+        f"is gone, or sent no heartbeat for ${LEASE_ENV} seconds, 300 by default) or running.",
+    )
     runs.add_argument("--limit", type=_positive_int, default=20, metavar="N", help="how many runs (default 20)")
     runs.add_argument("--flow", metavar="F", help="only runs of this flow")
+    runs.add_argument("--no-pipeline", action="store_true",
+                      help="do not read Meltano's database for how the runs' pipelines ended")
     runs.set_defaults(handler=_runs)
 
     failures = commands.add_parser(
@@ -142,12 +157,17 @@ def _key_json(text: str) -> dict[str, Any]:
 
 
 def _runs(trail: AuditTrail, args: argparse.Namespace) -> int:
-    runs = trail.runs(args.limit, flow=args.flow)
+    problems: list[str] = []
+    lookup = None if args.no_pipeline else lookup_for_reader(os.environ, problems)
+    runs = trail.runs(args.limit, flow=args.flow, pipeline_lookup=lookup)
     if not runs:
         print("no runs" + (f" of flow {args.flow!r}" if args.flow else "") + f" in {trail!r}")
         return 0
-    header = ("RUN", "FLOW", "PLUGIN", "STARTED", "FINISHED", "STATUS", "ENTRIES")
+    header = ("RUN", "FLOW", "PLUGIN", "STARTED", "FINISHED", "STATUS", "ENTRIES", "WHY")
     _print_table(header, [_run_row(run) for run in runs])
+    for problem in problems:
+        print(f"mlc-audit: how the pipeline ended is not shown for runs linked to Meltano runs: {problem}",
+              file=sys.stderr)
     return 0
 
 
@@ -155,7 +175,8 @@ def _run_row(run: RunInfo) -> tuple[str, ...]:
     outcomes = ", ".join(f"{name} {count}" for name, count in sorted(run.outcomes.items()))
     operations = ", ".join(f"{name} {count}" for name, count in sorted(run.operations.items()))
     counts = f"{outcomes} | {operations}" if outcomes else "none"
-    return (run.run_id, run.flow, run.plugin, _time(run.started_at), _time(run.finished_at), run.status, counts)
+    return (run.run_id, run.flow, run.plugin, _time(run.started_at), _time(run.finished_at), run.status, counts,
+            run.reason or "")
 
 
 # --- failures ---
@@ -245,7 +266,7 @@ def _show(trail: AuditTrail, args: argparse.Namespace) -> int:
     run = trail.run(entry.run_id)
     fields = [
         ("entry", str(entry.id)),
-        ("run", f"{entry.run_id} ({run.plugin}, {run.status})"),
+        ("run", f"{entry.run_id} ({run.plugin}, {run.status}{': ' + run.reason if run.reason else ''})"),
         ("flow", entry.flow),
         ("stream", entry.stream),
         ("key", entry.record_key),

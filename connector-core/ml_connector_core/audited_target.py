@@ -1,9 +1,11 @@
 """What every ml-connector Singer target does around its sinks: one audit run per invocation, the streams' bookmark
 properties (the order of record versions), earlier failed work redone before anything new, the outcomes counted,
-one closing line saying what was written, and an exit status that tells a scheduler when records were not delivered.
+one closing line saying what was written, an exit status that tells a scheduler when records were not delivered, and
+(``CheckpointingTarget``) a STATE after each durably written batch.
 
 A mixin placed before singer-sdk's ``Target`` in the bases; of singer-sdk it knows only how a configuration is
-checked (:class:`~ml_connector_core.config_validation.SettingsNamedInErrors`).
+checked (:class:`~ml_connector_core.config_validation.SettingsNamedInErrors`). Records a target cannot write
+(``bad_records``) are handled by ``ml_connector_core.bad_records``, under it.
 
 Exit statuses of every ml-connector target:
 
@@ -15,6 +17,9 @@ Exit statuses of every ml-connector target:
 - 3 (``EXIT_UNDELIVERED``): the whole input was read and the STATE of everything written was emitted, but some records
   could not be delivered: they are failed in the audit trail (``mlc-audit failures --run <run>``), redone at the start
   of the next run or by ``mlc-audit replay``. Nothing is lost and nothing is re-sent, but the run did not succeed.
+
+An input that ended before the tap finished, or no input at all, is status 1 too (``run_outcome``). The run's status
+in the audit trail says the same: succeeded, partial (records not delivered, or the input ended early), failed.
 """
 
 from __future__ import annotations
@@ -27,17 +32,19 @@ from functools import cached_property
 from typing import Any
 
 from ml_connector_core.audit import AuditEntry, AuditRun, AuditTrail, StoredEntry
+from ml_connector_core.bad_records import BadRecordsTarget, is_bad_record
+from ml_connector_core.checkpoints import CheckpointingTarget
 from ml_connector_core.config_validation import SettingsNamedInErrors
+from ml_connector_core.meltano_runs import MELTANO_RUN_ID_ENV, pipeline_of_this_process
+from ml_connector_core.run_outcome import EXPECT_CLOSING_STATE, InputWatch, RunOutcome, run_outcome
 
 #: Where a remembered schema keeps the SCHEMA message's bookmark properties, which a replay cannot send otherwise.
 BOOKMARK_HINT = "x-bookmark-properties"
 #: The exit status of a run that read all of its input but could not deliver some records (see the module's text).
 EXIT_UNDELIVERED = 3
-#: The run id Meltano passes to its plugins, when it was given one (`MELTANO_RUN_ID=... meltano run`).
-MELTANO_RUN_ID_ENV = "MELTANO_RUN_ID"
 
 
-class AuditedTarget(SettingsNamedInErrors):  # a configuration error: one line naming the setting, exit 1
+class AuditedTarget(SettingsNamedInErrors, InputWatch, BadRecordsTarget, CheckpointingTarget):
     #: Start of the closing log line counting the outcomes, e.g. "Jira issues".
     outcomes_title = "Writes"
     #: The ERROR logged when records could not be delivered (%d: how many).
@@ -61,7 +68,10 @@ class AuditedTarget(SettingsNamedInErrors):  # a configuration error: one line n
         # 4.4 passes nothing when it makes up the id itself, nor for `--run-id`): the audit run then has the same id,
         # suffixed -2, -3 ... for further targets of that Meltano run.
         meltano_run_id = (os.environ.get(MELTANO_RUN_ID_ENV) or "").strip() or None
-        return self.audit_trail.start_run(flow=self.config["flow"], plugin=self.name, preferred_run_id=meltano_run_id)
+        # The pipeline run this one is part of, so that a tap's failure reaches the audit run (see meltano_runs).
+        pipeline, pipeline_lookup = pipeline_of_this_process(os.environ)
+        return self.audit_trail.start_run(flow=self.config["flow"], plugin=self.name, preferred_run_id=meltano_run_id,
+                                          pipeline=pipeline, pipeline_lookup=pipeline_lookup)
 
     def _process_schema_message(self, message_dict: dict) -> None:
         # Sinks are not told the stream's bookmark property; it is the natural order of record versions.
@@ -72,14 +82,16 @@ class AuditedTarget(SettingsNamedInErrors):  # a configuration error: one line n
 
     def listen(self, file_input=None) -> None:
         self.max_parallelism = 1  # one audit writer, and batches land in the order they were read
+        self.audit_run  # opened before any input: from now on its heartbeat says this process is alive
         try:
             self.redo_failed_work()
             super().listen(file_input)
-        except BaseException:
-            self.audit_run.finish("failed", self.audit_summary())
+        except BaseException as exc:
+            self.audit_run.finish("failed", self.audit_summary(), reason=f"stopped: {type(exc).__name__}: {exc}")
             raise
-        self.audit_run.finish(self.audit_status(), self.audit_summary())
-        self.report_outcomes()
+        outcome = self.run_outcome()
+        self.audit_run.finish(outcome.status, self.audit_summary(), reason=outcome.reason)
+        self.report_outcomes(outcome)
 
     def count(self, entries: Iterable[AuditEntry]) -> None:
         for entry in entries:
@@ -92,9 +104,10 @@ class AuditedTarget(SettingsNamedInErrors):  # a configuration error: one line n
             return self.unrecorded_failures
         return self.audit_trail.failed_count(self.audit_run.run_id) + self.unrecorded_failures
 
-    def report_outcomes(self) -> None:
+    def report_outcomes(self, outcome: RunOutcome) -> None:
         """One line with what this run wrote; when records were not delivered, one ERROR saying where to look, then
-        exit status ``EXIT_UNDELIVERED`` (the STATE of what was delivered has been emitted by then)."""
+        exit status ``EXIT_UNDELIVERED`` (the STATE of what was delivered has been emitted by then); when the input
+        ended early (or there was none), one ERROR saying so, then exit status 1."""
         run_id = self.audit_run.run_id
         undelivered = self.undelivered()
         counts = [f"{n} {k}" for k, n in sorted(self.outcomes.items()) if n and k != "failed"]
@@ -103,6 +116,10 @@ class AuditedTarget(SettingsNamedInErrors):  # a configuration error: one line n
         if self.outcomes["failed"] > undelivered:
             counts.append(f"{self.outcomes['failed'] - undelivered} refused at first and delivered later in the run")
         self.logger.info("%s: %s (audit run %s)", self.outcomes_title, ", ".join(counts) or "nothing", run_id)
+        if outcome.exit_status not in (0, EXIT_UNDELIVERED):
+            self.logger.error("Run %s is %s: %s. Exit status %d; the next run reads on from the last STATE emitted",
+                              run_id, outcome.status, outcome.reason, outcome.exit_status)
+            sys.exit(outcome.exit_status)
         if undelivered:
             self.logger.error(self.undelivered_log_text + " (or now: mlc-audit replay --run %s); what failed and why: "
                               "mlc-audit failures --run %s. Exit status %d: the input was read to the end and the "
@@ -114,10 +131,13 @@ class AuditedTarget(SettingsNamedInErrors):  # a configuration error: one line n
 
     def open_failures(self, *, with_source_only: bool = True) -> dict[tuple[str, str], list[StoredEntry]]:
         """This flow's failures no replay has delivered yet, by stream and record key, oldest first (the latest last).
-        ``with_source_only`` leaves out entries without the record as received, which cannot be redone from it."""
+        ``with_source_only`` leaves out entries without the record as received, which cannot be redone from it. Bad
+        records set aside are left out: the same record would fail again (see ``bad_records``)."""
         failures_by_record: dict[tuple[str, str], list[StoredEntry]] = {}
         for failed in self.audit_trail.failures():
             if failed.flow != self.config["flow"] or (with_source_only and failed.source is None):
+                continue
+            if is_bad_record(failed.error):
                 continue
             failures_by_record.setdefault((failed.stream, failed.record_key), []).append(failed)
         return failures_by_record
@@ -131,8 +151,12 @@ class AuditedTarget(SettingsNamedInErrors):  # a configuration error: one line n
         """The failures are done by this run."""
         self.audit_trail.mark_replayed([f.id for f in failures], self.audit_run.run_id)
 
-    def audit_status(self) -> str:
-        return "failed" if self.undelivered() else "succeeded"
+    def run_outcome(self) -> RunOutcome:
+        """Status, reason and exit status of a run that read its input to the end (see ``run_outcome``)."""
+        delivered = sum(n for outcome, n in self.outcomes.items() if outcome != "failed")
+        return run_outcome(self.input_seen, delivered, self.undelivered(), self.audit_run.run_id,
+                           expect_closing_state=self.config.get(EXPECT_CLOSING_STATE, True),
+                           undelivered_exit_status=EXIT_UNDELIVERED)
 
     def audit_summary(self) -> dict:
         return dict(self.outcomes)

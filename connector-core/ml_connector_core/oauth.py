@@ -129,11 +129,15 @@ class ClientCredentialsAuth(RenewingBearerAuth):
         max_tries: int = 5,
         session: requests.Session | None = None,
         clock=time.monotonic,
+        basic_auth: bool = False,
     ) -> None:
         super().__init__(token_url, client_id, refresh_margin_seconds=refresh_margin_seconds,
                          timeout_seconds=timeout_seconds, max_tries=max_tries, session=session, clock=clock)
         self._client_secret = client_secret
         self.scope = scope
+        # The client's id and secret in an HTTP Basic header (client_secret_basic) instead of the form
+        # (client_secret_post): what some token endpoints document, e.g. Databricks' /oidc/v1/token.
+        self.basic_auth = basic_auth
         self.lifetime_when_unannounced = lifetime_when_unannounced
         register_secret(client_secret)
 
@@ -166,10 +170,13 @@ class ClientCredentialsAuth(RenewingBearerAuth):
         logger.info("Obtained an access token from %s valid for %.0f s", self.token_url, lifetime)
 
     def _post_token_request(self) -> dict:
-        form = {"grant_type": "client_credentials", "client_id": self.client_id, "client_secret": self._client_secret}
+        form = {"grant_type": "client_credentials"}
+        if not self.basic_auth:
+            form.update(client_id=self.client_id, client_secret=self._client_secret)
         if self.scope:
             form["scope"] = self.scope
-        response = self._session.post(self.token_url, data=form, timeout=self.timeout_seconds)
+        response = self._session.post(self.token_url, data=form, timeout=self.timeout_seconds,
+                                      auth=(self.client_id, self._client_secret) if self.basic_auth else None)
         if response.status_code in RETRIABLE_STATUS:
             raise RetriableTokenResponse(response)
         if response.status_code != 200:

@@ -69,6 +69,23 @@ def _databricks_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seconds every statement takes before it runs (clients must poll)")
     parser.add_argument("--statement-size-limit", type=int, default=defaults.statement_size_limit, help="bytes")
     parser.add_argument("--workers", type=int, default=defaults.workers, help="statements executing at once")
+    parser.add_argument("--expired-token-status", type=int, choices=(401, 403), default=defaults.expired_token_status,
+                        help="how expired OAuth tokens are refused: 403 'JWT has expired' or 401 'Token is expired'")
+    parser.add_argument("--fault-rate-5xx", type=float, default=0.0, help="share of API requests answered 500/502/503")
+    parser.add_argument("--fault-rate-429", type=float, default=0.0, help="share answered 429 (Retry-After: 1)")
+    parser.add_argument("--fault-rate-drop", type=float, default=0.0,
+                        help="share whose connection is dropped before they are carried out")
+    parser.add_argument("--fault-rate-drop-response", type=float, default=0.0,
+                        help="share carried out, then their connection dropped before the answer")
+    parser.add_argument("--fault-rate-delay", type=float, default=0.0, help="share delayed by one second")
+    parser.add_argument("--fault-rate-statement-failed", type=float, default=0.0,
+                        help="share of statements that end FAILED for a transient reason (ABORTED concurrent write, "
+                             "TEMPORARILY_UNAVAILABLE), nothing written")
+    parser.add_argument("--fault-rate-slow-statement", type=float, default=0.0,
+                        help="share of statements that take three seconds longer")
+    parser.add_argument("--fault-rate-token-expired", type=float, default=0.0,
+                        help="share of requests with an OAuth token whose token expires there")
+    parser.add_argument("--fault-seed", type=int, default=defaults.fault_seed, help="seed of the random faults")
     _ready_file_argument(parser)
 
 
@@ -352,6 +369,7 @@ def _serve_ifs(args: argparse.Namespace) -> None:
 
 def _serve_databricks(args: argparse.Namespace) -> None:
     from .databricks.app import DatabricksApp
+    from .databricks.guards import FaultRates
     from .databricks.sandbox import default_data_dir
     from .databricks.settings import DatabricksSettings
     from .databricks.warehouse import Warehouse
@@ -361,7 +379,16 @@ def _serve_databricks(args: argparse.Namespace) -> None:
         token=args.token, client_id=args.client_id, client_secret=args.client_secret, token_ttl=args.token_ttl,
         workspace_id=args.workspace_id, warehouse_ids=tuple(args.warehouse_id or DatabricksSettings.warehouse_ids),
         catalogs=catalogs, default_catalog=args.default_catalog, chunk_rows=args.chunk_rows,
-        execution_delay=args.execution_delay, statement_size_limit=args.statement_size_limit, workers=args.workers)
+        execution_delay=args.execution_delay, statement_size_limit=args.statement_size_limit, workers=args.workers,
+        expired_token_status=args.expired_token_status, fault_seed=args.fault_seed)
+    try:
+        settings.fault_rates = FaultRates.from_json({
+            "status_5xx": args.fault_rate_5xx, "rate_limit": args.fault_rate_429, "drop": args.fault_rate_drop,
+            "drop_response": args.fault_rate_drop_response, "delay": args.fault_rate_delay,
+            "statement_failed": args.fault_rate_statement_failed, "slow_statement": args.fault_rate_slow_statement,
+            "token_expired": args.fault_rate_token_expired})
+    except ValueError as exc:
+        sys.exit(f"mlc-sandbox databricks: {exc}")
     data_dir = args.data_dir or default_data_dir()
     app = DatabricksApp(settings, Warehouse(data_dir, settings.catalogs, settings.default_schema))
     _serve(app, args,

@@ -63,6 +63,12 @@ class TapIfsCloud(ConfigErrorsInOneLine, Tap):
         th.Property("lookback_seconds", th.IntegerType, default=300,
                     description="Re-read this many seconds before the bookmark, for rows sharing a timestamp or committed late."),
         th.Property("page_size", th.IntegerType, default=1000, description="Rows asked for per request ($top)."),
+        th.Property("state_interval_records", th.IntegerType(minimum=1), default=100,
+                    description="A STATE (the bookmark of the records sent so far) after every this many records of a "
+                                "stream, so that a run stopped mid-stream resumes near where its target last wrote "
+                                "instead of at the stream's start. Best a divisor of the target's batch size (100 for "
+                                "target-jira and target-jaggaer, 200 target-salesforce, 20000 target-databricks): a "
+                                "kill then re-reads at most one batch per stream."),
         th.Property("max_elements_per_response", th.IntegerType, default=5000,
                     description="IFS's limit on rows plus expanded rows in one response; pages with lines are split to stay under it."),
         th.Property("requests_per_minute", th.IntegerType, default=900,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from decimal import Decimal
 
 import msgspec
@@ -16,6 +16,9 @@ MAX_DECIMAL_PRECISION = 38
 
 class RecordValueError(ValueError):
     """A record value that cannot be stored exactly in its column."""
+
+
+_CONVERSION_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, ArithmeticError)
 
 
 def _types(schema: Mapping) -> set[str]:
@@ -55,29 +58,73 @@ def arrow_schema(properties: Mapping[str, Mapping], *, decimal_scale: int) -> pa
     return pa.schema([pa.field(name, column_type(prop, decimal_scale=decimal_scale)) for name, prop in properties.items()])
 
 
-def to_table(records: list[dict], schema: pa.Schema, *, stream: str, key_properties: Iterable[str]) -> pa.Table:
-    """Columns built one at a time; a value that does not fit its column is reported with stream, key and field."""
+def to_table(records: list[dict], schema: pa.Schema, *, stream: str) -> pa.Table:
+    """Columns built one at a time; RecordValueError names the first column a value does not fit (``unfit_values``
+    then finds each record with such a value)."""
     columns = []
     for field in schema:
         values = [record.get(field.name) for record in records]
-        columns.append(_column(values, field, records, stream, list(key_properties)))
+        try:
+            columns.append(_convert(values, field.type))
+        except _CONVERSION_ERRORS as exc:
+            raise RecordValueError(f"stream '{stream}': a value does not fit column {field.name} "
+                                   f"({_type_name(field.type)}): {exc}") from None
     return pa.Table.from_arrays(columns, schema=schema)
 
 
-def _column(values: list, field: pa.Field, records: list[dict], stream: str, keys: list[str]) -> pa.Array:
+def unfit_values(records: list[dict], schema: pa.Schema) -> dict[int, tuple[str, str]]:
+    """Every record with a value that does not fit its column, by position in ``records``: (field, reason) of its
+    first such value. Columns that convert as a whole are not looked at value by value."""
+    unfit: dict[int, tuple[str, str]] = {}
+    for field in schema:
+        values = [record.get(field.name) for record in records]
+        try:
+            _convert(values, field.type)
+            continue
+        except _CONVERSION_ERRORS:
+            pass
+        for index, value in enumerate(values):
+            if index not in unfit and (reason := _unfit(value, field.type)) is not None:
+                unfit[index] = (field.name, reason)
+    return unfit
+
+
+def _unfit(value: object, kind: pa.DataType) -> str | None:
+    """Why the value does not fit a column of this type, or None when it does."""
     try:
-        return _convert(values, field.type)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, ArithmeticError) as exc:
-        for index, value in enumerate(values):  # find the offending value to name it
-            try:
-                _convert([value], field.type)
-            except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, ArithmeticError) as cause:
-                key = {k: records[index].get(k) for k in keys}
-                raise RecordValueError(
-                    f"stream '{stream}', key {key}, field '{field.name}': value {value!r} does not fit column type "
-                    f"{field.type} ({cause})"
-                ) from None
-        raise RecordValueError(f"stream '{stream}', field '{field.name}': {exc}") from None
+        _convert([value], kind)
+    except _CONVERSION_ERRORS as cause:
+        shown = str(value) if isinstance(value, (Decimal, int, float)) and not isinstance(value, bool) else repr(value)
+        why = _decimal_misfit(value, kind) if pa.types.is_decimal(kind) else None
+        return f"value {shown} does not fit {_type_name(kind)} ({why or cause})"
+    return None
+
+
+def _decimal_misfit(value: object, kind: pa.Decimal128Type) -> str | None:
+    """Which limit of DECIMAL(p,s) a number breaks, in words; None when it is not a number at all."""
+    try:
+        number = _as_decimal(value)
+    except (TypeError, ArithmeticError, ValueError):
+        return None
+    if number is None or not number.is_finite():
+        return None
+    whole_digits = len(str(int(abs(number)))) if abs(number) >= 1 else 0
+    decimals = max(0, -number.normalize().as_tuple().exponent)
+    if whole_digits > kind.precision - kind.scale:
+        return f"{whole_digits} digits before the point, it holds {kind.precision - kind.scale}"
+    if decimals > kind.scale:
+        return f"{decimals} decimals, it keeps {kind.scale} and never rounds"
+    return None
+
+
+def _type_name(kind: pa.DataType) -> str:
+    if pa.types.is_decimal(kind):
+        return f"DECIMAL({kind.precision},{kind.scale})"
+    if pa.types.is_timestamp(kind):
+        return "TIMESTAMP"
+    if pa.types.is_date32(kind):
+        return "DATE"
+    return str(kind).upper()
 
 
 def _convert(values: list, kind: pa.DataType) -> pa.Array:

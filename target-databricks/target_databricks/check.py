@@ -22,6 +22,7 @@ SYSTEM = "Databricks"
 PROBE_FOLDER = "_mlc_check"
 # The SDK retries an unreachable workspace for minutes by default; a check should say so within a minute.
 SDK_OPTIONS = {"retry_timeout_seconds": 20, "http_timeout_seconds": 20}
+CHECK_MAX_TRIES = 3  # the statements of the check: a few tries, not the load's patience
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
@@ -156,6 +157,9 @@ def warehouse_checks(client, config: dict, principal: str) -> Iterator[CheckResu
         yield failed(SYSTEM, name, "no such SQL warehouse in this workspace (or not visible to " + principal + ")",
                      f"set {setting('warehouse_id')} to one of: {', '.join(known) or '(none visible)'}")
         return
+    from target_databricks.warehouse import StatementRunner
+
+    runner = StatementRunner.from_config(config, max_tries=CHECK_MAX_TRIES)
     state = getattr(warehouse.state, "value", warehouse.state)
     if state in ("STOPPED", "STOPPING"):
         # Any statement would start it: minutes of compute for a classic warehouse, for a check that only reads.
@@ -164,21 +168,21 @@ def warehouse_checks(client, config: dict, principal: str) -> Iterator[CheckResu
                      f"start warehouse {warehouse_id} (SQL Warehouses → Start), then run the check again")
         return
     try:
-        answer = _rows(client, warehouse_id, "SELECT 1")
+        answer = _rows(runner, "SELECT 1")
     except Exception as exc:  # noqa: BLE001
         yield failed(SYSTEM, name, f"SELECT 1 failed: {_sdk_message(exc)}",
                      f"grant {principal} CAN USE on warehouse {warehouse_id}")
         return
     yield passed(SYSTEM, name, f"'{warehouse.name}' ({state}) answered SELECT 1 with {answer[0][0] if answer else '?'}")
 
-    if not _rows(client, warehouse_id, f"SHOW CATALOGS LIKE '{_pattern(catalog)}'"):
+    if not _rows(runner, f"SHOW CATALOGS LIKE '{_pattern(catalog)}'"):
         yield failed(SYSTEM, f"catalog {catalog}", f"catalog {catalog} does not exist or is not visible to {principal}",
                      f"set {setting('catalog')} to an existing catalog, or grant {principal} USE CATALOG on {catalog}")
         return
     yield passed(SYSTEM, f"catalog {catalog}", "exists and is visible")
     from target_databricks.sql import ident
 
-    if _rows(client, warehouse_id, f"SHOW SCHEMAS IN {ident(catalog)} LIKE '{_pattern(schema)}'"):
+    if _rows(runner, f"SHOW SCHEMAS IN {ident(catalog)} LIKE '{_pattern(schema)}'"):
         yield passed(SYSTEM, f"schema {catalog}.{schema}", "exists: the tables are created and merged there")
     else:
         # Whether the principal may create it (CREATE SCHEMA on the catalog, through any group) is only known for
@@ -205,13 +209,13 @@ def job_check(client, job_id: int, principal: str) -> CheckResult:
     return passed(SYSTEM, name, f"exists ({job_name!r}); it runs after each load with the loaded tables")
 
 
-def _rows(client, warehouse_id: str, statement: str) -> list[list]:
-    from target_databricks.warehouse import StatementFailed, run_statement
+def _rows(runner, statement: str) -> list[list]:
+    from target_databricks.warehouse import StatementFailed
 
     try:
-        return run_statement(client, warehouse_id, statement)
+        return runner.rows(statement)
     except StatementFailed as exc:
-        raise RuntimeError(str(exc).split(" (statement:")[0]) from None
+        raise RuntimeError(f"{exc.error_code}: {exc.message}" if exc.error_code else exc.message) from None
 
 
 def _pattern(name: str) -> str:

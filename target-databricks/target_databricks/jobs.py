@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Mapping
@@ -10,7 +11,7 @@ from typing import TYPE_CHECKING
 from ml_connector_core.audit import AuditEntry
 
 if TYPE_CHECKING:
-    from databricks.sdk import WorkspaceClient
+    from target_databricks.workspace_api import WorkspaceApi
 
 #: The audit trail's stream name for job runs: a failed run is a failed entry there, replayed by the next load.
 JOB_STREAM = "_databricks_job_run"
@@ -21,18 +22,29 @@ class JobRunFailed(RuntimeError):
     """The job run after a load did not succeed; the load stays marked for a rerun of the job."""
 
 
-def run_job(client: WorkspaceClient, job_id: int, parameters: Mapping[str, str], timeout_seconds: float,
-            poll_seconds: float = 2.0) -> tuple[int, str, str]:
-    """Start the job and wait for its end: (run id, result state, message)."""
-    waiter = client.jobs.run_now(job_id=job_id, job_parameters=dict(parameters))
-    run_id = waiter.run_id if hasattr(waiter, "run_id") else waiter.response.run_id
+def idempotency_token(audit_run_id: str, job_id: int, parameters: Mapping[str, str]) -> str:
+    """One token per run of the job this audit run starts (at most 64 characters, as the Jobs API allows): a run-now
+    sent again after a lost answer or a 5xx gets the run the first one started, never a second run."""
+    seed = json.dumps([audit_run_id, job_id, dict(parameters)], sort_keys=True)
+    return "mlc-" + hashlib.sha256(seed.encode()).hexdigest()[:40]
+
+
+def run_job(api: WorkspaceApi, job_id: int, parameters: Mapping[str, str], timeout_seconds: float, *,
+            token: str, poll_seconds: float = 2.0) -> tuple[int, str, str]:
+    """Start the job (run-now with an idempotency token, so safe to send again) and wait for its end: (run id,
+    result state, message)."""
+    started = api.post("/api/2.1/jobs/run-now",
+                       {"job_id": job_id, "job_parameters": dict(parameters), "idempotency_token": token},
+                       retry_unsafe=True)
+    run_id = started.get("run_id")
+    if run_id is None:
+        raise RuntimeError(f"jobs/run-now of job {job_id}: Databricks answered without 'run_id': {str(started)[:200]}")
     deadline = time.monotonic() + timeout_seconds
     while True:
-        state = client.jobs.get_run(run_id=run_id).state
-        life_cycle = getattr(state.life_cycle_state, "value", state.life_cycle_state)
+        state = api.get("/api/2.1/jobs/runs/get", {"run_id": run_id}).get("state") or {}
+        life_cycle = state.get("life_cycle_state")
         if life_cycle in _TERMINAL:
-            result = getattr(state.result_state, "value", state.result_state) or life_cycle
-            return run_id, str(result), state.state_message or ""
+            return run_id, str(state.get("result_state") or life_cycle), state.get("state_message") or ""
         if time.monotonic() > deadline:
             return run_id, "TIMEDOUT", f"still {life_cycle} after {timeout_seconds:.0f} s"
         time.sleep(poll_seconds)

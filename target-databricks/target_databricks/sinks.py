@@ -10,8 +10,9 @@ from singer_sdk.sinks import BatchSink
 
 from ml_connector_core.audit import AuditEntry
 from ml_connector_core.audited_target import BOOKMARK_HINT
+from ml_connector_core.bad_records import STOP, BadRecordsSink, SetAside
 from target_databricks import plan as planning
-from target_databricks.arrow import RecordValueError, arrow_schema, row_fingerprint, to_table
+from target_databricks.arrow import RecordValueError, arrow_schema, row_fingerprint, to_table, unfit_values
 from target_databricks.delta import FINGERPRINT
 from target_databricks.validation import CompiledSchemaValidator
 
@@ -21,8 +22,13 @@ if t.TYPE_CHECKING:
 LOADED_AT = "_mlc_loaded_at"
 
 
-class DatabricksSink(BatchSink):
-    """One Delta table per stream, MERGEd on the stream's key properties."""
+class BatchNotWritten(RuntimeError):
+    """Writing a batch failed (after whatever retries the write path makes); the run stops, naming the stream."""
+
+
+class DatabricksSink(BadRecordsSink, BatchSink):
+    """One Delta table per stream, MERGEd on the stream's key properties. A record whose value does not fit its column
+    is a bad record (``bad_records``): the run stops naming it, or it is set aside and the others are written."""
 
     MAX_SIZE_DEFAULT = 20000
 
@@ -61,16 +67,14 @@ class DatabricksSink(BatchSink):
         keys = self.merge_keys
         schema = self._arrow_schema
         loaded_at = dt.datetime.now(dt.timezone.utc)
+        rows = [{**r, FINGERPRINT: row_fingerprint(r), LOADED_AT: loaded_at} for r in records]
         try:
-            typed = to_table(
-                [{**r, FINGERPRINT: row_fingerprint(r), LOADED_AT: loaded_at} for r in records],
-                schema, stream=self.stream_name, key_properties=keys,
-            )
+            typed = to_table(rows, schema, stream=self.stream_name)
         except RecordValueError as exc:
-            # Nothing of the batch is written; every record is audited as failed, so that a replay (after fixing
-            # the value or the configuration) delivers them.
-            self._audit_unwritten(records, str(exc))
-            raise
+            records, rows = self._without_unfit_records(records, rows, context.get("record_numbers"), schema, exc)
+            if not records:
+                return
+            typed = to_table(rows, schema, stream=self.stream_name)
         key_values = list(zip(*(typed.column(k).to_pylist() for k in keys)))
         versions = typed.column(self.version_column).to_pylist() if self.version_column else [None] * len(records)
         fingerprints = typed.column(FINGERPRINT).to_pylist()
@@ -79,16 +83,16 @@ class DatabricksSink(BatchSink):
             for row, (record, key, version, fp) in enumerate(zip(records, key_values, versions, fingerprints))
         ]
         plan = planning.latest_per_key(candidates)
-        self.databricks.writer.prepare(self.location, typed.schema)
-        stored = self.databricks.writer.stored(
-            self.location,
-            typed.select(keys).take([p.row for p in plan.latest]),
-            typed.schema.field(self.version_column) if self.version_column else None,
-        )
-        planning.classify(plan, stored)
-        to_write = plan.to_write
         error = None
         try:
+            self.databricks.writer.prepare(self.location, typed.schema)
+            stored = self.databricks.writer.stored(
+                self.location,
+                typed.select(keys).take([p.row for p in plan.latest]),
+                typed.schema.field(self.version_column) if self.version_column else None,
+            )
+            planning.classify(plan, stored)
+            to_write = plan.to_write
             if to_write:
                 rows = typed.take([p.row for p in to_write])
                 if stored:
@@ -99,12 +103,32 @@ class DatabricksSink(BatchSink):
                     self.databricks.writer.append(self.location, rows, keys, self.version_column)
         except Exception as exc:  # the batch is audited as failed, then the run stops: state does not advance
             error = f"{type(exc).__name__}: {exc}"
-            raise
+            raise BatchNotWritten(f"stream '{self.stream_name}': the batch of {len(records)} records for "
+                                  f"{self.location} was not written: {error}") from exc
         finally:
             self._audit(plan, error)
         counts = plan.counts()
         self.databricks.note_loaded(self.stream_name, self.location, counts)
         self.logger.info("%s: %s", self.location, ", ".join(f"{n} {op}" for op, n in sorted(counts.items())))
+
+    def _without_unfit_records(self, records: list[dict], rows: list[dict], numbers: list[int] | None,
+                               schema: pa.Schema, error: RecordValueError) -> tuple[list[dict], list[dict]]:
+        """The batch without its records whose values do not fit their columns, which are bad records: set aside,
+        or (``bad_records: stop``) the run stops, the rest of the batch audited as not written so that a replay
+        after the fix delivers the whole batch."""
+        unfit = unfit_values(rows, schema)
+        if not unfit:  # no single value is to blame: the batch fails as a whole
+            self._audit_unwritten(records, str(error))
+            raise error
+        numbers = numbers if numbers and len(numbers) == len(records) else [None] * len(records)
+        bad = [(records[i], numbers[i], self.bad(reason, field, records[i])) for i, (field, reason) in sorted(unfit.items())]
+        if self.bad_records_target.bad_records_mode == STOP:
+            first = SetAside(self.stream_name, *bad[0]).message()
+            self._audit_unwritten([r for i, r in enumerate(records) if i not in unfit],
+                                  f"not written: the batch stopped at a bad record, {first}")
+        self.set_aside(bad, destination=self.location)
+        kept = [i for i in range(len(records)) if i not in unfit]
+        return [records[i] for i in kept], [rows[i] for i in kept]
 
     def _audit_unwritten(self, records: list[dict], error: str) -> None:
         self._record([

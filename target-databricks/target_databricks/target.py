@@ -10,8 +10,10 @@ from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
 
 from ml_connector_core.audited_target import AuditedTarget
+from ml_connector_core.run_outcome import EXPECT_CLOSING_STATE_SETTING
+from ml_connector_core.bad_records import BAD_RECORDS_SETTING
 from target_databricks.delta import DeltaWriter
-from target_databricks.jobs import JOB_STREAM, JobRunFailed, job_entry, load_parameters, run_job
+from target_databricks.jobs import JOB_STREAM, JobRunFailed, idempotency_token, job_entry, load_parameters, run_job
 from target_databricks.sinks import DatabricksSink
 
 
@@ -43,11 +45,19 @@ class TargetDatabricks(AuditedTarget, Target):
         th.Property("catalog", th.StringType, default="main", description="Unity Catalog catalog, for load_method warehouse."),
         th.Property("max_statement_bytes", th.IntegerType, default=1_000_000,
                     description="Upper bound of one MERGE statement's size on the warehouse path."),
+        th.Property("statement_wait_timeout_seconds", th.IntegerType, default=30,
+                    description="How long each statement request waits for the statement to finish before the statement is polled (Databricks' wait_timeout: 0, or 5 to 50)."),
+        th.Property("max_tries", th.IntegerType, default=8,
+                    description="Attempts per workspace request (429 after Retry-After, 5xx, lost connections) and per statement that failed for a transient reason (ABORTED by a concurrent write, TEMPORARILY_UNAVAILABLE, ...)."),
+        th.Property("requests_per_minute", th.IntegerType, default=1200,
+                    description="Client-side request budget for the workspace on the warehouse path."),
         th.Property("job_id", th.IntegerType, description="Databricks job to run after each load, with the loaded tables and watermarks."),
         th.Property("job_timeout_seconds", th.IntegerType, default=3600, description="How long to wait for the job run."),
         th.Property("audit_url", th.StringType,
                     description="Audit trail database: sqlite:///path or postgresql+psycopg://...; default MLC_AUDIT_URL or .ml-connector/audit.sqlite."),
         th.Property("flow", th.StringType, default="ifs-to-databricks", description="Flow name recorded in the audit trail."),
+        EXPECT_CLOSING_STATE_SETTING,
+        BAD_RECORDS_SETTING,
     ).to_dict()
 
     def __init__(self, *args, **kwargs) -> None:
@@ -88,7 +98,8 @@ class TargetDatabricks(AuditedTarget, Target):
         if not self.config.get("job_id"):
             super().process_endofpipe()
             return
-        # Hold the final STATE back until the job has run on what this load wrote.
+        # Hold the last checkpoint (the STATE of the last batches) back until the job has run on what this load
+        # wrote; the job is told the watermarks of the newest STATE the load covers.
         self._held_state = None
         self._holding_state = True
         try:
@@ -96,26 +107,27 @@ class TargetDatabricks(AuditedTarget, Target):
         finally:
             self._holding_state = False
         if self.loaded:
-            self._run_job(load_parameters(self.audit_run.run_id, self.loaded, self._held_state))
+            self._run_job(load_parameters(self.audit_run.run_id, self.loaded, self.last_checkpoint))
         if self._held_state is not None:
-            super()._write_state_message(self._held_state)
+            super().emit_state(self._held_state)
 
-    def _write_state_message(self, state: dict) -> None:
+    def emit_state(self, state: dict) -> None:
         if getattr(self, "_holding_state", False):
             self._held_state = state
             return
-        super()._write_state_message(state)
+        super().emit_state(state)
 
     @cached_property
     def workspace(self):
-        from target_databricks.workspace import workspace_client  # the SDK takes seconds to import: only when needed
+        from target_databricks.workspace_api import workspace_api
 
-        return workspace_client(self.config)
+        return workspace_api(self.config)
 
     def _run_job(self, parameters: dict[str, str]) -> None:
         job_id = int(self.config["job_id"])
         try:
-            run_id, result, message = run_job(self.workspace, job_id, parameters, self.config["job_timeout_seconds"])
+            run_id, result, message = run_job(self.workspace, job_id, parameters, self.config["job_timeout_seconds"],
+                                              token=idempotency_token(self.audit_run.run_id, job_id, parameters))
         except Exception as exc:  # noqa: BLE001 - any failure to run the job is recorded for a rerun
             run_id, result, message = None, "NOT_STARTED", f"{type(exc).__name__}: {exc}"
         self.audit_run.record([job_entry(job_id, parameters, run_id, result, message)])

@@ -9,8 +9,10 @@ from __future__ import annotations
 import typing as t
 
 import jsonschema_rs
-from singer_sdk.exceptions import InvalidJSONSchema, InvalidRecord
+from singer_sdk.exceptions import InvalidJSONSchema
 from singer_sdk.sinks.core import BaseJSONSchemaValidator
+
+from ml_connector_core.bad_records import InvalidField, field_path
 
 
 class CompiledSchemaValidator(BaseJSONSchemaValidator):
@@ -26,5 +28,4 @@ class CompiledSchemaValidator(BaseJSONSchemaValidator):
         try:
             self._validator.validate(record)
         except jsonschema_rs.ValidationError as exc:
-            path = "/".join(str(part) for part in exc.instance_path) or "(record)"
-            raise InvalidRecord(f"field {path}: {exc.message}", record) from None
+            raise InvalidField(exc.message, field_path(list(exc.instance_path)), record) from None

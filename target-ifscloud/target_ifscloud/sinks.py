@@ -6,12 +6,15 @@ import typing as t
 
 from singer_sdk.sinks import RecordSink
 
+from ml_connector_core.bad_records import BadRecordsSink
+
 if t.TYPE_CHECKING:
     from target_ifscloud.target import TargetIfsCloud
 
 
-class IfsWriteSink(RecordSink):
-    # A record that does not fit the schema fails alone, in the audit trail, instead of stopping the run.
+class IfsWriteSink(BadRecordsSink, RecordSink):
+    # A record that breaks its schema is still written: each value is checked against the IFS property it goes to, and
+    # one IFS cannot take fails that record alone, in the audit trail (a missing key is a bad record, see bad_records).
     fail_on_record_validation_exception = False
 
     def __init__(self, target: TargetIfsCloud, stream_name: str, schema: dict, key_properties) -> None:

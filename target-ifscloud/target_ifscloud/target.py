@@ -14,9 +14,11 @@ from singer_sdk.exceptions import ConfigValidationError
 
 from ml_connector_core import ifs_odata
 from ml_connector_core.audited_target import AuditedTarget
+from ml_connector_core.bad_records import BAD_RECORDS_SETTING
 from ml_connector_core.http import shared_budget
 from ml_connector_core.ifs_metadata import EntitySetInfo
 from ml_connector_core.oauth import ClientCredentialsAuth
+from ml_connector_core.run_outcome import EXPECT_CLOSING_STATE_SETTING
 from ml_connector_core.secrets import SecretKeyError, unseal
 from target_ifscloud.client import IfsClient
 from target_ifscloud.sinks import IfsWriteSink
@@ -81,8 +83,10 @@ class TargetIfsCloud(AuditedTarget, Target):
                     description="Incoming stream name → the IFS entity set it writes and how."),
         th.Property("flow", th.StringType, default="ifscloud-writeback",
                     description="Flow name in the audit trail; failed records of this flow are redone first next run."),
+        EXPECT_CLOSING_STATE_SETTING,
         th.Property("audit_url", th.StringType,
                     description="Audit trail database URL (default .ml-connector/audit.sqlite, or MLC_AUDIT_URL)."),
+        BAD_RECORDS_SETTING,
     ).to_dict()
 
     outcomes_title = "IFS writes"

@@ -6,11 +6,13 @@ import typing as t
 
 from singer_sdk.sinks import BatchSink
 
+from ml_connector_core.bad_records import BadRecordsSink
+
 if t.TYPE_CHECKING:
     from target_jaggaer.target import TargetJaggaer
 
 
-class JaggaerSink(BatchSink):
+class JaggaerSink(BadRecordsSink, BatchSink):
     """Collects up to ``batch_size`` records, then has the target write them (suppliers pending in other streams
     first) and audit every one.
 

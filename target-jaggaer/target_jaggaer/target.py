@@ -11,6 +11,7 @@ from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
 
 from ml_connector_core.api_target import ParentsFirstTarget
+from ml_connector_core.bad_records import BAD_RECORDS_SETTING
 from ml_connector_core.jaggaer import (
     JaggaerClient,
     JaggaerConfigError,
@@ -18,6 +19,7 @@ from ml_connector_core.jaggaer import (
     client_from_config,
     connection_properties,
 )
+from ml_connector_core.run_outcome import EXPECT_CLOSING_STATE_SETTING
 from ml_connector_core.secrets import SecretKeyError
 from target_jaggaer.sinks import JaggaerSink
 from target_jaggaer.writer import KINDS, SUPPLIER, RecordError, RecordWriter, parse_routes, waits_for_supplier
@@ -43,6 +45,8 @@ class TargetJaggaer(ParentsFirstTarget, Target):
                     description="Records a stream collects before they are written (and its STATE may follow)."),
         th.Property("audit_url", th.StringType, description="Audit trail database URL (default: .ml-connector/audit.sqlite)."),
         th.Property("flow", th.StringType, default="ifs-to-jaggaer", description="Flow name in the audit trail."),
+        EXPECT_CLOSING_STATE_SETTING,
+        BAD_RECORDS_SETTING,
     ).to_dict()
 
     client_config_errors = (JaggaerConfigError, SecretKeyError)

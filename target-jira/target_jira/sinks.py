@@ -6,11 +6,13 @@ import typing as t
 
 from singer_sdk.sinks import BatchSink
 
+from ml_connector_core.bad_records import BadRecordsSink
+
 if t.TYPE_CHECKING:
     from target_jira.target import TargetJira
 
 
-class JiraIssueSink(BatchSink):
+class JiraIssueSink(BadRecordsSink, BatchSink):
     """Collects up to 100 records (one label search covers them), then writes them and audits every one.
 
     The SDK emits the STATE that covers a batch only after ``process_batch`` returned, so the bookmark never runs ahead

@@ -8,8 +8,10 @@ from singer_sdk import Target
 from singer_sdk import typing as th
 
 from ml_connector_core.api_target import ApiTarget
+from ml_connector_core.bad_records import BAD_RECORDS_SETTING
 from ml_connector_core.jira import JiraClient, JiraConfigError, client_from_config
 from ml_connector_core.jira_settings import jira_connection_properties
+from ml_connector_core.run_outcome import EXPECT_CLOSING_STATE_SETTING
 from ml_connector_core.secrets import SecretKeyError
 from target_jira.sinks import JiraIssueSink
 from target_jira.writer import DEFAULT_CUSTOM_FIELDS, IssueWriter
@@ -58,6 +60,8 @@ class TargetJira(ApiTarget, Target):
                     description="Create new issues 50 at a time (POST /issue/bulk)."),
         th.Property("audit_url", th.StringType, description="Audit trail database URL (default: .ml-connector/audit.sqlite)."),
         th.Property("flow", th.StringType, default="ifs-to-jira", description="Flow name in the audit trail."),
+        EXPECT_CLOSING_STATE_SETTING,
+        BAD_RECORDS_SETTING,
     ).to_dict()
 
     client_config_errors = (JiraConfigError, SecretKeyError)

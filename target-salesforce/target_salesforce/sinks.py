@@ -6,13 +6,14 @@ import typing as t
 
 from singer_sdk.sinks import BatchSink
 
+from ml_connector_core.bad_records import BadRecordsSink
 from ml_connector_core.salesforce import COLLECTION_LIMIT
 
 if t.TYPE_CHECKING:
     from target_salesforce.target import TargetSalesforce
 
 
-class SObjectSink(BatchSink):
+class SObjectSink(BadRecordsSink, BatchSink):
     """Collects up to ``batch_size`` records (one collections call), drains the parent streams, then upserts them and
     audits every one.
 

@@ -11,6 +11,8 @@ from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
 
 from ml_connector_core.api_target import ParentsFirstTarget
+from ml_connector_core.run_outcome import EXPECT_CLOSING_STATE_SETTING
+from ml_connector_core.bad_records import BAD_RECORDS_SETTING
 from ml_connector_core.salesforce import (
     COLLECTION_LIMIT,
     SalesforceAuthError,
@@ -53,6 +55,8 @@ class TargetSalesforce(ParentsFirstTarget, Target):
                     description="Records per collections upsert call (at most 200, Salesforce's limit)."),
         th.Property("audit_url", th.StringType, description="Audit trail database URL (default: .ml-connector/audit.sqlite)."),
         th.Property("flow", th.StringType, default="ifs-to-salesforce", description="Flow name in the audit trail."),
+        EXPECT_CLOSING_STATE_SETTING,
+        BAD_RECORDS_SETTING,
     ).to_dict()
 
     client_config_errors = (SalesforceConfigError, SecretKeyError)

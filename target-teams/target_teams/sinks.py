@@ -12,6 +12,7 @@ from singer_sdk.sinks import BatchSink
 
 from ml_connector_core.audit import AuditEntry
 from ml_connector_core.audited_target import BOOKMARK_HINT
+from ml_connector_core.bad_records import BadRecordsSink
 from target_teams import cards
 from target_teams.delivery import DeliveryRefused
 
@@ -103,7 +104,7 @@ class StreamNotifier:
         self.teams.count(entries)
 
 
-class TeamsSink(BatchSink):
+class TeamsSink(BadRecordsSink, BatchSink):
     MAX_SIZE_DEFAULT = 2000  # a month-end surge arrives as one batch, so the digest sees all of it
 
     def __init__(self, target: TargetTeams, stream_name: str, schema: dict, key_properties) -> None:

@@ -14,8 +14,10 @@ from singer_sdk.exceptions import ConfigValidationError
 
 from ml_connector_core.audit import AuditTrail, StoredEntry
 from ml_connector_core.audited_target import BOOKMARK_HINT, AuditedTarget
+from ml_connector_core.bad_records import BAD_RECORDS_SETTING
 from ml_connector_core.oauth import ClientCredentialsAuth
 from ml_connector_core.redaction import register_secret
+from ml_connector_core.run_outcome import EXPECT_CLOSING_STATE_SETTING
 from ml_connector_core.secrets import SecretKeyError, unseal
 from target_teams.delivery import DeliveryRefused, GraphDelivery, WorkflowsDelivery
 from target_teams.sinks import StreamNotifier, TeamsSink, _card_of
@@ -82,6 +84,8 @@ class TargetTeams(AuditedTarget, Target):
                                 "posts nothing."),
         th.Property("audit_url", th.StringType, description="Audit trail (also the ledger of what was posted)."),
         th.Property("flow", th.StringType, default="ifs-to-teams"),
+        EXPECT_CLOSING_STATE_SETTING,
+        BAD_RECORDS_SETTING,
     ).to_dict()
 
     @cached_property

@@ -74,7 +74,7 @@ def test_runs_lists_each_run_with_its_counts(seeded):
     listed = mlc_audit("runs", url=url)
     assert listed.returncode == 0, listed.stderr
     header, newest, oldest = listed.stdout.splitlines()
-    assert header.split() == ["RUN", "FLOW", "PLUGIN", "STARTED", "FINISHED", "STATUS", "ENTRIES"]
+    assert header.split() == ["RUN", "FLOW", "PLUGIN", "STARTED", "FINISHED", "STATUS", "ENTRIES", "WHY"]
     assert newest.startswith(second) and oldest.startswith(first)
     assert "ifs-to-databricks" in oldest and "target-databricks" in oldest and " succeeded " in oldest
     assert oldest.endswith("failed 3, succeeded 1 | insert 4")

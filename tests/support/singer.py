@@ -8,6 +8,7 @@ import msgspec
 import os
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -118,6 +119,45 @@ def run_target(tmp_path: Path, config: dict, messages: list[dict] | str, *, exec
     if check and completed.returncode != expected_exit:
         raise AssertionError(f"{executable} exited {completed.returncode}:\n{completed.stderr[-4000:]}")
     return run
+
+
+def run_target_watching_states(tmp_path: Path, config: dict, messages: list[dict], *, executable: str,
+                               on_state, env: dict | None = None, timeout: float = 300) -> TargetRun:
+    """Feed Singer messages to a target process and call ``on_state(state)`` for each STATE line the moment the
+    target writes it, while the target goes on. When ``on_state`` returns True the target is killed there (SIGKILL),
+    as a crash would stop it; the run's stdout then holds the STATE lines written until then."""
+    config_path = tmp_path / f"{executable}-config.json"
+    config_path.write_text(json.dumps(config))
+    stderr_path = tmp_path / f"{executable}-stderr.log"
+    with stderr_path.open("w") as stderr:
+        process = subprocess.Popen([str(BIN / executable), "--config", str(config_path)], stdin=subprocess.PIPE,
+                                   stdout=subprocess.PIPE, stderr=stderr, text=True, env={**os.environ, **(env or {})})
+
+    def feed() -> None:
+        try:
+            for message in messages:
+                process.stdin.write(_encode(message) + "\n")
+            process.stdin.close()
+        except (BrokenPipeError, ValueError):  # the target was killed
+            pass
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
+    lines = []
+    try:
+        for line in process.stdout:
+            lines.append(line)
+            if line.strip() and on_state(json.loads(line, parse_float=Decimal)):
+                process.kill()
+                break
+        process.wait(timeout=timeout)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        process.stdout.close()
+    feeder.join(timeout=10)
+    return TargetRun(process.returncode, "".join(lines), stderr_path.read_text())
 
 
 def schema_message(stream: str, properties: dict, keys: list[str], bookmark: str | None = None) -> dict:

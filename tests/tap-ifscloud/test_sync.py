@@ -155,3 +155,54 @@ def test_records_changed_during_a_sync_never_push_unread_rows_out_of_reach(ifs, 
 
 
 SYNC_OVERRIDES: dict = {}
+
+
+def test_a_state_follows_every_interval_of_records_with_the_exact_bookmark_of_what_was_sent(ifs, tmp_path):
+    """Mid-stream STATEs: at least one per state_interval_records records of a stream, each bookmark the change
+    timestamp of the last record sent (never one of the page fetched ahead); resuming from any of them loses nothing
+    and re-reads only the rows stamped with the bookmark's own second."""
+    stream = "purchase_order_lines"
+    projection, entity_set, change_column = BUILT_IN[stream]
+    config = ifs.tap_config(page_size=37, state_interval_records=50, lookback_seconds=0)
+    run = run_tap(tmp_path, config, streams=[stream, "suppliers"])
+    keys = run.schema(stream)["key_properties"]
+
+    sent: dict[str, list[dict]] = {}
+    since_state: dict[str, int] = {}
+    checkpoints = []  # (records of the stream sent before it, its bookmark)
+    for message in run.messages:
+        if message["type"] == "RECORD":
+            sent.setdefault(message["stream"], []).append(message["record"])
+            since_state[message["stream"]] = since_state.get(message["stream"], 0) + 1
+            assert since_state[message["stream"]] <= 50, "a STATE was due after 50 records"
+        elif message["type"] == "STATE":
+            since_state.clear()
+            for name, bookmark in message["value"].get("bookmarks", {}).items():
+                assert "progress_markers" not in bookmark, f"{name}: the bookmark is resumable mid-stream"
+                assert bookmark["replication_key_value"] == sent[name][-1][BUILT_IN[name][2]], name
+            if stream in message["value"].get("bookmarks", {}):
+                checkpoints.append((len(sent[stream]), message["value"]))
+    total = ifs.count(projection, entity_set)
+    assert len(sent[stream]) == total and len(checkpoints) >= total // 50
+
+    # A run stopped after the middle checkpoint resumes from it: every row is read, the tie rows only again.
+    done, state = checkpoints[len(checkpoints) // 2]
+    assert 0 < done < total
+    resumed = run_tap(tmp_path, config, streams=[stream], state=state)
+    before = {tuple(r[k] for k in keys) for r in sent[stream][:done]}
+    after = {tuple(r[k] for k in keys) for r in resumed.records(stream)}
+    bookmark = state["bookmarks"][stream]["replication_key_value"]
+    ties = {tuple(r[k] for k in keys) for r in sent[stream][:done] if r[change_column] == bookmark}
+    assert before | after == {tuple(r[k] for k in keys) for r in sent[stream]}
+    assert before & after == ties and len(resumed.records(stream)) == total - done + len(ties)
+
+
+def test_a_stream_without_a_change_column_stays_a_full_read(ifs, tmp_path):
+    config = ifs.tap_config(page_size=7, state_interval_records=5, custom_streams=[
+        {"name": "suppliers_full", "projection": "SupplierHandling", "entity_set": "SupplierInfoGeneralSet"}])
+    first = run_tap(tmp_path, config, streams=["suppliers_full"])
+    assert all("suppliers_full" not in s.get("bookmarks", {}) or
+               "replication_key_value" not in s["bookmarks"]["suppliers_full"] for s in first.states)
+    again = run_tap(tmp_path, config, streams=["suppliers_full"], state=first.final_state)
+    assert len(again.records("suppliers_full")) == len(first.records("suppliers_full")) == \
+        ifs.count("SupplierHandling", "SupplierInfoGeneralSet")

@@ -3,6 +3,7 @@ load: a failed run keeps the load marked and is run again before anything new is
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from mlc_sandbox.databricks import DatabricksSandboxProcess
 from ml_connector_core.audit import AuditTrail
 from support.delta import read_delta
-from support.singer import record_message, run_target, schema_message, state_message
+from support.singer import record_message, run_target, run_target_watching_states, schema_message, state_message
 from test_delta_load import INVOICE, KEYS, invoice
 
 
@@ -96,3 +97,69 @@ def test_a_failed_job_run_holds_the_state_and_runs_again_first_next_time(databri
     assert [r["state"]["result_state"] for r in runs] == ["FAILED", "SUCCESS", "SUCCESS"]  # failed, its replay, the new load
     assert {p["name"]: p["value"] for p in runs[1]["job_parameters"]} == pending[0].payload["job_parameters"]
     assert list(trail.failures(stream="_databricks_job_run")) == []
+
+
+def test_a_job_started_whose_answer_was_lost_runs_once(databricks, tmp_path):
+    """run-now carries an idempotency token: sent again after a lost answer or a 503, it gets the run already started."""
+    databricks.define_job(78, duration_seconds=0.2)
+    databricks.add_fault("drop_response", path_contains="/jobs/run-now")  # the run started, its answer lost
+    databricks.add_fault("status", status=503, path_contains="/jobs/runs/get")
+    config = {"delta_root": str(tmp_path / "delta"), "audit_url": f"sqlite:///{tmp_path / 'audit.sqlite'}",
+              "workspace_host": databricks.base_url, "token": databricks.token, "job_id": 78,
+              "job_timeout_seconds": 60}
+    state = {"bookmarks": {"posting_proposals": {"replication_key_value": "2026-01-01T00:00:00Z"}}}
+    run = run_target(tmp_path, config, messages([invoice("J1", "1", "2026-01-01T00:00:00Z")], state=state))
+    assert run.states == [state]
+    assert [r["state"]["result_state"] for r in databricks.runs(78)] == ["SUCCESS"]
+    run_nows = [r for r in databricks.requests() if r["path"].endswith("/jobs/run-now")]
+    assert [r["fault"] for r in run_nows] == ["drop_response", None]
+
+
+def per_record_states(records: list[dict]) -> list[dict]:
+    """The input as a tap sends it: each record followed by the STATE that covers it (its position)."""
+    out = [schema_message("posting_proposals", INVOICE, KEYS, bookmark="Rowversion")]
+    for n, record in enumerate(records):
+        out += [record_message("posting_proposals", record),
+                state_message({"bookmarks": {"posting_proposals": {"replication_key_value": str(n)}}})]
+    return out
+
+
+def test_warehouse_loads_are_checkpointed_after_each_batch_the_warehouse_has(databricks, tmp_path):
+    config = warehouse_config(databricks, tmp_path, batch_size_rows=3)
+    records = [invoice(f"C{n:02}", str(n), f"2026-01-01T00:00:{n:02}Z") for n in range(10)]
+    emitted = []
+
+    def merged_before_emitted(state: dict) -> bool:
+        n = int(state["bookmarks"]["posting_proposals"]["replication_key_value"])
+        assert {r["InvoiceNo"] for r in records[:n + 1]} <= {row[0] for row in stored(databricks)}, n
+        emitted.append(n)
+        return False
+
+    run = run_target_watching_states(tmp_path, config, per_record_states(records), executable="target-databricks",
+                                     on_state=merged_before_emitted)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert emitted[-1] == len(records) - 1
+    assert max(b - a for a, b in zip([-1, *emitted], emitted)) <= 3, emitted  # one checkpoint a batch at least
+
+
+def test_with_a_job_only_the_last_checkpoint_waits_for_the_job_run(databricks, tmp_path):
+    databricks.define_job(78, duration_seconds=0.2, outcomes=["SUCCESS"])
+    config = {"delta_root": str(tmp_path / "delta"), "audit_url": f"sqlite:///{tmp_path / 'audit.sqlite'}",
+              "workspace_host": databricks.base_url, "token": databricks.token, "job_id": 78,
+              "job_timeout_seconds": 60, "batch_size_rows": 2}
+    records = [invoice(f"J{n}", str(n), f"2026-01-01T00:00:0{n}Z") for n in range(5)]
+    emitted = []
+
+    def watch(state: dict) -> bool:
+        emitted.append(int(state["bookmarks"]["posting_proposals"]["replication_key_value"]))
+        if emitted[-1] == len(records) - 1:  # the end of the load: the job has run on it by now
+            assert [r["state"]["result_state"] for r in databricks.runs(78)] == ["SUCCESS"]
+        return False
+
+    run = run_target_watching_states(tmp_path, config, per_record_states(records), executable="target-databricks",
+                                     on_state=watch)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert emitted[0] < len(records) - 1 and emitted[-1] == len(records) - 1, emitted  # checkpoints before the job
+    [job_run] = databricks.runs(78)
+    parameters = {p["name"]: p["value"] for p in job_run["job_parameters"]}
+    assert json.loads(parameters["watermarks"]) == {"posting_proposals": str(len(records) - 1)}

@@ -11,7 +11,7 @@ import pytest
 from ml_connector_core.audit import AuditTrail
 from ml_connector_core.secrets import generate_key, seal
 from mlc_sandbox.ifs import IfsSandbox
-from support.singer import BIN, record_message, run_target, schema_message, state_message
+from support.singer import BIN, record_message, run_target, run_target_watching_states, schema_message, state_message
 
 JIRA_PO = {"OrderNo": {"type": ["string"]}, "Cf_Jira_Status": {"type": ["string", "null"]}}
 
@@ -93,11 +93,37 @@ def test_state_is_emitted_after_the_records_are_written_and_sealed_secrets_open(
     assert entry.outcome == "succeeded"
 
 
+def test_each_state_is_passed_on_as_soon_as_the_records_before_it_are_written(ifs, tmp_path):
+    """Records are written one by one, so every STATE goes out when it arrives: a checkpoint per STATE received."""
+    orders = ["PZC1", "PZC2", "PZC3"]  # own order numbers: the stand-in is shared by the module
+    for order_no in orders:
+        ifs.create("PurchaseOrderSet", {"OrderNo": order_no})
+    messages = [schema_message("jira_purchase_orders", JIRA_PO, ["OrderNo"])]
+    for n, order_no in enumerate(orders):
+        messages += [record_message("jira_purchase_orders", {"OrderNo": order_no, "Cf_Jira_Status": "In Progress"}),
+                     state_message({"bookmarks": {"jira_purchase_orders": {"replication_key_value": n}}})]
+    emitted = []
+
+    def written_before_emitted(state: dict) -> bool:
+        n = state["bookmarks"]["jira_purchase_orders"]["replication_key_value"]
+        patched = {o for o in orders for r in ifs.requests()
+                   if r["method"] == "PATCH" and f"('{o}')" in r["path"] and r["status"] < 300}
+        assert set(orders[:n + 1]) <= patched, n
+        emitted.append(n)
+        return False
+
+    run = run_target_watching_states(tmp_path, config_for(ifs, tmp_path, po_stream()), messages,
+                                     executable="target-ifscloud", on_state=written_before_emitted)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert emitted == [0, 1, 2]
+
+
 def test_a_stream_without_records_needs_no_setting_and_no_warning(ifs, tmp_path):
     """Taps and stream maps pass on the SCHEMA of a stream the flow does not route: that alone is no problem."""
     config = config_for(ifs, tmp_path, po_stream())
     result = send(tmp_path, config, [schema_message("issues", {"key": {"type": ["string"]}}, ["key"]),
-                                     schema_message("jira_purchase_orders", JIRA_PO, ["OrderNo"])], check=False)
+                                     schema_message("jira_purchase_orders", JIRA_PO, ["OrderNo"]),
+                                     state_message({"bookmarks": {}})], check=False)
     assert result.returncode == 0, result.stderr
     assert "WARNING" not in result.stderr and "not in the streams setting" not in result.stderr, result.stderr
 

@@ -14,7 +14,7 @@ import requests
 from ml_connector_core.audit import AuditTrail
 from ml_connector_core.audited_target import EXIT_UNDELIVERED
 from mlc_sandbox.ifs import IfsSandbox
-from support.singer import BIN, record_message, run_target, schema_message
+from support.singer import BIN, record_message, run_target, schema_message, state_message
 
 SVC = "ManSuppInvoiceHandling"
 HEADS, LINES = "ifs_posting_proposals", "ifs_posting_proposal_lines"
@@ -69,6 +69,11 @@ def invoices_input(*invoices: tuple[dict, list[dict]]) -> list[dict]:
 
 def send(tmp_path, config, messages, **kwargs):
     return run_target(tmp_path, config, messages, executable="target-ifscloud", **kwargs)
+
+
+def nothing_new() -> list[dict]:
+    """What the flow sends when no invoice changed: both SCHEMAs, then the STATE that closes the tap's sync."""
+    return invoices_input() + [state_message({"bookmarks": {"invoices": {"replication_key_value": "2026-11-30"}}})]
 
 
 def read(ifs, path: str) -> requests.Response:
@@ -145,12 +150,12 @@ def test_lines_refused_for_a_missing_head_fail_with_ifs_message_and_are_redone_a
         assert ("PostingProposalHeadSet has no record with Company=10, InvoiceNo=JAG-A-1: create the posting "
                 "proposal first") in refused.error
         assert refused.source == next(one for one in INVOICE_A[1] if one["LineNo"] == refused.key["LineNo"])
-    assert trail.runs(1)[0].status == "failed" and "3 record(s) could not be written" in result.stderr
+    assert trail.runs(1)[0].status == "failed" and "3 record(s) could not be written" in result.stderr  # none delivered
     assert read(ifs, "PostingProposalHeadSet(Company='10',InvoiceNo='JAG-A-1')").status_code == 404
 
     ifs.clear_faults()
     ifs.clear_requests()
-    send(tmp_path, config, [])  # nothing new: the failures are redone, the head first
+    send(tmp_path, config, nothing_new())  # nothing new: the failures are redone, the head first
     created = [r["path"].rsplit("/", 1)[-1] for r in posts(ifs)]
     assert created == ["PostingProposalHeadSet", "PostingProposalLineSet", "PostingProposalLineSet"]
     assert [(row["LineNo"], row["Amount"]) for row in lines_in_ifs(ifs, "JAG-A-1")] == [
@@ -176,7 +181,7 @@ def test_a_line_whose_head_never_came_stays_failed_until_the_head_is_written(ifs
     # The head comes in the next run: the line, redone before the input, is refused again and stays failed (not lost).
     send(tmp_path, config, invoices_input((head("JAG-C-1", "100.00"), [])), check=False)
     assert [e.id for e in trail.failures(stream=LINES)] == [refused.id]
-    send(tmp_path, config, [])
+    send(tmp_path, config, nothing_new())
     assert list(trail.failures()) == []
     assert [(row["LineNo"], row["Amount"]) for row in lines_in_ifs(ifs, "JAG-C-1")] == [(1, Decimal("80"))]
 
@@ -236,7 +241,7 @@ def test_a_flagged_record_redone_after_a_failure_carries_its_flag(ifs, tmp_path)
     [failed] = list(trail.failures())
     assert "503" in failed.error
     assert trail.runs(1)[0].summary["flagged_records"] == 0
-    result = send(tmp_path, config, [])
+    result = send(tmp_path, config, nothing_new())
     redo_run = trail.runs(1)[0]
     [redone] = [e for e in entries(config, HEADS) if e.run_id == redo_run.run_id and e.replay_of is None]
     assert (redone.operation, redone.outcome, redone.error) == ("insert", "succeeded", "flagged: no purchase order")

@@ -170,11 +170,13 @@ def test_full_child_batches_wait_for_parent_streams_that_have_not_started_and_st
     config = config_for(sf, tmp_path, batch_size=2)
     orders = [order(f"P{n}", f"S{n % 2}") for n in range(5)]
     state = {"type": "STATE", "value": {"bookmarks": {"sf_orders": {"replication_key_value": "2026-11-25"}}}}
+    closing = {"type": "STATE", "value": {"bookmarks": {"sf_orders": {"replication_key_value": "2026-11-25"},
+                                                        "sf_supplier_accounts": {"replication_key_value": "2026-11-24"}}}}
     messages = [schema_message("sf_orders", *SCHEMAS["sf_orders"]),
                 *[record_message("sf_orders", o) for o in orders], state,
                 schema_message("sf_supplier_accounts", *SCHEMAS["sf_supplier_accounts"]),
                 record_message("sf_supplier_accounts", supplier("S0")),
-                record_message("sf_supplier_accounts", supplier("S1"))]
+                record_message("sf_supplier_accounts", supplier("S1")), closing]  # a tap ends its sync on STATE
     run = run_target(tmp_path, config, messages, executable="target-salesforce")
     assert run.returncode == 0, run.stderr
     assert "Holding 2 'sf_orders' record(s) until the end of the input" in run.stderr
@@ -183,7 +185,7 @@ def test_full_child_batches_wait_for_parent_streams_that_have_not_started_and_st
     assert stored == {f"P{n}": account_ids[f"S{n % 2}"] for n in range(5)}
     assert [c["path"].rsplit("/", 2)[-2] for c in collection_calls(sf)][0] == "Account"
     assert last_run(config).outcomes == {"succeeded": 7}
-    assert run.stdout.strip().splitlines() == [json.dumps(state["value"])]  # once, after everything was written
+    assert run.stdout.strip().splitlines() == [json.dumps(closing["value"])]  # once, after everything was written
 
 
 def test_refused_records_are_audited_with_salesforces_message_the_rest_is_kept_and_redone_when_fixed(sf, tmp_path):

@@ -47,6 +47,10 @@ def send(tmp_path, config, records, **kwargs):
     return run_target(tmp_path, config, messages, executable="target-teams", **kwargs)
 
 
+#: What the tap sends when no posting proposal changed: the SCHEMA, then the STATE that closes its sync.
+NOTHING_NEW = [state_message({"bookmarks": {"posting_proposals": {"replication_key_value": "2026-11-30T00:00:00Z"}}})]
+
+
 def test_cards_go_to_the_channel_of_the_company_with_finance_formatting(teams, tmp_path):
     send(tmp_path, config_for(teams, tmp_path), [proposal("INV-1"), proposal("INV-2", company="20", amount="99")])
     assert teams.rejections() == []
@@ -135,7 +139,7 @@ def test_a_failed_send_is_audited_and_resent_first_by_the_next_run(teams, tmp_pa
     [failed] = list(trail.failures(stream="posting_proposals"))
     assert failed.destination == "company-10" and "503" in failed.error
     teams.clear_faults()
-    send(tmp_path, config, [])  # nothing new arrives, the failed card still goes out
+    send(tmp_path, config, NOTHING_NEW)  # nothing new arrives, the failed card still goes out
     assert [c["body"][0]["text"] for c in teams.cards("company-10")] == ["Supplier invoice INV-9"]
     assert list(trail.failures(stream="posting_proposals")) == []
 
@@ -196,6 +200,6 @@ def test_failures_of_older_versions_that_kept_only_the_message_are_posted_once_p
             run.record([AuditEntry(stream="posting_proposals", key={"Company": "10", "InvoiceNo": f"INV-{n}"},
                                    operation="insert", outcome="failed", destination="company-10", payload=digest,
                                    error="channel 'company-10' unreachable") for n in range(3)])
-    send(tmp_path, config, [])
+    send(tmp_path, config, NOTHING_NEW)
     assert [c["body"][0]["text"] for c in teams.cards("company-10")] == ["Posting Proposals: 3 to review"]
     assert list(AuditTrail(config["audit_url"]).failures()) == []

@@ -3,6 +3,7 @@ client did: statements log, jobs and their runs, faults, settings, tokens, table
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
 
@@ -20,7 +21,8 @@ from .sql_errors import SqlError
 if TYPE_CHECKING:
     from .app import DatabricksApp
 
-SETTINGS = ("token_ttl", "chunk_rows", "execution_delay", "statement_size_limit", "warehouse_state")
+SETTINGS = ("token_ttl", "chunk_rows", "execution_delay", "statement_size_limit", "warehouse_state",
+            "expired_token_status", "fault_rates")
 
 
 def _json(status: int, document) -> Response:
@@ -47,8 +49,10 @@ def handle(app: "DatabricksApp", request: Request) -> Response:
 
 
 def _route(app: "DatabricksApp", request: Request, method: str, route: str, query: dict, body: dict) -> Response:
+    if route == "faults" and method == "GET":  # with the random fault rates
+        return _json(200, {"faults": app.faults.pending(), "rates": asdict(app.settings.fault_rates)})
     shared = shared_route(app, method, route, body, answer=_json, error=_error, settings=SETTINGS,
-                          fault_from_json=Fault.from_json)
+                          fault_from_json=Fault.from_json, settings_view=lambda: _settings(app))
     if shared is not None:
         return shared
     if route == "info" and method == "GET":
@@ -61,14 +65,6 @@ def _route(app: "DatabricksApp", request: Request, method: str, route: str, quer
             return _json(200, {"statements": []})
     if route.startswith("statements/") and method == "GET":
         return _json(200, app.statements.get(route.split("/", 1)[1]).log_entry())
-    if route == "statement-delays":
-        if method == "POST":
-            return _json(200, {"delays": app.statements.add_delay(float(body.get("seconds", 1.0)),
-                                                                  int(body.get("count", 1)),
-                                                                  body.get("statement_contains"))})
-        if method == "DELETE":
-            app.statements.clear_delays()
-            return _json(200, {"delays": []})
     if route == "jobs":
         if method == "POST":
             return _json(200, app.jobs.define(JobDefinition.from_json(body)))
@@ -93,7 +89,9 @@ def _route(app: "DatabricksApp", request: Request, method: str, route: str, quer
 
 
 def _settings(app: "DatabricksApp") -> dict:
-    return {name: getattr(app.settings, name) for name in SETTINGS}
+    settings = {name: getattr(app.settings, name) for name in SETTINGS}
+    settings["fault_rates"] = asdict(app.settings.fault_rates)
+    return settings
 
 
 def _info(app: "DatabricksApp") -> dict:

@@ -12,13 +12,14 @@ from ..faults import new_entry
 from ..http import Request, Response
 from . import admin
 from .auth import Authenticator, host_metadata, oidc_discovery
-from .guards import STATUS_ERROR_CODES, FaultQueue, RequestLog
+from .guards import STATUS_ERROR_CODES, Fault, FaultInjector, FaultRates, RequestLog
 from .jobs import JobService
 from .responses import ApiError, api_error, ok, to_json
 from .settings import DatabricksSettings
 from .statements import StatementService
 from .warehouse import Warehouse
 
+STATEMENTS = "/api/2.0/sql/statements"
 STATEMENT = re.compile(r"^/api/2\.0/sql/statements/([^/]+)$")
 STATEMENT_CANCEL = re.compile(r"^/api/2\.0/sql/statements/([^/]+)/cancel$")
 STATEMENT_CHUNK = re.compile(r"^/api/2\.0/sql/statements/([^/]+)/result/chunks/(\d+)$")
@@ -32,10 +33,10 @@ class DatabricksApp:
         self.settings = settings
         self.warehouse = warehouse
         self.auth = Authenticator(settings.token, settings.client_id, settings.client_secret, settings.token_ttl,
-                                  settings.workspace_id)
+                                  settings.workspace_id, settings.expired_token_status)
         self.statements = StatementService(settings, warehouse)
         self.jobs = JobService()
-        self.faults = FaultQueue()
+        self.faults = FaultInjector(settings.fault_rates, settings.fault_seed)
         self.log = RequestLog()
         self.host_port = "127.0.0.1"
 
@@ -56,6 +57,15 @@ class DatabricksApp:
             if changes["warehouse_state"] not in ("RUNNING", "STOPPED"):
                 raise ValueError("warehouse_state is RUNNING or STOPPED")
             self.settings.warehouse_state = changes["warehouse_state"]
+        if "expired_token_status" in changes:
+            if int(changes["expired_token_status"]) not in (401, 403):
+                raise ValueError("expired_token_status is 401 or 403")
+            self.settings.expired_token_status = self.auth.expired_token_status = int(changes["expired_token_status"])
+        if "fault_rates" in changes:
+            if not isinstance(changes["fault_rates"], dict):
+                raise ValueError("fault_rates is an object of shares, e.g. {\"status_5xx\": 0.02}")
+            rates = FaultRates.from_json(changes["fault_rates"], self.settings.fault_rates)
+            self.settings.fault_rates = self.faults.rates = rates
 
     def base_url(self, request: Request) -> str:
         return f"http://{request.headers.get('Host') or self.host_port}"
@@ -71,24 +81,31 @@ class DatabricksApp:
         return response
 
     def _answer(self, request: Request) -> tuple[Response, str | None, str | None]:
-        fault = self.faults.next_for(request.path)
-        if fault is not None:
-            if fault.kind == "drop":
-                return Response(0, drop=True), None, "drop"
-            if fault.kind == "rate_limit":
-                return api_error(429, "REQUEST_LIMIT_EXCEEDED",
-                                 "The workspace's request rate limit was exceeded; retry after the given time.",
-                                 [("Retry-After", str(fault.retry_after))]), None, "rate_limit"
-            if fault.kind == "status":
-                headers = [("Retry-After", str(fault.retry_after))] if fault.status == 503 else []
-                return api_error(fault.status, STATUS_ERROR_CODES.get(fault.status, "UNKNOWN"),
-                                 f"Injected HTTP {fault.status} from the Databricks stand-in.", headers), None, "status"
-            if fault.kind == "delay":
-                time.sleep(fault.delay_seconds)
-        response, auth_kind = self._route(request)
-        return response, auth_kind, fault.kind if fault else None
+        """(answer, kind of the credential, the faults suffered as "kind" or "kind+kind")."""
+        fault, statement_fault = self.faults.faults_for(
+            request.path, request.method, _submitted_statement(request),
+            self.auth.kind_of(request.headers.get("Authorization")) == "oauth")
+        suffered = "+".join(f.kind for f in (statement_fault, fault) if f is not None) or None
+        if fault is not None and fault.kind == "drop":
+            return Response(0, drop=True), None, suffered
+        if fault is not None and fault.kind == "rate_limit":
+            return api_error(429, "REQUEST_LIMIT_EXCEEDED",
+                             "The workspace's request rate limit was exceeded; retry after the given time.",
+                             [("Retry-After", str(fault.retry_after))]), None, suffered
+        if fault is not None and fault.kind == "status":
+            headers = [("Retry-After", str(fault.retry_after))] if fault.status == 503 else []
+            return api_error(fault.status, STATUS_ERROR_CODES.get(fault.status, "UNKNOWN"),
+                             f"Injected HTTP {fault.status} from the Databricks stand-in.", headers), None, suffered
+        if fault is not None and fault.kind == "delay":
+            time.sleep(fault.delay_seconds)
+        if fault is not None and fault.kind == "token_expired":
+            self.auth.expire(request.headers.get("Authorization"), fault.status)
+        response, auth_kind = self._route(request, statement_fault)
+        if fault is not None and fault.kind == "drop_response":
+            return Response(0, drop=True), auth_kind, suffered
+        return response, auth_kind, suffered
 
-    def _route(self, request: Request) -> tuple[Response, str | None]:
+    def _route(self, request: Request, statement_fault: Fault | None = None) -> tuple[Response, str | None]:
         path = request.path
         if path == "/.well-known/databricks-config" and request.method == "GET":
             return ok(host_metadata(self.base_url(request), self.settings.workspace_id)), None
@@ -107,17 +124,17 @@ class DatabricksApp:
             return api_error(problem.status, problem.status, problem.message,
                              [("X-Databricks-Reason-Phrase", problem.message)]), kind
         try:
-            response = self._api(request)
+            response = self._api(request, statement_fault)
         except ApiError as exc:
             response = exc.response()
         response.headers.append(("X-Databricks-Org-Id", self.settings.workspace_id))
         return response, kind
 
-    def _api(self, request: Request) -> Response:
+    def _api(self, request: Request, statement_fault: Fault | None = None) -> Response:
         path, method = request.path, request.method
         query = {k: v[0] for k, v in parse_qs(request.query).items()}
-        if path == "/api/2.0/sql/statements" and method == "POST":
-            return ok(self.statements.execute(_body(request)))
+        if path == STATEMENTS and method == "POST":
+            return ok(self.statements.execute(_body(request), statement_fault))
         match = STATEMENT.match(path)
         if match and method == "GET":
             return ok(self.statements.get(match.group(1)).response())
@@ -170,6 +187,17 @@ class DatabricksApp:
                 "num_clusters": 1, "auto_stop_mins": 10,
                 "odbc_params": {"hostname": host, "path": f"/sql/1.0/warehouses/{warehouse_id}", "protocol": "http",
                                 "port": int(port or 80)}}
+
+
+def _submitted_statement(request: Request) -> str | None:
+    """The text of a statement submission (what statement faults match); None for any other request."""
+    if request.path != STATEMENTS or request.method != "POST":
+        return None
+    try:
+        statement = json.loads(request.body).get("statement") if request.body else None
+    except (ValueError, UnicodeDecodeError, AttributeError):
+        return None
+    return statement if isinstance(statement, str) else None
 
 
 def _body(request: Request) -> dict:

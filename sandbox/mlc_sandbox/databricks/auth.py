@@ -1,7 +1,9 @@
 """Workspace authentication: personal access tokens and OAuth machine-to-machine (client_credentials) tokens.
 
 Answers to bad credentials copy what workspaces send: 401 when no usable credential was sent, 403 with
-"Invalid access token." for unknown or revoked tokens and "JWT has expired" for expired OAuth tokens.
+"Invalid access token." for unknown, revoked or expired personal access tokens. Expired OAuth tokens have been refused
+both ways over the years: 403 "JWT has expired" (the default here), and since late 2025 401 "Token is expired" on some
+workspaces (setting `expired_token_status`); a client must get a new token on either.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ class AuthProblem:
 MISSING = AuthProblem(401, "Credential was not sent or was of an unsupported type for this API.")
 INVALID = AuthProblem(403, "Invalid access token.")
 EXPIRED_JWT = AuthProblem(403, "JWT has expired")
+EXPIRED_TOKEN = AuthProblem(401, "Token is expired")
+EXPIRED_OAUTH = {403: EXPIRED_JWT, 401: EXPIRED_TOKEN}  # by the expired_token_status setting
 
 
 def _b64(data: bytes) -> str:
@@ -35,14 +39,17 @@ def _b64(data: bytes) -> str:
 
 
 class Authenticator:
-    def __init__(self, token: str | None, client_id: str, client_secret: str, token_ttl: int, workspace_id: str):
+    def __init__(self, token: str | None, client_id: str, client_secret: str, token_ttl: int, workspace_id: str,
+                 expired_token_status: int = 403):
         self.client_id, self.client_secret = client_id, client_secret
         self.token_ttl = token_ttl
+        self.expired_token_status = expired_token_status
         self.workspace_id = workspace_id
         self._key = secrets.token_bytes(32)
         self._lock = threading.Lock()
         # token -> (kind, expiry epoch seconds or None)
         self._tokens: dict[str, tuple[str, float | None]] = {}
+        self._expired_answers: dict[str, int] = {}  # token -> status it is refused with once expired (a fault's)
         if token:
             self._tokens[token] = ("pat", None)
 
@@ -60,6 +67,27 @@ class Authenticator:
             revoked = len(self._tokens)
             self._tokens.clear()
         return revoked
+
+    def expire(self, authorization: str | None, refused_with: int | None = None) -> str | None:
+        """The bearer token of this Authorization header expires now (an injected fault), refused from now on with
+        status `refused_with` if it is an OAuth token (default: the expired_token_status setting); its kind, if
+        known."""
+        token = _bearer(authorization)
+        with self._lock:
+            known = self._tokens.get(token) if token else None
+            if known is None:
+                return None
+            self._tokens[token] = (known[0], time.time())
+            if refused_with is not None:
+                self._expired_answers[token] = refused_with
+        return known[0]
+
+    def kind_of(self, authorization: str | None) -> str | None:
+        """"pat" or "oauth" for a token this workspace issued, whatever its state; None otherwise."""
+        token = _bearer(authorization)
+        with self._lock:
+            known = self._tokens.get(token) if token else None
+        return known[0] if known else None
 
     # OAuth
 
@@ -92,6 +120,7 @@ class Authenticator:
         token = f"{header}.{payload}.{signature}"
         with self._lock:
             self._tokens = {t: v for t, v in self._tokens.items() if v[1] is None or v[1] > now - 3600}
+            self._expired_answers = {t: v for t, v in self._expired_answers.items() if t in self._tokens}
             self._tokens[token] = ("oauth", now + ttl)
         return 200, {"access_token": token, "token_type": "Bearer", "expires_in": ttl, "scope": scope}
 
@@ -99,20 +128,25 @@ class Authenticator:
 
     def check(self, authorization: str | None) -> tuple[AuthProblem | None, str | None]:
         """(problem or None, kind of the credential: "pat" or "oauth")."""
-        if not authorization:
-            return MISSING, None
-        scheme, _, token = authorization.partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token:
+        token = _bearer(authorization)
+        if token is None:
             return MISSING, None
         with self._lock:
             known = self._tokens.get(token)
+            refused_with = self._expired_answers.get(token, self.expired_token_status)
         if known is None:
             return INVALID, None
         kind, expiry = known
         if expiry is not None and expiry <= time.time():
-            return (EXPIRED_JWT if kind == "oauth" else INVALID), kind
+            return (EXPIRED_OAUTH[refused_with] if kind == "oauth" else INVALID), kind
         return None, kind
+
+
+def _bearer(authorization: str | None) -> str | None:
+    """The token of `Authorization: Bearer <token>`; None for anything else."""
+    scheme, _, token = (authorization or "").partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
 
 
 def oidc_discovery(oidc_root: str) -> dict:

@@ -3,18 +3,24 @@
 Writes run in one DuckDB transaction each (a Delta commit is atomic too). DML answers as Delta does: INSERT with
 num_affected_rows/num_inserted_rows, UPDATE and DELETE with num_affected_rows, MERGE with
 num_affected_rows/num_updated_rows/num_deleted_rows/num_inserted_rows.
+
+Concurrent writes follow Delta's optimistic concurrency: a MERGE, UPDATE, DELETE or INSERT OVERWRITE reads its table,
+and if another write committed to that table after it started, it fails with [DELTA_CONCURRENT_APPEND] (ABORTED) and
+nothing of it is written; plain INSERTs (blind appends) never conflict. DuckDB alone would let two MERGEs that insert
+the same keys both commit, which Delta never does.
 """
 
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import duckdb
 from sqlglot import exp
 
 from .datatypes import ColumnType, column_type, render
-from .sql_errors import SqlError, from_duckdb, quoted_name, schema_not_found
+from .sql_errors import SqlError, concurrent_append, from_duckdb, quoted_name, schema_not_found
 
 MAX_LOGGED_SQL = 100_000  # characters of translated SQL kept for the statement log
 LONG = ColumnType("LONG", "BIGINT")
@@ -39,6 +45,15 @@ def _sql(tree: exp.Expression) -> str:
     return tree.sql(dialect="duckdb", copy=False)
 
 
+def table_key(table: exp.Expression) -> str | None:
+    """How the commit bookkeeping names a (qualified) table: database.schema.table, lower case."""
+    if isinstance(table, exp.Schema):  # INSERT INTO t (columns)
+        table = table.this
+    if not isinstance(table, exp.Table):
+        return None
+    return ".".join(part.lower() for part in (table.catalog, table.db, table.name))
+
+
 def counts(names: tuple[str, ...], values: tuple[int, ...]) -> ResultSet:
     return ResultSet([(n, LONG) for n in names], [[str(v) for v in values]])
 
@@ -46,6 +61,8 @@ def counts(names: tuple[str, ...], values: tuple[int, ...]) -> ResultSet:
 class Plan:
     writes = False  # run inside a transaction
     duckdb_text = ""  # what the statement log shows as run on DuckDB
+    written_table: str | None = None  # table_key() of the table a DML statement writes
+    reads_written_table = False  # it reads that table too (MERGE, UPDATE, DELETE): a concurrent commit conflicts
 
     def run(self, cursor: duckdb.DuckDBPyConnection, warehouse) -> ResultSet:
         raise NotImplementedError
@@ -117,6 +134,8 @@ class CountPlan(Plan):
     sql: str
     names: tuple[str, ...]
     before: list[str] = field(default_factory=list)
+    written_table: str | None = None
+    reads_written_table: bool = False
     writes = True
 
     @property
@@ -239,6 +258,11 @@ class MergePlan(Plan):
     tree: exp.Merge
     writes = True
     duckdb_text: str = ""
+    reads_written_table = True
+
+    @property
+    def written_table(self) -> str | None:
+        return table_key(self.tree.this)
 
     def run(self, cursor, warehouse) -> ResultSet:
         # A plan runs once, so its tree is rewritten in place (copying a large VALUES source costs more than running
@@ -325,15 +349,31 @@ class MergePlan(Plan):
                 "to eliminate the possibility of multiple matches.", "21506")
 
 
-def execute(plan: Plan, cursor: duckdb.DuckDBPyConnection, warehouse) -> ResultSet:
-    """Run a plan, in a transaction when it writes; DuckDB errors come back as Databricks errors."""
+def execute(plan: Plan, cursor: duckdb.DuckDBPyConnection, warehouse,
+            working: Callable[[], None] | None = None) -> ResultSet:
+    """Run a plan, in a transaction when it writes; DuckDB errors come back as Databricks errors. `working` is called
+    once the statement has done its work and before it commits: a slow statement is slow there, holding its snapshot
+    (and a cancel there raises duckdb.InterruptException)."""
     try:
         if not plan.writes:
-            return plan.run(cursor, warehouse)
+            result = plan.run(cursor, warehouse)
+            if working is not None:
+                working()
+            return result
+        # The version is taken before the transaction's snapshot: a commit in between is a (harmless) conflict
+        table = plan.written_table
+        read_version = warehouse.table_version(table) if table and plan.reads_written_table else None
         cursor.execute("BEGIN TRANSACTION")
         try:
             result = plan.run(cursor, warehouse)
-            cursor.execute("COMMIT")
+            if working is not None:
+                working()
+            with warehouse.commit_lock:
+                if read_version is not None and warehouse.table_version(table) != read_version:
+                    raise concurrent_append()
+                cursor.execute("COMMIT")
+                if table:
+                    warehouse.committed(table)
             return result
         except BaseException:
             try:
@@ -345,4 +385,3 @@ def execute(plan: Plan, cursor: duckdb.DuckDBPyConnection, warehouse) -> ResultS
         raise
     except duckdb.Error as exc:
         raise from_duckdb(exc) from None
-

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..runner import AdminClient, InProcessStandIn, LoggedStandInProcess, option_flags, serve_command
 from .app import DatabricksApp
+from .guards import FaultRates
 from .settings import DatabricksSettings
 from .warehouse import Warehouse
 
@@ -46,8 +47,19 @@ class _AdminClient(AdminClient):
 
     def slow_down(self, seconds: float, count: int = 1, statement_contains: str | None = None) -> dict:
         """The next `count` statements (containing the text, if given) take `seconds` longer to run."""
-        return self.admin("POST", "statement-delays", {"seconds": seconds, "count": count,
-                                                       "statement_contains": statement_contains})
+        return self.add_fault("slow_statement", count=count, delay_seconds=seconds,
+                              statement_contains=statement_contains)
+
+    def fail_statements(self, count: int = 1, error_code: str = "ABORTED", message: str | None = None,
+                        statement_contains: str | None = None) -> dict:
+        """The next `count` statements (containing the text, if given) end FAILED with `error_code` and `message`
+        (default: Delta's concurrent-write conflict), nothing of them written."""
+        return self.add_fault("statement_failed", count=count, error_code=error_code, message=message,
+                              statement_contains=statement_contains)
+
+    def fault_rates(self, **rates: float) -> dict:
+        """Random faults from now on: shares of API requests per kind (see guards.FaultRates); 0 turns a kind off."""
+        return self.change_settings(fault_rates=rates)["fault_rates"]
 
     def add_token(self, token: str | None = None, lifetime_seconds: float | None = None) -> str:
         return self.admin("POST", "tokens", {"token": token, "lifetime_seconds": lifetime_seconds})["token_value"]
@@ -77,12 +89,15 @@ class DatabricksSandbox(_AdminClient, InProcessStandIn):
                  chunk_rows: int = DatabricksSettings.chunk_rows,
                  execution_delay: float = 0.0, catalogs: tuple[str, ...] = DatabricksSettings.catalogs,
                  default_catalog: str = DatabricksSettings.default_catalog,
-                 statement_size_limit: int = DatabricksSettings.statement_size_limit, workers: int = 4):
+                 statement_size_limit: int = DatabricksSettings.statement_size_limit, workers: int = 4,
+                 expired_token_status: int = DatabricksSettings.expired_token_status,
+                 fault_rates: FaultRates | None = None, fault_seed: int = DatabricksSettings.fault_seed):
         self.settings = DatabricksSettings(
             token=token, client_id=client_id, client_secret=client_secret, token_ttl=token_ttl,
             warehouse_ids=(warehouse_id,), catalogs=tuple(catalogs), default_catalog=default_catalog,
             chunk_rows=chunk_rows, execution_delay=execution_delay, statement_size_limit=statement_size_limit,
-            workers=workers)
+            workers=workers, expired_token_status=expired_token_status, fault_rates=fault_rates or FaultRates(),
+            fault_seed=fault_seed)
         self._init_server(host, port)
         self.token, self.client_id, self.client_secret = token, client_id, client_secret
         self.warehouse_id = warehouse_id

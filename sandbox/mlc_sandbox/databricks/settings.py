@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from .guards import FaultRates
 
 SIXTEEN_MIB = 16 * 1024 * 1024
 
@@ -15,6 +17,8 @@ class DatabricksSettings:
     client_id: str = "mlc-sandbox-sp"
     client_secret: str = "mlc-sandbox-sp-secret"
     token_ttl: int = 3600  # seconds an OAuth access token lives (Databricks: one hour)
+    # how an expired OAuth token is refused: 403 "JWT has expired", or 401 "Token is expired" (see auth.py)
+    expired_token_status: int = 403
     workspace_id: str = "1000000000000001"
     warehouse_ids: tuple[str, ...] = ("mlc-sandbox-warehouse",)
     catalogs: tuple[str, ...] = ("main",)  # created at start when missing
@@ -27,3 +31,6 @@ class DatabricksSettings:
     # RUNNING, or STOPPED as a warehouse is after its auto-stop: GET shows it, and a statement starts it again
     # (here at once; a serverless warehouse takes seconds, a classic one minutes)
     warehouse_state: str = "RUNNING"
+    # random faults (guards.FaultRates), drawn from a generator seeded with fault_seed
+    fault_rates: FaultRates = field(default_factory=FaultRates)
+    fault_seed: int = 42

@@ -50,6 +50,14 @@ def catalog_not_found(name: str) -> SqlError:
                     "command again.", "42704")
 
 
+def concurrent_append() -> SqlError:
+    """What Delta answers a write whose table another write changed since it read it (optimistic concurrency): the
+    statement is rolled back and may simply be run again."""
+    return SqlError("DELTA_CONCURRENT_APPEND",
+                    "ConcurrentAppendException: Files were added to the table by a concurrent update. "
+                    "Please try the operation again.", "2D521", error_code="ABORTED")
+
+
 def unsupported(what: str) -> SqlError:
     return SqlError("UNSUPPORTED_FEATURE.MLC_SANDBOX",
                     f"The Databricks stand-in does not support {what}.", "0A000")
@@ -110,10 +118,7 @@ _RULES: list[tuple[type, re.Pattern, callable]] = [
     (duckdb.ConstraintException, re.compile(r"NOT NULL constraint failed: ([\w.]+)"),
      lambda m: SqlError("DELTA_NOT_NULL_CONSTRAINT_VIOLATED",
                         f"NOT NULL constraint violated for column: {m.group(1)}.", "23502")),
-    (duckdb.TransactionException, re.compile(r"[Cc]onflict"),
-     lambda m: SqlError("DELTA_CONCURRENT_APPEND",
-                        "ConcurrentAppendException: Files were added to the table by a concurrent update. "
-                        "Please try the operation again.", "2D521", error_code="ABORTED")),
+    (duckdb.TransactionException, re.compile(r"[Cc]onflict"), lambda m: concurrent_append()),
 ]
 
 

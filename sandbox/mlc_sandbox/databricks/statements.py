@@ -21,6 +21,7 @@ import duckdb
 
 from . import plans, translate
 from .datatypes import manifest_column
+from .guards import Fault
 from .responses import ApiError, invalid
 from .settings import DatabricksSettings
 from .sql_errors import SqlError
@@ -127,6 +128,7 @@ class Statement:
     cancel_requested: threading.Event = field(default_factory=threading.Event)
     cursor: duckdb.DuckDBPyConnection | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    fault: Fault | None = None  # an injected statement_failed or slow_statement
 
     # what the API answers
 
@@ -190,6 +192,14 @@ class Statement:
             }
 
 
+def _work_on(statement: Statement, plan: plans.Plan, seconds: float) -> None:
+    """A slow statement: `seconds` more of work before it commits (RUNNING, holding its snapshot, its DuckDB text
+    already in the log) unless cancelled."""
+    statement.duckdb_text = plan.duckdb_text
+    if statement.cancel_requested.wait(seconds):
+        raise duckdb.InterruptException(f"statement {statement.statement_id} was cancelled")
+
+
 def _byte_count(rows: list[list[str | None]]) -> int:
     return sum(len(json.dumps(row, ensure_ascii=False)) for row in rows)
 
@@ -216,29 +226,6 @@ class StatementService:
         self._statements: OrderedDict[str, Statement] = OrderedDict()
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=max(1, settings.workers), thread_name_prefix="dbx-statement")
-        self._delays: list[dict] = []  # {"seconds", "count", "statement_contains"}: slow down matching statements
-
-    def add_delay(self, seconds: float, count: int = 1, statement_contains: str | None = None) -> list[dict]:
-        if seconds < 0 or count < 1:
-            raise ValueError("'seconds' must be at least 0 and 'count' at least 1")
-        with self._lock:
-            self._delays.append({"seconds": float(seconds), "count": int(count),
-                                 "statement_contains": statement_contains})
-            return [dict(d) for d in self._delays]
-
-    def clear_delays(self) -> None:
-        with self._lock:
-            self._delays.clear()
-
-    def _delay_for(self, text: str) -> float:
-        with self._lock:
-            for delay in self._delays:
-                if delay["statement_contains"] is None or delay["statement_contains"] in text:
-                    delay["count"] -= 1
-                    if delay["count"] <= 0:
-                        self._delays.remove(delay)
-                    return delay["seconds"]
-        return 0.0
 
     def close(self) -> None:
         with self._lock:
@@ -249,14 +236,15 @@ class StatementService:
 
     # the API
 
-    def execute(self, body: dict) -> dict:
+    def execute(self, body: dict, fault: Fault | None = None) -> dict:
+        """Submit a statement; `fault` (statement_failed or slow_statement) is what it suffers while it runs."""
         request = StatementRequest.from_json(body, self.settings)
         if request.warehouse_id not in self.settings.warehouse_ids:
             raise ApiError(404, "RESOURCE_DOES_NOT_EXIST", f"Warehouse {request.warehouse_id} does not exist.")
         self.settings.warehouse_state = "RUNNING"  # a statement starts a stopped warehouse, as Databricks does
         statement = Statement(statement_id=str(uuid.uuid4()), request=request,
                               catalog=(request.catalog or self.settings.default_catalog).lower(),
-                              schema=(request.schema or self.settings.default_schema).lower())
+                              schema=(request.schema or self.settings.default_schema).lower(), fault=fault)
         self._remember(statement)
         queued = statement.response()  # with wait_timeout=0s the caller always sees the statement PENDING
         self._pool.submit(self._run, statement)
@@ -336,9 +324,13 @@ class StatementService:
             statement.state, statement.started_at = "RUNNING", time.time()
         cursor = None
         try:
-            delay = self.settings.execution_delay + self._delay_for(statement.request.statement)
+            delay = self.settings.execution_delay
             if delay > 0 and statement.cancel_requested.wait(delay):
                 self._finish(statement, "CANCELED")
+                return
+            fault = statement.fault
+            if fault is not None and fault.kind == "statement_failed":  # nothing of it is written
+                self._finish(statement, "FAILED", error=fault.statement_error())
                 return
             scope = translate.Scope(statement.catalog, statement.schema)
             plan = translate.plan(statement.request.statement, statement.request.parameters, scope, self.warehouse)
@@ -348,7 +340,9 @@ class StatementService:
             if statement.cancel_requested.is_set():
                 self._finish(statement, "CANCELED")
                 return
-            result = plans.execute(plan, cursor, self.warehouse)
+            slow = fault.delay_seconds if fault is not None and fault.kind == "slow_statement" else 0.0
+            result = plans.execute(plan, cursor, self.warehouse,
+                                   (lambda: _work_on(statement, plan, slow)) if slow > 0 else None)
             statement.duckdb_text = plan.duckdb_text
             truncated = _limit_rows(result, statement.request.row_limit, statement.request.byte_limit)
             if _byte_count(result.rows) > INLINE_LIMIT:

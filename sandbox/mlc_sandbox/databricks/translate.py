@@ -209,9 +209,11 @@ def plan(text: str, parameters: dict[str, Parameter], scope: Scope, warehouse: W
         return _insert(tree)
     if isinstance(tree, exp.Update):
         _unqualify_assignments(tree.expressions)
-        return plans.CountPlan(duckdb_sql(tree), ("num_affected_rows",))
+        return plans.CountPlan(duckdb_sql(tree), ("num_affected_rows",), written_table=plans.table_key(tree.this),
+                               reads_written_table=True)
     if isinstance(tree, exp.Delete):
-        return plans.CountPlan(duckdb_sql(tree), ("num_affected_rows",))
+        return plans.CountPlan(duckdb_sql(tree), ("num_affected_rows",), written_table=plans.table_key(tree.this),
+                               reads_written_table=True)
     if isinstance(tree, exp.TruncateTable):
         return plans.DdlPlan([duckdb_sql(tree)])
     if isinstance(tree, exp.Describe):
@@ -267,11 +269,13 @@ def _alter(tree: exp.Alter) -> plans.Plan:
 
 def _insert(tree: exp.Insert) -> plans.Plan:
     steps = []
-    if tree.args.get("overwrite"):
+    overwrite = bool(tree.args.get("overwrite"))
+    if overwrite:
         tree.set("overwrite", None)
         target = tree.this.this if isinstance(tree.this, exp.Schema) else tree.this
         steps.append(f"DELETE FROM {duckdb_sql(target)}")
-    return plans.CountPlan(duckdb_sql(tree), ("num_affected_rows", "num_inserted_rows"), before=steps)
+    return plans.CountPlan(duckdb_sql(tree), ("num_affected_rows", "num_inserted_rows"), before=steps,
+                           written_table=plans.table_key(tree.this), reads_written_table=overwrite)
 
 
 def _unqualify_assignments(assignments: list[exp.Expression]) -> None:

@@ -34,6 +34,9 @@ class Warehouse:
         self._root = duckdb.connect()
         self._lock = threading.Lock()
         self._catalogs: dict[str, str] = {}  # Databricks name -> DuckDB database
+        # Delta's table versions, as far as conflicts need them: commits per table (plans.table_key) since start
+        self._versions: dict[str, int] = {}
+        self.commit_lock = threading.Lock()  # held while a write checks for conflicts and commits
         for path in sorted(self.catalog_dir.glob("*.duckdb")):
             self._attach(path.stem)
         for name in catalogs:
@@ -104,6 +107,14 @@ class Warehouse:
             found.append({"catalog": name, "schema": schema_name, "table": table, "kind": kind,
                           "duckdb_name": f'"{database}"."{schema_name}"."{table}"'})
         return found
+
+    def table_version(self, table: str) -> int:
+        with self._lock:
+            return self._versions.get(table, 0)
+
+    def committed(self, table: str) -> None:
+        with self._lock:
+            self._versions[table] = self._versions.get(table, 0) + 1
 
     def close(self) -> None:
         self._root.close()

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import requests
 
+from ml_connector_core.secrets import KEY_ENV, KEY_FILE_ENV, generate_key, seal
 from mlc_sandbox.ports import PortBaseError, default_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,6 +62,13 @@ def read_ifs(port: int, path: str, query: str) -> list[dict]:
                             headers={"Authorization": f"Bearer {token}"})
     response.raise_for_status()
     return response.json()["value"]
+
+
+def sealed_credentials() -> dict:
+    """The stand-in's secret sealed, as production's are (README: Secrets), with a key for this demo unless one is set:
+    Meltano writes the plugin's settings to .meltano/run/, where a killed run leaves them, so no plain secret goes in."""
+    key = {} if os.environ.get(KEY_ENV) or os.environ.get(KEY_FILE_ENV) else {KEY_ENV: generate_key()}
+    return {**key, "TAP_IFSCLOUD_CLIENT_SECRET": seal(SANDBOX_SECRET, key=key[KEY_ENV].encode() if key else None)}
 
 
 def run(*args: str, env: dict) -> None:
@@ -112,7 +120,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args()
     (ROOT / "output").mkdir(exist_ok=True)
-    env = {"TAP_IFSCLOUD_BASE_URL": f"http://127.0.0.1:{args.port}", "TAP_IFSCLOUD_CLIENT_SECRET": SANDBOX_SECRET}
+    env = {"TAP_IFSCLOUD_BASE_URL": f"http://127.0.0.1:{args.port}", **sealed_credentials()}
     sandbox = start_sandbox(args.port, args.scale, args.seed)
     try:
         run(BIN / "meltano", "state", "clear", "--force", STATE_ID, env=env)

@@ -18,6 +18,7 @@ import pytest
 from ml_connector_core.audit import AuditTrail
 from support.delta import duckdb_with_delta
 from support.ifs import CLIENT_SECRET
+from support.sealed import sealed_env
 from support.singer import BIN
 
 # Meltano runs in this project share its .meltano/run: scripts/test runs these one after another.
@@ -34,7 +35,7 @@ SETS = {
 
 
 def pipeline_env(ifs, tmp_path) -> dict:
-    return {
+    return sealed_env({
         **os.environ,
         "TAP_IFSCLOUD_BASE_URL": ifs.base_url,
         "TAP_IFSCLOUD_CLIENT_SECRET": CLIENT_SECRET,
@@ -42,7 +43,7 @@ def pipeline_env(ifs, tmp_path) -> dict:
         "TARGET_DATABRICKS_DELTA_ROOT": str(tmp_path / "delta"),
         "TARGET_DATABRICKS_AUDIT_URL": f"sqlite:///{tmp_path / 'audit.sqlite'}",
         "MELTANO_DATABASE_URI": f"sqlite:///{tmp_path / 'meltano.db'}",
-    }
+    })
 
 
 def meltano_run(env: dict, *options: str) -> str:

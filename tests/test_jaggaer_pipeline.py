@@ -13,6 +13,7 @@ import pytest
 from ml_connector_core.audit import AuditTrail
 from mlc_sandbox.jaggaer import JaggaerSandbox
 from support.ifs import CLIENT_SECRET
+from support.sealed import sealed_env
 from support.meltano import meltano_run
 
 # Meltano runs in this project share its .meltano/run: scripts/test runs these one after another.
@@ -32,7 +33,7 @@ def jaggaer():
 @pytest.fixture
 def env(ifs, jaggaer, tmp_path) -> dict:
     audit = f"sqlite:///{tmp_path / 'audit.sqlite'}"
-    return {
+    return sealed_env({
         **os.environ,
         "TAP_IFSCLOUD_BASE_URL": ifs.base_url, "TAP_IFSCLOUD_CLIENT_SECRET": CLIENT_SECRET,
         "TARGET_JAGGAER_BASE_URL": jaggaer.base_url, "TARGET_JAGGAER_CLIENT_SECRET": jaggaer.client_secret,
@@ -43,7 +44,7 @@ def env(ifs, jaggaer, tmp_path) -> dict:
         "TARGET_IFSCLOUD_BASE_URL": ifs.base_url, "TARGET_IFSCLOUD_CLIENT_SECRET": CLIENT_SECRET,
         "TARGET_IFSCLOUD_AUDIT_URL": audit,
         "MELTANO_DATABASE_URI": f"sqlite:///{tmp_path / 'meltano.db'}",
-    }
+    })
 
 
 

@@ -17,6 +17,7 @@ from ml_connector_core.audit import AuditTrail
 from mlc_sandbox.jira import JiraSandbox
 from support.ifs import CLIENT_SECRET
 from support.meltano import PROJECT_ROOT, meltano_run
+from support.sealed import sealed_env
 from support.singer import BIN
 
 # Meltano runs in this project share its .meltano/run: scripts/test runs these one after another.
@@ -39,7 +40,7 @@ def jira():
 @pytest.fixture
 def env(ifs, jira, tmp_path) -> dict:
     audit = f"sqlite:///{tmp_path / 'audit.sqlite'}"
-    return {
+    return sealed_env({
         **os.environ,
         "TAP_IFSCLOUD_BASE_URL": ifs.base_url, "TAP_IFSCLOUD_CLIENT_SECRET": CLIENT_SECRET,
         "TARGET_JIRA_BASE_URL": jira.base_url, "TARGET_JIRA_API_TOKEN": jira.api_token, "TARGET_JIRA_AUDIT_URL": audit,
@@ -49,7 +50,7 @@ def env(ifs, jira, tmp_path) -> dict:
         "MELTANO_DATABASE_URI": f"sqlite:///{tmp_path / 'meltano.db'}",
         # the "Open in IFS" links of the jira-issue-fields mapping (meltano.yml reads the stand-in's URL from it)
         "MLC_SANDBOX_IFS_URL": ifs.base_url,
-    }
+    })
 
 
 

@@ -9,6 +9,7 @@ import pytest
 from pathlib import Path
 
 from support.ifs import CLIENT_SECRET
+from support.sealed import sealed_env
 from support.singer import BIN
 
 # Meltano runs in this project share its .meltano/run: scripts/test runs these one after another.
@@ -30,13 +31,13 @@ def lines(path: Path) -> list[dict]:
 
 def test_meltano_run_then_incremental_rerun(ifs, tmp_path):
     state_id = "sandbox:tap-ifscloud-to-target-jsonl"
-    env = {
+    env = sealed_env({
         "TAP_IFSCLOUD_BASE_URL": ifs.base_url,
         "TAP_IFSCLOUD_CLIENT_SECRET": CLIENT_SECRET,
         "TAP_IFSCLOUD_LOOKBACK_SECONDS": "0",
         "MELTANO_DATABASE_URI": f"sqlite:///{tmp_path / 'meltano.db'}",
         "MELTANO_STATE_ID_SUFFIX": "",
-    }
+    })
     first_out = tmp_path / "run-1"
     meltano("run", "tap-ifscloud", "target-jsonl", env={**env, "TARGET_JSONL_DESTINATION_PATH": str(first_out)})
     suppliers = lines(first_out / "suppliers.jsonl")

@@ -12,6 +12,7 @@ import pytest
 
 from mlc_sandbox.databricks import DatabricksSandboxProcess
 from support.meltano import PROJECT_ROOT
+from support.sealed import sealed_env
 from support.singer import BIN
 
 pytestmark = pytest.mark.meltano  # reads this project's meltano.yml and plugin environments through Meltano
@@ -33,8 +34,8 @@ def run(command: str, databricks, *args: str, **settings: str) -> subprocess.Com
                 "TARGET_DATABRICKS_TOKEN": databricks.token, "TARGET_DATABRICKS_WAREHOUSE_ID": databricks.warehouse_id,
                 "TARGET_DATABRICKS_JOB_ID": "31"})
     env.update({f"TARGET_DATABRICKS_{name.upper()}": value for name, value in settings.items()})
-    return subprocess.run([str(BIN / command), *args], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True,
-                          timeout=600)
+    return subprocess.run([str(BIN / command), *args], cwd=PROJECT_ROOT, env=sealed_env(env), capture_output=True,
+                          text=True, timeout=600)
 
 
 def mlc_check(databricks, *args: str, **settings: str) -> subprocess.CompletedProcess:

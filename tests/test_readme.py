@@ -25,7 +25,7 @@ import pytest
 import requests
 
 from ml_connector_core.audit import AuditTrail
-from support.meltano import PROJECT_ROOT
+from support.meltano import PROJECT_ROOT, fresh_copy
 from support.ports import free_port_base
 
 pytestmark = pytest.mark.meltano  # the sections run Meltano
@@ -110,25 +110,6 @@ class Walk:
         return completed.stdout
 
     env: dict = field(default_factory=dict)
-
-
-def fresh_copy(destination: Path) -> Path:
-    """The project's files as a clone would have them, plus the bootstrapped .venv and Meltano's plugin venvs."""
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=PROJECT_ROOT,
-                            capture_output=True, check=True).stdout.decode().split("\0")
-    for name in filter(None, listed):
-        source = PROJECT_ROOT / name
-        if source.is_file():
-            target = destination / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(source.read_bytes())
-            target.chmod(source.stat().st_mode)
-    (destination / ".venv").symlink_to(PROJECT_ROOT / ".venv")
-    (destination / ".meltano").mkdir()
-    for plugin_type in (PROJECT_ROOT / ".meltano").iterdir():
-        if plugin_type.is_dir() and plugin_type.name not in ("run", "logs"):
-            (destination / ".meltano" / plugin_type.name).symlink_to(plugin_type)
-    return destination
 
 
 def newcomer_env(home: Path, base: int) -> dict:

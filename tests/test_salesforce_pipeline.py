@@ -13,6 +13,7 @@ import pytest
 from ml_connector_core.audit import AuditTrail
 from mlc_sandbox.salesforce import SalesforceSandbox
 from support.ifs import CLIENT_SECRET
+from support.sealed import sealed_env
 from support.meltano import meltano_run
 
 # Meltano runs in this project share its .meltano/run: scripts/test runs these one after another.
@@ -31,7 +32,7 @@ def salesforce():
 @pytest.fixture
 def env(ifs, salesforce, tmp_path) -> dict:
     audit = f"sqlite:///{tmp_path / 'audit.sqlite'}"
-    return {
+    return sealed_env({
         **os.environ,
         "TAP_IFSCLOUD_BASE_URL": ifs.base_url, "TAP_IFSCLOUD_CLIENT_SECRET": CLIENT_SECRET,
         "TARGET_SALESFORCE_BASE_URL": salesforce.base_url, "TARGET_SALESFORCE_CLIENT_SECRET": salesforce.client_secret,
@@ -40,7 +41,7 @@ def env(ifs, salesforce, tmp_path) -> dict:
         "TARGET_IFSCLOUD_BASE_URL": ifs.base_url, "TARGET_IFSCLOUD_CLIENT_SECRET": CLIENT_SECRET,
         "TARGET_IFSCLOUD_AUDIT_URL": audit,
         "MELTANO_DATABASE_URI": f"sqlite:///{tmp_path / 'meltano.db'}",
-    }
+    })
 
 
 

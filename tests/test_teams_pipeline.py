@@ -13,6 +13,7 @@ import pytest
 from ml_connector_core.audit import AuditTrail
 from mlc_sandbox.teams import TeamsSandbox
 from support.ifs import CLIENT_SECRET
+from support.sealed import sealed_env
 from support.singer import BIN
 
 # Meltano runs in this project share its .meltano/run: scripts/test runs these one after another.
@@ -39,11 +40,12 @@ def posted(teams) -> list[dict]:
 
 
 def test_notable_records_become_cards_once_and_changes_become_updates(ifs, teams, tmp_path):
-    env = {**os.environ, "TAP_IFSCLOUD_BASE_URL": ifs.base_url, "TAP_IFSCLOUD_CLIENT_SECRET": CLIENT_SECRET,
-           "TARGET_TEAMS_WEBHOOKS": json.dumps(teams.webhooks()), "TARGET_TEAMS_DIGEST": "off",
-           "TARGET_TEAMS_AUDIT_URL": f"sqlite:///{tmp_path / 'audit.sqlite'}",
-           "MELTANO_DATABASE_URI": f"sqlite:///{tmp_path / 'meltano.db'}",
-           "MLC_SANDBOX_IFS_URL": ifs.base_url}  # the cards' "Open in IFS" links (meltano.yml's sandbox environment)
+    env = sealed_env({
+        **os.environ, "TAP_IFSCLOUD_BASE_URL": ifs.base_url, "TAP_IFSCLOUD_CLIENT_SECRET": CLIENT_SECRET,
+        "TARGET_TEAMS_WEBHOOKS": json.dumps(teams.webhooks()), "TARGET_TEAMS_DIGEST": "off",
+        "TARGET_TEAMS_AUDIT_URL": f"sqlite:///{tmp_path / 'audit.sqlite'}",
+        "MELTANO_DATABASE_URI": f"sqlite:///{tmp_path / 'meltano.db'}",
+        "MLC_SANDBOX_IFS_URL": ifs.base_url})  # the cards' "Open in IFS" links (meltano.yml's sandbox environment)
     run_flow(env)
     notable = (
         ifs.count("ManSuppInvoiceHandling", "PostingProposalHeadSet",
@@ -84,6 +86,7 @@ def test_cards_teams_could_not_take_are_replayed_once_each_and_the_failed_run_sa
            "MELTANO_DATABASE_URI": f"sqlite:///{tmp_path / 'meltano.db'}"}
     teams = TeamsSandbox(port=0).start()
     port, env["TARGET_TEAMS_WEBHOOKS"] = teams.port, json.dumps(teams.webhooks())
+    env = sealed_env(env)
     teams.stop()  # Teams unreachable for the whole run
 
     failed = subprocess.run([str(BIN / "meltano"), "run", "tap-ifscloud-notifications", "teams-notable", "target-teams"],

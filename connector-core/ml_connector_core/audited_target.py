@@ -3,15 +3,17 @@ properties (the order of record versions), earlier failed work redone before any
 one closing line saying what was written, an exit status that tells a scheduler when records were not delivered, and
 (``CheckpointingTarget``) a STATE after each durably written batch.
 
-A mixin placed before singer-sdk's ``Target`` in the bases. Records a target cannot write (``bad_records``) are
-handled by ``ml_connector_core.bad_records``, under it.
+A mixin placed before singer-sdk's ``Target`` in the bases; of singer-sdk it knows only how a configuration is
+checked (:class:`~ml_connector_core.config_validation.SettingsNamedInErrors`). Records a target cannot write
+(``bad_records``) are handled by ``ml_connector_core.bad_records``, under it.
 
 Exit statuses of every ml-connector target:
 
 - 0: every record of the input was delivered (or already there).
 - 1: stopped (a crash, a service that cannot be reached, a stopping error): the STATE of the unfinished batch was not
-  emitted, so the next run reads it again; failed records are in the audit trail.
-- 2: usage or configuration error (singer-sdk's and click's own).
+  emitted, so the next run reads it again; failed records are in the audit trail. Also a configuration error, one line
+  per wrong setting naming it and its variable (:class:`~ml_connector_core.config_validation.SettingsNamedInErrors`).
+- 2: usage error (click's own: an unknown option).
 - 3 (``EXIT_UNDELIVERED``): the whole input was read and the STATE of everything written was emitted, but some records
   could not be delivered: they are failed in the audit trail (``mlc-audit failures --run <run>``), redone at the start
   of the next run or by ``mlc-audit replay``. Nothing is lost and nothing is re-sent, but the run did not succeed.
@@ -32,6 +34,7 @@ from typing import Any
 from ml_connector_core.audit import AuditEntry, AuditRun, AuditTrail, StoredEntry
 from ml_connector_core.bad_records import BadRecordsTarget, is_bad_record
 from ml_connector_core.checkpoints import CheckpointingTarget
+from ml_connector_core.config_validation import SettingsNamedInErrors
 from ml_connector_core.meltano_runs import MELTANO_RUN_ID_ENV, pipeline_of_this_process
 from ml_connector_core.run_outcome import EXPECT_CLOSING_STATE, InputWatch, RunOutcome, run_outcome
 
@@ -41,7 +44,7 @@ BOOKMARK_HINT = "x-bookmark-properties"
 EXIT_UNDELIVERED = 3
 
 
-class AuditedTarget(InputWatch, BadRecordsTarget, CheckpointingTarget):
+class AuditedTarget(SettingsNamedInErrors, InputWatch, BadRecordsTarget, CheckpointingTarget):
     #: Start of the closing log line counting the outcomes, e.g. "Jira issues".
     outcomes_title = "Writes"
     #: The ERROR logged when records could not be delivered (%d: how many).

@@ -142,7 +142,7 @@ def run_checks(plugin_class, system: str, checks, config_args: Iterable[str]) ->
 def plugin_config(plugin_class, files: list[str], *, from_env: bool) -> dict:
     """The configuration the plugin would run with, validated by its own schema; secret values registered."""
     from singer_sdk.configuration._dict_config import parse_environment_config
-    from singer_sdk.plugin_base import JSONSchemaValidator  # the validator singer-sdk checks configs with (fills defaults)
+    from ml_connector_core.config_validation import config_problems  # as the plugin checks it (fills defaults too)
 
     schema = plugin_class.config_jsonschema
     config: dict[str, Any] = {}
@@ -172,7 +172,7 @@ def plugin_config(plugin_class, files: list[str], *, from_env: bool) -> dict:
             for value in values:
                 if isinstance(value, str):
                     register_secret(value)
-    errors = [f"{'.'.join(map(str, e.path)) or 'configuration'}: {e.message}" for e in JSONSchemaValidator(schema).iter_errors(config)]
+    errors = config_problems(plugin_class.name, schema, config)
     if errors:
         raise ConfigValidationError("configuration does not validate", errors=errors)
     return config

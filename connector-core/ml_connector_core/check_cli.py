@@ -63,12 +63,12 @@ class UsageError(click.UsageError):
 # The project, as Meltano reads it
 
 
-def open_project(environment: str | None):
+def open_project(environment: str | None, command: str = "mlc-check"):
     """The Meltano project of the current folder (or MELTANO_PROJECT_ROOT) with its environment active."""
     try:
         _quiet_meltano()
     except ImportError:
-        raise UsageError("mlc-check runs beside Meltano: use the project's .venv/bin/mlc-check (scripts/bootstrap "
+        raise UsageError(f"{command} runs beside Meltano: use the project's .venv/bin/{command} (scripts/bootstrap "
                          "installs both)") from None
     from meltano.core.error import ProjectNotFound
     from meltano.core.project import Project
@@ -77,7 +77,7 @@ def open_project(environment: str | None):
     try:
         project = Project.find()
     except ProjectNotFound:
-        raise UsageError(f"{os.getcwd()} is not a Meltano project (no meltano.yml): run mlc-check from the "
+        raise UsageError(f"{os.getcwd()} is not a Meltano project (no meltano.yml): run {command} from the "
                          "project's root folder") from None
     environment = environment or project.dotenv_env.get("MELTANO_ENVIRONMENT") or project.settings.get(
         "default_environment")

@@ -28,7 +28,7 @@ from ml_connector_core.api_client import ApiClient
 from ml_connector_core.http import RETRIABLE_STATUS
 from ml_connector_core.oauth import RenewingBearerAuth, RetriableTokenResponse
 from ml_connector_core.redaction import redact_text, register_secret
-from ml_connector_core.secrets import SecretKeyError, seal, unseal
+from ml_connector_core.secrets import load_key, seal, unseal
 
 logger = logging.getLogger(__name__)
 
@@ -200,10 +200,7 @@ class RefreshTokenAuth(RenewingBearerAuth):
             logger.warning("Jira rotated the OAuth refresh token and oauth_refresh_token_file is not set: the configured "
                            "refresh token will be refused once its reuse interval has passed")
             return
-        try:
-            text = seal(token)
-        except SecretKeyError:  # no secret key configured: the file's permissions are then the protection
-            text = token
+        text = seal(token)  # a key is there: client_from_config required one for the file
         path = self.refresh_token_file
         path.parent.mkdir(parents=True, exist_ok=True)
         temporary = path.with_name(path.name + ".tmp")
@@ -387,6 +384,10 @@ def client_from_config(config: Mapping[str, Any], *, session: requests.Session |
         missing = [k for k in oauth_keys if not config.get(k) and not (k == "oauth_refresh_token" and config.get("oauth_refresh_token_file"))]
         if missing:
             raise JiraConfigError(f"OAuth needs {', '.join(missing)} as well")
+        if config.get("oauth_refresh_token_file"):
+            # The file keeps a live credential between runs: sealed, never plain on disk. Asked for before the first
+            # token request rotates the refresh token, as a token that cannot be kept would be lost.
+            load_key("oauth_refresh_token_file keeps the rotated OAuth refresh token, sealed")
         auth = RefreshTokenAuth(
             str(config["oauth_client_id"]),
             unseal(str(config["oauth_client_secret"]), setting_name="oauth_client_secret"),

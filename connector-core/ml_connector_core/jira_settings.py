@@ -21,8 +21,8 @@ def jira_connection_properties(acting: str) -> list[th.Property]:
         th.Property("oauth_refresh_token", th.StringType, secret=True,
                     description="OAuth 2.0: a refresh token (offline_access); may be sealed. Jira rotates it on every refresh."),
         th.Property("oauth_refresh_token_file", th.StringType,
-                    description="OAuth 2.0: file keeping the newest rotated refresh token (sealed when a key is set); read "
-                                "in preference to oauth_refresh_token."),
+                    description="OAuth 2.0: file keeping the newest rotated refresh token, sealed (so it needs the key: "
+                                "MLC_SECRET_KEY or MLC_SECRET_KEY_FILE); read in preference to oauth_refresh_token."),
         th.Property("cloud_id", th.StringType,
                     description="OAuth 2.0: the site's cloud id; found through accessible-resources when empty."),
         th.Property("oauth_token_url", th.StringType, default="https://auth.atlassian.com/oauth/token",

@@ -2,19 +2,32 @@
 
 A sealed value looks like ``sealed:v1:<Fernet token>``. The key never lives in the project: it comes from the
 ``MLC_SECRET_KEY`` environment variable or from the file named by ``MLC_SECRET_KEY_FILE``.
+
+Why a secret setting must arrive sealed, even from an environment variable: Meltano hands a plugin its settings in a
+file it writes for each run, ``.meltano/run/<plugin>/<tap|target>.<uuid>.config.json`` (mode 0644 under the usual
+umask), and deletes it only when the run ends normally; a killed run (SIGKILL, OOM, a lost machine) leaves it behind.
+Whatever the plugin is given is on disk for that long. A plain value still works, with a warning, so that a project can
+move over setting by setting.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
 
+logger = logging.getLogger(__name__)
+
 SEALED_PREFIX = "sealed:v1:"
 KEY_ENV = "MLC_SECRET_KEY"
 KEY_FILE_ENV = "MLC_SECRET_KEY_FILE"
 _KEY_SHAPE = "a key is the 44 characters `mlc-secret generate-key` prints"
+
+
+#: Settings already warned about as plain in this process.
+_warned_plain: set[str] = set()
 
 
 class SecretKeyError(RuntimeError):
@@ -77,11 +90,18 @@ def seal(plaintext: str, key: bytes | None = None) -> str:
     return SEALED_PREFIX + fernet.encrypt(plaintext.encode("utf-8")).decode("ascii")
 
 
-def unseal(value: str, *, setting_name: str = "setting", key: bytes | None = None) -> str:
-    """Return the plaintext of a sealed value; a value that is not sealed is returned as it is.
+def unseal(value: str, *, setting_name: str = "setting", key: bytes | None = None, warn_if_plain: bool = True) -> str:
+    """Return the plaintext of a sealed value; a value that is not sealed is returned as it is, with a warning (once
+    per setting and process) unless ``warn_if_plain`` is false (a part of a setting that is not secret).
 
     Every failure is one :class:`SecretKeyError` line naming the setting and where the key came from."""
     if not is_sealed(value):
+        if warn_if_plain and isinstance(value, str) and value and setting_name not in _warned_plain:
+            _warned_plain.add(setting_name)
+            logger.warning(
+                "'%s' is not sealed: whatever holds this plugin's configuration holds it in plain, and Meltano's "
+                "config file for the run (.meltano/run/<plugin>/*.config.json) stays on disk when a run is killed; "
+                "give its sealed form instead (`mlc-secret seal`, README: Secrets)", setting_name)
         return value
     purpose = f"'{setting_name}' is sealed"
     source = "the given key" if key else key_source()

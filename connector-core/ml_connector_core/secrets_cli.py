@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import json
 import os
 import sys
 from pathlib import Path
 
-from ml_connector_core.secrets import KEY_FILE_ENV, SecretKeyError, generate_key, seal
+from ml_connector_core.secrets import KEY_FILE_ENV, SEALED_PREFIX, SecretKeyError, generate_key, seal
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,6 +25,10 @@ def main(argv: list[str] | None = None) -> int:
         "seal", help="read a secret (prompted, or from standard input when piped) and print its sealed form"
     )
     seal_parser.add_argument("--stdin", action="store_true", help="read the secret from standard input")
+    seal_parser.add_argument(
+        "--json", action="store_true",
+        help="read a JSON object from standard input and print it with every text value sealed: an object setting "
+             "whose values are secrets (target-teams' webhooks, target-databricks' storage_options)")
     args = parser.parse_args(argv)
 
     if args.command == "generate-key":
@@ -42,12 +47,42 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         print(f"key written to {output}; set {KEY_FILE_ENV}={output}", file=sys.stderr)
         return 0
+    if args.json:
+        return _seal_json(sys.stdin.read())
     plaintext = sys.stdin.readline().rstrip("\n") if args.stdin or not sys.stdin.isatty() else getpass.getpass("secret: ")
     if not plaintext:
         print("mlc-secret: nothing to seal (empty secret)", file=sys.stderr)
         return 2
     try:
         print(seal(plaintext))
+    except SecretKeyError as exc:
+        print(f"mlc-secret: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _seal_json(text: str) -> int:
+    try:
+        document = json.loads(text)
+    except ValueError as exc:
+        print(f"mlc-secret: standard input is not JSON ({exc.msg} at character {exc.pos})", file=sys.stderr)
+        return 2
+    if not isinstance(document, dict):
+        print("mlc-secret: --json seals the values of a JSON object; standard input holds another JSON value",
+              file=sys.stderr)
+        return 2
+
+    def sealed(value):
+        if isinstance(value, str):
+            return value if value.startswith(SEALED_PREFIX) else seal(value)
+        if isinstance(value, dict):
+            return {name: sealed(item) for name, item in value.items()}
+        if isinstance(value, list):
+            return [sealed(item) for item in value]
+        return value
+
+    try:
+        print(json.dumps(sealed(document)))
     except SecretKeyError as exc:
         print(f"mlc-secret: {exc}", file=sys.stderr)
         return 2

@@ -128,6 +128,7 @@ def _jira_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--field-id-base", type=int, default=defaults.field_id_base,
                         help="custom fields get ids customfield_<base>, <base+1>, ... (clients resolve them by name)")
     parser.add_argument("--token-ttl", type=int, default=defaults.token_ttl, help="OAuth access token lifetime, seconds")
+    parser.add_argument("--api-token", default=defaults.api_token, help=f"the API token of {defaults.email}")
     _ready_file_argument(parser)
 
 
@@ -141,6 +142,8 @@ def _salesforce_arguments(parser: argparse.ArgumentParser) -> None:
                         help="API requests allowed before calls are refused with 403 REQUEST_LIMIT_EXCEEDED")
     parser.add_argument("--query-batch-size", type=int, default=defaults.query_batch_size,
                         help="records per SOQL result page (nextRecordsUrl leads to the next)")
+    parser.add_argument("--client-secret", default=defaults.client_secret,
+                        help=f"the secret of the connected app {defaults.client_id}")
     _ready_file_argument(parser)
 
 
@@ -152,6 +155,8 @@ def _jaggaer_arguments(parser: argparse.ArgumentParser) -> None:
                         help="access token lifetime in seconds from issue")
     parser.add_argument("--rate-limit", type=int, default=defaults.rate_limit,
                         help="API requests per minute (all clients together) before 429; 0 disables")
+    parser.add_argument("--client-secret", default=defaults.client_secret,
+                        help=f"the secret of the API client {defaults.client_id}")
     _ready_file_argument(parser)
 
 
@@ -424,7 +429,7 @@ def _serve_jira(args: argparse.Namespace) -> None:
     except (ZoneInfoNotFoundError, ValueError):
         sys.exit(f"mlc-sandbox jira: unknown time zone {args.user_time_zone!r}")
     settings = JiraSettings(rate_limit=args.rate_limit, user_time_zone=args.user_time_zone,
-                            field_id_base=args.field_id_base, token_ttl=args.token_ttl)
+                            field_id_base=args.field_id_base, token_ttl=args.token_ttl, api_token=args.api_token)
     _serve(JiraApp(settings), args,
            lambda base_url: f"mlc-sandbox jira ready on {base_url} (user {settings.email}, time zone "
                             f"{settings.user_time_zone}, rate limit {settings.rate_limit}/min)")
@@ -436,7 +441,7 @@ def _serve_salesforce(args: argparse.Namespace) -> None:
 
     _require_at_least(args, "salesforce", 1, ("session_ttl", "daily_api_limit", "query_batch_size"))
     settings = SalesforceSettings(session_ttl=args.session_ttl, daily_api_limit=args.daily_api_limit,
-                                  query_batch_size=args.query_batch_size)
+                                  query_batch_size=args.query_batch_size, client_secret=args.client_secret)
     _serve(SalesforceApp(settings), args,
            lambda base_url: f"mlc-sandbox salesforce ready on {base_url} (client {settings.client_id}, session ttl "
                             f"{settings.session_ttl}s, daily API limit {settings.daily_api_limit})")
@@ -447,7 +452,7 @@ def _serve_jaggaer(args: argparse.Namespace) -> None:
     from .jaggaer.settings import JaggaerSettings
 
     _require_at_least(args, "jaggaer", 0, ("token_ttl", "rate_limit"))
-    settings = JaggaerSettings(token_ttl=args.token_ttl, rate_limit=args.rate_limit)
+    settings = JaggaerSettings(token_ttl=args.token_ttl, rate_limit=args.rate_limit, client_secret=args.client_secret)
     _serve(JaggaerApp(settings), args,
            lambda base_url: f"mlc-sandbox jaggaer ready on {base_url} (client {settings.client_id}, token ttl "
                             f"{settings.token_ttl}s, rate limit {settings.rate_limit or 'off'}/min)")

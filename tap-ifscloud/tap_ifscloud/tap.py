@@ -14,6 +14,7 @@ from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.singerlib import StateMessage
 
 from ml_connector_core import ifs_odata
+from ml_connector_core.check import setting_ref
 from ml_connector_core.http import RETRIABLE_STATUS, RequestBudget, shared_budget, with_retries
 from ml_connector_core.ifs_metadata import MetadataError, ServiceMetadata, parse_metadata
 from ml_connector_core.oauth import ClientCredentialsAuth
@@ -269,7 +270,7 @@ _CONNECTION_ERRORS = (requests.ConnectionError, requests.Timeout, requests.excep
 
 def _setting(name: str) -> str:
     """A setting as a user sets it: its name and the environment variable Meltano and `--config ENV` read it from."""
-    return f"{name} (TAP_IFSCLOUD_{name.upper()})"
+    return setting_ref(TapIfsCloud.name, name)
 
 
 if __name__ == "__main__":

@@ -155,7 +155,17 @@ def unsealed_storage_options(options: dict | None) -> dict | None:
         return options
     from target_databricks.workspace import unsealed_setting
 
-    return {k: unsealed_setting(v, f"storage_options.{k}") for k, v in options.items()}
+    # Storage options mix credentials with plain settings (a region, an endpoint): only a credential is worth a
+    # warning when it is not sealed.
+    return {k: unsealed_setting(v, f"storage_options.{k}", warn_if_plain=_names_a_credential(k))
+            for k, v in options.items()}
+
+
+_CREDENTIAL_WORDS = ("secret", "key", "token", "password", "sas", "signature", "credential")
+
+
+def _names_a_credential(option: str) -> bool:
+    return any(word in option.lower() for word in _CREDENTIAL_WORDS)
 
 
 if __name__ == "__main__":

@@ -48,10 +48,10 @@ def missing_credentials() -> ConfigValidationError:
                                  errors=["token", "client_id", "client_secret"])
 
 
-def unsealed_setting(value: str, setting_name: str) -> str:
+def unsealed_setting(value: str, setting_name: str, *, warn_if_plain: bool = True) -> str:
     """The plaintext of a setting that may be sealed; a key that does not open it is a configuration error, which
     singer-sdk reports in one line, not an exception with a traceback."""
     try:
-        return unseal(value, setting_name=setting_name)
+        return unseal(value, setting_name=setting_name, warn_if_plain=warn_if_plain)
     except SecretKeyError as exc:
         raise ConfigValidationError(str(exc), errors=[str(exc)]) from None

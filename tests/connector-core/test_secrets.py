@@ -1,5 +1,6 @@
 """Sealed settings open only with the right key, and the CLI seals what a user pipes in."""
 
+import json
 import os
 import stat
 import subprocess
@@ -18,8 +19,16 @@ def test_seal_then_unseal_round_trips(monkeypatch):
     assert secrets.unseal(sealed) == "s3cr3t-value"
 
 
-def test_plain_values_pass_through():
-    assert secrets.unseal("not-sealed") == "not-sealed"
+def test_plain_values_pass_through_with_one_warning_per_setting(caplog):
+    with caplog.at_level("WARNING", logger="ml_connector_core.secrets"):
+        assert secrets.unseal("not-sealed", setting_name="plain_passing_setting") == "not-sealed"
+        assert secrets.unseal("not-sealed", setting_name="plain_passing_setting") == "not-sealed"
+        assert secrets.unseal("", setting_name="an_empty_setting") == ""
+        assert secrets.unseal("eu-west-1", setting_name="storage_options.region", warn_if_plain=False) == "eu-west-1"
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 1, warnings
+    assert warnings[0].startswith("'plain_passing_setting' is not sealed") and "not-sealed" not in warnings[0]
+    assert ".meltano/run/" in warnings[0] and "mlc-secret seal" in warnings[0]
 
 
 def test_wrong_key_names_the_setting_not_the_secret(monkeypatch):
@@ -53,6 +62,23 @@ def test_cli_generates_a_key_and_seals_stdin(monkeypatch):
         env={"MLC_SECRET_KEY": key, "PATH": ""},
     ).stdout.strip()
     assert secrets.unseal(sealed, key=key.encode()) == "piped-secret"
+
+
+def test_cli_seals_each_value_of_a_json_object():
+    """An object setting whose values are secrets (target-teams' webhooks): each value sealed, the keys kept."""
+    key = secrets.generate_key()
+    webhooks = {"company-10": "https://example.invalid/workflows/1?sig=abc", "general": "https://example.invalid/2?sig=d"}
+    sealed = subprocess.run([str(BIN / "mlc-secret"), "seal", "--json"], input=json.dumps(webhooks),
+                            capture_output=True, text=True, check=True, env={"MLC_SECRET_KEY": key, "PATH": ""})
+    document = json.loads(sealed.stdout)
+    assert set(document) == set(webhooks) and "sig=" not in sealed.stdout
+    assert {name: secrets.unseal(value, key=key.encode()) for name, value in document.items()} == webhooks
+    again = subprocess.run([str(BIN / "mlc-secret"), "seal", "--json"], input=sealed.stdout, capture_output=True,
+                           text=True, check=True, env={"MLC_SECRET_KEY": key, "PATH": ""})
+    assert json.loads(again.stdout) == document  # a sealed value is not sealed twice
+    refused = subprocess.run([str(BIN / "mlc-secret"), "seal", "--json"], input='["a list"]', capture_output=True,
+                             text=True, env={"MLC_SECRET_KEY": key, "PATH": ""})
+    assert refused.returncode == 2 and "values of a JSON object" in refused.stderr
 
 
 # --- A key file of its own ---

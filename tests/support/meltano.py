@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -22,3 +23,30 @@ def meltano_run(env: dict, blocks: list[str], *, undelivered: bool = False) -> s
     else:
         assert completed.returncode == 0, completed.stderr[-4000:]
     return completed
+
+
+def fresh_copy(destination: Path) -> Path:
+    """The project's files as a clone would have them, plus the bootstrapped .venv and Meltano's plugin venvs."""
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=PROJECT_ROOT,
+                            capture_output=True, check=True).stdout.decode().split("\0")
+    for name in filter(None, listed):
+        source = PROJECT_ROOT / name
+        if source.is_file():
+            target = destination / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(source.read_bytes())
+            target.chmod(source.stat().st_mode)
+    (destination / ".venv").symlink_to(PROJECT_ROOT / ".venv")
+    (destination / ".meltano").mkdir()
+    for plugin_type in (PROJECT_ROOT / ".meltano").iterdir():
+        if plugin_type.is_dir() and plugin_type.name not in ("run", "logs"):
+            (destination / ".meltano" / plugin_type.name).symlink_to(plugin_type)
+    return destination
+
+
+def user_env(home: Path) -> dict:
+    """The environment of a user who has set nothing of ours (no TAP_, TARGET_, MELTANO_ or MLC_ variable), with HOME
+    moved so that Meltano's logs (under ~/.local/state/meltano) land in the test's folder."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("TAP_", "TARGET_", "MELTANO_", "MLC_")) and k != "XDG_STATE_HOME"}
+    return {**env, "HOME": str(home)}

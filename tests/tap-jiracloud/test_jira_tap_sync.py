@@ -10,6 +10,7 @@ import pytest
 import requests
 
 from mlc_sandbox.jira import JiraSandbox
+from ml_connector_core.secrets import generate_key, is_sealed, unseal
 from support.singer import run_tap
 from tap_jiracloud.streams import issues_jql, jql_since
 
@@ -42,8 +43,8 @@ def config_for(jira, **extra) -> dict:
             **extra}
 
 
-def tap(tmp_path, config, state=None):
-    return run_tap(tmp_path, config, executable="tap-jiracloud", state=state)
+def tap(tmp_path, config, state=None, env=None):
+    return run_tap(tmp_path, config, executable="tap-jiracloud", state=state, env=env)
 
 
 def test_issues_with_custom_fields_by_name_and_a_utc_bookmark(jira, tmp_path):
@@ -126,12 +127,13 @@ def test_oauth_with_a_rotating_refresh_token(jira, tmp_path):
     config = {"base_url": jira.base_url, "oauth_client_id": jira.client_id, "oauth_client_secret": jira.client_secret,
               "oauth_refresh_token": jira.refresh_token, "oauth_refresh_token_file": str(token_file),
               "oauth_token_url": jira.token_url, "oauth_api_url": jira.base_url}
-    first = tap(tmp_path, config)
+    key = {"MLC_SECRET_KEY": generate_key()}  # the file keeps a live credential: sealed, never plain
+    first = tap(tmp_path, config, env=key)
     assert len(first.records("issues")) == 1
     assert jira.client_secret not in first.stderr and jira.refresh_token not in first.stderr
     rotated = token_file.read_text().strip()
-    assert rotated != jira.refresh_token
-    second = tap(tmp_path, config, state=first.final_state)  # the configured token is used up: the file's is used
+    assert is_sealed(rotated) and unseal(rotated, key=key["MLC_SECRET_KEY"].encode()) != jira.refresh_token
+    second = tap(tmp_path, config, state=first.final_state, env=key)  # the configured token is used up: the file's
     assert second.returncode == 0 and token_file.read_text().strip() != rotated
 
 

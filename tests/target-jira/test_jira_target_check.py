@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from mlc_sandbox.jira import JiraSandbox
+from ml_connector_core.secrets import generate_key, unseal
 from support.check import assert_table_all_pass, only_reads, run_check
 
 CHECK = "target-jira-check"
@@ -135,21 +136,23 @@ def test_oauth_keeps_the_rotated_refresh_token_where_a_run_finds_it(oauth_jira, 
     kept = tmp_path / "jira-refresh-token"
     config = oauth_config(oauth_jira, oauth_refresh_token_file=str(kept))
     secrets = [oauth_jira.client_secret, oauth_jira.refresh_token]
-    first = run_check(CHECK, config, tmp_path, secrets=secrets)
+    key = {"MLC_SECRET_KEY": generate_key()}  # the file keeps the rotated token sealed
+    first = run_check(CHECK, config, tmp_path, secrets=secrets, env=key)
     assert first.returncode == 0, first.stdout
     assert "OAuth 2.0 as MLC Integration Bot" in first.result("credentials")["detail"]
-    rotated = kept.read_text().strip()
+    rotated = unseal(kept.read_text().strip(), key=key["MLC_SECRET_KEY"].encode())
     assert rotated and rotated != oauth_jira.refresh_token
     oauth_jira.revoke_tokens()  # the access token is gone; only the kept refresh token can get a new one
-    second = run_check(CHECK, config, tmp_path, secrets=secrets + [rotated])
+    second = run_check(CHECK, config, tmp_path, secrets=secrets + [rotated], env=key)
     assert second.returncode == 0, second.stdout
-    assert kept.read_text().strip() not in (rotated, "")
+    assert unseal(kept.read_text().strip(), key=key["MLC_SECRET_KEY"].encode()) not in (rotated, "")
 
 
 def test_a_refused_oauth_client_secret(oauth_jira, tmp_path):
     config = oauth_config(oauth_jira, oauth_client_secret="wrong-client-secret",
                           oauth_refresh_token_file=str(tmp_path / "kept"))
-    run = run_check(CHECK, config, tmp_path, secrets=["wrong-client-secret", oauth_jira.refresh_token])
+    run = run_check(CHECK, config, tmp_path, secrets=["wrong-client-secret", oauth_jira.refresh_token],
+                    env={"MLC_SECRET_KEY": generate_key()})
     assert run.returncode == 1
     [failure] = run.results
     assert failure["check"] == "credentials" and "HTTP 401" in failure["detail"]

@@ -12,6 +12,7 @@ import pytest
 
 from ml_connector_core.audit import AuditTrail
 from ml_connector_core.audited_target import EXIT_UNDELIVERED
+from ml_connector_core.secrets import generate_key, is_sealed, unseal
 from mlc_sandbox.jira import JiraSandbox
 from support.replay import replay_the_failed_run
 from support.singer import record_message, run_target, schema_message
@@ -215,16 +216,32 @@ def test_oauth_refresh_token_rotation_across_runs(jira, tmp_path):
                         oauth_refresh_token_file=str(token_file), oauth_token_url=jira.token_url,
                         oauth_api_url=jira.base_url)
     config = {k: v for k, v in config.items() if v is not None}
-    send(tmp_path, config, [purchase_order("P1")])
+    key = {"MLC_SECRET_KEY": generate_key()}  # the file keeps a live credential: sealed, never plain
+    send(tmp_path, config, [purchase_order("P1")], env=key)
     rotated = token_file.read_text().strip()
-    assert rotated and rotated != jira.refresh_token
+    assert is_sealed(rotated) and unseal(rotated, key=key["MLC_SECRET_KEY"].encode()) != jira.refresh_token
+    assert token_file.stat().st_mode & 0o777 == 0o600
     # The configured refresh token has been used: the second run must take the rotated one from the file.
-    send(tmp_path, config, [purchase_order("P1", amount="99"), purchase_order("P2")])
+    send(tmp_path, config, [purchase_order("P1", amount="99"), purchase_order("P2")], env=key)
     assert len(jira.issues()) == 2
     assert token_file.read_text().strip() != rotated
     assert any("/ex/jira/" in r["path"] for r in jira.requests())
     trail_text = (tmp_path / "audit.sqlite").read_bytes()
     assert jira.client_secret.encode() not in trail_text
+
+
+def test_a_refresh_token_file_without_a_key_is_refused_before_the_token_is_rotated(jira, tmp_path):
+    """The file would hold a live credential in plain: the run stops first, while the configured token is unused."""
+    token_file = tmp_path / "jira-refresh-token"
+    config = {k: v for k, v in config_for(jira, tmp_path, email=None, api_token=None, oauth_client_id=jira.client_id,
+                                          oauth_client_secret=jira.client_secret, oauth_refresh_token=jira.refresh_token,
+                                          oauth_refresh_token_file=str(token_file), oauth_token_url=jira.token_url,
+                                          oauth_api_url=jira.base_url).items() if v is not None}
+    run = send(tmp_path, config, [purchase_order("P1")], env={"MLC_SECRET_KEY": "", "MLC_SECRET_KEY_FILE": ""},
+               check=False)
+    assert run.returncode == 1 and not token_file.exists() and jira.issues() == []
+    assert "oauth_refresh_token_file keeps the rotated OAuth refresh token, sealed, but no key is available" in run.stderr
+    assert [r for r in jira.requests() if "token" in r["path"]] == []  # the configured refresh token is still good
 
 
 def test_a_record_without_a_project_stops_the_run_and_names_it(jira, tmp_path):

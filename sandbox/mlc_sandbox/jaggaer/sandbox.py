@@ -81,8 +81,8 @@ class JaggaerSandbox(_AdminClient, InProcessStandIn):
     """
 
     def __init__(self, *, port: int = 0, host: str = "127.0.0.1", token_ttl: int = JaggaerSettings.token_ttl,
-                 rate_limit: int = JaggaerSettings.rate_limit):
-        self.settings = JaggaerSettings(token_ttl=token_ttl, rate_limit=rate_limit)
+                 rate_limit: int = JaggaerSettings.rate_limit, client_secret: str = JaggaerSettings.client_secret):
+        self.settings = JaggaerSettings(token_ttl=token_ttl, rate_limit=rate_limit, client_secret=client_secret)
         self._init_server(host, port)
         self.app: JaggaerApp | None = None
 

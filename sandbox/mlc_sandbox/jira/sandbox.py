@@ -69,9 +69,10 @@ class _AdminClient(SettingsAdminClient):
         return self.admin("POST", "tokens/refresh-token")["refresh_token"]
 
 
-def _settings(rate_limit: int, user_time_zone: str, field_id_base: int, token_ttl: int) -> JiraSettings:
+def _settings(rate_limit: int, user_time_zone: str, field_id_base: int, token_ttl: int,
+              api_token: str = JiraSettings.api_token) -> JiraSettings:
     return JiraSettings(rate_limit=rate_limit, user_time_zone=user_time_zone, field_id_base=field_id_base,
-                        token_ttl=token_ttl)
+                        token_ttl=token_ttl, api_token=api_token)
 
 
 class JiraSandbox(_AdminClient, InProcessStandIn):
@@ -84,8 +85,8 @@ class JiraSandbox(_AdminClient, InProcessStandIn):
 
     def __init__(self, *, port: int = 0, host: str = "127.0.0.1", rate_limit: int = JiraSettings.rate_limit,
                  user_time_zone: str = JiraSettings.user_time_zone, field_id_base: int = JiraSettings.field_id_base,
-                 token_ttl: int = JiraSettings.token_ttl):
-        self.settings = _settings(rate_limit, user_time_zone, field_id_base, token_ttl)
+                 token_ttl: int = JiraSettings.token_ttl, api_token: str = JiraSettings.api_token):
+        self.settings = _settings(rate_limit, user_time_zone, field_id_base, token_ttl, api_token)
         self._init_server(host, port)
         self.app: JiraApp | None = None
 

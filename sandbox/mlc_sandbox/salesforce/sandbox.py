@@ -51,9 +51,10 @@ class _AdminClient(SettingsAdminClient):
         return self.admin("POST", "clock", {"advance_seconds": seconds})["now"]
 
 
-def _settings(session_ttl: int, daily_api_limit: int, query_batch_size: int) -> SalesforceSettings:
+def _settings(session_ttl: int, daily_api_limit: int, query_batch_size: int,
+              client_secret: str = SalesforceSettings.client_secret) -> SalesforceSettings:
     return SalesforceSettings(session_ttl=session_ttl, daily_api_limit=daily_api_limit,
-                              query_batch_size=query_batch_size)
+                              query_batch_size=query_batch_size, client_secret=client_secret)
 
 
 class SalesforceSandbox(_AdminClient, InProcessStandIn):
@@ -67,8 +68,9 @@ class SalesforceSandbox(_AdminClient, InProcessStandIn):
 
     def __init__(self, *, port: int = 0, host: str = "127.0.0.1", session_ttl: int = SalesforceSettings.session_ttl,
                  daily_api_limit: int = SalesforceSettings.daily_api_limit,
-                 query_batch_size: int = SalesforceSettings.query_batch_size):
-        self.settings = _settings(session_ttl, daily_api_limit, query_batch_size)
+                 query_batch_size: int = SalesforceSettings.query_batch_size,
+                 client_secret: str = SalesforceSettings.client_secret):
+        self.settings = _settings(session_ttl, daily_api_limit, query_batch_size, client_secret)
         self._init_server(host, port)
         self.app: SalesforceApp | None = None
 

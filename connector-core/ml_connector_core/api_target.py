@@ -145,9 +145,9 @@ class ParentsFirstTarget(ApiTarget):
     The writer has ``plan(stream, records)``, ``write(stream, planned)``, ``routes`` and ``stopped``.
     """
 
-    #: INFO when a batch is held (%d records, %s stream, %s the parent streams not started).
+    #: INFO when a batch is held (%d records, %s stream, %s the parent streams not started or held themselves).
     holding_log_text = ("Holding %d '%s' record(s) until the end of the input: the streams they reference (%s) have not "
-                        "started yet")
+                        "started yet or are held themselves")
     #: INFO when a parent's pending records are written first (%d records, %s parent stream, %s this stream).
     parent_first_log_text = "Writing %d pending '%s' record(s) first: '%s' references them"
 
@@ -178,7 +178,9 @@ class ParentsFirstTarget(ApiTarget):
         planned = self.writer.plan(stream, records)
         parents = self.parent_streams(stream, planned)
         if not self._input_ended:
-            not_started = [p for p in parents if p not in self._sinks_active]
+            # A parent whose own batches are held has records not written yet either: holding is transitive (order
+            # lines wait for orders that wait for their suppliers).
+            not_started = [p for p in parents if p not in self._sinks_active or p in self._held]
             if not_started:
                 self.logger.info(self.holding_log_text, len(records), stream, ", ".join(not_started))
                 self._held.setdefault(stream, []).extend(records)

@@ -94,6 +94,9 @@ def without_etags(record: dict) -> dict:
     return record
 
 
+PLAIN_SECRET_WARNING = "'client_secret' is not sealed"
+
+
 def by_key(records: list[dict], stream: str) -> dict[tuple, dict]:
     keys = STREAMS[stream][2]
     return {tuple(r[k] for k in keys): without_etags(r) for r in records}
@@ -104,7 +107,9 @@ def utc(text: str) -> dt.datetime:
 
 
 def warnings_in(stderr: str) -> list[str]:
-    return [line for line in stderr.splitlines() if "| WARNING " in line]
+    """The tap's warnings about the tenant. The stand-in's published secret is given plain here, so the warning that
+    it is not sealed is left out (tests/connector-core/test_secrets.py covers that one)."""
+    return [line for line in stderr.splitlines() if "| WARNING " in line and PLAIN_SECRET_WARNING not in line]
 
 
 def errors_in(stderr: str) -> list[str]:

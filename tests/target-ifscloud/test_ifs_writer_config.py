@@ -120,10 +120,11 @@ def test_each_state_is_passed_on_as_soon_as_the_records_before_it_are_written(if
 
 def test_a_stream_without_records_needs_no_setting_and_no_warning(ifs, tmp_path):
     """Taps and stream maps pass on the SCHEMA of a stream the flow does not route: that alone is no problem."""
-    config = config_for(ifs, tmp_path, po_stream())
+    key = generate_key()  # the secret sealed, as the README gives it: a plain one is warned about
+    config = config_for(ifs, tmp_path, po_stream(), client_secret=seal("mlc-sandbox-secret", key.encode()))
     result = send(tmp_path, config, [schema_message("issues", {"key": {"type": ["string"]}}, ["key"]),
                                      schema_message("jira_purchase_orders", JIRA_PO, ["OrderNo"]),
-                                     state_message({"bookmarks": {}})], check=False)
+                                     state_message({"bookmarks": {}})], check=False, env={"MLC_SECRET_KEY": key})
     assert result.returncode == 0, result.stderr
     assert "WARNING" not in result.stderr and "not in the streams setting" not in result.stderr, result.stderr
 

@@ -188,6 +188,22 @@ def test_full_child_batches_wait_for_parent_streams_that_have_not_started_and_st
     assert run.stdout.strip().splitlines() == [json.dumps(closing["value"])]  # once, after everything was written
 
 
+def test_a_child_batch_waits_for_a_parent_stream_whose_own_batches_are_held(sf, tmp_path):
+    """tap-ifscloud's order: purchase_order_lines, purchase_orders, suppliers. The lines' last partial batch is
+    written when the orders' full batch is (a full sink drains the others); the orders are held for their suppliers,
+    so the lines must be held with them, not sent to a Salesforce that has no such Order yet."""
+    config = config_for(sf, tmp_path, batch_size=2)
+    lines = [item("P0", 1, "1", "10"), item("P0", 2, "2", "20"), item("P1", 1, "3", "30")]  # a batch of 2, then 1
+    orders = [order("P0", "S0"), order("P1", "S1")]
+    run = send(tmp_path, config, [("sf_order_items", lines), ("sf_orders", orders),
+                                  ("sf_supplier_accounts", [supplier("S0"), supplier("S1")])], check=False)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "Holding 1 'sf_order_items' record(s) until the end of the input: the streams they reference (sf_orders)" \
+        in run.stderr
+    assert sorted(i["IFS_Line_Key__c"] for i in sf.records("OrderItem")) == ["P0-1", "P0-2", "P1-1"]
+    assert last_run(config).outcomes == {"succeeded": 7}
+
+
 def test_refused_records_are_audited_with_salesforces_message_the_rest_is_kept_and_redone_when_fixed(sf, tmp_path):
     config = config_for(sf, tmp_path)
     run = send(tmp_path, config, [

@@ -26,7 +26,7 @@ import requests
 
 from ml_connector_core.api_client import ApiClient
 from ml_connector_core.http import RETRIABLE_STATUS
-from ml_connector_core.oauth import RenewingBearerAuth, RetriableTokenResponse
+from ml_connector_core.oauth import RenewingBearerAuth, RetriableTokenResponse, token_body, token_failure
 from ml_connector_core.redaction import redact_text, register_secret
 from ml_connector_core.secrets import load_key, seal, unseal
 
@@ -148,7 +148,7 @@ class RefreshTokenAuth(RenewingBearerAuth):
         return self._refresh_token
 
     def _kept_failing_error(self, response: requests.Response) -> Exception:
-        return JiraAuthError(f"the token endpoint {self.token_url} kept answering HTTP {response.status_code} "
+        return JiraAuthError(f"the token endpoint {self.token_url} kept answering {token_failure(response)} "
                              f"after {self.max_tries} tries", status=response.status_code)
 
     def _unreachable_error(self, exc: Exception) -> Exception:
@@ -184,10 +184,7 @@ class RefreshTokenAuth(RenewingBearerAuth):
                         "so set oauth_refresh_token_file to keep the newest one, or authorize the app again)")
             raise JiraAuthError(f"the token endpoint {self.token_url} refused client '{self.client_id}' "
                                 f"(HTTP {response.status_code}): {reason}{hint}", status=response.status_code)
-        try:
-            return response.json()
-        except ValueError:
-            raise JiraAuthError(f"the token endpoint {self.token_url} answered HTTP 200 with a body that is not JSON") from None
+        return token_body(response)
 
     def _stored_refresh_token(self) -> str | None:
         if self.refresh_token_file is None or not self.refresh_token_file.is_file():

@@ -1,9 +1,10 @@
 """What the REST clients of ml-connector (Jira, Salesforce, JAGGAER) share: one session with the service's auth, a
 request budget per tenant, and one send loop.
 
-The loop sends a call within the budget; waits out 429 (and, for calls safe to repeat, 5xx and lost connections) after
-``Retry-After`` or a jittered backoff, up to ``max_tries``; after a 401 (or whatever else the service refuses a token
-with) asks the auth for one new token and tries once more. What stays with each client: its URLs, how its auth is
+The loop sends a call within the budget; waits out 429 (and, for calls safe to repeat, 5xx, lost connections and JSON
+bodies cut off on the way) after ``Retry-After`` or a jittered backoff, up to ``max_tries``; after a 401 (or whatever
+else the service refuses a token with) asks the auth for one new token and tries once more. A call that is not safe to
+repeat is never sent again after an answer that may mean it was carried out (5xx, a lost connection, a cut-off body). What stays with each client: its URLs, how its auth is
 renewed, how its error bodies read, and which exception classes it raises (the hooks below).
 """
 
@@ -16,17 +17,29 @@ from typing import Any, ClassVar
 
 import requests
 
-from ml_connector_core.http import RETRIABLE_STATUS, RequestBudget, shared_budget, with_retries
+from ml_connector_core.http import (
+    RETRIABLE_STATUS, TRANSPORT_ERRORS, RequestBudget, is_complete_json, shared_budget, with_retries,
+)
 from ml_connector_core.oauth import TokenRequestError
 
 
 class RetriableResponse(RuntimeError):
     """An answer worth another try; ``retry_immediately`` (after a 401 and a new token) skips the backoff wait."""
 
-    def __init__(self, response: requests.Response, *, retry_immediately: bool = False) -> None:
-        super().__init__(f"HTTP {response.status_code}")
+    def __init__(self, response: requests.Response, *, retry_immediately: bool = False, reason: str = "") -> None:
+        super().__init__(reason or f"HTTP {response.status_code}")
         self.response = response
         self.retry_immediately = retry_immediately
+
+
+def cut_off_json(response: requests.Response) -> bool:
+    """Whether a JSON answer arrived incomplete (a proxy or a reset connection cut it, with a matching Content-Length)."""
+    content_type = response.headers.get("Content-Type") or ""
+    return "json" in content_type and bool(response.content) and not is_complete_json(response.content)
+
+
+def cut_off_reason(response: requests.Response) -> str:
+    return f"HTTP {response.status_code} with a JSON body cut off after {len(response.content)} bytes"
 
 
 class ApiClient:
@@ -91,7 +104,8 @@ class ApiClient:
               **request_arguments: Any) -> requests.Response:
         """Send one call to ``url`` (``path`` names it in messages) and return the response of a 2xx or of a status in
         ``accept``; anything else raises the client's error. With ``retry_unsafe=False`` (a call a 5xx may have carried
-        out) only 429, which services answer before doing anything, is retried."""
+        out) only 429, which services answer before doing anything, is retried; a cut-off answer to such a call is an
+        error saying the call may have been carried out, never a second send."""
         accepted = frozenset(accept)
         state = {"renewed": False, "attempts": 0}
 
@@ -108,18 +122,28 @@ class ApiClient:
             if not state["renewed"] and self._token_refused(response) and self._renew_auth(response):
                 state["renewed"] = True
                 raise RetriableResponse(response, retry_immediately=True)
+            if (response.ok or status in accepted) and cut_off_json(response):
+                if retry_unsafe:
+                    raise RetriableResponse(response, reason=cut_off_reason(response))
+                # The service took the call (the answer began with a success): another send could do it twice.
+                raise self._error(f"{method} {self._shown_path(path)}: {self.service_name} answered "
+                                  f"{cut_off_reason(response)}; the call may have been carried out, so it is not sent "
+                                  "again", response)
             return response
 
-        retriable = (RetriableResponse, requests.ConnectionError, requests.Timeout) if retry_unsafe else (RetriableResponse,)
+        retriable = (RetriableResponse, *TRANSPORT_ERRORS) if retry_unsafe else (RetriableResponse,)
         try:
             response = with_retries(send, retriable, max_tries=self.max_tries, log=self.retry_logger)()
         except RetriableResponse as exc:
             response = exc.response
+            if response.ok or response.status_code in accepted:  # a success status: its body kept arriving cut off
+                raise self._error(f"{method} {self._shown_path(path)}: {self.service_name} kept answering "
+                                  f"{cut_off_reason(response)} after {state['attempts']} tries", response) from None
             if not self._token_refused(response):
                 raise self._error(
                     f"{method} {self._shown_path(path)}: {self.service_name} kept answering HTTP {response.status_code} "
                     f"after {state['attempts']} tries: {self.error_text(response)}", response) from None
-        except (requests.ConnectionError, requests.Timeout) as exc:
+        except TRANSPORT_ERRORS as exc:
             raise self.error_class(self._unreachable_message(method, path, exc, state["attempts"])) from None
         except TokenRequestError as exc:
             raise self.auth_error_class(str(exc)) from None

@@ -14,9 +14,14 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import backoff
+import msgspec
 import requests
 
 RETRIABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+#: A request that never got a whole answer: no connection, no answer in time, or a body cut off before its announced
+#: length (``ChunkedEncodingError``: the connection closed mid-body). Worth another try when the call is safe to repeat.
+TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
+    requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
 MAX_WAIT_SECONDS = 120.0
 #: Waits up to this long pass silently (DEBUG); a longer one gets one INFO line, so a run that seems stuck says why.
 LONG_WAIT_SECONDS = 5.0
@@ -150,6 +155,16 @@ def describe_retry(exception: BaseException | None) -> tuple[str, str]:
     if retry_after:
         reason += f", Retry-After {retry_after.strip()[:40]}"
     return target, reason
+
+
+def is_complete_json(body: bytes) -> bool:
+    """Whether ``body`` is one whole JSON document: a body cut off on the way (a proxy or a reset connection that still
+    sent a matching Content-Length) is not. Scans without building objects, so a page is not parsed twice."""
+    try:
+        msgspec.json.decode(body, type=msgspec.Raw)
+    except msgspec.DecodeError:
+        return False
+    return True
 
 
 def announce_long_waits(log: logging.Logger | logging.LoggerAdapter, max_tries: int | Callable[[], int] | None = None,

@@ -17,6 +17,10 @@ class MetadataError(ValueError):
         self.status = status  #: the HTTP status of a $metadata request that was refused (403, 404, ...)
 
 
+class MalformedMetadata(MetadataError):
+    """$metadata that is not well-formed XML: what a document cut off on the way reads as, so worth asking again."""
+
+
 @dataclass(frozen=True)
 class PropertyInfo:
     name: str
@@ -75,7 +79,7 @@ def parse_metadata(xml_text: bytes | str, service: str) -> ServiceMetadata:
     try:
         root = ET.fromstring(xml_text)
     except ET.ParseError as exc:
-        raise MetadataError(f"$metadata of {service} is not well-formed XML: {exc}") from None
+        raise MalformedMetadata(f"$metadata of {service} is not well-formed XML: {exc}") from None
     schemas = root.findall(f".//{_EDM_NS}Schema")
     if not schemas:
         raise MetadataError(f"$metadata of {service} holds no CSDL Schema")

@@ -26,7 +26,7 @@ import requests
 
 from ml_connector_core.api_client import ApiClient
 from ml_connector_core.http import RETRIABLE_STATUS
-from ml_connector_core.oauth import RenewingBearerAuth, RetriableTokenResponse
+from ml_connector_core.oauth import RenewingBearerAuth, RetriableTokenResponse, token_body, token_failure
 from ml_connector_core.redaction import redact_text, register_secret
 from ml_connector_core.secrets import load_key, seal, unseal
 
@@ -148,7 +148,7 @@ class RefreshTokenAuth(RenewingBearerAuth):
         return self._refresh_token
 
     def _kept_failing_error(self, response: requests.Response) -> Exception:
-        return JiraAuthError(f"the token endpoint {self.token_url} kept answering HTTP {response.status_code} "
+        return JiraAuthError(f"the token endpoint {self.token_url} kept answering {token_failure(response)} "
                              f"after {self.max_tries} tries", status=response.status_code)
 
     def _unreachable_error(self, exc: Exception) -> Exception:
@@ -184,10 +184,7 @@ class RefreshTokenAuth(RenewingBearerAuth):
                         "so set oauth_refresh_token_file to keep the newest one, or authorize the app again)")
             raise JiraAuthError(f"the token endpoint {self.token_url} refused client '{self.client_id}' "
                                 f"(HTTP {response.status_code}): {reason}{hint}", status=response.status_code)
-        try:
-            return response.json()
-        except ValueError:
-            raise JiraAuthError(f"the token endpoint {self.token_url} answered HTTP 200 with a body that is not JSON") from None
+        return token_body(response)
 
     def _stored_refresh_token(self) -> str | None:
         if self.refresh_token_file is None or not self.refresh_token_file.is_file():
@@ -284,6 +281,22 @@ class JiraClient(ApiClient):
 
     def get(self, path: str, **params: Any) -> Any:
         return self.request("GET", path, params=params or None).json()
+
+    def cloud_id_of_site(self, api_url: str) -> str:
+        """The cloud id of this client's site, from the sites the OAuth app may use (Atlassian's accessible-resources),
+        asked through the send loop like any call: a GET, safe to repeat."""
+        url = f"{api_url.rstrip('/')}/oauth/token/accessible-resources"
+        try:
+            resources = self._send("GET", url, url).json() or []
+        except JiraError as exc:
+            raise type(exc)(f"cannot list the sites this OAuth app may use: {exc}", status=exc.status) from None
+        wanted = self.site_url.casefold()
+        for resource in resources:
+            if str(resource.get("url", "")).rstrip("/").casefold() == wanted:
+                return str(resource["id"])
+        shown = ", ".join(str(r.get("url")) for r in resources) or "none"
+        raise JiraConfigError(f"the OAuth app has no access to {self.site_url} (it may use: {shown}); set cloud_id or "
+                              "base_url")
 
     # Helpers both plugins need
 
@@ -399,29 +412,13 @@ def client_from_config(config: Mapping[str, Any], *, session: requests.Session |
         if not auth.refresh_token:
             raise JiraConfigError("OAuth needs oauth_refresh_token (or an oauth_refresh_token_file that holds one)")
         api_url = str(config.get("oauth_api_url") or ATLASSIAN_API_URL).rstrip("/")
-        cloud_id = config.get("cloud_id") or _cloud_id_of(base_url, api_url, auth, session or requests.Session(),
-                                                           options["timeout_seconds"])
-        return JiraClient(base_url, auth, api_root=f"{api_url}/ex/jira/{cloud_id}/rest/api/3", session=session, **options)
+        client = JiraClient(base_url, auth, session=session, **options)
+        cloud_id = config.get("cloud_id") or client.cloud_id_of_site(api_url)
+        client.api_root = f"{api_url}/ex/jira/{cloud_id}/rest/api/3"  # OAuth calls go through the API gateway
+        return client
     if not (config.get("email") and config.get("api_token")):
         raise JiraConfigError("Jira credentials are missing: set email and api_token (Basic), or oauth_client_id, "
                               "oauth_client_secret and oauth_refresh_token (OAuth 2.0)")
     auth = BasicTokenAuth(str(config["email"]), unseal(str(config["api_token"]), setting_name="api_token"))
     return JiraClient(base_url, auth, session=session, **options)
-
-
-def _cloud_id_of(site_url: str, api_url: str, auth: RefreshTokenAuth, session: requests.Session, timeout: float) -> str:
-    url = f"{api_url}/oauth/token/accessible-resources"
-    response = session.get(url, auth=auth, timeout=timeout, headers={"Accept": "application/json"})
-    if response.status_code == 401 and auth.invalidate():
-        response = session.get(url, auth=auth, timeout=timeout, headers={"Accept": "application/json"})
-    if not response.ok:
-        raise JiraAuthError(f"cannot list the sites this OAuth app may use ({url}): HTTP {response.status_code} "
-                            f"{jira_error_text(response)}", status=response.status_code)
-    resources = response.json() or []
-    wanted = site_url.casefold()
-    for resource in resources:
-        if str(resource.get("url", "")).rstrip("/").casefold() == wanted:
-            return str(resource["id"])
-    shown = ", ".join(str(r.get("url")) for r in resources) or "none"
-    raise JiraConfigError(f"the OAuth app has no access to {site_url} (it may use: {shown}); set cloud_id or base_url")
 

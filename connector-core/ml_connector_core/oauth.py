@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import requests
 
-from ml_connector_core.http import RETRIABLE_STATUS, with_retries
+from ml_connector_core.http import RETRIABLE_STATUS, TRANSPORT_ERRORS, with_retries
 from ml_connector_core.redaction import register_secret
 
 logger = logging.getLogger(__name__)
@@ -24,11 +24,31 @@ class TokenRequestError(RuntimeError):
 
 
 class RetriableTokenResponse(RuntimeError):
-    """The token endpoint answered 429 or 5xx: worth another try."""
+    """The token endpoint answered 429 or 5xx, or a 200 whose body is cut off: worth another try."""
 
     def __init__(self, response: requests.Response) -> None:
-        super().__init__(f"token endpoint answered HTTP {response.status_code}")
+        super().__init__(f"token endpoint answered {token_failure(response)}")
         self.response = response
+
+
+def token_failure(response: requests.Response) -> str:
+    """How a token answer that kept failing is named: ``HTTP 503``, or ``HTTP 200 with a body that is not JSON``."""
+    if response.ok:
+        return f"HTTP {response.status_code} with a body that is not JSON ({len(response.content)} bytes, cut off?)"
+    return f"HTTP {response.status_code}"
+
+
+def token_body(response: requests.Response) -> dict:
+    """The JSON object of a 200 from a token endpoint. A body that does not parse was cut off on the way (or came from a
+    proxy): :class:`RetriableTokenResponse`, as asking for a token again is safe (see
+    :meth:`RenewingBearerAuth._post_with_retries`)."""
+    try:
+        body = response.json()
+    except ValueError:
+        raise RetriableTokenResponse(response) from None
+    if not isinstance(body, dict):
+        raise RetriableTokenResponse(response)
+    return body
 
 
 class RenewingBearerAuth(requests.auth.AuthBase):
@@ -90,14 +110,18 @@ class RenewingBearerAuth(requests.auth.AuthBase):
         raise NotImplementedError
 
     def _post_with_retries(self, post: Callable[[], dict]) -> dict:
-        """``post`` (which raises :class:`RetriableTokenResponse` on 429/5xx) tried up to ``max_tries`` times."""
-        retried = with_retries(post, (RetriableTokenResponse, requests.ConnectionError, requests.Timeout),
-                               max_tries=self.max_tries, log=logger)
+        """``post`` (which raises :class:`RetriableTokenResponse` on 429/5xx or a cut-off body) tried up to
+        ``max_tries`` times, also after a lost connection.
+
+        Asking again is safe: a client credentials grant only issues one more token, and a rotating refresh token
+        (Atlassian) stays valid for a reuse interval after its first use, so a retry after a lost answer is still
+        honoured."""
+        retried = with_retries(post, (RetriableTokenResponse, *TRANSPORT_ERRORS), max_tries=self.max_tries, log=logger)
         try:
             return retried()
         except RetriableTokenResponse as exc:
             raise self._kept_failing_error(exc.response) from None
-        except (requests.ConnectionError, requests.Timeout) as exc:
+        except TRANSPORT_ERRORS as exc:
             raise self._unreachable_error(exc) from None
 
     def _keep(self, token: str, lifetime: float) -> None:
@@ -146,7 +170,7 @@ class ClientCredentialsAuth(RenewingBearerAuth):
 
     def _kept_failing_error(self, response: requests.Response) -> Exception:
         return TokenRequestError(
-            f"token endpoint {self.token_url} kept failing (HTTP {response.status_code}) after {self.max_tries} tries",
+            f"token endpoint {self.token_url} kept failing ({token_failure(response)}) after {self.max_tries} tries",
             status=response.status_code)
 
     def _unreachable_error(self, exc: Exception) -> Exception:
@@ -185,10 +209,7 @@ class ClientCredentialsAuth(RenewingBearerAuth):
                 f"(HTTP {response.status_code}): {_describe_oauth_error(response)}",
                 status=response.status_code,
             )
-        try:
-            return response.json()
-        except ValueError:
-            raise TokenRequestError(f"token endpoint {self.token_url} answered HTTP 200 with a body that is not JSON") from None
+        return token_body(response)
 
 
 def _describe_oauth_error(response: requests.Response) -> str:

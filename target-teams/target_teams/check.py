@@ -19,6 +19,7 @@ A webhook URL carries its own signature (``sig``): only scheme, host and path ar
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
@@ -28,10 +29,12 @@ from singer_sdk.exceptions import ConfigValidationError
 
 from ml_connector_core.api_checks import SECRET_KEY_FIX
 from ml_connector_core.check import CheckResult, check_command, failed, passed, setting_ref, warned
+from ml_connector_core.http import RETRIABLE_STATUS, TRANSPORT_ERRORS, with_retries
 from ml_connector_core.oauth import TokenRequestError
-from target_teams.delivery import DeliveryRefused, GraphDelivery, WorkflowsDelivery
+from target_teams.delivery import DeliveryRefused, GraphDelivery, Retriable, WorkflowsDelivery
 from target_teams.target import TargetTeams, delivery_from_config
 
+logger = logging.getLogger(__name__)
 PLUGIN = TargetTeams.name
 TEAMS = "Teams"
 TRIGGER_PATH_END = "/paths/invoke"
@@ -105,8 +108,8 @@ def webhook_check(delivery: WorkflowsDelivery, channel: str, url: str, routed: b
     shown = shown_url(url)
     unused = "" if routed else " (no company is routed to this channel)"
     try:
-        response = delivery.session.get(url, timeout=delivery.timeout)
-    except (requests.ConnectionError, requests.Timeout) as exc:
+        response = _get(delivery, url)
+    except TRANSPORT_ERRORS as exc:
         return failed(TEAMS, check, f"cannot reach {parts.scheme}://{parts.netloc} ({type(exc).__name__})", fix)
     code, message = _logic_apps_error(response)
     if code == METHOD_REFUSED:
@@ -125,6 +128,23 @@ def webhook_check(delivery: WorkflowsDelivery, channel: str, url: str, routed: b
                                     f"{response.status_code} {code or response.reason}: {message}{unused}",
                       setting_ref(PLUGIN, "check_post_to") + f": {channel}, to post one test card there")
     return failed(TEAMS, check, f"{shown}: {reason}: HTTP {response.status_code} {code}: {message}", fix)
+
+
+def _get(delivery: WorkflowsDelivery | GraphDelivery, url: str, **options: Any) -> requests.Response:
+    """The check's GET, retried as a run's requests are (429, 5xx, a lost connection; ``Retry-After`` first, up to
+    ``max_tries``): a GET changes nothing, so asking again is safe. The last answer is returned for the check to judge;
+    a connection still lost escapes."""
+
+    def get_once() -> requests.Response:
+        response = delivery.session.get(url, timeout=delivery.timeout, **options)
+        if response.status_code in RETRIABLE_STATUS:
+            raise Retriable(response)
+        return response
+
+    try:
+        return with_retries(get_once, (Retriable, *TRANSPORT_ERRORS), max_tries=delivery.max_tries, log=logger)()
+    except Retriable as exc:
+        return exc.response
 
 
 def _logic_apps_error(response: requests.Response) -> tuple[str, str]:
@@ -169,10 +189,10 @@ def graph_channel_check(delivery: GraphDelivery, channel: str, channel_id: str) 
     check = f"channel '{channel}'"
     url = f"{delivery.graph_url}/v1.0/teams/{quote(delivery.team_id, safe='')}/channels/{quote(channel_id, safe='')}"
     try:
-        response = delivery.session.get(url, auth=delivery.auth, timeout=delivery.timeout)
+        response = _get(delivery, url, auth=delivery.auth)
     except TokenRequestError as exc:
         return failed(TEAMS, check, str(exc), _graph_token_fix(str(exc)))
-    except (requests.ConnectionError, requests.Timeout) as exc:
+    except TRANSPORT_ERRORS as exc:
         return failed(TEAMS, check, f"cannot reach {delivery.graph_url} ({type(exc).__name__})",
                       setting_ref(PLUGIN, "graph_url"))
     code, message = _logic_apps_error(response)  # Graph errors have the same {"error": {code, message}} shape

@@ -19,7 +19,9 @@ class DeliveryRefused(RuntimeError):
     """Teams answered that it will not take this message (not worth retrying)."""
 
 
-class _Retriable(RuntimeError):
+class Retriable(RuntimeError):
+    """An answer worth another try (429/5xx), or a 401 after new credentials (``retry_immediately``)."""
+
     def __init__(self, response: requests.Response, *, retry_immediately: bool = False) -> None:
         super().__init__(f"HTTP {response.status_code}")
         self.response = response
@@ -40,11 +42,11 @@ class Delivery:
             raise DeliveryRefused(f"the card for channel '{channel}' is {cards.size_of(message):,} bytes; Teams takes "
                                   f"at most about {cards.MAX_MESSAGE_BYTES:,}")
         self.attempts = 0
-        post = with_retries(self._post, (_Retriable, requests.ConnectionError, requests.Timeout),
+        post = with_retries(self._post, (Retriable, requests.ConnectionError, requests.Timeout),
                             max_tries=self.max_tries, log=logger)
         try:
             post(channel, message)
-        except _Retriable as exc:
+        except Retriable as exc:
             raise DeliveryRefused(f"channel '{channel}' kept answering HTTP {exc.response.status_code} "
                                   f"after {self.attempts} attempts: {exc.response.text[:300]}") from None
         except (requests.ConnectionError, requests.Timeout) as exc:
@@ -56,9 +58,9 @@ class Delivery:
         self.attempts += 1
         response = self.session.post(self.url(channel), json=message, timeout=self.timeout, **self.request_options())
         if response.status_code in RETRIABLE_STATUS:
-            raise _Retriable(response)
+            raise Retriable(response)
         if response.status_code == 401 and self.renew_credentials():
-            raise _Retriable(response, retry_immediately=True)
+            raise Retriable(response, retry_immediately=True)
         if response.status_code >= 400:
             raise DeliveryRefused(f"channel '{channel}' refused the card: HTTP {response.status_code} "
                                   f"{response.text[:500]}")

@@ -107,3 +107,19 @@ def test_unknown_fields_and_bad_conditions_are_named(sf, tmp_path):
     config = config_for(sf, objects={"Account": {"fields": ["Id"], "where": "Name = 'x' ORDER BY Name"}})
     bad = run_tap(tmp_path, config, executable="tap-sfdc", check=False)
     assert bad.returncode != 0 and "must be a condition only" in bad.stderr
+
+
+def test_a_token_answer_and_a_query_page_cut_off_on_the_way_are_asked_again(sf, tmp_path):
+    sf.change_settings(query_batch_size=200)
+    for n in range(450):
+        customer(sf, n)
+    sf.add_fault("truncated", api="oauth")  # a session is issued, its answer arrives half
+    sf.add_fault("truncated", path="/query/")  # the second page (nextRecordsUrl) arrives half
+    run = run_tap(tmp_path, config_for(sf), executable="tap-sfdc")
+    records = run.records("account")
+    assert len(records) == 450 and len({r["Id"] for r in records}) == 450
+    logged = sf.requests()
+    assert [r["fault"] for r in logged if r["path"].endswith("/oauth2/token")] == ["truncated", None]
+    pages = [r for r in logged if "/query" in r["path"]]
+    assert [r["fault"] for r in pages] == [None, "truncated", None, None]
+    assert pages[1]["path"] == pages[2]["path"]  # the cut-off page asked again, not skipped

@@ -276,6 +276,17 @@ def test_a_429_storm_is_waited_out(ifs, tmp_path):
     assert {e.outcome for e in entries(config, "jira_purchase_orders")} == {"succeeded"}
 
 
+def test_a_metadata_document_cut_off_on_the_way_is_asked_again(ifs, tmp_path):
+    new_order(ifs, "PS4")
+    config = config_for(ifs, tmp_path, JIRA_STREAMS)
+    ifs.add_fault("malformed", count=1, path_contains="$metadata")  # the first half of the XML, 200
+    send(tmp_path, config, "jira_purchase_orders", JIRA_PO, ["OrderNo"], [{"OrderNo": "PS4", "Cf_Jira_Status": "Done"}])
+    metadata = [r for r in ifs.requests() if "$metadata" in r["path"]]
+    assert [r["fault"] for r in metadata] == ["malformed", None]
+    assert read(ifs, PO_SVC, "PurchaseOrderSet('PS4')")["Cf_Jira_Status"] == "Done"
+    assert {e.outcome for e in entries(config, "jira_purchase_orders")} == {"succeeded"}
+
+
 def test_a_long_wait_is_announced_once(ifs, tmp_path):
     new_order(ifs, "PS3")
     config = config_for(ifs, tmp_path, JIRA_STREAMS)

@@ -35,6 +35,24 @@ def test_oauth_finds_the_cloud_id_and_renews_a_revoked_token_once(jira):
     assert client.auth.tokens_fetched == 2 and client.auth.refresh_token != first_refresh_token
 
 
+def test_the_list_of_sites_is_asked_again_after_a_429_a_503_and_a_lost_connection(jira):
+    jira.add_fault("rate_limit", api="resources", retry_after=0)
+    jira.add_fault("status", api="resources", status=503, retry_after=0)
+    jira.add_fault("drop", api="resources")
+    client = client_from_config(oauth_config(jira))
+    assert client.api_root == f"{jira.api_url}/rest/api/3"
+    asked = [r for r in jira.requests() if r["path"].endswith("/accessible-resources")]
+    assert [r["status"] for r in asked] == [429, 503, None, 200]
+    assert client.auth.tokens_fetched == 1
+
+
+def test_a_list_of_sites_that_keeps_failing_is_named(jira):
+    jira.add_fault("status", api="resources", status=502, count=3)
+    with pytest.raises(JiraError, match="cannot list the sites this OAuth app may use: .*accessible-resources: Jira "
+                                        "kept answering HTTP 502 after 3 tries"):
+        client_from_config(oauth_config(jira, max_tries=3))
+
+
 def test_a_refused_refresh_token_says_why(jira):
     jira.revoke_tokens(refresh_tokens=True)
     with pytest.raises(JiraAuthError) as refused:

@@ -102,3 +102,15 @@ def test_secrets_stay_out_of_the_audit_trail_and_the_logs(sf, tmp_path, monkeypa
         assert sf.client_secret not in text
         assert "Bearer" not in text
     assert last_run(config).outcomes == {"succeeded": 1, "failed": 1}
+
+
+def test_an_upsert_whose_answer_is_cut_off_is_sent_again_and_writes_each_account_once(sf, tmp_path):
+    # An upsert by external id is safe to repeat: the second send finds the accounts the first one created.
+    config = config_for(sf, tmp_path, batch_size=3)
+    sf.add_fault("truncated", method="PATCH", path="/composite/sobjects/Account")
+    run = send(tmp_path, config, [("sf_supplier_accounts", SIX)])
+    assert run.returncode == 0
+    assert sorted(accounts(sf)) == ["S1", "S2", "S3", "S4", "S5", "S6"]
+    assert len(sf.records("Account")) == 6
+    assert [c["fault"] for c in collection_calls(sf)] == ["truncated", None, None]
+    assert list(AuditTrail(config["audit_url"]).failures()) == []

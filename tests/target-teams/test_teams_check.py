@@ -127,3 +127,18 @@ def test_an_unknown_graph_channel_a_wrong_team_and_a_wrong_secret(teams, tmp_pat
     assert failure["check"] == "Graph token" and "AADSTS7000215" in failure["detail"]
     assert failure["fix"].startswith("graph_client_secret (TARGET_TEAMS_GRAPH_CLIENT_SECRET)")
     assert teams.messages() == []
+
+
+def test_a_throttled_a_busy_and_a_lost_check_request_are_asked_again(teams, tmp_path):
+    webhooks = webhooks_of(teams)
+    teams.throttle("company-10", retry_after=0, api="workflows")
+    teams.add_fault("status", status=503, retry_after=0, api="graph", channel="general")
+    teams.add_fault("drop", api="graph", channel="company-20")
+    run = run_check(CHECK, workflows_config(teams), tmp_path, secrets=signatures(webhooks), output_format="table")
+    assert assert_table_all_pass(run, "Teams") == ["webhook 'company-10'", "webhook 'company-20'", "webhook 'general'"]
+    graph = run_check(CHECK, graph_config(teams), tmp_path, secrets=[teams.client_secret], output_format="table")
+    assert assert_table_all_pass(graph, "Teams") == [
+        "Graph token", "channel 'company-10'", "channel 'company-20'", "channel 'general'"]
+    faults = [r["fault"] for r in teams.requests() if r["fault"]]
+    assert sorted(faults) == ["drop", "rate_limit", "status"]
+    assert teams.messages() == []

@@ -184,6 +184,13 @@ class JiraApp:
                 return Response(refused.status, to_json(refused.body()))
             return Response(200, to_json(answer), headers=[("Cache-Control", "no-store")])
         if request.path == "/oauth/token/accessible-resources" and request.method == "GET":
+            fault = self.faults.strike("resources", request.method, request.path, entry)
+            if fault is not None:  # the API gateway's own answers, before it looks at the token
+                if fault.kind == "drop":
+                    return Response(0, drop=True)
+                status = 429 if fault.kind == "rate_limit" else fault.status
+                return Response(status, to_json({"code": status, "message": f"Injected HTTP {status}"}),
+                                headers=[("Retry-After", str(fault.retry_after))] if status in (429, 503) else [])
             if not self.credentials.bearer_valid(request.headers.get("Authorization")):
                 return Response(401, to_json({"code": 401, "message": "Unauthorized"}),
                                 headers=[("WWW-Authenticate", 'Bearer realm="api.atlassian.com"')])

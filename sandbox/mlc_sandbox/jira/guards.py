@@ -14,7 +14,8 @@ from ..faults import ApiFault, ApiFaultQueue as FaultQueue, RequestLog
 __all__ = ["FAULT_KINDS", "FAULT_APIS", "Fault", "FaultQueue", "RateLimiter", "RequestLog"]
 
 FAULT_KINDS = ("rate_limit", "status", "drop", "delay")
-FAULT_APIS = ("rest", "oauth")  # the REST API (site URL and /ex/jira) or the OAuth token endpoint
+# the REST API (site URL and /ex/jira), the OAuth token endpoint, or the gateway's list of sites an OAuth app may use
+FAULT_APIS = ("rest", "oauth", "resources")
 
 
 @dataclass

@@ -158,7 +158,8 @@ class SalesforceApp:
             self.api_used += 1
             usage = [("Sforce-Limit-Info", f"api-usage={self.api_used}/{limit}")]
         fault = self.faults.strike("rest", request.method, path, entry)
-        if fault is not None:
+        truncated = fault is not None and fault.kind == "truncated"
+        if fault is not None and not truncated:
             if fault.kind == "session":
                 self.sessions.end(authorization)
                 return answer(401, SESSION_INVALID, headers=[("WWW-Authenticate", "Token")])
@@ -172,11 +173,12 @@ class SalesforceApp:
         except BadBody as exc:
             response = api_error(400, "JSON_PARSER_ERROR", str(exc))
         response.headers = usage + response.headers
+        response.truncate = truncated  # carried out; the answer loses its second half on the way
         return response
 
     def _token(self, request: Request, entry: dict) -> Response:
         fault = self.faults.strike("oauth", request.method, request.path, entry)
-        if fault is not None:
+        if fault is not None and fault.kind != "truncated":
             if fault.kind == "drop":
                 return Response(0, drop=True)
             else:
@@ -184,10 +186,12 @@ class SalesforceApp:
                 return answer(status, {"error": "unknown_error", "error_description": "retry your request"},
                               headers=[("Retry-After", str(fault.retry_after))] if status == 503 else [])
         try:
-            return answer(200, self.sessions.issue(request.body, self.base_url(request)),
-                          headers=[("Cache-Control", "no-cache,no-store")])
+            response = answer(200, self.sessions.issue(request.body, self.base_url(request)),
+                              headers=[("Cache-Control", "no-cache,no-store")])
         except TokenRefused as refused:
-            return answer(400, refused.body)
+            response = answer(400, refused.body)
+        response.truncate = fault is not None  # a truncated fault: the session is issued, its answer cut off
+        return response
 
     def _dispatch(self, call: Call) -> Response:
         parts, method = call.parts, call.request.method

@@ -1,4 +1,5 @@
-"""Injected faults (the next N matching requests fail, are throttled, hang or lose their connection) and the request
+"""Injected faults (the next N matching requests fail, are throttled, hang, lose their connection or get a cut-off
+answer) and the request
 log, on the shared fault queue."""
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from ..faults import ApiFault, ApiFaultQueue as FaultQueue, RequestLog
 
 __all__ = ["FAULT_KINDS", "FAULT_APIS", "Fault", "FaultQueue", "RequestLog"]
 
-FAULT_KINDS = ("status", "busy", "rate_limit", "session", "drop", "delay")
+FAULT_KINDS = ("status", "busy", "rate_limit", "session", "drop", "delay", "truncated")
 FAULT_APIS = ("rest", "oauth")  # the REST API under /services/data or the token endpoint
 
 

@@ -267,8 +267,8 @@ class Flow:
     lookback_seconds = 300  # the tap's look-back window (tap-ifscloud's default): re-read by every run, killed or not
     tap_streams: dict[str, str] = {}  # the target's stream -> the tap's, where a mapping renames them
 
-    def __init__(self, scale: int, quick: bool, seed: int, data_dir: Path, folder: Path):
-        self.scale, self.seed, self.data_dir, self.folder = scale, seed, data_dir, folder
+    def __init__(self, scale: int, quick: bool, seed: int, data_dir: Path, key: str, folder: Path):
+        self.scale, self.seed, self.data_dir, self.key, self.folder = scale, seed, data_dir, key, folder
         self.batch = (quick and self.quick_batch) or self.batch
         self.ifs_sources: list = []  # IFS stand-ins the source is, or was made from (faults go there too)
 
@@ -340,7 +340,356 @@ class Delta(IfsOut):
         return sum(map(len, self.truth.values())), lost, duplicated
 
 
-FLOWS: dict[str, type[Flow]] = {flow.name: flow for flow in (Delta,)}
+class Warehouse(Delta):
+    """The same load through the SQL warehouse path, into the Databricks stand-in (Statement Execution API)."""
+
+    name, label = "warehouse", "IFS → Databricks (SQL warehouse)"
+    scale, quick_scale, batch, quick_batch = 3000, 300, 1000, 100
+
+    def open_destination(self, session: Session) -> None:
+        IfsOut.open_destination(self, session)
+        databricks = DatabricksSandboxProcess(data_dir=session.folder / "warehouse")
+        session.stand_ins.append(databricks)
+        session.databricks = databricks
+        session.env.update({"TARGET_DATABRICKS_LOAD_METHOD": "warehouse",
+                            "TARGET_DATABRICKS_WORKSPACE_HOST": databricks.base_url,
+                            "TARGET_DATABRICKS_TOKEN": session.sealed(databricks.token),
+                            "TARGET_DATABRICKS_WAREHOUSE_ID": databricks.warehouse_id,
+                            "TARGET_DATABRICKS_BATCH_SIZE_ROWS": str(self.batch)})
+
+    def table_keys(self, session: Session, stream: str) -> list[str]:
+        keys = IFS_SETS[stream][2]
+        tables = {t.get("name") for t in session.databricks.tables()}
+        if stream not in tables:
+            return []
+        return ["/".join(map(str, row)) for row in session.databricks.sql(
+            f"SELECT {', '.join(keys)} FROM main.ifscloud.{stream}")]
+
+    def fault_targets(self, session: Session):
+        return self.ifs_sources, [session.databricks], []
+
+
+# What each stand-in with a fault queue suffers at random (FaultFeeder): throttling, server errors, dropped
+# connections, and for JAGGAER a write carried out whose answer is lost.
+JIRA_FAULTS = [{"kind": "rate_limit"}, {"kind": "status", "status": 503}, {"kind": "status", "status": 500},
+               {"kind": "drop"}]
+SALESFORCE_FAULTS = [{"kind": "busy"}, {"kind": "status", "status": 500}, {"kind": "drop"}, {"kind": "session"}]
+JAGGAER_FAULTS = [{"kind": "rate_limit"}, {"kind": "status", "status": 503}, {"kind": "drop"},
+                  {"kind": "lost_answer"}]
+TEAMS_FAULTS = [{"kind": "rate_limit"}, {"kind": "status", "status": 502}, {"kind": "drop"}]
+
+
+class IfsToJira(IfsOut):
+    name, label, job = "jira", "IFS → Jira", "ifs-to-jira"
+    scale, quick_scale, batch = 1500, 150, 100  # target-jira's batch (sink max size)
+    tap_streams = {"jira_purchase_orders": "purchase_orders", "jira_work_orders": "work_orders"}
+
+    def read_truth(self) -> dict[str, list[str]]:
+        return {"issues": [f"PurchaseOrder:{k}" for k in self.reader.keys("purchase_orders")]
+                + [f"WorkOrder:{k}" for k in self.reader.keys("work_orders")]}
+
+    def open_destination(self, session: Session) -> None:
+        super().open_destination(session)
+        jira = JiraSandboxProcess(rate_limit=0)
+        session.stand_ins.append(jira)
+        session.jira = jira
+        session.env.update({"MLC_SANDBOX_JIRA_URL": jira.base_url,
+                            "MLC_SANDBOX_JIRA_API_TOKEN_SEALED": session.sealed(jira.api_token)})
+
+    def check(self, session: Session):
+        field_id = session.jira.field_ids()["IFS Key"]
+        found = [issue["fields"].get(field_id) for issue in session.jira.issues()]
+        lost, duplicated = lost_and_duplicated(self.truth["issues"], found)
+        return len(self.truth["issues"]), {"issues": lost}, {"issues": duplicated}
+
+    def fault_targets(self, session: Session):
+        return self.ifs_sources, [], [(session.jira, JIRA_FAULTS)]
+
+
+class IfsToSalesforce(IfsOut):
+    name, label, job = "salesforce", "IFS → Salesforce", "ifs-to-salesforce"
+    scale, quick_scale, batch = 2000, 150, 200  # target-salesforce's batch_size (one Collections call)
+    tap_streams = {"sf_supplier_accounts": "suppliers", "sf_customer_accounts": "customers",
+                   "sf_orders": "purchase_orders", "sf_order_items": "purchase_order_lines"}
+    # sObject and external id field of each stream, and how its value is made from the IFS record
+    OBJECTS = {"supplier Accounts": ("Account", "IFS_Supplier_Id__c", "suppliers"),
+               "customer Accounts": ("Account", "IFS_Customer_Id__c", "customers"),
+               "Orders": ("Order", "IFS_Order_No__c", "purchase_orders"),
+               "OrderItems": ("OrderItem", "IFS_Line_Key__c", "purchase_order_lines")}
+
+    def read_truth(self) -> dict[str, list[str]]:
+        return {name: [key.replace("/", "-") for key in self.reader.keys(stream)]
+                for name, (_, _, stream) in self.OBJECTS.items()}
+
+    def open_destination(self, session: Session) -> None:
+        super().open_destination(session)
+        salesforce = SalesforceSandboxProcess(daily_api_limit=1_000_000_000)
+        session.stand_ins.append(salesforce)
+        session.salesforce = salesforce
+        session.env.update({"MLC_SANDBOX_SALESFORCE_URL": salesforce.base_url,
+                            "MLC_SANDBOX_SALESFORCE_CLIENT_SECRET_SEALED": session.sealed(salesforce.client_secret)})
+
+    def check(self, session: Session):
+        lost, duplicated = {}, {}
+        for name, (sobject, external_id, _) in self.OBJECTS.items():
+            found = [r[external_id] for r in session.salesforce.records(sobject) if r.get(external_id)]
+            lost[name], duplicated[name] = lost_and_duplicated(self.truth[name], found)
+        return sum(map(len, self.truth.values())), lost, duplicated
+
+    def fault_targets(self, session: Session):
+        return self.ifs_sources, [], [(session.salesforce, SALESFORCE_FAULTS)]
+
+
+class IfsToJaggaer(IfsOut):
+    name, label, job = "jaggaer", "IFS → JAGGAER", "ifs-to-jaggaer"
+    scale, quick_scale, batch = 1500, 150, 100  # target-jaggaer's batch_size
+    accepted = (0, EXIT_UNDELIVERED)  # JAGGAER refuses some orders on purpose (README: IFS Cloud ⇄ JAGGAER)
+    tap_streams = {"jaggaer_suppliers": "suppliers", "jaggaer_purchase_orders": "purchase_orders"}
+
+    def read_truth(self) -> dict[str, list[str]]:
+        return {"suppliers": self.reader.keys("suppliers"), "purchase orders": self.reader.keys("purchase_orders")}
+
+    def open_destination(self, session: Session) -> None:
+        super().open_destination(session)
+        jaggaer = JaggaerSandboxProcess(rate_limit=0)
+        session.stand_ins.append(jaggaer)
+        session.jaggaer = jaggaer
+        session.env.update({"MLC_SANDBOX_JAGGAER_URL": jaggaer.base_url,
+                            "MLC_SANDBOX_JAGGAER_CLIENT_SECRET_SEALED": session.sealed(jaggaer.client_secret)})
+
+    def check(self, session: Session):
+        with AuditTrail(f"sqlite:///{session.audit_db}") as trail:  # refused by JAGGAER, failed, to be redone
+            refused = {e.key["externalId"] for e in trail.failures(stream="jaggaer_purchase_orders")}
+        orders = [o for o in self.truth["purchase orders"] if o not in refused]
+        lost, duplicated = {}, {}
+        lost["suppliers"], duplicated["suppliers"] = lost_and_duplicated(
+            self.truth["suppliers"], [s["externalId"] for s in session.jaggaer.suppliers()])
+        lost["purchase orders"], duplicated["purchase orders"] = lost_and_duplicated(
+            orders, [p["externalId"] for p in session.jaggaer.purchase_orders()])
+        return len(self.truth["suppliers"]) + len(orders), lost, duplicated
+
+    def fault_targets(self, session: Session):
+        return self.ifs_sources, [], [(session.jaggaer, JAGGAER_FAULTS)]
+
+
+class IfsToTeams(IfsOut):
+    name, label, job = "teams", "IFS → Teams", "ifs-to-teams"
+    scale, quick_scale, batch = 3000, 300, 2000  # target-teams's batch: a month-end surge is one batch
+    NOTABLE = {  # teams-notable (mappers/notifications.meltano.yml): which records become cards
+        "posting_proposals": "Objstate eq 'Preliminary' or Objstate eq 'AwaitingAuthorization'",
+        "purchase_orders": "Objstate eq 'Planned' or Objstate eq 'Received' or Objstate eq 'Closed'",
+        "vouchers": "Objstate eq 'AwaitingApproval'",
+    }
+
+    def read_truth(self) -> dict[str, list[str]]:
+        return {stream: self.reader.keys(stream, where) for stream, where in self.NOTABLE.items()}
+
+    def open_destination(self, session: Session) -> None:
+        super().open_destination(session)
+        teams = TeamsSandboxProcess()
+        session.stand_ins.append(teams)
+        session.teams = teams
+        session.env.update({"TARGET_TEAMS_DIGEST": "off",  # a card per record, so that each is counted
+                            "TARGET_TEAMS_WEBHOOKS": json.dumps({channel: session.sealed(url)
+                                                                 for channel, url in teams.webhooks().items()})})
+
+    def check(self, session: Session):
+        # A card names its record in its title (its first text); the audit entry of each record delivered names
+        # the card's message. Cards are counted per channel and title.
+        titles = [(m.get("channel_id") or m.get("channel"), card_title(m)) for m in session.teams.messages()]
+        with AuditTrail(f"sqlite:///{session.audit_db}") as trail:
+            delivered = {(e.stream, "/".join(str(v) for v in e.key.values()))
+                         for e in trail.entries(outcome="succeeded")}
+        lost = {stream: sorted(k for k in keys if (stream, k) not in delivered) for stream, keys in self.truth.items()}
+        held = Counter(titles)
+        duplicated = {"cards": sorted(f"{channel}: {title}" for (channel, title), n in held.items() if n > 1)}
+        missing_cards = sum(map(len, self.truth.values())) - len(held)
+        if missing_cards > 0 and not any(lost.values()):
+            lost["cards"] = [f"{missing_cards} records audited as posted have no card of their own"]
+        return sum(map(len, self.truth.values())), lost, duplicated
+
+    def fault_targets(self, session: Session):
+        return self.ifs_sources, [], [(session.teams, TEAMS_FAULTS)]
+
+
+class IntoIfs(Flow):
+    """A return flow into IFS: its source stand-in is made once per flow (from an IFS stand-in, through the flow out
+    of IFS where one exists); every load writes into a fresh IFS stand-in with the same data."""
+
+    def open_source(self) -> None:
+        self.ifs_sources.append(self.start_ifs())
+        self.reader = IfsReader(self.ifs_sources[0].base_url)
+        prepared = Session(self.folder / "source", self.key)
+        try:
+            prepared.use_ifs(self.ifs_sources[0])
+            self.make_source(prepared)
+        finally:
+            prepared.close()
+
+    def make_source(self, session: Session) -> None:
+        raise NotImplementedError
+
+    def open_destination(self, session: Session) -> None:
+        ifs = self.start_ifs()
+        session.stand_ins.append(ifs)
+        session.ifs = ifs
+        session.use_ifs(ifs)
+        self.use_source(session)
+
+    def use_source(self, session: Session) -> None:
+        raise NotImplementedError
+
+    def destination(self, session: Session) -> IfsReader:
+        return IfsReader(session.ifs.base_url)
+
+
+class JiraToIfs(IntoIfs):
+    name, label, job = "jira-to-ifs", "Jira → IFS", "jira-to-ifs"
+    scale, quick_scale, batch = 1500, 150, 10000  # target-ifscloud writes record by record; STATE per SDK batch
+    lookback_seconds = 120  # tap-jiracloud's lookback_minutes
+    tap_streams = {"ifs_purchase_order_jira_status": "issues", "ifs_work_order_jira_status": "issues"}
+
+    def make_source(self, session: Session) -> None:
+        """The issues of IFS → Jira, made by that flow from the IFS stand-in's orders."""
+        self.jira = JiraSandboxProcess(rate_limit=0)
+        self.use_source(session)
+        run_to_end(session, "ifs-to-jira", (0,))
+        field_id = self.jira.field_ids()["IFS Key"]
+        self.truth = {issue["fields"][field_id]: issue["key"] for issue in self.jira.issues()}
+
+    def use_source(self, session: Session) -> None:
+        session.env.update({"MLC_SANDBOX_JIRA_URL": self.jira.base_url,
+                            "MLC_SANDBOX_JIRA_API_TOKEN_SEALED": session.sealed(self.jira.api_token)})
+
+    def check(self, session: Session):
+        ifs = self.destination(session)
+        held = {f"PurchaseOrder:{r['OrderNo']}": r.get("Cf_Jira_Key") for r in ifs.rows("purchase_orders", ["Cf_Jira_Key"])}
+        held |= {f"WorkOrder:{r['WoNo']}": r.get("Cf_Jira_Key") for r in ifs.rows("work_orders", ["Cf_Jira_Key"])}
+        lost = sorted(ifs_key for ifs_key, issue in self.truth.items() if held.get(ifs_key) != issue)
+        # an update in place: a record cannot be doubled; a second write of the same values is a re-read
+        return len(self.truth), {"orders": lost}, {}
+
+    def fault_targets(self, session: Session):
+        return [session.ifs], [], [(self.jira, JIRA_FAULTS)]
+
+    def close(self) -> None:
+        super().close()
+        if getattr(self, "jira", None):
+            self.jira.stop()
+
+
+class SalesforceToIfs(IntoIfs):
+    name, label, job = "salesforce-to-ifs", "Salesforce → IFS", "salesforce-to-ifs"
+    scale, quick_scale, batch = 20000, 1000, 10000
+    lookback_seconds = 0
+
+    def make_source(self, session: Session) -> None:
+        """A customer Account for every IFS customer, its name edited in Salesforce: each one an update for IFS."""
+        self.salesforce = SalesforceSandboxProcess(daily_api_limit=1_000_000_000)
+        self.truth = {}
+        for customer in self.reader.rows("customers", ["Name", "Country", "AssociationNo"]):
+            name = f"{customer['Name']} (edited in Salesforce)"[:100]
+            self.salesforce.insert("Account", {"Name": name, "IFS_Customer_Id__c": customer["CustomerId"],
+                                               "BillingCountry": customer.get("Country"),
+                                               "AccountNumber": customer.get("AssociationNo")})
+            self.truth[customer["CustomerId"]] = name
+
+    def use_source(self, session: Session) -> None:
+        session.env.update({"MLC_SANDBOX_SALESFORCE_URL": self.salesforce.base_url,
+                            "MLC_SANDBOX_SALESFORCE_CLIENT_SECRET_SEALED":
+                                session.sealed(self.salesforce.client_secret)})
+
+    def check(self, session: Session):
+        held = {r["CustomerId"]: r.get("Name") for r in self.destination(session).rows("customers", ["Name"])}
+        lost = sorted(c for c, name in self.truth.items() if held.get(c) != name)
+        return len(self.truth), {"customers": lost}, {}
+
+    def fault_targets(self, session: Session):
+        return [session.ifs], [], [(self.salesforce, SALESFORCE_FAULTS)]
+
+    def close(self) -> None:
+        super().close()
+        if getattr(self, "salesforce", None):
+            self.salesforce.stop()
+
+
+class JaggaerToIfs(IntoIfs):
+    name, label, job = "jaggaer-to-ifs", "JAGGAER → IFS", "jaggaer-to-ifs"
+    scale, quick_scale, batch = 1500, 150, 10000
+    lookback_seconds = 60  # tap-jaggaer's lookback_seconds
+    tap_streams = {"ifs_posting_proposals": "invoices", "ifs_posting_proposal_lines": "invoices",
+                   "ifs_suppliers_from_jaggaer": "suppliers"}
+
+    def make_source(self, session: Session) -> None:
+        """The orders of IFS → JAGGAER, made by that flow, and an invoice for each open one (its lines as ordered)."""
+        self.jaggaer = JaggaerSandboxProcess(rate_limit=0)
+        self.use_source(session)
+        run_to_end(session, "ifs-to-jaggaer", (0, EXIT_UNDELIVERED))
+        self.truth = {}  # (Company, InvoiceNo) -> lines
+        for n, order in enumerate(o for o in self.jaggaer.purchase_orders() if o["status"] == "OPEN" and o["lines"]):
+            invoice = self.jaggaer.submit_invoice(invoice_for(order, f"INV-{n + 1}"))
+            self.truth[f"{invoice['companyCode']}/{invoice['supplierExternalId']}:{invoice['invoiceNumber']}"] = \
+                len(invoice["lines"])
+
+    def use_source(self, session: Session) -> None:
+        session.env.update({"MLC_SANDBOX_JAGGAER_URL": self.jaggaer.base_url,
+                            "MLC_SANDBOX_JAGGAER_CLIENT_SECRET_SEALED": session.sealed(self.jaggaer.client_secret)})
+
+    def check(self, session: Session):
+        ifs = self.destination(session)
+        heads = Counter(ifs.keys("posting_proposals"))
+        lines = Counter(key.rsplit("/", 1)[0] for key in ifs.keys("posting_proposal_lines"))
+        lost = sorted(k for k, n in self.truth.items() if heads[k] == 0 or lines[k] < n)
+        duplicated = sorted(k for k, n in self.truth.items() if heads[k] > 1 or lines[k] > n)
+        return len(self.truth), {"posting proposals": lost}, {"posting proposals": duplicated}
+
+    def fault_targets(self, session: Session):
+        return [session.ifs], [], [(self.jaggaer, JAGGAER_FAULTS)]
+
+    def close(self) -> None:
+        super().close()
+        if getattr(self, "jaggaer", None):
+            self.jaggaer.stop()
+
+
+def invoice_for(order: dict, number: str) -> dict:
+    """A JAGGAER invoice of an order as ordered (quantities, prices, GL accounts of its lines)."""
+    from decimal import Decimal
+
+    lines = []
+    for n, line in enumerate(order["lines"], start=1):
+        quantity, price = Decimal(str(line["quantity"])), Decimal(str(line["unitPrice"]))
+        lines.append({"lineNumber": n, "description": line["description"], "quantity": str(quantity),
+                      "unitPrice": str(price), "amount": str(quantity * price), "glAccount": line["glAccount"],
+                      "costCenter": line.get("costCenter"), "poLineNumber": line["lineNumber"]})
+    net = sum(Decimal(line["amount"]) for line in lines)
+    return {"invoiceNumber": number, "supplierExternalId": order["supplierExternalId"],
+            "purchaseOrderExternalId": order["externalId"], "invoiceDate": "2026-11-20", "dueDate": "2026-12-20",
+            "netAmount": str(net), "taxAmount": str(net / 4), "grossAmount": str(net * 5 / 4), "lines": lines}
+
+
+def card_title(message: dict) -> str:
+    """The first text of a posted card (the record it is about: "Purchase order P1000012 ...")."""
+    def first_text(node):
+        if isinstance(node, dict):
+            if node.get("type") == "TextBlock" and node.get("text"):
+                return node["text"]
+            for value in node.values():
+                found = first_text(value)
+                if found:
+                    return found
+        elif isinstance(node, list):
+            for item in node:
+                found = first_text(item)
+                if found:
+                    return found
+        return None
+    return first_text(message) or json.dumps(message)[:200]
+
+
+FLOWS: dict[str, type[Flow]] = {flow.name: flow for flow in (Delta, Warehouse, IfsToJira, IfsToSalesforce,
+                                                             IfsToJaggaer, IfsToTeams, JiraToIfs,
+                                                             SalesforceToIfs, JaggaerToIfs)}
 
 
 # --- Killing a load at random moments ---
@@ -617,7 +966,7 @@ def main() -> None:
             kind = FLOWS[name]
             scale = scales.get(name) or (kind.quick_scale if args.quick else kind.scale)
             print(f"{kind.label} (mlc-run {kind.job}, scale {scale:,}) ...", flush=True)
-            flow = kind(scale, args.quick, args.seed, args.data_dir, folder / name)
+            flow = kind(scale, args.quick, args.seed, args.data_dir, key, folder / name)
             try:
                 flow.open_source()
                 for rate in ([0.0, args.fault_rate] if args.fault_rate else [0.0]):

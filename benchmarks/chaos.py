@@ -241,10 +241,22 @@ class Session:
             stand_in.stop()
 
 
-def run_to_end(session: Session, job: str, accepted: tuple[int, ...]) -> float:
-    started = time.perf_counter()
+def ended_well(process, session: Session, log_from: int, undelivered_ok: bool) -> bool:
+    """Exit status 0; or, where a destination refuses records on purpose, Meltano's failure because the target
+    could not deliver some of them (exit status 3) and for no other reason."""
+    if process.returncode == 0:
+        return True
+    with open(session.log, "rb") as log:
+        log.seek(log_from)
+        said = log.read().decode(errors="replace")
+    return undelivered_ok and f"Exit status {EXIT_UNDELIVERED}: the input was read to the end" in said
+
+
+def run_to_end(session: Session, job: str, undelivered_ok: bool = False) -> float:
+    started, log_from = time.perf_counter(), session.log.stat().st_size if session.log.exists() else 0
     process = session.start(job)
-    if process.wait() not in accepted:
+    process.wait()
+    if not ended_well(process, session, log_from, undelivered_ok):
         raise RuntimeError(f"mlc-run {job} failed ({process.returncode}):\n" + session.log.read_text()[-4000:])
     return time.perf_counter() - started
 
@@ -263,7 +275,7 @@ class Flow:
     quick_batch: int | None = None  # with --quick, where the target's batch size is a setting
     scale: int  # IFS stand-in scale of a load of about a minute on a 2-core machine
     quick_scale: int
-    accepted = (0,)  # exit statuses of a run to completion
+    undelivered_ok = False  # whether a run to completion may end with records the destination refused
     lookback_seconds = 300  # the tap's look-back window (tap-ifscloud's default): re-read by every run, killed or not
     tap_streams: dict[str, str] = {}  # the target's stream -> the tap's, where a mapping renames them
 
@@ -359,11 +371,11 @@ class Warehouse(Delta):
 
     def table_keys(self, session: Session, stream: str) -> list[str]:
         keys = IFS_SETS[stream][2]
-        tables = {t.get("name") for t in session.databricks.tables()}
-        if stream not in tables:
+        tables = {(t["schema"], t["table"]): t["duckdb_name"] for t in session.databricks.tables()}
+        if ("ifscloud", stream) not in tables:
             return []
         return ["/".join(map(str, row)) for row in session.databricks.sql(
-            f"SELECT {', '.join(keys)} FROM main.ifscloud.{stream}")]
+            f"SELECT {', '.join(keys)} FROM {tables['ifscloud', stream]}")]
 
     def fault_targets(self, session: Session):
         return self.ifs_sources, [session.databricks], []
@@ -443,7 +455,7 @@ class IfsToSalesforce(IfsOut):
 class IfsToJaggaer(IfsOut):
     name, label, job = "jaggaer", "IFS → JAGGAER", "ifs-to-jaggaer"
     scale, quick_scale, batch = 1500, 150, 100  # target-jaggaer's batch_size
-    accepted = (0, EXIT_UNDELIVERED)  # JAGGAER refuses some orders on purpose (README: IFS Cloud ⇄ JAGGAER)
+    undelivered_ok = True  # JAGGAER refuses some orders on purpose (README: IFS Cloud ⇄ JAGGAER)
     tap_streams = {"jaggaer_suppliers": "suppliers", "jaggaer_purchase_orders": "purchase_orders"}
 
     def read_truth(self) -> dict[str, list[str]]:
@@ -498,7 +510,7 @@ class IfsToTeams(IfsOut):
         # the card's message. Cards are counted per channel and title.
         titles = [(m.get("channel_id") or m.get("channel"), card_title(m)) for m in session.teams.messages()]
         with AuditTrail(f"sqlite:///{session.audit_db}") as trail:
-            delivered = {(e.stream, "/".join(str(v) for v in e.key.values()))
+            delivered = {(e.stream, key_text(e.key, IFS_SETS[e.stream][2]))
                          for e in trail.entries(outcome="succeeded")}
         lost = {stream: sorted(k for k in keys if (stream, k) not in delivered) for stream, keys in self.truth.items()}
         held = Counter(titles)
@@ -553,7 +565,7 @@ class JiraToIfs(IntoIfs):
         """The issues of IFS → Jira, made by that flow from the IFS stand-in's orders."""
         self.jira = JiraSandboxProcess(rate_limit=0)
         self.use_source(session)
-        run_to_end(session, "ifs-to-jira", (0,))
+        run_to_end(session, "ifs-to-jira")
         field_id = self.jira.field_ids()["IFS Key"]
         self.truth = {issue["fields"][field_id]: issue["key"] for issue in self.jira.issues()}
 
@@ -624,7 +636,7 @@ class JaggaerToIfs(IntoIfs):
         """The orders of IFS → JAGGAER, made by that flow, and an invoice for each open one (its lines as ordered)."""
         self.jaggaer = JaggaerSandboxProcess(rate_limit=0)
         self.use_source(session)
-        run_to_end(session, "ifs-to-jaggaer", (0, EXIT_UNDELIVERED))
+        run_to_end(session, "ifs-to-jaggaer", undelivered_ok=True)
         self.truth = {}  # (Company, InvoiceNo) -> lines
         for n, order in enumerate(o for o in self.jaggaer.purchase_orders() if o["status"] == "OPEN" and o["lines"]):
             invoice = self.jaggaer.submit_invoice(invoice_for(order, f"INV-{n + 1}"))
@@ -818,13 +830,14 @@ def measure(flow: Flow, kills: int, seed: int, fault_rate: float, key: str, fold
         feeders = apply_faults(flow, first, fault_rate, seed) if fault_rate else []
         try:
             started, process = time.perf_counter(), first.start(flow.job)
+            log_from = 0
             startup = None  # until the target has begun its audit run: Meltano's start, the tap's discovery
             while process.poll() is None:
                 if startup is None and audit_run_ids(first.audit_db):
                     startup = time.perf_counter() - started
                 time.sleep(POLL_SECONDS)
             seconds = time.perf_counter() - started
-            if process.returncode not in flow.accepted:
+            if not ended_well(process, first, log_from, flow.undelivered_ok):
                 raise RuntimeError(f"mlc-run {flow.job} failed ({process.returncode}):\n"
                                    + first.log.read_text()[-4000:])
         finally:
@@ -871,7 +884,7 @@ def measure(flow: Flow, kills: int, seed: int, fault_rate: float, key: str, fold
                 done.append(Kill(moment, audited_rows(session.audit_db), 0, saved_bookmarks(session.meltano_db)))
             before = audit_run_ids(session.audit_db)
             if not notes:
-                run_to_end(session, flow.job, flow.accepted)
+                run_to_end(session, flow.job, flow.undelivered_ok)
                 runs_of.append(audit_run_ids(session.audit_db) - before)
         finally:
             queued = clear_faults(flow, session, feeders)

@@ -15,19 +15,16 @@ purchase_orders is read (without its lines), as in databricks_pipeline.py, so ro
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
-import signal
-import sqlite3
 import subprocess
 import tempfile
 import time
-from contextlib import closing
 from pathlib import Path
 
-from databricks_pipeline import ROOT, STREAM, delta_counts, expected_rows, load, pipeline_env
-from ifs_standin import BIN, start_sandbox
+from databricks_pipeline import STREAM, delta_counts, expected_rows, load, pipeline_env
+from ifs_standin import start_sandbox
+from kill_runs import audited_rows, kill_group, latest_run_operations, saved_bookmark, start_run
 
 STATE_ID = "sandbox:tap-ifscloud-to-target-databricks"
 
@@ -40,42 +37,12 @@ def load_env(base: str, workdir: Path, batch_size: int) -> dict[str, str]:
 
 
 def start_load(env: dict[str, str], log: Path, *options: str) -> subprocess.Popen:
-    with open(log, "a") as output:
-        return subprocess.Popen([str(BIN / "meltano"), "run", *options, "tap-ifscloud", "target-databricks"], cwd=ROOT,
-                                env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+    return start_run(["meltano", "run", *options, "tap-ifscloud", "target-databricks"], env, log)
 
 
 def finish(process: subprocess.Popen, log: Path) -> None:
     if process.wait() != 0:
         raise SystemExit(f"meltano run failed ({process.returncode}):\n" + log.read_text()[-4000:])
-
-
-def saved_bookmark(workdir: Path) -> str | None:
-    """The purchase_orders bookmark Meltano has saved, read from its system database."""
-    with closing(sqlite3.connect(f"file:{workdir / 'meltano.db'}?mode=ro", uri=True, timeout=10)) as connection:
-        row = connection.execute("SELECT completed_state FROM state WHERE state_id = ?", [STATE_ID]).fetchone()
-    state = json.loads(row[0]).get("singer_state", {}) if row and row[0] else {}
-    return state.get("bookmarks", {}).get(STREAM, {}).get("replication_key_value")
-
-
-def audited_rows(workdir: Path) -> int:
-    """Entries in the audit trail so far: the target writes them batch by batch, after each write."""
-    if not (workdir / "audit.sqlite").exists():
-        return 0
-    try:
-        with closing(sqlite3.connect(f"file:{workdir / 'audit.sqlite'}?mode=ro", uri=True, timeout=10)) as connection:
-            return connection.execute("SELECT count(*) FROM audit_records").fetchone()[0]
-    except sqlite3.OperationalError:  # the tables are not there yet
-        return 0
-
-
-def rerun_operations(workdir: Path) -> dict[str, int]:
-    """Entries of the latest audit run (the rerun) by operation: `unchanged` are rows the table already held."""
-    with closing(sqlite3.connect(f"file:{workdir / 'audit.sqlite'}?mode=ro", uri=True, timeout=10)) as connection:
-        [run_id] = connection.execute(
-            "SELECT run_id FROM audit_runs ORDER BY started_at DESC, run_id DESC LIMIT 1").fetchone()
-        return dict(connection.execute("SELECT operation, count(*) FROM audit_records WHERE run_id = ? "
-                                       "GROUP BY operation", [run_id]).fetchall())
 
 
 def main() -> None:
@@ -98,7 +65,7 @@ def main() -> None:
             workdir.mkdir()
             started = time.perf_counter()
             process = start_load(load_env(base, workdir, args.batch_size), workdir / "meltano.log")
-            while not audited_rows(workdir) and process.poll() is None:
+            while not audited_rows(workdir / 'audit.sqlite') and process.poll() is None:
                 time.sleep(0.1)
             first_batch = time.perf_counter()
             finish(process, workdir / "meltano.log")
@@ -113,19 +80,18 @@ def main() -> None:
                 workdir.mkdir()
                 env, log = load_env(base, workdir, args.batch_size), workdir / "meltano.log"
                 process = start_load(env, log)
-                while audited_rows(workdir) < moment * expected and process.poll() is None:
+                while audited_rows(workdir / 'audit.sqlite') < moment * expected and process.poll() is None:
                     time.sleep(0.1)
                 time.sleep(chance.uniform(0, batch_seconds))
                 if process.poll() is not None:
                     failures.append(f"the load ended before the kill at {moment:.0%}")
                     continue
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+                kill_group(process)
                 table = workdir / "delta" / "ifscloud" / STREAM
                 written = delta_counts(table)[0] if (table / "_delta_log").is_dir() else 0
-                bookmark = saved_bookmark(workdir) if (workdir / "meltano.db").exists() else None
+                bookmark = saved_bookmark(workdir / 'meltano.db', STATE_ID, STREAM) if (workdir / "meltano.db").exists() else None
                 finish(start_load(env, log, "--force"), log)
-                operations = rerun_operations(workdir)
+                operations = latest_run_operations(workdir / 'audit.sqlite')
                 rows, distinct = delta_counts(table)
                 exact = rows == distinct == expected
                 if not exact:

@@ -50,8 +50,9 @@ def private_sys_dir(workdir: Path) -> Path:
             raise SystemExit(f"{plugin} is not installed: run .venv/bin/meltano install first")
     sys_dir = workdir / "meltano-sys"
     sys_dir.mkdir()
-    for kind in ("extractors", "loaders"):
-        (sys_dir / kind).symlink_to(project / kind, target_is_directory=True)
+    for kind in project.iterdir():  # extractors, loaders, mappers, ...: every kind of installed plugin
+        if kind.is_dir() and kind.name not in ("run", "logs"):
+            (sys_dir / kind.name).symlink_to(kind, target_is_directory=True)
     return sys_dir
 
 
@@ -148,15 +149,20 @@ def count_lines(path: Path) -> int:
     return lines
 
 
-def delta_counts(location: Path) -> tuple[int, int]:
-    """Rows and distinct keys, read back by a reader that did not write the table: DuckDB's delta extension."""
+def duckdb_with_delta():
+    """A DuckDB connection with the delta extension: a reader of Delta tables that did not write them."""
     import duckdb
     import duckdb_extension_delta
 
     extension = next(Path(duckdb_extension_delta.__file__).parent.rglob("delta.duckdb_extension"))
     connection = duckdb.connect()
     connection.execute(f"LOAD '{extension}'")
-    return connection.execute(f"SELECT count(*), count(DISTINCT {KEY}) FROM delta_scan('{location}')").fetchone()
+    return connection
+
+
+def delta_counts(location: Path) -> tuple[int, int]:
+    """Rows and distinct keys, read back by a reader that did not write the table: DuckDB's delta extension."""
+    return duckdb_with_delta().execute(f"SELECT count(*), count(DISTINCT {KEY}) FROM delta_scan('{location}')").fetchone()
 
 
 def size_mb(path: Path) -> float:

@@ -10,6 +10,8 @@ from decimal import Decimal
 import msgspec
 import pyarrow as pa
 
+from target_databricks.sql import sql_type  # the column's type named as Databricks names it
+
 _json = msgspec.json.Encoder(decimal_format="number", order="sorted")
 MAX_DECIMAL_PRECISION = 38
 
@@ -68,7 +70,7 @@ def to_table(records: list[dict], schema: pa.Schema, *, stream: str) -> pa.Table
             columns.append(_convert(values, field.type))
         except _CONVERSION_ERRORS as exc:
             raise RecordValueError(f"stream '{stream}': a value does not fit column {field.name} "
-                                   f"({_type_name(field.type)}): {exc}") from None
+                                   f"({sql_type(field.type)}): {exc}") from None
     return pa.Table.from_arrays(columns, schema=schema)
 
 
@@ -96,7 +98,7 @@ def _unfit(value: object, kind: pa.DataType) -> str | None:
     except _CONVERSION_ERRORS as cause:
         shown = str(value) if isinstance(value, (Decimal, int, float)) and not isinstance(value, bool) else repr(value)
         why = _decimal_misfit(value, kind) if pa.types.is_decimal(kind) else None
-        return f"value {shown} does not fit {_type_name(kind)} ({why or cause})"
+        return f"value {shown} does not fit {sql_type(kind)} ({why or cause})"
     return None
 
 
@@ -117,14 +119,6 @@ def _decimal_misfit(value: object, kind: pa.Decimal128Type) -> str | None:
     return None
 
 
-def _type_name(kind: pa.DataType) -> str:
-    if pa.types.is_decimal(kind):
-        return f"DECIMAL({kind.precision},{kind.scale})"
-    if pa.types.is_timestamp(kind):
-        return "TIMESTAMP"
-    if pa.types.is_date32(kind):
-        return "DATE"
-    return str(kind).upper()
 
 
 def _convert(values: list, kind: pa.DataType) -> pa.Array:

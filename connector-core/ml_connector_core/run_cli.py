@@ -169,6 +169,20 @@ def _settle(project, previous: Holder) -> None:
                    "(its lock was free): marked failed in Meltano, so this run need not wait for it", err=True)
 
 
+def migrate_system_database(project) -> None:
+    """Bring Meltano's system database up to date, one process at a time. Every Meltano command does this when it
+    starts, unguarded: two runs started at once on a new project both create its tables and one fails ('table
+    alembic_version already exists'). Done here under a project-wide lock, the runs' own check then finds it done."""
+    from meltano.core.db import project_engine
+    from meltano.core.migration_service import MigrationService
+
+    lock_path = project.dirs.run() / "mlc-run.database.lock"
+    with open(lock_path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed, or by the kernel if this process dies
+        engine, _ = project_engine(project, default=True)
+        MigrationService(engine).upgrade(silent=True)
+
+
 @click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
                help=__doc__.split("\n\n")[0])
 @click.option("--environment", "-e", default=None, help="Meltano environment (default: meltano.yml's).")
@@ -178,6 +192,7 @@ def main(environment: str | None, run_args: tuple[str, ...]) -> None:
 
     names, given_run_id = run_blocks(run_args)
     project = open_project(environment, "mlc-run")
+    migrate_system_database(project)
     blocks = expanded(project, names)
     locks = [ExtractorLock(project.dirs.run(), name) for name in extractors_of(project, blocks)]
     for lock in locks:

@@ -258,10 +258,6 @@ def test_reading_again_from_a_bookmark(walk):
 
 
 def test_secrets(walk):
-    help_text = subprocess.run([str(PROJECT_ROOT / ".venv" / "bin" / "mlc-secret"), "generate-key", "--help"],
-                               capture_output=True, text=True).stdout
-    if "--output" not in help_text:
-        pytest.skip("mlc-secret generate-key --output is not in this checkout yet (issue 19, another part)")
     result = walk("Secrets", stdin=SECRET_TYPED_IN + "\n",
                   epilogue='printf %s "$IFS_CLIENT_SECRET_SEALED" > "$README_TEST_OUT/sealed"')
     succeeded(result)

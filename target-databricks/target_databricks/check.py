@@ -14,15 +14,17 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 from ml_connector_core.check import CheckResult, check_command, failed, passed, setting_ref, warned
 from target_databricks.target import TargetDatabricks, unsealed_storage_options
+from target_databricks.workspace_api import (DatabricksApiError, DatabricksAuthError, WorkspaceApi,
+                                             workspace_api)
 
 SYSTEM = "Databricks"
 PROBE_FOLDER = "_mlc_check"
-# The SDK retries an unreachable workspace for minutes by default; a check should say so within a minute.
-SDK_OPTIONS = {"retry_timeout_seconds": 20, "http_timeout_seconds": 20}
-CHECK_MAX_TRIES = 3  # the statements of the check: a few tries, not the load's patience
+CHECK_MAX_TRIES = 3  # a few tries, not the load's patience: a check should answer within a minute
+CHECK_TIMEOUT_SECONDS = 20
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
@@ -105,45 +107,41 @@ def _write_and_remove_probe(root: str, storage_options: dict | None) -> None:
 
 
 def workspace_checks(config: dict) -> Iterator[CheckResult]:
-    from target_databricks.workspace import workspace_client
-
     host = config.get("workspace_host")
     if not host:
         yield failed(SYSTEM, "workspace", "load_method warehouse and job_id need the workspace's URL",
                      f"set {setting('workspace_host')}, e.g. https://adb-123.4.azuredatabricks.net")
         return
-    client = workspace_client(config, **SDK_OPTIONS)
+    # The same REST client and send loop as a load (retries of 429/5xx/lost connections, token renewal), with the
+    # check's shorter patience: a check should answer within a minute.
+    api = workspace_api(config, max_tries=CHECK_MAX_TRIES, timeout_seconds=CHECK_TIMEOUT_SECONDS)
     credential = "personal access token" if config.get("token") else f"service principal {config.get('client_id')}"
     try:
-        me = client.current_user.me()
-    except Exception as exc:  # noqa: BLE001
+        me = api.get("/api/2.0/preview/scim/v2/Me")
+    except DatabricksApiError as exc:
         yield _credentials_failure(host, credential, config, exc)
         return  # every later check would fail the same way
-    principal = me.user_name or me.display_name or credential
+    principal = me.get("userName") or me.get("displayName") or credential
     yield passed(SYSTEM, "credentials", f"{host} accepted the {credential} (as {principal})")
     if config["load_method"] == "warehouse":
-        yield from warehouse_checks(client, config, principal)
+        yield from warehouse_checks(api, config, principal)
     if config.get("job_id"):
-        yield job_check(client, int(config["job_id"]), principal)
+        yield job_check(api, int(config["job_id"]), principal)
 
 
-def _credentials_failure(host: str, credential: str, config: dict, exc: Exception) -> CheckResult:
-    status = _http_status(exc)
+def _credentials_failure(host: str, credential: str, config: dict, exc: DatabricksApiError) -> CheckResult:
     if config.get("token"):
         fix = f"set {setting('token')} to a valid personal access token of this workspace"
     else:
         fix = (f"set {setting('client_secret')} to an OAuth secret of the service principal whose application id "
                f"is {setting('client_id')}")
-    if status is None and not _is_auth_error(exc):
+    if not isinstance(exc, DatabricksAuthError) and exc.status is None:
         return failed(SYSTEM, "credentials", f"{host} could not be reached: {_one_line(exc)}",
                       f"set {setting('workspace_host')} to the workspace's URL (and check the network path to it)")
-    answer = f"HTTP {status} " if status else "its token endpoint answered "
-    return failed(SYSTEM, "credentials", f"{host} refused the {credential}: {answer}{_sdk_message(exc)}", fix)
+    return failed(SYSTEM, "credentials", f"{host} refused the {credential}: {_one_line(exc)}", fix)
 
 
-def warehouse_checks(client, config: dict, principal: str) -> Iterator[CheckResult]:
-    from databricks.sdk.errors import NotFound
-
+def warehouse_checks(api: WorkspaceApi, config: dict, principal: str) -> Iterator[CheckResult]:
     warehouse_id, catalog, schema = config.get("warehouse_id"), config["catalog"], config["target_schema"]
     if not warehouse_id:
         yield failed(SYSTEM, "SQL warehouse", "load_method warehouse needs a warehouse id",
@@ -151,29 +149,31 @@ def warehouse_checks(client, config: dict, principal: str) -> Iterator[CheckResu
         return
     name = f"SQL warehouse {warehouse_id}"
     try:
-        warehouse = client.warehouses.get(warehouse_id)
-    except NotFound:
-        known = sorted(w.id for w in client.warehouses.list())
+        warehouse = api.get(f"/api/2.0/sql/warehouses/{quote(warehouse_id, safe='')}")
+    except DatabricksApiError as exc:
+        if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+        known = sorted(w.get("id", "?") for w in api.get("/api/2.0/sql/warehouses").get("warehouses") or [])
         yield failed(SYSTEM, name, "no such SQL warehouse in this workspace (or not visible to " + principal + ")",
                      f"set {setting('warehouse_id')} to one of: {', '.join(known) or '(none visible)'}")
         return
     from target_databricks.warehouse import StatementRunner
 
     runner = StatementRunner.from_config(config, max_tries=CHECK_MAX_TRIES)
-    state = getattr(warehouse.state, "value", warehouse.state)
+    state, warehouse_name = warehouse.get("state"), warehouse.get("name")
     if state in ("STOPPED", "STOPPING"):
         # Any statement would start it: minutes of compute for a classic warehouse, for a check that only reads.
-        yield warned(SYSTEM, name, f"'{warehouse.name}' is {state}; not started by the check, so catalog {catalog} "
+        yield warned(SYSTEM, name, f"'{warehouse_name}' is {state}; not started by the check, so catalog {catalog} "
                                    f"and schema {schema} were not checked (the first load starts it)",
                      f"start warehouse {warehouse_id} (SQL Warehouses → Start), then run the check again")
         return
     try:
         answer = _rows(runner, "SELECT 1")
     except Exception as exc:  # noqa: BLE001
-        yield failed(SYSTEM, name, f"SELECT 1 failed: {_sdk_message(exc)}",
+        yield failed(SYSTEM, name, f"SELECT 1 failed: {_one_line(exc)}",
                      f"grant {principal} CAN USE on warehouse {warehouse_id}")
         return
-    yield passed(SYSTEM, name, f"'{warehouse.name}' ({state}) answered SELECT 1 with {answer[0][0] if answer else '?'}")
+    yield passed(SYSTEM, name, f"'{warehouse_name}' ({state}) answered SELECT 1 with {answer[0][0] if answer else '?'}")
 
     if not _rows(runner, f"SHOW CATALOGS LIKE '{_pattern(catalog)}'"):
         yield failed(SYSTEM, f"catalog {catalog}", f"catalog {catalog} does not exist or is not visible to {principal}",
@@ -193,19 +193,19 @@ def warehouse_checks(client, config: dict, principal: str) -> Iterator[CheckResu
                      f"{catalog} (or set {setting('target_schema')} to an existing schema)")
 
 
-def job_check(client, job_id: int, principal: str) -> CheckResult:
-    from databricks.sdk.errors import NotFound, PermissionDenied
-
+def job_check(api: WorkspaceApi, job_id: int, principal: str) -> CheckResult:
     name = f"job {job_id}"
     fix = f"set {setting('job_id')} to the id of the job to run after each load (Workflows → Jobs), or unset it"
     try:
-        job = client.jobs.get(job_id)
-    except NotFound as exc:
-        return failed(SYSTEM, name, f"no such job in this workspace: {_sdk_message(exc)}", fix)
-    except PermissionDenied as exc:
-        return failed(SYSTEM, name, f"not visible to {principal}: {_sdk_message(exc)}",
-                      f"grant {principal} CAN MANAGE RUN on job {job_id}")
-    job_name = job.settings.name if job.settings else None
+        job = api.get("/api/2.1/jobs/get", {"job_id": job_id})
+    except DatabricksApiError as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            return failed(SYSTEM, name, f"no such job in this workspace: {_one_line(exc)}", fix)
+        if exc.error_code == "PERMISSION_DENIED":
+            return failed(SYSTEM, name, f"not visible to {principal}: {_one_line(exc)}",
+                          f"grant {principal} CAN MANAGE RUN on job {job_id}")
+        raise
+    job_name = (job.get("settings") or {}).get("name")
     return passed(SYSTEM, name, f"exists ({job_name!r}); it runs after each load with the loaded tables")
 
 
@@ -223,26 +223,8 @@ def _pattern(name: str) -> str:
     return re.sub(r"[*|'\\]", "", name)
 
 
-def _http_status(exc: Exception) -> int | None:
-    response = getattr(exc, "_response", None) or getattr(exc, "response", None)
-    status = getattr(response, "status_code", None)
-    if status is None and type(exc).__name__ in ("PermissionDenied", "Unauthenticated"):
-        return {"PermissionDenied": 403, "Unauthenticated": 401}[type(exc).__name__]
-    return status
-
-
-def _is_auth_error(exc: Exception) -> bool:
-    text = str(exc)
-    return "invalid_client" in text or "Client authentication failed" in text or "unauthorized" in text.lower()
-
-
-def _sdk_message(exc: Exception) -> str:
-    """The service's own message, without the SDK's dump of its configuration."""
-    return _one_line(exc).split(" Config: ")[0]
-
-
 def _one_line(exc: Exception) -> str:
-    text = _ANSI.sub("", str(exc)).replace("↳", " ")
+    text = _ANSI.sub("", str(exc))
     return " ".join(text.split())[:400] or type(exc).__name__
 
 

@@ -1,38 +1,13 @@
-"""databricks-sdk's workspace client, authenticated with a personal access token or a service principal (M2M OAuth),
-for target-databricks-check's read-only lookups (the current user, warehouses, jobs); loads and job runs go through
-workspace_api. And opening sealed settings."""
+"""The settings that name a Databricks workspace and its credentials, and opening sealed ones (the REST calls
+themselves: workspace_api)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
 from singer_sdk.exceptions import ConfigValidationError
 
-from ml_connector_core.redaction import register_secret
 from ml_connector_core.secrets import SecretKeyError, unseal
-
-if TYPE_CHECKING:
-    from databricks.sdk import WorkspaceClient
-
-
-def workspace_client(config: Mapping, **sdk_options) -> WorkspaceClient:
-    """``sdk_options`` go to the SDK's Config as they are, e.g. ``retry_timeout_seconds`` for a quicker answer."""
-    from databricks.sdk import WorkspaceClient  # the SDK takes seconds to import: only when needed
-    from databricks.sdk.config import Config
-
-    host = workspace_host(config)
-    if config.get("token"):
-        token = unsealed_setting(config["token"], "token")
-        register_secret(token)
-        return WorkspaceClient(config=Config(host=host, token=token, auth_type="pat", **sdk_options))
-    if config.get("client_id") and config.get("client_secret"):
-        secret = unsealed_setting(config["client_secret"], "client_secret")
-        register_secret(secret)
-        # The SDK's M2M flow fetches and refreshes tokens itself.
-        return WorkspaceClient(config=Config(host=host, client_id=config["client_id"], client_secret=secret,
-                                             auth_type="oauth-m2m", **sdk_options))
-    raise missing_credentials()
 
 
 def workspace_host(config: Mapping) -> str:

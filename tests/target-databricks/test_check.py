@@ -167,3 +167,26 @@ def test_delta_on_object_storage_probe_is_written_and_removed(s3):
     assert status == 1
     assert "404" in results[0]["detail"] and "TARGET_DATABRICKS_DELTA_ROOT" in results[0]["fix"]
     assert "TARGET_DATABRICKS_STORAGE_OPTIONS" in results[0]["fix"] and S3_SECRET not in printed
+
+
+def test_a_workspace_that_falters_is_retried_as_a_load_retries_it(databricks):
+    # The check's REST calls go through the loads' send loop: a 500 (which databricks-sdk would not retry), a 503
+    # with Retry-After and a dropped connection each get another try, and the check still gives its answer.
+    databricks.clear_faults()
+    databricks.add_fault("status", count=1, status=500, path_contains="/scim/v2/Me")
+    databricks.add_fault("status", count=1, status=503, retry_after=1, path_contains="/api/2.0/sql/warehouses/")
+    databricks.add_fault("drop", count=1, path_contains="/api/2.1/jobs/get")
+    status, results, _ = check(workspace_env(databricks))
+    assert status == 0, results
+    assert {r["check"]: r["status"] for r in results}["job 4711"] == "pass"
+    met = [(r["path"], r["status"]) for r in databricks.requests() if r.get("fault")]
+    assert len(met) == 3, met  # every fault was met, and got past
+
+
+def test_an_unreachable_workspace_is_named_within_a_few_tries(databricks):
+    status, results, printed = check(workspace_env(databricks, workspace_host="http://127.0.0.1:9"))
+    assert status == 1
+    line = by_check(results)["credentials"]
+    assert line["status"] == "fail" and "could not be reached" in line["detail"]
+    assert "TARGET_DATABRICKS_WORKSPACE_HOST" in line["fix"]
+    assert databricks.token not in printed

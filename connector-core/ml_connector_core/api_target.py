@@ -180,9 +180,9 @@ class ParentsFirstTarget(ApiTarget):
         if not self._input_ended:
             # A parent whose own batches are held has records not written yet either: holding is transitive (order
             # lines wait for orders that wait for their suppliers).
-            not_started = [p for p in parents if p not in self._sinks_active or p in self._held]
-            if not_started:
-                self.logger.info(self.holding_log_text, len(records), stream, ", ".join(not_started))
+            parents_not_ready = [p for p in parents if p not in self._sinks_active or p in self._held]
+            if parents_not_ready:
+                self.logger.info(self.holding_log_text, len(records), stream, ", ".join(parents_not_ready))
                 self._held.setdefault(stream, []).extend(records)
                 return
         self._writing.add(stream)

@@ -49,11 +49,11 @@ class Ledger:
     def last_card(self, stream: str, key: dict, *, replaying: bool = False) -> StoredEntry | None:
         """The last card that is, or may be, in the channel: the last one posted, or a later one whose delivery is
         unknown (still failed). A replay (a person asked for it) counts the posted ones only."""
-        last = self.last_sent(stream, key)
-        if replaying:
-            return last
-        for entry in self.trail.failures(stream=stream, key=key):
-            if is_unknown_delivery(entry) and (last is None or entry.id > last.id):
+        last = None
+        for entry in self.trail.entries(stream=stream, key=key):
+            if entry.outcome == "succeeded" and entry.operation in ("insert", "update"):
+                last = entry
+            elif entry.outcome == "failed" and not replaying and is_unknown_delivery(entry):
                 last = entry
         return last
 
@@ -95,7 +95,9 @@ class TargetTeams(AuditedTarget, Target):
         th.Property("digest", th.StringType, default="auto", allowed_values=["off", "auto", "always"],
                     description="Roll a channel's cards of one batch into one digest card: never, above digest_threshold, always."),
         th.Property("digest_threshold", th.IntegerType, default=10),
-        th.Property("max_tries", th.IntegerType, default=8, description="Attempts per send on 429, 5xx and connection errors."),
+        th.Property("max_tries", th.IntegerType, default=8,
+                    description="Attempts per card while Teams certainly did not take it: 429, 503 with Retry-After, "
+                                "no connection (and with graph, a card found missing after a post without answer)."),
         th.Property("check_post_to", th.StringType,
                     description="Used by target-teams-check only: a channel (a name in webhooks or graph_channel_ids) "
                                 "to post one small test card to, proving the whole way into Teams; empty: the check "

@@ -24,20 +24,6 @@ RETRIABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
     requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
 MAX_WAIT_SECONDS = 120.0
-
-
-def connection_never_made(exception: BaseException) -> bool:
-    """Whether a request failed before it left this machine: no connection could be made (refused, host name not
-    resolved, connect timeout), so the server cannot have seen it and sending it again can never do it twice. A
-    connection dropped after the request was sent, a read timeout or a cut-off answer are not: the server may have
-    carried the request out."""
-    if isinstance(exception, requests.exceptions.ConnectTimeout):
-        return True
-    if not isinstance(exception, requests.ConnectionError):
-        return False
-    cause = exception.args[0] if exception.args else None
-    cause = getattr(cause, "reason", cause)  # urllib3's MaxRetryError carries what failed
-    return isinstance(cause, urllib3.exceptions.NewConnectionError)  # NameResolutionError is one too
 #: Waits up to this long pass silently (DEBUG); a longer one gets one INFO line, so a run that seems stuck says why.
 LONG_WAIT_SECONDS = 5.0
 
@@ -94,6 +80,20 @@ def shared_budget(tenant_key: str, requests_per_minute: int) -> RequestBudget:
         if budget is None or budget.requests_per_minute != requests_per_minute:
             budget = _budgets[tenant_key] = RequestBudget(requests_per_minute, name=tenant_key)
         return budget
+
+
+def connection_never_made(exception: BaseException) -> bool:
+    """Whether a request failed before it left this machine: no connection could be made (refused, host name not
+    resolved, connect timeout), so the server cannot have seen it and sending it again can never do it twice. A
+    connection dropped after the request was sent, a read timeout or a cut-off answer are not: the server may have
+    carried the request out."""
+    if isinstance(exception, requests.exceptions.ConnectTimeout):
+        return True
+    if not isinstance(exception, requests.ConnectionError):
+        return False
+    cause = exception.args[0] if exception.args else None
+    cause = getattr(cause, "reason", cause)  # urllib3's MaxRetryError carries what failed
+    return isinstance(cause, urllib3.exceptions.NewConnectionError)  # NameResolutionError is one too
 
 
 def retry_after_seconds(response: requests.Response | None) -> float | None:

@@ -43,7 +43,7 @@ class DeliveryUnknown(DeliveryFailed):
 
     def __init__(self, channel: str, why: str, attempts: int, lookup: str, message_sent: dict) -> None:
         super().__init__(
-            f"{UNKNOWN_DELIVERY}the card may be in channel '{channel}': {why} (attempt {attempts}), and {lookup}. It "
+            f"{UNKNOWN_DELIVERY}the card may be in channel '{channel}': {why} at attempt {attempts}, and {lookup}. It "
             f"is not posted again on its own, so that it is never posted twice: look in the channel; if the card is "
             f"not there, `mlc-audit replay` posts it again")
         self.message_sent = message_sent

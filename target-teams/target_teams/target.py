@@ -214,9 +214,14 @@ class TargetTeams(AuditedTarget, Target):
     def report_outcomes(self, outcome: RunOutcome) -> None:
         unknown = sum(1 for entry in self.audit_trail.failures(run_id=self.audit_run.run_id)
                       if is_unknown_delivery(entry))
-        if unknown:  # the closing ERROR must not promise to resend these
+        # The closing ERROR must not promise to resend these.
+        if unknown and unknown == self.undelivered():
+            self.undelivered_log_text = ("%d record(s) may not have reached Teams: their delivery is unknown (the card "
+                                         "may be in the channel), so they are not resent on their own; look in the "
+                                         "channel before a replay")
+        elif unknown:
             self.undelivered_log_text += (f", except {unknown} whose delivery is unknown (the card may be in the "
-                                          "channel): they are not resent on their own, look in the channel")
+                                          "channel): those are not resent on their own, look in the channel")
         super().report_outcomes(outcome)
 
 

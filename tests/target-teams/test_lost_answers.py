@@ -93,7 +93,7 @@ def test_workflows_lost_answer_is_audited_unknown_and_never_posted_again_unless_
     assert unknown.error.startswith(UNKNOWN_DELIVERY + "the card may be in channel 'company-10'")
     assert "look in the channel" in unknown.error and "`mlc-audit replay` posts it again" in unknown.error
     assert unknown.error in first.stderr
-    assert "except 1 whose delivery is unknown" in first.stderr
+    assert "1 record(s) may not have reached Teams: their delivery is unknown" in first.stderr
 
     rerun = send(tmp_path, config, [proposal("INV-1"), proposal("INV-2", company="20")])  # the same input again
     assert rerun.returncode == 0
@@ -110,14 +110,22 @@ def test_workflows_lost_answer_is_audited_unknown_and_never_posted_again_unless_
 
 
 def test_a_429_is_retried_and_the_lost_answer_after_it_is_not(teams, tmp_path):
-    config = config_for(teams, tmp_path, digest="off")
+    config = config_for(teams, tmp_path, digest="off", max_tries=3)
     teams.throttle("company-10", count=1, retry_after=1)
     teams.add_fault("lost_answer", channel="company-10")
-    result = send(tmp_path, config, [proposal("INV-3"), CLOSING_STATE], check=False)
+    teams.add_fault("status", status=503, retry_after=1, count=3, channel="company-20")  # throttled: not posted
+    result = send(tmp_path, config, [proposal("INV-3"), proposal("INV-5", company="20"), CLOSING_STATE], check=False)
     assert result.returncode == 3
+    assert titles(teams, "company-10") == ["Supplier invoice INV-3"] and titles(teams, "company-20") == []
+    unknown, refused = AuditTrail(config["audit_url"]).failures()
+    assert unknown.error.startswith(UNKNOWN_DELIVERY) and unknown.attempts == 2
+    assert refused.error.startswith("channel 'company-20' kept answering HTTP 503 after 3 attempts")
+    assert ("2 record(s) could not be posted to Teams; they are resent at the start of the next run, except 1 whose "
+            "delivery is unknown") in result.stderr
+    teams.clear_faults()
+    send(tmp_path, config, NOTHING_NEW)  # the next run resends the one Teams certainly did not take, only that one
+    assert titles(teams, "company-20") == ["Supplier invoice INV-5"]
     assert titles(teams, "company-10") == ["Supplier invoice INV-3"]
-    entry = only_entry(config)
-    assert entry.outcome == "failed" and entry.error.startswith(UNKNOWN_DELIVERY) and entry.attempts == 2
 
 
 class _OnFirstRetry(logging.Handler):

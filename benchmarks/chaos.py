@@ -16,7 +16,8 @@ which is the next one killed; a final rerun goes to completion. Then:
 
 - lost: records of the source the destination does not hold (or, for updates into IFS, does not hold as the source
   says), by key; a record the destination refuses on purpose (JAGGAER's refused orders) is not lost while the audit
-  trail holds it as failed, to be redone;
+  trail holds it as failed, to be redone, nor is a Teams card whose delivery is unknown (a lost answer: failed as
+  'delivery unknown', for a person to look in the channel and replay);
 - duplicated: keys the destination holds more than once (a second Delta or warehouse row, Jira issue, Salesforce
   record, JAGGAER object, Teams card, IFS posting proposal);
 - re-read: per rerun, the records it was sent that the runs before had already written (the audit trail's entries of
@@ -67,6 +68,7 @@ from mlc_sandbox.jaggaer.sandbox import JaggaerSandboxProcess
 from mlc_sandbox.jira.sandbox import JiraSandboxProcess
 from mlc_sandbox.salesforce.sandbox import SalesforceSandboxProcess
 from mlc_sandbox.teams.sandbox import TeamsSandboxProcess
+from target_teams.delivery import UNKNOWN_DELIVERY
 
 API = "/main/ifsapplications/projection/v1"
 UNLIMITED = "1000000"  # requests a minute: the plugins' own budgets lifted, as the stand-ins' limits are
@@ -382,13 +384,13 @@ class Warehouse(Delta):
 
 
 # What each stand-in with a fault queue suffers at random (FaultFeeder): throttling, server errors, dropped
-# connections, and for JAGGAER a write carried out whose answer is lost.
+# connections, and for JAGGAER and Teams a write carried out whose answer is lost.
 JIRA_FAULTS = [{"kind": "rate_limit"}, {"kind": "status", "status": 503}, {"kind": "status", "status": 500},
                {"kind": "drop"}]
 SALESFORCE_FAULTS = [{"kind": "busy"}, {"kind": "status", "status": 500}, {"kind": "drop"}, {"kind": "session"}]
 JAGGAER_FAULTS = [{"kind": "rate_limit"}, {"kind": "status", "status": 503}, {"kind": "drop"},
                   {"kind": "lost_answer"}]
-TEAMS_FAULTS = [{"kind": "rate_limit"}, {"kind": "status", "status": 502}, {"kind": "drop"}]
+TEAMS_FAULTS = [{"kind": "rate_limit"}, {"kind": "status", "status": 502}, {"kind": "drop"}, {"kind": "lost_answer"}]
 
 
 class IfsToJira(IfsOut):
@@ -487,6 +489,9 @@ class IfsToJaggaer(IfsOut):
 class IfsToTeams(IfsOut):
     name, label, job = "teams", "IFS → Teams", "ifs-to-teams"
     scale, quick_scale, batch = 3000, 300, 2000  # target-teams's batch: a month-end surge is one batch
+    # A card whose answer was lost (a 5xx, a dropped connection: Workflows cannot be asked whether it posted it) is
+    # failed in the audit trail as 'delivery unknown', for a person to look and replay, and the run exits 3.
+    undelivered_ok = True
     NOTABLE = {  # teams-notable (mappers/notifications.meltano.yml): which records become cards
         "posting_proposals": "Objstate eq 'Preliminary' or Objstate eq 'AwaitingAuthorization'",
         "purchase_orders": "Objstate eq 'Planned' or Objstate eq 'Received' or Objstate eq 'Closed'",
@@ -512,10 +517,14 @@ class IfsToTeams(IfsOut):
         with AuditTrail(f"sqlite:///{session.audit_db}") as trail:
             delivered = {(e.stream, key_text(e.key, IFS_SETS[e.stream][2]))
                          for e in trail.entries(outcome="succeeded")}
-        lost = {stream: sorted(k for k in keys if (stream, k) not in delivered) for stream, keys in self.truth.items()}
+            # Not lost either: failed as 'delivery unknown' (the card may be in the channel), waiting for a person.
+            unknown = {(e.stream, key_text(e.key, IFS_SETS[e.stream][2])) for e in trail.failures()
+                       if (e.error or "").startswith(UNKNOWN_DELIVERY)} - delivered
+        lost = {stream: sorted(k for k in keys if (stream, k) not in delivered | unknown)
+                for stream, keys in self.truth.items()}
         held = Counter(titles)
         duplicated = {"cards": sorted(f"{channel}: {title}" for (channel, title), n in held.items() if n > 1)}
-        missing_cards = sum(map(len, self.truth.values())) - len(held)
+        missing_cards = sum(map(len, self.truth.values())) - len(unknown) - len(held)
         if missing_cards > 0 and not any(lost.values()):
             lost["cards"] = [f"{missing_cards} records audited as posted have no card of their own"]
         return sum(map(len, self.truth.values())), lost, duplicated

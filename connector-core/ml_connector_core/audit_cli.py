@@ -49,6 +49,9 @@ EXIT_TARGET_FAILED = 1
 EXIT_USAGE = 2
 STDERR_TAIL_LINES = 40
 REPLAY_PLUGIN = "mlc-audit replay"
+#: Set for the target command to the replay run's id: the target knows a person asked for these records to be sent
+#: again (target-teams then posts also cards whose delivery was unknown, which it never posts again on its own).
+REPLAY_RUN_ENV = "MLC_REPLAY_RUN_ID"
 # Bounded IN lists (SQLite takes at most 32,766 variables in one statement).
 ENTRY_IDS_PER_QUERY = 500
 
@@ -339,7 +342,8 @@ def _replay(trail: AuditTrail, args: argparse.Namespace) -> int:
     }
     sent_ids = array("q")
     try:
-        returncode, stderr_tail, complete = _feed_target(argv, _singer_lines(trail, trail.failures(**selection), sent_ids))
+        returncode, stderr_tail, complete = _feed_target(argv, _singer_lines(trail, trail.failures(**selection), sent_ids),
+                                                         {**os.environ, REPLAY_RUN_ENV: replay_run.run_id})
     except BaseException as exc:
         replay_run.finish(RunStatus.FAILED, {**summary, "error": f"{type(exc).__name__}: {exc}"})
         raise
@@ -432,12 +436,13 @@ def _singer_lines(trail: AuditTrail, entries: Iterator[StoredEntry], sent_ids: a
         sent_ids.append(entry.id)
 
 
-def _feed_target(argv: list[str], lines: Iterator[bytes]) -> tuple[int, list[str], bool]:
+def _feed_target(argv: list[str], lines: Iterator[bytes], env: dict[str, str]) -> tuple[int, list[str], bool]:
     """Run the target with the lines on its stdin, written as they are read from the store.
 
     Returns its exit code, the tail of its stderr, and whether it read every line."""
     try:
-        process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                   env=env)
     except OSError as exc:
         raise AuditError(f"cannot start the target command {argv[0]!r}: {exc.strerror or exc}") from None
     tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)

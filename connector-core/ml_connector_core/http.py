@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import backoff
 import msgspec
 import requests
+import urllib3
 
 RETRIABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 #: A request that never got a whole answer: no connection, no answer in time, or a body cut off before its announced
@@ -79,6 +80,20 @@ def shared_budget(tenant_key: str, requests_per_minute: int) -> RequestBudget:
         if budget is None or budget.requests_per_minute != requests_per_minute:
             budget = _budgets[tenant_key] = RequestBudget(requests_per_minute, name=tenant_key)
         return budget
+
+
+def connection_never_made(exception: BaseException) -> bool:
+    """Whether a request failed before it left this machine: no connection could be made (refused, host name not
+    resolved, connect timeout), so the server cannot have seen it and sending it again can never do it twice. A
+    connection dropped after the request was sent, a read timeout or a cut-off answer are not: the server may have
+    carried the request out."""
+    if isinstance(exception, requests.exceptions.ConnectTimeout):
+        return True
+    if not isinstance(exception, requests.ConnectionError):
+        return False
+    cause = exception.args[0] if exception.args else None
+    cause = getattr(cause, "reason", cause)  # urllib3's MaxRetryError carries what failed
+    return isinstance(cause, urllib3.exceptions.NewConnectionError)  # NameResolutionError is one too
 
 
 def retry_after_seconds(response: requests.Response | None) -> float | None:

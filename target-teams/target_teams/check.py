@@ -31,7 +31,7 @@ from ml_connector_core.api_checks import SECRET_KEY_FIX
 from ml_connector_core.check import CheckResult, check_command, failed, passed, setting_ref, warned
 from ml_connector_core.http import RETRIABLE_STATUS, TRANSPORT_ERRORS, with_retries
 from ml_connector_core.oauth import TokenRequestError
-from target_teams.delivery import DeliveryRefused, GraphDelivery, Retriable, WorkflowsDelivery
+from target_teams.delivery import DeliveryRefused, DeliveryUnknown, GraphDelivery, Retriable, WorkflowsDelivery
 from target_teams.target import TargetTeams, delivery_from_config
 
 logger = logging.getLogger(__name__)
@@ -226,6 +226,8 @@ def test_card(delivery: WorkflowsDelivery | GraphDelivery, config: Mapping[str, 
     }
     try:
         _, attempts = delivery.send(channel, card)
+    except DeliveryUnknown as exc:  # not posted again: a test card twice is harmless, but the rule is never twice
+        return warned(TEAMS, f"test card to '{channel}'", f"not verified: {exc}", "look for the test card in the channel")
     except DeliveryRefused as exc:
         return failed(TEAMS, f"test card to '{channel}'", str(exc),
                       setting_ref(PLUGIN, "check_post_to") + ": a channel named in webhooks or graph_channel_ids")

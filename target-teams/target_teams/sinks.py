@@ -14,7 +14,7 @@ from ml_connector_core.audit import AuditEntry
 from ml_connector_core.audited_target import BOOKMARK_HINT
 from ml_connector_core.bad_records import BadRecordsSink
 from target_teams import cards
-from target_teams.delivery import DeliveryRefused
+from target_teams.delivery import DeliveryFailed, DeliveryUnknown
 
 if t.TYPE_CHECKING:
     from target_teams.target import TargetTeams
@@ -67,10 +67,16 @@ class StreamNotifier:
         card = cards.render(self.template, record, {"ifs_url": url, "stream_title": self.stream_name.replace("_", " ").title(),
                                                     "record_title": " ".join(str(v) for v in key.values())})
         line = {"text": f"{card['body'][0].get('text', '')}: {cards.facts(card).get('Status', '')}", "url": url}
-        previous = self.teams.ledger.last_sent(self.stream_name, key)
+        previous = self.teams.ledger.last_card(self.stream_name, key, replaying=self.teams.replaying)
         if previous is None:
             return Notification(record, key, version, card, INSERT, line), channel
         if version is not None and previous.version == version:
+            if previous.outcome == "failed":  # its delivery is unknown: posted again only when a person asks
+                self.teams.logger.warning(
+                    "Not posted: the card of %s %s (version %s) may already be in channel '%s' (delivery unknown, "
+                    "audit entry %d); look in the channel, `mlc-audit replay --entry %d` posts it again",
+                    self.stream_name, json.dumps(key, default=str), version, previous.destination, previous.id,
+                    previous.id)
             return Notification(record, key, version, card, SKIPPED, line), channel
         changed = cards.changes(cards.facts(_card_of(previous.payload)), cards.facts(card))
         if not changed:
@@ -86,9 +92,9 @@ class StreamNotifier:
         try:
             message, attempts = self.teams.delivery.send(channel, card)
             outcome, error = "succeeded", None
-        except DeliveryRefused as exc:
-            message, attempts = self.teams.delivery.message(card), self.teams.delivery.attempts
-            outcome, error = "failed", str(exc)
+        except DeliveryFailed as exc:
+            message = exc.message_sent if isinstance(exc, DeliveryUnknown) else self.teams.delivery.message(card)
+            attempts, outcome, error = self.teams.delivery.attempts, "failed", str(exc)
             self.teams.logger.error("%s", exc)
         self._record([self._entry(n, channel, outcome, error, message, attempts) for n in notifications])
 

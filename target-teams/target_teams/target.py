@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections import defaultdict
 from collections.abc import Mapping
@@ -12,14 +13,16 @@ from singer_sdk import Target
 from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
 
-from ml_connector_core.audit import AuditTrail, StoredEntry
+from ml_connector_core.audit import AuditEntry, AuditTrail, StoredEntry
+from ml_connector_core.audit_cli import REPLAY_RUN_ENV
 from ml_connector_core.audited_target import BOOKMARK_HINT, AuditedTarget
 from ml_connector_core.bad_records import BAD_RECORDS_SETTING
 from ml_connector_core.oauth import ClientCredentialsAuth
 from ml_connector_core.redaction import register_secret
-from ml_connector_core.run_outcome import EXPECT_CLOSING_STATE_SETTING
+from ml_connector_core.run_outcome import EXPECT_CLOSING_STATE_SETTING, RunOutcome
 from ml_connector_core.secrets import SecretKeyError, unseal
-from target_teams.delivery import DeliveryRefused, GraphDelivery, WorkflowsDelivery
+from target_teams.delivery import (UNKNOWN_DELIVERY, DeliveryRefused, DeliveryUnknown, GraphDelivery,
+                                   WorkflowsDelivery)
 from target_teams.sinks import StreamNotifier, TeamsSink, _card_of
 
 _LINK_VALUE = re.compile(r"\{\{\s*(\w+)\s*\}\}")
@@ -42,6 +45,21 @@ class Ledger:
             if entry.operation in ("insert", "update"):
                 last = entry
         return last
+
+    def last_card(self, stream: str, key: dict, *, replaying: bool = False) -> StoredEntry | None:
+        """The last card that is, or may be, in the channel: the last one posted, or a later one whose delivery is
+        unknown (still failed). A replay (a person asked for it) counts the posted ones only."""
+        last = None
+        for entry in self.trail.entries(stream=stream, key=key):
+            if entry.outcome == "succeeded" and entry.operation in ("insert", "update"):
+                last = entry
+            elif entry.outcome == "failed" and not replaying and is_unknown_delivery(entry):
+                last = entry
+        return last
+
+
+def is_unknown_delivery(entry: StoredEntry) -> bool:
+    return bool(entry.error) and entry.error.startswith(UNKNOWN_DELIVERY)
 
 
 class TargetTeams(AuditedTarget, Target):
@@ -77,7 +95,9 @@ class TargetTeams(AuditedTarget, Target):
         th.Property("digest", th.StringType, default="auto", allowed_values=["off", "auto", "always"],
                     description="Roll a channel's cards of one batch into one digest card: never, above digest_threshold, always."),
         th.Property("digest_threshold", th.IntegerType, default=10),
-        th.Property("max_tries", th.IntegerType, default=8, description="Attempts per send on 429, 5xx and connection errors."),
+        th.Property("max_tries", th.IntegerType, default=8,
+                    description="Attempts per card while Teams certainly did not take it: 429, 503 with Retry-After, "
+                                "no connection (and with graph, a card found missing after a post without answer)."),
         th.Property("check_post_to", th.StringType,
                     description="Used by target-teams-check only: a channel (a name in webhooks or graph_channel_ids) "
                                 "to post one small test card to, proving the whole way into Teams; empty: the check "
@@ -95,6 +115,12 @@ class TargetTeams(AuditedTarget, Target):
     @cached_property
     def delivery(self) -> WorkflowsDelivery | GraphDelivery:
         return delivery_from_config(self.config)
+
+    @cached_property
+    def replaying(self) -> bool:
+        """This run was started by `mlc-audit replay`: a person asked for its records to be posted again, also those
+        whose delivery is unknown."""
+        return bool(os.environ.get(REPLAY_RUN_ENV))
 
     def channel_for(self, record: dict) -> str:
         channels = self.config["channels"]
@@ -139,6 +165,8 @@ class TargetTeams(AuditedTarget, Target):
             newest = failures[-1]
             if self.posted_since(newest):
                 self.mark_replayed(failures)
+            elif is_unknown_delivery(newest):
+                continue  # it may be in the channel: posted again only by mlc-audit replay, when a person asks
             elif newest.source is not None:
                 records_by_stream[stream].append(newest.source)
                 if stream not in schema_run or schema_run[stream].id < newest.id:
@@ -157,6 +185,15 @@ class TargetTeams(AuditedTarget, Target):
         for (channel, _), failures in by_message.items():
             try:
                 self.delivery.send(channel, _card_of(failures[-1].payload))
+            except DeliveryUnknown as exc:  # recorded, so that no later run posts it again on its own
+                self.logger.error("resending entries %s: %s", ", ".join(str(f.id) for f in failures), exc)
+                newest = {f.record_key: f for f in failures}.values()
+                entries = [AuditEntry(stream=f.stream, key=f.key, version=f.version, operation=f.operation,
+                                      destination=channel, outcome="failed", attempts=self.delivery.attempts,
+                                      error=str(exc), payload=exc.message_sent) for f in newest]
+                self.audit_run.record(entries)
+                self.count(entries)
+                continue
             except DeliveryRefused as exc:
                 self.logger.error("resending entries %s still fails: %s", ", ".join(str(f.id) for f in failures), exc)
                 self.unrecorded_failures += len({f.record_key for f in failures})
@@ -173,6 +210,19 @@ class TargetTeams(AuditedTarget, Target):
     def process_endofpipe(self) -> None:
         super().process_endofpipe()
         self.settle_failures()
+
+    def report_outcomes(self, outcome: RunOutcome) -> None:
+        unknown = sum(1 for entry in self.audit_trail.failures(run_id=self.audit_run.run_id)
+                      if is_unknown_delivery(entry))
+        # The closing ERROR must not promise to resend these.
+        if unknown and unknown == self.undelivered():
+            self.undelivered_log_text = ("%d record(s) may not have reached Teams: their delivery is unknown (the card "
+                                         "may be in the channel), so they are not resent on their own; look in the "
+                                         "channel before a replay")
+        elif unknown:
+            self.undelivered_log_text += (f", except {unknown} whose delivery is unknown (the card may be in the "
+                                          "channel): those are not resent on their own, look in the channel")
+        super().report_outcomes(outcome)
 
 
 def delivery_from_config(config: Mapping) -> WorkflowsDelivery | GraphDelivery:

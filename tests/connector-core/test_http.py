@@ -4,13 +4,14 @@ waits, through the shared API client over real HTTP to the Jira stand-in."""
 import email.utils
 import logging
 import re
+import socket
 import threading
 import time
 
 import pytest
 import requests
 
-from ml_connector_core.http import RequestBudget, retry_after_seconds, retry_waits, shown_url
+from ml_connector_core.http import RequestBudget, connection_never_made, retry_after_seconds, retry_waits, shown_url
 from ml_connector_core.jira import client_from_config
 from mlc_sandbox.jira import JiraSandbox
 
@@ -154,3 +155,39 @@ def test_the_shown_url_has_no_query_nor_credentials():
     assert shown_url("https://user:pw@host.example:8443/workflows/abc/invoke?api-version=1&sig=SECRET") == (
         "https://host.example:8443/workflows/abc/invoke")
     assert shown_url("http://127.0.0.1/x?sig=1") == "http://127.0.0.1/x"
+
+
+def _failure(url: str, **options) -> requests.RequestException:
+    with pytest.raises(requests.RequestException) as caught:
+        requests.post(url, json={"card": 1}, **options)
+    return caught.value
+
+
+def test_only_a_connection_never_made_is_known_not_to_have_reached_the_server():
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        free_port = unused.getsockname()[1]
+    assert connection_never_made(_failure(f"http://127.0.0.1:{free_port}/x"))  # refused
+    assert connection_never_made(_failure("http://no-such-host.invalid/x"))  # name not resolved
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        url = f"http://127.0.0.1:{server.getsockname()[1]}/x"
+        received = []
+
+        def read_then(close: bool) -> None:
+            connection, _ = server.accept()
+            received.append(connection.recv(65536))
+            if close:
+                connection.close()  # the request arrived; the answer never comes
+            else:
+                threading.Event().wait(2)  # no answer in time
+                connection.close()
+
+        for close, options in ((True, {}), (False, {"timeout": (5, 0.5)})):
+            reader = threading.Thread(target=read_then, args=(close,))
+            reader.start()
+            failure = _failure(url, **options)
+            reader.join()
+            assert received[-1].startswith(b"POST /x") and not connection_never_made(failure), failure

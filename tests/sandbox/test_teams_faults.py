@@ -68,6 +68,25 @@ def test_503_and_dropped_connections(teams):
     assert len(teams.messages("company-30")) == 1
 
 
+def test_a_lost_answer_posts_the_message_and_drops_the_connection(teams):
+    teams.add_fault("lost_answer", channel="company-30")
+    with pytest.raises(requests.ConnectionError):
+        requests.post(teams.webhook_url("company-30"), json=MESSAGE)
+    assert len(teams.messages("company-30")) == 1  # carried out: the client never heard of it
+    form = {"grant_type": "client_credentials", "client_id": teams.client_id, "client_secret": teams.client_secret,
+            "scope": "https://graph.microsoft.com/.default"}
+    headers = {"Authorization": f"Bearer {requests.post(teams.token_url, data=form).json()['access_token']}"}
+    url = teams.graph_messages_url("company-30")
+    teams.add_fault("lost_answer", api="graph")
+    assert requests.get(url, headers=headers).status_code == 200  # a read has no answer worth losing: not hit
+    with pytest.raises(requests.ConnectionError):
+        requests.post(url, json={"body": {"contentType": "text", "content": "hi"}}, headers=headers)
+    assert [m["api"] for m in teams.messages("company-30")] == ["workflows", "graph"]
+    assert [(r["method"], r["fault"]) for r in teams.requests()] == [
+        ("POST", "lost_answer"), ("POST", None), ("GET", None), ("POST", "lost_answer")]  # post, token, read, post
+    assert teams.admin("GET", "faults")["faults"] == []
+
+
 def test_faults_on_the_token_endpoint_and_delays(teams):
     teams.add_fault("status", status=500, api="token")
     form = {"grant_type": "client_credentials", "client_id": teams.client_id, "client_secret": teams.client_secret,
@@ -87,6 +106,8 @@ def test_fault_definitions_are_checked(teams):
         teams.add_fault("explode")
     with pytest.raises(RuntimeError, match="api"):
         teams.add_fault("drop", api="smtp")
+    with pytest.raises(RuntimeError, match="message posts only"):
+        teams.add_fault("lost_answer", api="token")
     teams.throttle("general", count=5)
     assert teams.admin("GET", "faults")["faults"][0]["count"] == 5
     teams.clear_faults()

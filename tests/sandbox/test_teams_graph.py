@@ -10,6 +10,7 @@ import pytest
 import requests
 
 from mlc_sandbox.teams import TeamsSandbox
+from mlc_sandbox.teams.settings import TeamsSettings
 
 ADAPTIVE = "application/vnd.microsoft.card.adaptive"
 SCOPE = "https://graph.microsoft.com/.default"
@@ -36,7 +37,7 @@ def server():
 @pytest.fixture
 def teams(server):
     server.reset()
-    server.change_settings(token_ttl=3599)
+    server.change_settings(token_ttl=3599, graph_roles=list(TeamsSettings.graph_roles))
     return server
 
 
@@ -218,3 +219,37 @@ def test_oversize_graph_messages_are_413(teams):
     big = {**CARD, "body": [{"type": "TextBlock", "text": "y" * 30_000}]}
     response = requests.post(teams.graph_messages_url("company-10"), json=graph_message(big), headers=bearer(teams))
     assert response.status_code == 413 and response.json()["error"]["code"] == "RequestEntityTooLarge"
+
+
+def test_messages_are_listed_newest_first_a_page_at_a_time(teams):
+    headers = bearer(teams)
+    url = teams.graph_messages_url("company-30")
+    posted = [requests.post(url, json=graph_message({**CARD, "body": [{"type": "TextBlock", "text": f"card {n}"}]}),
+                            headers=headers).json()["id"] for n in range(57)]
+    first = requests.get(url, headers=headers).json()  # 20 a page unless asked
+    assert first["@odata.count"] == 20 and [m["id"] for m in first["value"]] == posted[::-1][:20]
+    assert "$skiptoken=" in first["@odata.nextLink"] and "$top" not in first["@odata.nextLink"]
+    seen, page = [], requests.get(url, params={"$top": 50}, headers=headers).json()
+    while True:
+        seen += [m["id"] for m in page["value"]]
+        if "@odata.nextLink" not in page:
+            break
+        page = requests.get(page["@odata.nextLink"], headers=headers).json()
+    assert seen == posted[::-1]  # 50 and 7, each once, newest first
+    assert page["@odata.count"] == 7
+    too_many = requests.get(url, params={"$top": 51}, headers=headers)
+    assert too_many.status_code == 400 and "Limit of '50' for Top Query has been exceeded" in too_many.text
+    assert requests.get(url, params={"$skiptoken": "nonsense"}, headers=headers).status_code == 400
+
+
+def test_listing_messages_needs_a_read_permission_the_token_carries(teams):
+    headers = bearer(teams)  # issued with the default permissions: it keeps them
+    teams.change_settings(graph_roles=["Teamwork.Migrate.All"])  # the admin withdrew ChannelMessage.Read.All
+    url = teams.graph_messages_url("general")
+    assert requests.get(url, headers=headers).status_code == 200
+    refused = requests.get(url, headers=bearer(teams))
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "Forbidden"
+    assert "ChannelMessage.Read.All" in refused.json()["error"]["message"]
+    assert requests.post(url, json=graph_message(CARD), headers=bearer(teams)).status_code == 201  # posting still works
+    channel = url.removesuffix("/messages")
+    assert requests.get(channel, headers=bearer(teams)).status_code == 403  # nor Channel.ReadBasic.All

@@ -16,7 +16,7 @@ from .responses import to_json
 if TYPE_CHECKING:
     from .app import TeamsApp
 
-SETTINGS = ("token_ttl", "max_message_bytes", "validation")
+SETTINGS = ("token_ttl", "max_message_bytes", "validation", "graph_roles")
 
 
 def _json(status: int, document) -> Response:

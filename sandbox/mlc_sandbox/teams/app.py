@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from urllib.parse import quote
 
 from ..admin import is_admin_path
 from ..faults import new_entry
@@ -26,7 +27,7 @@ class TeamsApp:
         self.channels = channels
         self.validator = validator or CardValidator()
         self.tokens = graph.TokenIssuer(settings.tenant_id, settings.tenant_domain, settings.client_id,
-                                        settings.client_secret, settings.token_ttl)
+                                        settings.client_secret, settings.token_ttl, settings.graph_roles)
         self.store = MessageStore()
         self.faults = FaultQueue()
         self.log = RequestLog()
@@ -41,6 +42,12 @@ class TeamsApp:
             self.settings.token_ttl = self.tokens.token_ttl = int(changes["token_ttl"])
         if "max_message_bytes" in changes:
             self.settings.max_message_bytes = int(changes["max_message_bytes"])
+        if "graph_roles" in changes:
+            roles = changes["graph_roles"]
+            if not isinstance(roles, list) or not all(isinstance(role, str) and role for role in roles):
+                raise ValueError("'graph_roles' must be a list of application permissions, e.g. "
+                                 "[\"Teamwork.Migrate.All\", \"ChannelMessage.Read.All\"]")
+            self.settings.graph_roles = self.tokens.roles = tuple(roles)
         if "validation" in changes:
             if changes["validation"] not in ("sync", "flow"):
                 raise ValueError("'validation' must be 'sync' or 'flow'")
@@ -54,11 +61,11 @@ class TeamsApp:
         entry = new_entry(request.method, request.path, api=api, channel_id=channel.id if channel else None,
                           size_bytes=len(request.body),
                           headers={h: request.headers.get(h) for h in LOGGED_HEADERS if request.headers.get(h)})
-        fault = self.faults.next_for(api, channel.id if channel else None) if api else None
+        fault = self.faults.next_for(api, channel.id if channel else None, request.method) if api else None
         entry["fault"] = fault.kind if fault else None
         if fault is not None and fault.kind == "delay":
             time.sleep(fault.delay_seconds)
-        if fault is not None and fault.kind != "delay":
+        if fault is not None and fault.kind not in ("delay", "lost_answer"):
             response = self._fault(api, fault)
         elif api == "workflows":
             response = self._workflows(request)
@@ -69,6 +76,8 @@ class TeamsApp:
         else:
             response = Response(404, to_json({"error": {"code": "NotFound",
                                                         "message": f"No route for {request.method} {request.path}"}}))
+        if fault is not None and fault.kind == "lost_answer":  # carried out, but the client never hears of it
+            response = Response(response.status, drop=True)
         self.log.finish(entry, response, started)
         return response
 
@@ -127,12 +136,14 @@ class TeamsApp:
     def _graph(self, request: Request) -> Response:
         channel = graph.channel_of(request.path, self.channels)
         try:
-            self.tokens.check(request.headers.get("Authorization"))
+            roles = self.tokens.check(request.headers.get("Authorization"))
             channel = graph.resolve(request, self.channels, self.settings.team_id)
             if graph.is_channel_request(request):
+                graph.require_role(roles, graph.CHANNEL_READ_ROLES)
                 return Response(200, to_json(graph.channel_resource(channel, self.settings.team_id,
                                                                     self.settings.tenant_id, self.base_url(request))))
             if request.method == "GET":
+                graph.require_role(roles, graph.MESSAGE_READ_ROLES)
                 return self._graph_list(request, channel)
             document, cards = graph.read_message(request, self.validator, self.settings.max_message_bytes)
         except Refused as refused:
@@ -143,15 +154,23 @@ class TeamsApp:
         return Response(201, to_json(message))
 
     def _graph_list(self, request: Request, channel) -> Response:
+        """The channel's messages as Graph lists them: newest first, `$top` a page (20 unless asked, at most 50), the
+        next page behind `@odata.nextLink`; `@odata.count` counts the page."""
         base_url = self.base_url(request)
+        page_size, before = graph.list_position(request.query)
+        older = [m for m in reversed(self.store.messages(channel.id)) if before is None or int(m["id"]) < before]
+        page = older[:page_size]
         messages = [graph.chat_message(m, channel, self.settings.team_id, self.settings.tenant_id,
-                                       self.settings.client_id, base_url)
-                    for m in self.store.messages(channel.id)]
+                                       self.settings.client_id, base_url) for m in page]
         for message in messages:
             message.pop("@odata.context")
-        context = f"{base_url}/v1.0/$metadata#teams('{self.settings.team_id}')/channels('{channel.graph_id}')/messages"
-        return Response(200, to_json({"@odata.context": context, "@odata.count": len(messages),
-                                      "value": list(reversed(messages))}))
+        encoded_channel = quote(channel.graph_id, safe="")
+        context = f"{base_url}/v1.0/$metadata#teams('{self.settings.team_id}')/channels('{encoded_channel}')/messages"
+        document = {"@odata.context": context, "@odata.count": len(messages)}
+        if len(older) > len(page):
+            document["@odata.nextLink"] = (f"{base_url}/v1.0/teams/{self.settings.team_id}/channels/{encoded_channel}"
+                                           f"/messages?$skiptoken={graph.skip_token(page_size, int(page[-1]['id']))}")
+        return Response(200, to_json({**document, "value": messages}))
 
     def _token(self, request: Request) -> Response:
         tenant = graph.TOKEN.match(request.path).group(1)

@@ -8,6 +8,11 @@
 
 answers 201 with the chatMessage. (Real Graph takes application tokens on this endpoint only for migration; the
 stand-in takes them so the Graph path can be exercised end to end.)
+
+    GET  /v1.0/teams/<team-id>/channels/<channel-id>/messages[?$top=N]  (ChannelMessage.Read.All)
+
+lists the channel's messages newest first, $top a page (default 20, at most 50), the next page behind
+@odata.nextLink ($skiptoken); @odata.count counts the messages of the page.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import re
 import secrets
 import threading
 import time
+import uuid
 from urllib.parse import parse_qs, quote, unquote
 
 from ..http import Request
@@ -32,6 +38,12 @@ MESSAGES = re.compile(r"^/(v1\.0|beta)/teams/([^/]+)/channels/([^/]+)/messages/?
 CHANNEL = re.compile(r"^/(v1\.0|beta)/teams/([^/]+)/channels/([^/]+)/?$")
 GRAPH_RESOURCES = ("https://graph.microsoft.com", "00000003-0000-0000-c000-000000000000")
 ADAPTIVE_CARD = "application/vnd.microsoft.card.adaptive"
+# what an app token needs (one of) to read a channel, and to list its messages (application permissions)
+CHANNEL_READ_ROLES = ("Channel.ReadBasic.All", "ChannelSettings.Read.All", "ChannelSettings.ReadWrite.All",
+                      "Group.Read.All", "Group.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All")
+MESSAGE_READ_ROLES = ("ChannelMessage.Read.All", "ChannelMessage.Read.Group", "Group.Read.All", "Group.ReadWrite.All")
+DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE = 20, 50  # messages per page of a list
+WORKFLOWS_BOT_ID = "7c3f5b1e-0d4a-4e2b-9f6c-2a8d1e3b5c70"  # the stand-in's own id for the bot Workflows posts as
 ATTACHMENT_TAG = re.compile(r"<attachment\s+id=\"([^\"]*)\"\s*>\s*</attachment>", re.IGNORECASE)
 
 
@@ -48,13 +60,15 @@ class TokenRefused(Exception):
 class TokenIssuer:
     """Entra ID's v2.0 token endpoint for one tenant and one app registration; tokens expire after `token_ttl`."""
 
-    def __init__(self, tenant_id: str, tenant_domain: str, client_id: str, client_secret: str, token_ttl: int):
+    def __init__(self, tenant_id: str, tenant_domain: str, client_id: str, client_secret: str, token_ttl: int,
+                 roles: tuple[str, ...]):
         self.tenant_id, self.tenant_domain = tenant_id, tenant_domain
         self.client_id, self.client_secret = client_id, client_secret
         self.token_ttl = token_ttl
+        self.roles = tuple(roles)  # the application permissions consented for the app: the tokens' `roles`
         self._key = secrets.token_bytes(32)
         self._lock = threading.Lock()
-        self._tokens: dict[str, float] = {}  # token -> expiry (epoch seconds)
+        self._tokens: dict[str, tuple[float, tuple[str, ...]]] = {}  # token -> (expiry in epoch seconds, roles)
 
     def issue(self, tenant: str, method: str, form_body: bytes, authorization: str | None) -> dict:
         if method != "POST":
@@ -106,19 +120,19 @@ class TokenIssuer:
         ttl = self.token_ttl
         claims = {"aud": "https://graph.microsoft.com", "iss": f"https://sts.windows.net/{self.tenant_id}/",
                   "iat": int(now), "nbf": int(now), "exp": int(now + ttl), "appid": client_id, "idtyp": "app",
-                  "roles": ["Teamwork.Migrate.All", "ChannelMessage.Read.All", "Channel.ReadBasic.All"], "tid": self.tenant_id,
+                  "roles": list(self.roles), "tid": self.tenant_id,
                   "uti": secrets.token_urlsafe(16), "ver": "1.0"}
         header = _b64(json.dumps({"typ": "JWT", "alg": "HS256"}).encode())
         payload = _b64(json.dumps(claims).encode())
         signed = hmac.new(self._key, f"{header}.{payload}".encode(), hashlib.sha256).digest()
         token = f"{header}.{payload}.{_b64(signed)}"
         with self._lock:
-            self._tokens = {t: e for t, e in self._tokens.items() if e > now - 3600}
-            self._tokens[token] = now + ttl
+            self._tokens = {t: held for t, held in self._tokens.items() if held[0] > now - 3600}
+            self._tokens[token] = (now + ttl, self.roles)  # a token keeps the roles it was issued with
         return {"token_type": "Bearer", "expires_in": ttl, "ext_expires_in": ttl, "access_token": token}
 
-    def check(self, authorization: str | None) -> None:
-        """Refused (401 InvalidAuthenticationToken) unless a live token of this issuer is presented."""
+    def check(self, authorization: str | None) -> tuple[str, ...]:
+        """The roles of the live token of this issuer presented, or Refused (401 InvalidAuthenticationToken)."""
         scheme, _, token = (authorization or "").partition(" ")
         token = token.strip()
         if not authorization or scheme.lower() != "bearer" or not token:
@@ -126,16 +140,18 @@ class TokenIssuer:
         if token.count(".") != 2:
             raise _unauthenticated("IDX14100: JWT is not well formed, there are no dots (.).")
         with self._lock:
-            expiry = self._tokens.get(token)
-        if expiry is None:
+            held = self._tokens.get(token)
+        if held is None:
             raise _unauthenticated("Access token validation failure. Invalid signature.")
+        expiry, roles = held
         if expiry <= time.time():
             raise _unauthenticated("Lifetime validation failed, the token is expired.")
+        return roles
 
     def expire_all(self) -> int:
         with self._lock:
-            for token in self._tokens:
-                self._tokens[token] = 0.0
+            for token, (_, roles) in self._tokens.items():
+                self._tokens[token] = (0.0, roles)
             return len(self._tokens)
 
     def revoke_all(self) -> int:
@@ -147,6 +163,39 @@ class TokenIssuer:
 
 def _unauthenticated(message: str) -> Refused:
     return Refused(401, "InvalidAuthenticationToken", message, headers=[("WWW-Authenticate", GRAPH_WWW_AUTHENTICATE)])
+
+
+def require_role(roles: tuple[str, ...], accepted: tuple[str, ...]) -> None:
+    """Refused 403, as Graph refuses an app token without one of the application permissions a read needs."""
+    if not set(roles) & set(accepted):
+        raise Refused(403, "Forbidden", f"Missing role permissions on the request. API requires one of "
+                                        f"'{', '.join(accepted)}'. Roles on the request '{', '.join(roles)}'.")
+
+
+def list_position(query: str) -> tuple[int, int | None]:
+    """(page size, list messages older than this id or None) from a list request's `$top` and `$skiptoken`, or
+    Refused 400."""
+    options = {k.lstrip("$").lower(): v[0] for k, v in parse_qs(query, keep_blank_values=True).items()}
+    token = options.get("skiptoken")
+    if token is not None:
+        try:
+            page_size, _, before = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode().partition(":")
+            if not 1 <= int(page_size) <= MAX_PAGE_SIZE:
+                raise ValueError(page_size)
+            return int(page_size), int(before)
+        except (ValueError, UnicodeDecodeError):
+            raise Refused(400, "BadRequest", "Invalid skip token.") from None
+    top = options.get("top", str(DEFAULT_PAGE_SIZE))
+    if not top.isdigit() or int(top) < 1:
+        raise Refused(400, "BadRequest", f"Invalid value '{top}' for query option $top.")
+    if int(top) > MAX_PAGE_SIZE:
+        raise Refused(400, "BadRequest", f"Limit of '{MAX_PAGE_SIZE}' for Top Query has been exceeded.")
+    return int(top), None
+
+
+def skip_token(page_size: int, last_id: int) -> str:
+    """An opaque `$skiptoken` for the page after the one that ended with message `last_id`."""
+    return _b64(f"{page_size}:{last_id}".encode())
 
 
 def is_graph_path(path: str) -> bool:
@@ -276,8 +325,9 @@ def _message_problems(document: dict, validator: CardValidator) -> tuple[list[di
 
 def chat_message(stored: dict, channel: Channel, team_id: str, tenant_id: str, client_id: str,
                  base_url: str) -> dict:
-    """The chatMessage Graph answers with (and lists)."""
-    request = stored["request"]
+    """The chatMessage Graph answers with (and lists). A card a Workflows flow posted is listed as the flow's bot
+    posts it: an html body referencing the card, which is an attachment holding the card as a JSON string."""
+    request = stored["request"] if stored["api"] == "graph" else _as_posted_by_workflows(stored)
     message_id = stored["id"]
     encoded_channel = quote(channel.graph_id, safe="")
     return {
@@ -291,8 +341,10 @@ def chat_message(stored: dict, channel: Channel, team_id: str, tenant_id: str, c
         "webUrl": f"https://teams.microsoft.com/l/message/{encoded_channel}/{message_id}?groupId={team_id}"
                   f"&tenantId={tenant_id}&createdTime={message_id}&parentMessageId={message_id}",
         "policyViolation": None, "eventDetail": None,
-        "from": {"application": {"@odata.type": "#microsoft.graph.teamworkApplicationIdentity", "id": client_id,
-                                 "displayName": "ml-connector", "applicationIdentityType": "aadApplication"},
+        "from": {"application": {"@odata.type": "#microsoft.graph.teamworkApplicationIdentity",
+                                 "id": client_id if stored["api"] == "graph" else WORKFLOWS_BOT_ID,
+                                 "displayName": "ml-connector" if stored["api"] == "graph" else "Workflows",
+                                 "applicationIdentityType": "aadApplication" if stored["api"] == "graph" else "bot"},
                  "device": None, "user": None},
         "body": {"contentType": request["body"].get("contentType", "text"), "content": request["body"]["content"]},
         "channelIdentity": {"teamId": team_id, "channelId": channel.graph_id},
@@ -301,3 +353,10 @@ def chat_message(stored: dict, channel: Channel, team_id: str, tenant_id: str, c
                          "teamsAppId": None} for a in request.get("attachments", [])],
         "mentions": request.get("mentions", []), "reactions": [],
     }
+
+
+def _as_posted_by_workflows(stored: dict) -> dict:
+    attachment_id = uuid.uuid5(uuid.NAMESPACE_URL, f"workflows-message:{stored['id']}").hex
+    return {"body": {"contentType": "html", "content": f'<attachment id="{attachment_id}"></attachment>'},
+            "attachments": [{"id": attachment_id, "contentType": ADAPTIVE_CARD, "contentUrl": None,
+                             "content": json.dumps(card, separators=(",", ":"))} for card in stored["cards"][:1]]}

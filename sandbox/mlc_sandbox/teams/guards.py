@@ -1,5 +1,5 @@
-"""Injected faults (the next N matching requests are throttled, fail, hang or lose their connection) and the request
-log."""
+"""Injected faults (the next N matching requests are throttled, fail, hang, lose their connection, or lose their answer
+after the message was posted) and the request log."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ from ..faults import FaultQueue as _FaultQueue, RequestLog
 
 __all__ = ["FAULT_KINDS", "FAULT_APIS", "Fault", "FaultQueue", "RequestLog"]
 
-FAULT_KINDS = ("rate_limit", "status", "drop", "delay")
+FAULT_KINDS = ("rate_limit", "status", "drop", "delay", "lost_answer")
+# a message post carried out (the card is in the channel), then the connection closes without an answer
+POSTED_KINDS = ("lost_answer",)
 # which requests a fault can aim at: message posts of either API (the default), one of them, or the token endpoint
 FAULT_APIS = ("workflows", "graph", "token")
 
@@ -39,11 +41,15 @@ class Fault:
             raise ValueError(f"'api' must be one of {', '.join(FAULT_APIS)} (or absent: message posts of both)")
         if fault.kind == "status" and not 400 <= fault.status <= 599:
             raise ValueError("'status' must be a 4xx or 5xx code")
+        if fault.kind in POSTED_KINDS and fault.api == "token":
+            raise ValueError(f"'{fault.kind}' applies to message posts only (api 'workflows', 'graph' or absent)")
         if fault.count < 1 or fault.retry_after < 0:
             raise ValueError("'count' must be at least 1 and 'retry_after' at least 0")
         return fault
 
-    def hits(self, api: str, channel_id: str | None) -> bool:
+    def hits(self, api: str, channel_id: str | None, method: str) -> bool:
+        if self.kind in POSTED_KINDS and method != "POST":  # only a post leaves something behind to lose the answer of
+            return False
         if self.api is None and api == "token":
             return False
         if self.api is not None and self.api != api:
@@ -52,6 +58,6 @@ class Fault:
 
 
 class FaultQueue(_FaultQueue):
-    def next_for(self, api: str, channel_id: str | None) -> Fault | None:
-        return self.take(lambda fault: fault.hits(api, channel_id))
+    def next_for(self, api: str, channel_id: str | None, method: str) -> Fault | None:
+        return self.take(lambda fault: fault.hits(api, channel_id, method))
 

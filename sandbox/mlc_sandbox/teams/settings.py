@@ -23,6 +23,10 @@ class TeamsSettings:
     # the team every stand-in channel belongs to (a Microsoft 365 group id)
     team_id: str = "3c9e6b1a-2f4d-4b8e-a1c7-5d6e7f8a9b0c"
     team_name: str = "IFS Operations"
+    # the application permissions consented for the app registration, as its tokens' `roles` carry them: posting
+    # (migration), reading channels and listing their messages. A tenant whose admin did not consent to
+    # ChannelMessage.Read.All gets 403 on listing messages.
+    graph_roles: tuple[str, ...] = ("Teamwork.Migrate.All", "ChannelMessage.Read.All", "Channel.ReadBasic.All")
     max_message_bytes: int = MAX_MESSAGE_BYTES
     # sync: invalid cards are refused at the request (400/413) so tests see why. flow: what Workflows really does, a
     # 202 for anything signed, then the flow run fails posting the card (visible only in /_admin/rejections).

@@ -1017,8 +1017,8 @@ def main() -> None:
     print_table(results, labels)
     print("\nrecords: what the destination must hold; re-read: records a rerun was sent that had been written before "
           "the kill (largest per stream, mean per kill; aim: at most one batch per stream), apart from look-back: "
-          "those the tap's look-back window (and its >= bookmark) re-reads on every run, killed or not; without checkpoints: what "
-          "each rerun read again before checkpoints (every record written before the kill, mean per kill); left "
+          "those the tap's look-back window (and its >= bookmark) re-reads on every run, killed or not; without "
+          "checkpoints: what each rerun read again before checkpoints (every record written before the kill, mean per kill); left "
           "running: audit runs shown running (stored running) / Meltano runs RUNNING after the last run.")
     problems = findings(results, labels) + failed
     if problems:

@@ -65,7 +65,7 @@ def test_a_wrong_token_exits_1_with_the_line_to_change_and_never_prints_it(datab
     assert report["exit_status"] == 1 and report["environment"] == "sandbox"
     [line] = [r for r in report["results"] if r["status"] == "fail"]
     assert (line["system"], line["check"], line["plugins"]) == ("Databricks", "credentials", ["target-databricks"])
-    assert "HTTP 403 Invalid access token." in line["detail"] and "TARGET_DATABRICKS_TOKEN" in line["fix"]
+    assert "HTTP 403: Invalid access token." in line["detail"] and "TARGET_DATABRICKS_TOKEN" in line["fix"]
     assert WRONG_TOKEN not in completed.stdout + completed.stderr
 
     completed = mlc_check(databricks, "target-databricks", token=WRONG_TOKEN)

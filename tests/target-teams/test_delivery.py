@@ -188,18 +188,23 @@ def test_a_webhook_sealed_with_another_key_is_one_line_naming_it(teams, tmp_path
     assert teams.cards("company-10") == []
 
 
+
+def old_format_failures(config: dict, message: dict, count: int) -> None:
+    """Failed sends as trails written before the record was kept with a failed send hold them: only the message."""
+    with AuditTrail(config["audit_url"]) as trail:
+        with trail.start_run(flow="ifs-to-teams", plugin="target-teams") as run:
+            run.remember_schema("posting_proposals", {"type": "object", "properties": PROPOSAL}, ["Company", "InvoiceNo"])
+            run.record([AuditEntry(stream="posting_proposals", key={"Company": "10", "InvoiceNo": f"INV-{n}"},
+                                   operation="insert", outcome="failed", destination="company-10", payload=message,
+                                   error="channel 'company-10' unreachable") for n in range(count)])
+
 def test_failures_of_older_versions_that_kept_only_the_message_are_posted_once_per_message(teams, tmp_path):
     """Trails written before the record was kept with a failed send: each entry of a digest held the whole digest."""
     config = config_for(teams, tmp_path)
     digest = {"type": "message", "attachments": [{"contentType": "application/vnd.microsoft.card.adaptive",
                                                   "contentUrl": None, "content": {
         "type": "AdaptiveCard", "version": "1.5", "body": [{"type": "TextBlock", "text": "Posting Proposals: 3 to review"}]}}]}
-    with AuditTrail(config["audit_url"]) as trail:
-        with trail.start_run(flow="ifs-to-teams", plugin="target-teams") as run:
-            run.remember_schema("posting_proposals", {"type": "object", "properties": PROPOSAL}, ["Company", "InvoiceNo"])
-            run.record([AuditEntry(stream="posting_proposals", key={"Company": "10", "InvoiceNo": f"INV-{n}"},
-                                   operation="insert", outcome="failed", destination="company-10", payload=digest,
-                                   error="channel 'company-10' unreachable") for n in range(3)])
+    old_format_failures(config, digest, 3)
     send(tmp_path, config, NOTHING_NEW)
     assert [c["body"][0]["text"] for c in teams.cards("company-10")] == ["Posting Proposals: 3 to review"]
     assert list(AuditTrail(config["audit_url"]).failures()) == []

@@ -9,13 +9,13 @@ import time
 
 import pytest
 
-from ml_connector_core.audit import AuditEntry, AuditTrail
+from ml_connector_core.audit import AuditTrail
 from ml_connector_core.oauth import ClientCredentialsAuth
 from mlc_sandbox.teams import TeamsSandbox
 from support.replay import replay_run
 from support.singer import state_message
 from target_teams.delivery import UNKNOWN_DELIVERY, DeliveryUnknown, GraphDelivery, WorkflowsDelivery
-from test_delivery import NOTHING_NEW, PROPOSAL, config_for, proposal, send, teams  # noqa: F401 - the fixture
+from test_delivery import NOTHING_NEW, config_for, old_format_failures, proposal, send, teams  # noqa: F401 - the fixture
 
 CLOSING_STATE = state_message({"bookmarks": {"posting_proposals": {"replication_key_value": "2026-11-30T00:00:00Z"}}})
 
@@ -194,12 +194,7 @@ def test_an_old_failure_redone_by_its_message_with_its_answer_lost_is_not_redone
     card = {"type": "AdaptiveCard", "version": "1.5", "body": [{"type": "TextBlock", "text": "Posting Proposals: 2"}]}
     message = {"type": "message", "attachments": [{"contentType": "application/vnd.microsoft.card.adaptive",
                                                    "contentUrl": None, "content": card}]}
-    with AuditTrail(config["audit_url"]) as trail:
-        with trail.start_run(flow="ifs-to-teams", plugin="target-teams") as run:
-            run.remember_schema("posting_proposals", {"type": "object", "properties": PROPOSAL}, ["Company", "InvoiceNo"])
-            run.record([AuditEntry(stream="posting_proposals", key={"Company": "10", "InvoiceNo": f"INV-{n}"},
-                                   operation="insert", outcome="failed", destination="company-10", payload=message,
-                                   error="channel 'company-10' unreachable") for n in range(2)])
+    old_format_failures(config, message, 2)
     teams.add_fault("lost_answer", channel="company-10")
     assert send(tmp_path, config, NOTHING_NEW, check=False).returncode == 3
     send(tmp_path, config, NOTHING_NEW)

@@ -920,6 +920,13 @@ def measure(flow: Flow, kills: int, seed: int, fault_rate: float, key: str, fold
 # --- The report ---
 
 
+def outcome_line(r: Result) -> str:
+    re_read = max((n for k in r.kills for n in k.re_read.values()), default=0)
+    return (f"{r.flow}, faults {r.fault_rate:.0%}: {r.lost_count:,} lost, {r.duplicated_count:,} duplicated, "
+            f"re-read at most {re_read:,} per stream (batch {r.batch:,}) after {len(r.kills)}/{r.kills_wanted} kills, "
+            f"{r.audit_running + r.meltano_running} runs left running")
+
+
 def print_table(results: list[Result], labels: dict[str, str]) -> None:
     header = ("flow", "faults", "records", "kills", "lost", "duplicated", "re-read max/stream", "re-read mean",
               "batch", "look-back mean", "without checkpoints mean", "left running audit/Meltano", "load s",
@@ -1002,6 +1009,8 @@ def main() -> None:
                 for rate in ([0.0, args.fault_rate] if args.fault_rate else [0.0]):
                     results.append(measure(flow, args.kills, args.seed, rate, key,
                                            folder / name / f"faults-{rate:g}"))
+                    # at once, so that a long run stopped part-way still has the flows measured before
+                    print(f"  {outcome_line(results[-1])}", flush=True)
             except Exception as exc:  # noqa: BLE001 - the other flows still run; the exit status says so
                 failed.append(f"{kind.label}: {type(exc).__name__}: {str(exc)[-3000:]}")
                 print(f"  FAILED: {failed[-1]}", flush=True)

@@ -59,10 +59,10 @@ def ca_bundle_problem(value: Any) -> str | None:
         return f"{str(path)!r} is a folder: give one PEM file (the CA certificates concatenated)"
     try:
         _verifying_context().load_verify_locations(cafile=str(path))
+    except ssl.SSLError:  # before OSError, which it is
+        return f"{str(path)!r} holds no PEM CA certificate (-----BEGIN CERTIFICATE----- blocks expected)"
     except OSError as exc:
         return f"cannot read {str(path)!r}: {exc.strerror or exc}"
-    except ssl.SSLError:
-        return f"{str(path)!r} holds no PEM CA certificate (-----BEGIN CERTIFICATE----- blocks expected)"
     return None
 
 
@@ -91,8 +91,10 @@ class UntrustedCertificateError(RuntimeError):
         from ml_connector_core.check import setting_ref
 
         setting = setting_ref(plugin_name, CA_BUNDLE) if plugin_name else f"the plugin's {CA_BUNDLE} setting"
-        trusted = (f"the public CAs and those in {CA_BUNDLE} {self.ca_bundle!r}" if self.ca_bundle
-                   else "the public CAs" + (" and REQUESTS_CA_BUNDLE's bundle" if _environment_bundle() else ""))
+        variable = _environment_bundle_variable()
+        trusted = f"the CAs in {variable} ({os.environ[variable]})" if variable else "the public CAs (certifi)"
+        if self.ca_bundle:
+            trusted += f" and those in {CA_BUNDLE} ({self.ca_bundle})"
         return (f"TLS: the certificate of {self.host} ({self.origin}) is not trusted ({self.reason}); trusted are "
                 f"{trusted}. If a company proxy or a private CA signs it, set {setting} to a PEM file with that CA "
                 "(or REQUESTS_CA_BUNDLE to a bundle that holds it); otherwise something may be intercepting the "
@@ -158,11 +160,14 @@ def _verifying_context() -> ssl.SSLContext:
     return context
 
 
+def _environment_bundle_variable() -> str | None:
+    """The variable requests takes its bundle from in place of certifi's, if one is set."""
+    return next((name for name in CA_BUNDLE_VARIABLES if os.environ.get(name)), None)
+
+
 def _environment_bundle() -> str | None:
-    for name in CA_BUNDLE_VARIABLES:
-        if os.environ.get(name):
-            return os.environ[name]
-    return None
+    variable = _environment_bundle_variable()
+    return os.environ[variable] if variable else None
 
 
 def _verification_failure(exc: BaseException) -> str | None:

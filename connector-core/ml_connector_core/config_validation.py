@@ -23,7 +23,7 @@ from jsonschema import ValidationError
 from singer_sdk.exceptions import ConfigValidationError
 
 from ml_connector_core.check import setting_ref
-from ml_connector_core.tls import CA_BUNDLE, UntrustedCertificateError, ca_bundle_problem
+from ml_connector_core.tls import CA_BUNDLE, CaBundleError, UntrustedCertificateError, ca_bundle_problem
 
 _REQUIRED = re.compile(r"^'(?P<name>[^']+)' is a required property$")
 _TYPE_WORDS = {"integer": "a whole number", "number": "a number", "string": "text", "boolean": "true or false",
@@ -126,6 +126,6 @@ def config_errors_end_the_command(plugin: Any, ctx: click.Context) -> Iterator[N
         for error in exc.errors or [str(exc)]:
             plugin.logger.error(error)
         ctx.exit(1)
-    except UntrustedCertificateError as exc:  # fixed by a setting as well: said in one line, not a traceback
+    except (UntrustedCertificateError, CaBundleError) as exc:  # fixed by a setting too: one line, no traceback
         plugin.logger.error(exc.message_for(plugin.name))
         ctx.exit(1)

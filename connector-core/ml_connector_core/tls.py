@@ -27,7 +27,6 @@ from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
-from singer_sdk.exceptions import ConfigValidationError
 
 CA_BUNDLE = "ca_bundle"
 #: What requests itself reads (in this order) when a session trusts its environment.
@@ -66,11 +65,18 @@ def ca_bundle_problem(value: Any) -> str | None:
     return None
 
 
-class CaBundleError(ConfigValidationError):
-    """A ``ca_bundle`` that cannot be used; the message names the setting (a configuration error, one line)."""
+class CaBundleError(ValueError):
+    """A ``ca_bundle`` that cannot be used; the message names the setting. (A plugin's configuration check says the
+    same before any session is made: :func:`ml_connector_core.config_validation.config_problems`.)"""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message, errors=[message])
+    def __init__(self, problem: str) -> None:
+        self.problem = problem
+        super().__init__(self.message_for(None))
+
+    def message_for(self, plugin_name: str | None) -> str:
+        from ml_connector_core.check import setting_ref
+
+        return f"{setting_ref(plugin_name, CA_BUNDLE) if plugin_name else CA_BUNDLE}: {self.problem}"
 
 
 class UntrustedCertificateError(RuntimeError):
@@ -107,7 +113,7 @@ def new_session(config: Mapping[str, Any] | None = None) -> requests.Session:
     ca_bundle = (config or {}).get(CA_BUNDLE) or None
     problem = ca_bundle_problem(ca_bundle)
     if problem:
-        raise CaBundleError(f"{CA_BUNDLE}: {problem}")
+        raise CaBundleError(problem)
     return TrustingSession(str(Path(ca_bundle).expanduser()) if ca_bundle else None)
 
 

@@ -348,7 +348,11 @@ def _wait(args: argparse.Namespace) -> None:
     from .http import trusting_certificate
 
     tls_cert, _ = ports.tls_files()
-    context = trusting_certificate(tls_cert) if tls_cert else None  # the stand-ins serve that very certificate
+    try:
+        context = trusting_certificate(tls_cert) if tls_cert else None  # the stand-ins serve that very certificate
+    except OSError as exc:  # ssl.SSLError too
+        sys.exit(f"mlc-sandbox wait: {ports.TLS_CERT_ENV} {tls_cert!r} cannot be read as a PEM certificate: "
+                 f"{exc.strerror or exc}")
     deadline = time.monotonic() + args.timeout
     for name in args.names:
         url = f"{ports.scheme()}://{ports.HOST}:{ports.default_port(name)}/_admin/health"

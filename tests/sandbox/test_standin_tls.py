@@ -19,6 +19,7 @@ from mlc_sandbox.jaggaer.sandbox import JaggaerSandbox
 from mlc_sandbox.jira.sandbox import JiraSandbox
 from mlc_sandbox.salesforce.sandbox import SalesforceSandbox, SalesforceSandboxProcess
 from mlc_sandbox.teams.sandbox import TeamsSandbox
+from support.ports import free_port_base
 from support.tls import make_tls
 
 SCALE, SEED = 200, 7
@@ -170,3 +171,14 @@ def test_env_prints_https_urls_when_the_stand_ins_serve_tls(sandbox_tls):
     printed = mlc_sandbox("env", env=sandbox_tls.serve_environment).stdout
     assert "export MLC_SANDBOX_SALESFORCE_URL=https://127.0.0.1:" in printed
     assert "http://" not in printed
+
+
+def test_wait_checks_over_https_when_the_stand_ins_serve_tls(sandbox_tls):
+    base = free_port_base()
+    env = {**sandbox_tls.serve_environment, "MLC_SANDBOX_PORT_BASE": str(base)}
+    with SalesforceSandbox(port=base + 400, **sandbox_tls.server_options):
+        waited = mlc_sandbox("wait", "salesforce", "--timeout", "30", env=env)
+        assert waited.returncode == 0, waited.stderr
+    unreadable = mlc_sandbox("wait", "salesforce", "--timeout", "1",
+                             env={**env, "MLC_SANDBOX_TLS_CERT": str(sandbox_tls.key_file)})
+    assert unreadable.returncode != 0 and "MLC_SANDBOX_TLS_CERT" in unreadable.stderr

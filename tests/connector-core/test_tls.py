@@ -64,6 +64,15 @@ def test_requests_ca_bundle_alone_is_honoured_also_by_session_send(jira, sandbox
     assert jira_client(jira_config(jira)).myself()["emailAddress"] == jira.email
 
 
+def test_jira_oauth_token_and_accessible_resources_over_tls(jira, sandbox_tls, public_cas_only):
+    config = {"base_url": jira.base_url, "oauth_client_id": jira.client_id, "oauth_client_secret": jira.client_secret,
+              "oauth_refresh_token": jira.refresh_token, "oauth_token_url": jira.token_url,
+              "oauth_api_url": jira.base_url, "ca_bundle": str(sandbox_tls.ca_file)}
+    client = jira_client(config)  # a token, then the cloud id from accessible-resources: both over HTTPS
+    assert client.api_root == f"{jira.api_url}/rest/api/3"
+    assert client.myself()["emailAddress"] == jira.email
+
+
 def test_an_untrusted_certificate_ends_the_call_at_once_naming_host_and_setting(jira, public_cas_only):
     client = jira_client(jira_config(jira, max_tries=8))
     with pytest.raises(UntrustedCertificateError) as refused:
@@ -73,6 +82,21 @@ def test_an_untrusted_certificate_ends_the_call_at_once_naming_host_and_setting(
     assert "unable to get local issuer certificate" in message and "ca_bundle" in message
     assert client.requests_sent == 1  # not retried: another try cannot help
     assert refused.value.message_for("tap-jiracloud").count("ca_bundle (TAP_JIRACLOUD_CA_BUNDLE)") == 1
+
+
+def test_the_host_name_is_verified_as_well(tmp_path):
+    import trustme
+
+    ca = trustme.CA()
+    only_localhost = ca.issue_cert("localhost")
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    only_localhost.private_key_pem.write_to_path(str(tmp_path / "key.pem"))
+    (tmp_path / "chain.pem").write_bytes(b"".join(blob.bytes() for blob in only_localhost.cert_chain_pems))
+    with JiraSandbox(port=0, tls_cert=tmp_path / "chain.pem", tls_key=tmp_path / "key.pem") as jira:
+        session = new_session({"ca_bundle": str(tmp_path / "ca.pem")})
+        assert session.get(f"https://localhost:{jira.port}/_admin/health").status_code == 200
+        with pytest.raises(UntrustedCertificateError, match="not valid for '127.0.0.1'"):
+            session.get(f"https://127.0.0.1:{jira.port}/_admin/health")
 
 
 def test_a_token_endpoint_with_an_untrusted_certificate_says_so_too(sandbox_tls, public_cas_only):

@@ -186,7 +186,8 @@ class SalesforceApp:
                 return answer(status, {"error": "unknown_error", "error_description": "retry your request"},
                               headers=[("Retry-After", str(fault.retry_after))] if status == 503 else [])
         try:
-            response = answer(200, self.sessions.issue(request.body, self.base_url(request)),
+            response = answer(200, self.sessions.issue(request.body, self.base_url(request),
+                                                        request.headers.get("Authorization")),
                               headers=[("Cache-Control", "no-cache,no-store")])
         except TokenRefused as refused:
             response = answer(400, refused.body)
@@ -368,7 +369,7 @@ class SalesforceApp:
         update = call.request.method == "PATCH"
         results = []
         with self.org.lock:
-            self.org.begin()
+            mark = self.org.begin()
             try:
                 for sobject, record in zip(types, records):
                     body = {k: v for k, v in record.items() if k != "attributes" and (not update or k != "Id")}
@@ -389,7 +390,7 @@ class SalesforceApp:
                     else:
                         results.append({"id": row["Id"], "success": True, "errors": []})
                 if all_or_none and any(not r["success"] for r in results):
-                    self.org.rollback()
+                    self.org.rollback(mark)
                     results = [r if not r["success"] else {"success": False, "errors": [ROLLED_BACK.as_result_error()]}
                                for r in results]
             finally:
@@ -405,7 +406,7 @@ class SalesforceApp:
         all_or_none = params.get("allOrNone", "false").lower() == "true"
         results = []
         with self.org.lock:
-            self.org.begin()
+            mark = self.org.begin()
             try:
                 for record_id in wanted:
                     sobject = OBJECTS.get(PREFIXES.get(record_id[:3], ""))
@@ -423,7 +424,7 @@ class SalesforceApp:
                     else:
                         results.append({"id": ids.to18(record_id), "success": True, "errors": []})
                 if all_or_none and any(not r["success"] for r in results):
-                    self.org.rollback()
+                    self.org.rollback(mark)
                     results = [r if not r["success"] else {"id": r["id"], "success": False,
                                                            "errors": [ROLLED_BACK.as_result_error()]}
                                for r in results]
@@ -457,7 +458,13 @@ class SalesforceApp:
             rows = org.all_rows(query.sobject.name) if include_deleted else org.live(query.sobject.name)
             rows.sort(key=lambda row: row["Id"])
             found = soql.run(query, rows, lambda name, record_id: org.rows[name].get(ids.lookup_key(record_id)))
-            records = [_render_row(query, row, call.version) for row in found]
+            if query.count_only:  # COUNT(): the number in totalSize, no records
+                return answer(200, {"totalSize": len(found), "done": True, "records": []})
+            if query.aggregates:
+                end = None if query.limit is None else query.offset + query.limit
+                records = [query.aggregate(found)][query.offset:end]
+            else:
+                records = [_render_row(query, row, call.version) for row in found]
         return self._page(call, Cursor(records, self._batch_size(call), call.parts[0]), None, 0)
 
     def _page(self, call: Call, cursor: Cursor, locator: str | None, offset: int) -> Response:

@@ -60,6 +60,7 @@ class Org:
                 name: {f.name: {} for f in o.external_ids} for name, o in OBJECTS.items()}
             self.counters = {name: 0 for name in OBJECTS}
             self.items_by_order: dict[str, set[str]] = {}  # Order id -> lookup keys of its live items
+            self.created = self.now()  # the org's start: its delete log reaches back to here (getDeleted)
             self._seed()
 
     def _seed(self) -> None:

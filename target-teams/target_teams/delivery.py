@@ -10,6 +10,7 @@ import requests
 
 from ml_connector_core.http import RETRIABLE_STATUS, with_retries
 from ml_connector_core.oauth import ClientCredentialsAuth
+from ml_connector_core.tls import new_session
 from target_teams import cards
 
 logger = logging.getLogger(__name__)
@@ -29,8 +30,8 @@ class Retriable(RuntimeError):
 
 
 class Delivery:
-    def __init__(self, max_tries: int = 8, timeout: float = 30) -> None:
-        self.session = requests.Session()
+    def __init__(self, max_tries: int = 8, timeout: float = 30, session: requests.Session | None = None) -> None:
+        self.session = session or new_session()
         self.max_tries = max_tries
         self.timeout = timeout
         self.attempts = 0

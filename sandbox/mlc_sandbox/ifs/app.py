@@ -59,6 +59,7 @@ class IfsApp:
                             else render.timestamp_objversion)
         self.odata = ODataService(self)
         self.host_port = "127.0.0.1"
+        self.scheme = "http"  # "https" once served over TLS (http.Server sets both)
 
     def apply_settings(self, changes: dict) -> None:
         if "token_ttl" in changes:
@@ -131,7 +132,7 @@ class IfsApp:
         return self.odata.handle(request, projection, service_root, rest or "")
 
     def _issuer(self, request: Request, realm: str) -> str:
-        return f"http://{request.headers.get('Host') or self.host_port}/auth/realms/{realm}"
+        return f"{self.scheme}://{request.headers.get('Host') or self.host_port}/auth/realms/{realm}"
 
     def _token(self, request: Request, realm: str) -> Response:
         if realm != self.settings.realm:

@@ -165,7 +165,7 @@ class ODataService:
         # a tenant may ignore the header: then every request gets local times and local filter literals
         utc = (self.profile.time_zone_header != "ignored"
                and (request.headers.get("X-Ifs-Time-Zone-Aware-Request") or "").strip().lower() == "true")
-        context_root = f"http://{request.headers.get('Host') or self.ifs.host_port}{service_root}"
+        context_root = f"{self.ifs.scheme}://{request.headers.get('Host') or self.ifs.host_port}{service_root}"
         try:
             if rest in ("", "/"):
                 if request.method != "GET":

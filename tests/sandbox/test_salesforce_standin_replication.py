@@ -93,6 +93,7 @@ def test_windows_salesforce_refuses(sf, api):
     assert unencoded.status_code == 400
     assert unencoded.json()[0]["message"] == "start date is not in the correct format"
     missing_end = api.get(f"{sf.api_url}/sobjects/Account/updated", params={"start": iso(now)})
-    assert missing_end.status_code == 400 and missing_end.json()[0]["message"] == "end date is not in the correct format"
+    assert missing_end.status_code == 400
+    assert missing_end.json()[0]["message"] == "end date is not in the correct format"
     assert api.get(f"{sf.api_url}/sobjects/Nothing__c/updated", params={"start": iso(now)}).status_code == 404
     assert api.post(f"{sf.api_url}/sobjects/Account/updated").status_code == 405

@@ -212,7 +212,7 @@ class SalesforceApp:
         if head == "composite" and len(parts) == 3 and method in ("GET", "POST"):
             return self._retrieve_collection(call)
         if head == "composite":
-            return self._composite(call)
+            return self._collection_write(call)
         if len(parts) == 1:
             return answer(200, {"encoding": "UTF-8", "maxBatchSize": MAX_COLLECTION,
                                 "sobjects": [o.summary(call.version) for o in OBJECTS.values()]})
@@ -327,7 +327,7 @@ class SalesforceApp:
                             for record_id in found])
 
     # --- collections ----------------------------------------------------------------------------------------------
-    def _composite(self, call: Call) -> Response:
+    def _collection_write(self, call: Call) -> Response:
         parts, method = call.parts, call.request.method
         if method == "DELETE":
             return self._delete_collection(call)

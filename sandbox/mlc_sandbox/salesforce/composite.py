@@ -7,7 +7,8 @@ What it follows (REST API Developer Guide: "Send Multiple Requests Using Composi
 - subrequests reach sObject resources (rows, by external id, describe, updated/deleted), query/queryAll and sObject
   Collections; at most 25 of them, at most 5 of those queries or collections;
 - referenceId starts with a letter or a digit and holds only letters, digits and '_' (otherwise the whole request is
-  400 JSON_PARSER_ERROR, as from API version 52.0); references are `@{ref.field}`, `@{ref.records[0].Id}`, case-sensitive;
+  400 JSON_PARSER_ERROR, as from API version 52.0); references are `@{ref.field}`, `@{ref.records[0].Id}`,
+  case-sensitive;
 - allOrNone false: a subrequest that refers to a failed one is not run (400 PROCESSING_HALTED "Invalid reference
   specified. No value for ref.id found in ref."), the others are; allOrNone true: the first failure rolls everything
   back, every other subrequest answers 400 PROCESSING_HALTED "The transaction was rolled back since another operation
@@ -22,13 +23,10 @@ import json
 import re
 from dataclasses import dataclass
 from email.message import Message
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 from urllib.parse import unquote
 
 from ..http import Request, Response
-
-if TYPE_CHECKING:
-    from .app import Call
 
 MAX_SUBREQUESTS = 25
 MAX_QUERIES_AND_COLLECTIONS = 5

@@ -207,8 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
         "jira", help="Jira Cloud (REST API v3 checked against the official OpenAPI document, JQL search, OAuth 3LO)"))
 
     _salesforce_arguments(serve_targets.add_parser(
-        "salesforce", help="Salesforce (REST API v62.0: client-credentials tokens, upsert by external id, sObject "
-                           "Collections, SOQL with paging, API usage limit)"))
+        "salesforce", help="Salesforce (REST API v31.0-v68.0: client-credentials tokens, upsert by external id, "
+                           "sObject Collections, Composite, SOQL with paging and COUNT, updated/deleted, limits)"))
 
     _jaggaer_arguments(serve_targets.add_parser(
         "jaggaer", help="JAGGAER One (customer-instance REST API: client-credentials tokens, suppliers and purchase "

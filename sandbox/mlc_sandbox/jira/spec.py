@@ -53,6 +53,7 @@ SERVED_PATHS = (
     "/rest/api/3/issue/createmeta/{projectIdOrKey}/issuetypes/{issueTypeId}", "/rest/api/3/field",
     "/rest/api/3/priority", "/rest/api/3/issue", "/rest/api/3/issue/bulk", "/rest/api/3/issue/{issueIdOrKey}",
     "/rest/api/3/issue/{issueIdOrKey}/transitions", "/rest/api/3/issue/{issueIdOrKey}/comment",
+    "/rest/api/3/issue/{issueIdOrKey}/comment/{id}",
     "/rest/api/3/search/jql", "/rest/api/3/search", "/rest/api/3/search/approximate-count",
 )
 

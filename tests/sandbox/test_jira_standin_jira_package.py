@@ -184,6 +184,51 @@ def test_create_fetch_and_update_with_v3_documents(jira):
     assert client(jira).issue(created.key).fields.description == "Supplier *ACME*"  # what v2 shows
 
 
+WIKI_SAMPLE = """h1. Purchase order PO-1001
+
+Supplier *ACME AB*, buyer _Anna Berg_, order {{PO-1001}} -cancelled- +confirmed+
+Link: [IFS Cloud|https://ifs.example.com/po/1001] and [https://example.com/terms]
+
+* first line
+** first line, detail
+* second line
+
+# step one
+# step two
+
+{code:sql}
+SELECT * FROM purchase_order
+{code}
+
+bq. Quoted from the supplier
+
+----
+
+Regards"""
+
+
+def test_wiki_markup_is_kept_as_a_document_both_versions_read(jira):
+    from mlc_sandbox.jira.spec import AdfValidator
+
+    v2, v3 = client(jira), client(jira, "3")
+    issue = new_issue(v2, description=WIKI_SAMPLE)
+
+    assert v2.issue(issue.key).fields.description == WIKI_SAMPLE
+    document = v3.issue(issue.key).raw["fields"]["description"]
+    assert AdfValidator().is_document(document)
+    assert [block["type"] for block in document["content"]] == [
+        "heading", "paragraph", "bulletList", "orderedList", "codeBlock", "blockquote", "rule", "paragraph"]
+
+    # what wiki markup cannot say reaches v2 as text: a table's cells, a mention as [~accountid:...]
+    anna = jira.info()["account_ids"]["anna.berg@example.com"]
+    rich = {"type": "doc", "version": 1, "content": [
+        {"type": "paragraph", "content": [text("Ask "), {"type": "mention", "attrs": {"id": anna}}]},
+        {"type": "table", "content": [{"type": "tableRow", "content": [
+            {"type": "tableCell", "content": [{"type": "paragraph", "content": [text("cell")]}]}]}]}]}
+    v3.issue(issue.key).update(fields={"description": rich})
+    assert v2.issue(issue.key).fields.description == f"Ask [~accountid:{anna}]\n\ncell"
+
+
 def test_latest_is_v2_with_its_own_self_link(jira):
     latest = client(jira, "latest")
 

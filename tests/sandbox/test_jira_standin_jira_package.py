@@ -316,6 +316,10 @@ def test_add_comment_with_v2_text(jira):
         jira_client.add_comment(issue, "   ")
     assert empty.value.response.json()["errors"] == {"comment": "Comment body can not be empty!"}
 
+    issue.update(summary="Received", comment="Noted on the edit")  # the package puts it in update.comment
+    assert issue.fields.summary == "Received"
+    assert [c.body for c in jira_client.comments(issue)][-1] == "Noted on the edit"
+
 
 def test_add_comment_with_v3_documents(jira):
     jira_client = client(jira, "3")

@@ -123,7 +123,8 @@ class IssueStore:
         """`adf`: rich text comes as ADF documents (v3), else as wiki markup strings (v2)."""
         fields = dict(body.get("fields") or {})
         update = dict(body.get("update") or {})
-        comments = self._comment_operations(update.pop("comment", None), adf)
+        if "comment" in update:  # comments come on edit and transition; the create screen has no comment field
+            raise FieldErrors({"comment": _not_settable("comment")})
         fields = self._merge_update(fields, update, None)
         errors: dict[str, str] = {}
         project = self._project(fields.get("project"))
@@ -148,7 +149,6 @@ class IssueStore:
             self._apply(issue, changes)
             self._issues[issue.id] = issue
             self._by_key[issue.key] = issue
-            self._add_comments(issue, comments)
         return issue
 
     def edit(self, id_or_key: str, body: dict, adf: bool = True) -> Issue:
@@ -178,7 +178,7 @@ class IssueStore:
         return issue
 
     def _comment_operations(self, operations, adf: bool) -> list[dict]:
-        """The comment bodies of `update.comment` ([{"add": {"body": ...}}], as on create, edit and transition),
+        """The comment bodies of `update.comment` ([{"add": {"body": ...}}], as on edit and transition),
         checked like a comment of their own; stored form (ADF)."""
         if not operations:
             return []

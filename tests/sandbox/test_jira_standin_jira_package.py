@@ -100,6 +100,16 @@ def test_oauth_access_token_through_the_gateway(jira, version):
     assert refused.value.status_code == 401
 
 
+def test_only_the_versions_cloud_serves(jira):
+    auth = (jira.email, jira.api_token)
+    for version in ("2", "latest"):
+        me = requests.get(f"{jira.base_url}/rest/api/{version}/myself", auth=auth)
+        assert me.status_code == 200
+        assert me.json()["self"].startswith(f"{jira.base_url}/rest/api/2/user?")
+    unknown = requests.get(f"{jira.base_url}/rest/api/4/myself", auth=auth)
+    assert unknown.status_code == 404
+
+
 # projects
 
 @pytest.mark.parametrize("version", VERSIONS)

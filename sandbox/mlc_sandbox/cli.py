@@ -204,7 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
         "teams", help="Microsoft Teams (Workflows webhooks and Graph channel messages, Adaptive Card 1.5 checks)"))
 
     _jira_arguments(serve_targets.add_parser(
-        "jira", help="Jira Cloud (REST API v3 checked against the official OpenAPI document, JQL search, OAuth 3LO)"))
+        "jira", help="Jira Cloud (REST API v3, v2 and latest checked against the official OpenAPI document, JQL search, "
+                     "OAuth 3LO)"))
 
     _salesforce_arguments(serve_targets.add_parser(
         "salesforce", help="Salesforce (REST API v31.0-v68.0: client-credentials tokens, upsert by external id, "

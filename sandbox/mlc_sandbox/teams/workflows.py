@@ -39,6 +39,8 @@ CONNECTOR_CARD = "application/vnd.microsoft.teams.card.o365connector"
 # the properties Microsoft's connector reference marks required in every attachment (AdaptiveCardItemSchema)
 REQUIRED_IN_ATTACHMENT = ("contentType", "contentUrl", "content")
 SCHEMA_MISMATCH = "TriggerInputSchemaMismatch"
+# the top-level fields of an Office 365 connector card (MessageCard; pymsteams sends no "@type")
+MESSAGE_CARD_FIELDS = {"@type", "@context", "title", "text", "summary", "sections", "potentialAction", "themeColor"}
 # what the template's "Send each adaptive card" loop answers when the message has no attachments (a MessageCard,
 # {"text": ...}): the trigger took it, the run fails
 NO_ATTACHMENTS_RUN_FAILURE = ("The execution of template action 'Send_each_adaptive_card' failed: the result of the "
@@ -193,8 +195,8 @@ def envelope_problems(document: dict) -> list[Problem]:
     found = []
     attachments = document.get("attachments")
     if attachments is None:
-        hint = (" (this is an Office 365 connector MessageCard: Workflows posts Adaptive Cards only, sent as "
-                "{\"type\": \"message\", \"attachments\": [...]})" if document.get("@type") == "MessageCard" else "")
+        hint = (" (this is an Office 365 connector card, a MessageCard: Workflows posts Adaptive Cards only, sent "
+                "as {\"type\": \"message\", \"attachments\": [...]})" if MESSAGE_CARD_FIELDS & set(document) else "")
         found.append(problem("$.attachments", NO_ATTACHMENTS_RUN_FAILURE + hint, "ExpressionEvaluationFailed"))
     elif not attachments:
         found.append(problem("$.attachments", "'attachments' is empty: the flow run posts no card",

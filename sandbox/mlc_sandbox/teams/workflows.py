@@ -189,38 +189,36 @@ def read_message(request: Request, validator: CardValidator, max_bytes: int) -> 
 def envelope_problems(document: dict) -> list[Problem]:
     """What the flow run makes of a message the trigger took: the documented envelope {"type": "message",
     "attachments": [one Adaptive Card, "contentUrl": null]}. The first problem is the run's failure."""
-    def problem(path: str, message: str, code: str) -> Problem:
-        return Problem(path, message, code)
-
     found = []
     attachments = document.get("attachments")
     if attachments is None:
         hint = (" (this is an Office 365 connector card, a MessageCard: Workflows posts Adaptive Cards only, sent "
                 "as {\"type\": \"message\", \"attachments\": [...]})" if MESSAGE_CARD_FIELDS & set(document) else "")
-        found.append(problem("$.attachments", NO_ATTACHMENTS_RUN_FAILURE + hint, "ExpressionEvaluationFailed"))
+        found.append(Problem("$.attachments", NO_ATTACHMENTS_RUN_FAILURE + hint, "ExpressionEvaluationFailed"))
     elif not attachments:
-        found.append(problem("$.attachments", "'attachments' is empty: the flow run posts no card",
+        found.append(Problem("$.attachments", "'attachments' is empty: the flow run posts no card",
                              "NoAdaptiveCard"))
     if document.get("type") != "message":
-        found.append(problem("$.type", f"'type' must be \"message\", not {json.dumps(document.get('type'))}",
+        found.append(Problem("$.type", f"'type' must be \"message\", not {json.dumps(document.get('type'))}",
                              "InvalidMessageType"))
     if not attachments:
         return found
     if len(attachments) > 1:
-        found.append(problem("$.attachments", f"Workflows posts one card per message; this message has "
+        found.append(Problem("$.attachments", f"the stand-in takes one card per message (the Workflows template posts "
+                                              f"each attachment as a message of its own); this message has "
                                               f"{len(attachments)} attachments", "TooManyAttachments"))
     attachment = attachments[0]
     content_type = attachment.get("contentType")
     if content_type == CONNECTOR_CARD:
-        found.append(problem("$.attachments[0].contentType", "Workflows does not post message cards (Office 365 "
+        found.append(Problem("$.attachments[0].contentType", "Workflows does not post message cards (Office 365 "
                                                              f"connector cards); send {ADAPTIVE_CARD}",
                              "UnsupportedAttachment"))
     elif content_type != ADAPTIVE_CARD:
-        found.append(problem("$.attachments[0].contentType",
+        found.append(Problem("$.attachments[0].contentType",
                              f"'contentType' must be \"{ADAPTIVE_CARD}\", not {json.dumps(content_type)}",
                              "UnsupportedAttachment"))
     if attachment.get("contentUrl") is not None:
-        found.append(problem("$.attachments[0].contentUrl", "'contentUrl' must be null (Microsoft: \"Value should "
+        found.append(Problem("$.attachments[0].contentUrl", "'contentUrl' must be null (Microsoft: \"Value should "
                                                             "always be null\"): the card goes in 'content'",
                              "UnsupportedAttachment"))
     return found

@@ -13,7 +13,7 @@ from ..http import Request, Response
 from . import admin, render
 from .auth import Credentials, TokenIssuer
 from .guards import FaultInjector, FaultRates, RateLimiter, RequestLog
-from .odata import JSON, ODataService, odata_error
+from .odata import JSON, ODATA_VERSION, ODataService, odata_error
 from .profile import Profile
 from .store import Store
 
@@ -86,6 +86,8 @@ class IfsApp:
             authorization=_redacted(request.headers.get("Authorization")),
         )
         response, entry["kind"], entry["fault"] = self._answer(request)
+        if entry["kind"] == "data":  # every answer of a projection service, errors and injected faults included
+            response.headers.append(("OData-Version", ODATA_VERSION))
         self.log.finish(entry, response, started)
         return response
 

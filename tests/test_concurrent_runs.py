@@ -172,3 +172,76 @@ def test_every_job_has_extractors_of_its_own():
         for extractor in extractors_of(project, expanded(project, [job.name])):
             owners.setdefault(extractor, []).append(job.name)
     assert owners and {name: jobs for name, jobs in owners.items() if len(jobs) > 1} == {}
+
+
+# --- Meltano's system database: a kill while it is created never leaves one that later runs refuse -----------------
+
+def migrated_revision(database: Path) -> str | None:
+    """The migration version a SQLite system database holds (None: no file, or none recorded)."""
+    if not database.exists():
+        return None
+    with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as db:
+        if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'alembic_version'").fetchone():
+            return None
+        row = db.execute("SELECT version_num FROM alembic_version").fetchone()
+        return row[0] if row else None
+
+
+def head_revision() -> str:
+    from meltano.core.migration_service import LOCK_PATH
+
+    return LOCK_PATH.read_text().strip()
+
+
+def test_a_kill_while_the_system_database_is_created_leaves_none_or_a_whole_one(project, env, tmp_path):
+    """mlc-run SIGKILLed at moments spread over its start on a new project (the system database created by then or
+    not): after every kill the database is absent or complete, and the next run starts."""
+    database = tmp_path / "meltano.db"
+    started = time.monotonic()
+    assert mlc_run(project, env, "no-such-job").returncode != 0
+    startup = time.monotonic() - started
+    assert migrated_revision(database) == head_revision()
+
+    seen = set()
+    for share in (0.2, 0.35, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0):
+        for leftover in tmp_path.glob("meltano.db*"):
+            leftover.unlink()
+        process = start(project, env, "no-such-job", log="killed.log")
+        time.sleep(startup * share)
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        revision = migrated_revision(database)
+        seen.add("absent" if not database.exists() else "whole" if revision == head_revision() else "cut short")
+        assert not database.exists() or revision == head_revision(), f"killed after {startup * share:.1f} s"
+    print(f"start {startup:.1f} s; after the kills the database was {sorted(seen)}")
+
+    completed = mlc_run(project, env, "no-such-job")
+    assert "no-such-job" in completed.stderr + completed.stdout, completed.stderr[-3000:]
+    assert migrated_revision(database) == head_revision()
+
+
+def test_a_database_cut_short_by_an_earlier_command_is_made_anew(project, env, tmp_path):
+    """A database left by a plain Meltano command killed while creating it (tables, no row, no migration version,
+    a hot rollback journal beside it) is built anew instead of refused."""
+    database = tmp_path / "meltano.db"
+    with sqlite3.connect(database) as db:
+        db.execute("CREATE TABLE job (id INTEGER NOT NULL, job_id VARCHAR, PRIMARY KEY (id))")
+    (tmp_path / "meltano.db-journal").write_bytes(b"\xd9\xd5\x05\xf9\x20\xa1\x63\xd7" + bytes(504))
+    completed = mlc_run(project, env, "no-such-job")
+    output = completed.stderr + completed.stdout
+    assert "Cannot upgrade the system database" not in output and "no-such-job" in output, output[-3000:]
+    assert migrated_revision(database) == head_revision()
+    assert not (tmp_path / "meltano.db-journal").exists()
+
+
+def test_a_database_holding_data_that_cannot_be_migrated_is_named_and_kept(project, env, tmp_path):
+    database = tmp_path / "meltano.db"
+    with sqlite3.connect(database) as db:
+        db.execute("CREATE TABLE job (id INTEGER NOT NULL, job_id VARCHAR, PRIMARY KEY (id))")
+        db.execute("INSERT INTO job VALUES (1, 'tap-ifscloud-to-target-databricks')")
+    completed = mlc_run(project, env, "ifs-to-databricks")
+    assert completed.returncode == 1
+    assert f"Meltano's system database {database} holds runs and bookmarks" in completed.stderr, completed.stderr[-3000:]
+    assert "PrintLogger" not in completed.stderr
+    with sqlite3.connect(database) as db:
+        assert db.execute("SELECT job_id FROM job").fetchall() == [("tap-ifscloud-to-target-databricks",)]

@@ -94,8 +94,13 @@ def _quiet_meltano() -> None:
     """Meltano logs through structlog, by default to standard output: only its errors, and only to stderr."""
     import structlog
 
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR),
-                        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr))
+    # The processors too: importing meltano.cli configures ones that hand records to the standard library's logging,
+    # which a PrintLogger cannot take (Meltano's own error messages then crashed with "PrintLogger.msg() got an
+    # unexpected keyword argument 'extra'" instead of being shown).
+    structlog.configure(processors=[structlog.processors.add_log_level, structlog.processors.format_exc_info,
+                                    structlog.dev.ConsoleRenderer(colors=False)],
+                        wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR),
+                        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr), cache_logger_on_first_use=False)
     logging.basicConfig(level=logging.ERROR, stream=sys.stderr)
     with contextlib.suppress(ImportError):
         import snowplow_tracker.emitters  # Meltano's tracker; it sets its logger to INFO when imported

@@ -25,6 +25,7 @@ Flows with extractors of their own run side by side; in meltano.yml every job ha
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -39,6 +40,8 @@ import click
 #: Exit status of a run refused because another run holds one of its extractors (EX_TEMPFAIL: try again later).
 EXIT_IN_USE = 75
 LOCK_NAME = "mlc-run.lock"
+#: The files SQLite keeps beside a database while writing it (rollback journal, write-ahead log and its index).
+SQLITE_COMPANIONS = ("-journal", "-wal", "-shm")
 RUN_ID_ENV = "MELTANO_RUN_ID"
 
 
@@ -172,15 +175,81 @@ def _settle(project, previous: Holder) -> None:
 def migrate_system_database(project) -> None:
     """Bring Meltano's system database up to date, one process at a time. Every Meltano command does this when it
     starts, unguarded: two runs started at once on a new project both create its tables and one fails ('table
-    alembic_version already exists'). Done here under a project-wide lock, the runs' own check then finds it done."""
+    alembic_version already exists'). Done here under a project-wide lock, the runs' own check then finds it done.
+
+    A new SQLite database is built aside and moved into place when complete: SQLite runs Meltano's CREATE TABLEs
+    outside a transaction, so a run killed while creating it in place left a database without its migration version
+    that every later command refused ("Cannot upgrade the system database"). One left that way by an earlier
+    command (tables but not a row in them) is made anew the same way; one that holds data is left to Meltano."""
     from meltano.core.db import project_engine
-    from meltano.core.migration_service import MigrationService
+    from meltano.core.migration_service import MigrationError, MigrationService
 
     lock_path = project.dirs.run() / "mlc-run.database.lock"
     with open(lock_path, "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed, or by the kernel if this process dies
+        database = sqlite_file(project.settings.get("database_uri"))
+        if database is not None and not holds_anything(database):
+            create_sqlite_aside(database)
         engine, _ = project_engine(project, default=True)
+        try:
+            MigrationService(engine).upgrade(silent=True)
+        except MigrationError as exc:
+            where = database or "the database of the database_uri setting"
+            raise click.ClickException(
+                f"{exc}. Meltano's system database {where} holds runs and bookmarks but cannot be brought up to date "
+                "(Meltano's error above). Keep a copy of it, move it aside and run again to start with a new one; "
+                "bookmarks can be set back with `meltano state set`.") from None
+
+
+def sqlite_file(database_uri: str) -> Path | None:
+    """The file of a SQLite system database (None for another database, or SQLite in memory)."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(database_uri)
+    return Path(url.database) if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:") \
+        else None
+
+
+def holds_anything(database: Path) -> bool:
+    """Whether a SQLite file has a migration version or a row in any table (a file cut short while Meltano created
+    its tables has neither)."""
+    import sqlite3
+
+    if not database.exists() or database.stat().st_size == 0:
+        return False
+    # Read and write: a rollback journal left by a killed writer is played back first (read-only, SQLite refuses to)
+    with contextlib.closing(sqlite3.connect(database)) as connection:
+        tables = [name for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        return any(connection.execute(f'SELECT 1 FROM "{name}" LIMIT 1').fetchone() for name in tables)
+
+
+def create_sqlite_aside(database: Path) -> None:
+    """Meltano's system database built in a file of its own, then renamed onto ``database`` (atomic): a kill at any
+    moment leaves either no database, the one cut short before, or a complete one."""
+    from meltano.core.migration_service import MigrationService
+    from sqlalchemy import create_engine
+
+    database.parent.mkdir(parents=True, exist_ok=True)
+    aside = database.with_name(f"{database.name}.creating")
+    for leftover in (aside, *(aside.with_name(aside.name + suffix) for suffix in SQLITE_COMPANIONS)):
+        leftover.unlink(missing_ok=True)  # of a creation killed before
+    engine = create_engine(f"sqlite:///{aside}")
+    try:
         MigrationService(engine).upgrade(silent=True)
+    finally:
+        engine.dispose()
+    with open(aside, "rb") as built:
+        os.fsync(built.fileno())
+    # A journal left by the process killed while writing the old file would be played back into the new one.
+    for suffix in SQLITE_COMPANIONS:
+        database.with_name(database.name + suffix).unlink(missing_ok=True)
+    os.replace(aside, database)
+    directory = os.open(database.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
 
 
 @click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},

@@ -26,6 +26,10 @@ class StreamDefinition:
     #: $top/$skip, for sets whose keys cannot be compared with gt.
     paging: str = "seek"
     description: str = ""
+    #: The streams whose records these records reference (an order its supplier, a line its order). The tap sends
+    #: those streams first: a target that writes parents before children (Salesforce Orders before their items,
+    #: JAGGAER suppliers before orders) then never holds a stream back, nor every checkpoint after it.
+    references: tuple[str, ...] = ()
 
     @property
     def path(self) -> str:
@@ -34,23 +38,27 @@ class StreamDefinition:
 
 BUILT_IN_STREAMS: tuple[StreamDefinition, ...] = (
     StreamDefinition("purchase_orders", "PurchaseOrderHandling", "PurchaseOrderSet", "ChangedDate",
-                     expand="PurchaseOrderLines", description="Purchase order headers with their lines."),
+                     expand="PurchaseOrderLines", description="Purchase order headers with their lines.",
+                     references=("suppliers",)),
     StreamDefinition("purchase_order_lines", "PurchaseOrderHandling", "PurchaseOrderLineNopartSet", "LastActivityDate",
-                     description="Purchase order lines (non-inventory and inventory parts)."),
+                     description="Purchase order lines (non-inventory and inventory parts).",
+                     references=("purchase_orders",)),
     StreamDefinition("suppliers", "SupplierHandling", "SupplierInfoGeneralSet", "ChangedDate",
                      description="Supplier master data."),
     StreamDefinition("customers", "CustomerHandling", "CustomerInfoSet", "ChangedDate",
                      description="Customer master data."),
     StreamDefinition("posting_proposals", "ManSuppInvoiceHandling", "PostingProposalHeadSet", "Rowversion",
-                     expand="PostingProposalLines", description="Supplier invoice posting proposals with their lines."),
+                     expand="PostingProposalLines", description="Supplier invoice posting proposals with their lines.",
+                     references=("suppliers", "purchase_orders")),
     StreamDefinition("posting_proposal_lines", "ManSuppInvoiceHandling", "PostingProposalLineSet", "Rowversion",
-                     description="Supplier invoice posting proposal lines."),
+                     description="Supplier invoice posting proposal lines.", references=("posting_proposals",)),
     StreamDefinition("gl_accounts", "AccountsHandling", "AccountSet", "ChangedDate",
                      description="General ledger accounts per company."),
     StreamDefinition("vouchers", "VoucherHandling", "VoucherSet", "DateChanged",
                      description="GL voucher headers."),
     StreamDefinition("voucher_rows", "VoucherHandling", "VoucherRowSet", "DateChanged",
-                     description="GL voucher rows with account, code parts and amounts."),
+                     description="GL voucher rows with account, code parts and amounts.",
+                     references=("vouchers", "gl_accounts", "accounting_dimensions")),
     StreamDefinition("accounting_dimensions", "CodePartValuesHandling", "CodePartValueSet", "ChangedDate",
                      description="Accounting dimensions: code part values B..J."),
     StreamDefinition("work_orders", "ActiveWorkOrdersHandling", "ActiveSeparateSet", "LastActivityDate",
@@ -130,6 +138,7 @@ def offered_streams(
                 expand=custom.get("expand") or None,
                 paging=custom.get("paging") or "seek",
                 description=f"{custom['projection']}.svc/{custom['entity_set']} (custom stream)",
+                references=tuple(custom.get("references") or ()),
             ),
             where,
         )
@@ -154,6 +163,19 @@ def _checked(definition: StreamDefinition, where: str) -> StreamDefinition:
     if definition.expand and definition.paging != "seek":
         raise StreamConfigError(f"{where}: expand needs seek paging (pages are split to stay under the element limit)")
     return definition
+
+
+def reference_order(names: list[str], references: Mapping[str, tuple[str, ...]]) -> list[str]:
+    """The stream names with every stream after the streams it references (those among ``names``), otherwise by
+    name, as singer-sdk orders them. A cycle of references is broken in name order."""
+    remaining = sorted(names)
+    ordered: list[str] = []
+    while remaining:
+        ready = [n for n in remaining if all(r in ordered or r not in remaining for r in references.get(n, ()))]
+        chosen = ready[0] if ready else remaining[0]
+        ordered.append(chosen)
+        remaining.remove(chosen)
+    return ordered
 
 
 @dataclass(frozen=True)

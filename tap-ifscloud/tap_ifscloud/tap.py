@@ -23,7 +23,14 @@ from ml_connector_core.tap_cli import ConfigErrorsInOneLine
 from ml_connector_core.tls import ca_bundle_property, new_session
 from tap_ifscloud.client import IfsEntityStream
 from tap_ifscloud.discovery import ProjectionUnreadable, StreamAssessment, assess
-from tap_ifscloud.streams import BUILT_IN_STREAMS, OfferedStream, SelectRules, StreamConfigError, offered_streams
+from tap_ifscloud.streams import (
+    BUILT_IN_STREAMS,
+    OfferedStream,
+    SelectRules,
+    StreamConfigError,
+    offered_streams,
+    reference_order,
+)
 
 STREAM_OVERRIDE = th.ObjectType(
     th.Property("projection", th.StringType, description="Projection service name, e.g. PurchaseOrderHandling."),
@@ -94,6 +101,8 @@ class TapIfsCloud(ConfigErrorsInOneLine, Tap):
             th.Property("replication_key", th.StringType),
             th.Property("expand", th.StringType),
             th.Property("paging", th.StringType, allowed_values=["seek", "server"]),
+            th.Property("references", th.ArrayType(th.StringType),
+                        description="Streams whose records this stream's records reference: they are read first."),
         )), description="More entity sets to read; their schema and keys come from $metadata."),
     ).to_dict()
 
@@ -225,6 +234,13 @@ class TapIfsCloud(ConfigErrorsInOneLine, Tap):
     def assess_streams(self) -> list[StreamAssessment]:
         """Each offered stream with its entity set from $metadata, or why it cannot be read."""
         return [assess(offered, self.service_metadata) for offered in self.offered_streams()]
+
+    def load_streams(self) -> list[IfsEntityStream]:
+        """The streams in reference order (``StreamDefinition.references``: suppliers, then purchase orders, then
+        their lines), not by name as singer-sdk sorts them: records reach a target parents first."""
+        streams = {stream.name: stream for stream in super().load_streams()}
+        order = reference_order(list(streams), {name: s.definition.references for name, s in streams.items()})
+        return [streams[name] for name in order]
 
     def discover_streams(self) -> list[IfsEntityStream]:
         assessments = self.assess_streams()

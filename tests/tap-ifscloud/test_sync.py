@@ -57,6 +57,32 @@ def test_full_sync_reads_every_row_exactly_once(ifs, tmp_path):
         assert all(r["etag"].startswith('W/"') for r in records)
 
 
+def stream_order(run) -> list[str]:
+    """The streams in the order their records came, each once (a stream sent in two runs of records would show twice)."""
+    order = []
+    for message in run.messages:
+        if message["type"] == "RECORD" and (not order or order[-1] != message["stream"]):
+            order.append(message["stream"])
+    return order
+
+
+def test_streams_come_after_the_streams_they_reference(ifs, tmp_path):
+    """Suppliers before purchase orders before their lines (not by name, where lines come first): a target writing
+    parents first never holds a stream back, nor the checkpoints after it. A custom stream says what it references."""
+    custom = {"name": "a_supplier_documents", "projection": "SupplierHandling", "entity_set": "SupplierInfoGeneralSet",
+              "replication_key": "ChangedDate", "references": ["suppliers", "purchase_orders"]}
+    run = run_tap(tmp_path, ifs.tap_config(page_size=500, custom_streams=[custom]))
+    order = stream_order(run)
+    assert sorted(order) == sorted({*BUILT_IN, "a_supplier_documents"}), order  # each stream in one piece
+    for child, parents in {"purchase_orders": ["suppliers"], "purchase_order_lines": ["purchase_orders"],
+                           "posting_proposals": ["suppliers", "purchase_orders"],
+                           "posting_proposal_lines": ["posting_proposals"],
+                           "voucher_rows": ["vouchers", "gl_accounts", "accounting_dimensions"],
+                           "a_supplier_documents": ["suppliers", "purchase_orders"]}.items():
+        assert all(order.index(parent) < order.index(child) for parent in parents), order
+    assert order[0] == "accounting_dimensions"  # otherwise by name, as singer-sdk orders streams
+
+
 @pytest.mark.parametrize("stream", ["suppliers", "purchase_order_lines"])  # top/skip service, nextLink service
 def test_server_page_cap_smaller_than_page_size_loses_nothing(start_ifs, tmp_path, stream):
     ifs = start_ifs(page_size=10)

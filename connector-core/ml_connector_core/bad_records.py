@@ -40,6 +40,7 @@ from dataclasses import dataclass
 
 from singer_sdk import typing as th
 from singer_sdk.exceptions import FatalSyncError, InvalidJSONSchema, InvalidRecord, MissingKeyPropertiesError
+from singer_sdk.helpers._typing import get_datelike_property_type
 
 from ml_connector_core.audit import AuditEntry
 from ml_connector_core.record_validation import CompiledSchemaValidator, InvalidField, field_path
@@ -280,6 +281,10 @@ class BadRecordsSink:
     def __init__(self, target, stream_name: str, schema: dict, key_properties) -> None:
         self.bad_records_target = target
         super().__init__(target, stream_name, schema, key_properties)
+        properties = self.schema.get("properties") or {}
+        self._property_names = frozenset(properties)
+        self._datelike_properties = tuple(name for name, spec in properties.items()
+                                          if isinstance(spec, dict) and get_datelike_property_type(spec))
 
     def get_validator(self) -> CompiledSchemaValidator | None:
         """The stream's schema compiled (``ml_connector_core.record_validation``), unless ``validate_records`` is off;
@@ -329,6 +334,18 @@ class BadRecordsSink:
                 raise self.bad(str(exc), None, record) from None
             raise self.bad(f"{match['value']!r} is not a date or timestamp", match["field"], record) from None
         return record
+
+    def _parse_timestamps_in_record(self, record: dict, schema: dict, treatment) -> None:
+        """singer-sdk's parsing of dates and timestamps, handed only the fields whose schema says date, time or
+        date-time (it looks up the schema of every field of every record): the same values, errors and warnings. A
+        record with a field its schema lacks goes to singer-sdk whole, which warns about that field."""
+        if schema is not self.schema or not record.keys() <= self._property_names:
+            super()._parse_timestamps_in_record(record=record, schema=schema, treatment=treatment)
+            return
+        datelike = {name: record[name] for name in self._datelike_properties if name in record}
+        if datelike:
+            super()._parse_timestamps_in_record(record=datelike, schema=schema, treatment=treatment)
+            record.update(datelike)
 
     def _singer_validate_message(self, record: dict) -> None:
         self.check_key(record)  # again: preprocess_record may have changed it

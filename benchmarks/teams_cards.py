@@ -25,6 +25,7 @@ from pathlib import Path
 import msgspec
 
 from mlc_sandbox.teams import TeamsSandbox
+from plugin_runs import CLOSING_STATE
 from target_teams import cards
 from target_teams.target import TargetTeams
 
@@ -105,6 +106,7 @@ def target_run(teams: TeamsSandbox, rows: list[dict], workdir: Path, name: str) 
     messages = [{"type": "SCHEMA", "stream": STREAM, "schema": {"type": "object", "properties": SCHEMA},
                  "key_properties": KEYS, "bookmark_properties": ["Rowversion"]}]
     messages += [{"type": "RECORD", "stream": STREAM, "record": r} for r in rows]
+    messages.append(CLOSING_STATE)  # as a tap's complete sync ends (without it the empty run is failed: no input)
     stdin = b"".join(_encoder.encode(m) + b"\n" for m in messages)
     started = time.perf_counter()
     done = subprocess.run([str(BIN / "target-teams"), "--config", str(config)], input=stdin, capture_output=True)

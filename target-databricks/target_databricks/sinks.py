@@ -14,7 +14,6 @@ from ml_connector_core.bad_records import STOP, BadRecordsSink, SetAside
 from target_databricks import plan as planning
 from target_databricks.arrow import RecordValueError, arrow_schema, row_fingerprint, to_table, unfit_values
 from target_databricks.delta import FINGERPRINT
-from target_databricks.validation import CompiledSchemaValidator
 
 if t.TYPE_CHECKING:
     from target_databricks.target import TargetDatabricks
@@ -46,11 +45,6 @@ class DatabricksSink(BadRecordsSink, BatchSink):
         # A replay re-sends this schema without the SCHEMA message's bookmark properties: keep them inside it.
         remembered = {**schema, BOOKMARK_HINT: [self.version_column] if self.version_column else []}
         target.audit_run.remember_schema(stream_name, remembered, list(self.key_properties))
-
-    def get_validator(self) -> CompiledSchemaValidator | None:
-        if not self.config.get("validate_records", True):
-            return None
-        return CompiledSchemaValidator(self.schema)
 
     def _parse_timestamps_in_record(self, record: dict, schema: dict, treatment) -> None:
         """Timestamps stay ISO text: the Arrow conversion casts them in bulk (and fails loudly on a bad one)."""

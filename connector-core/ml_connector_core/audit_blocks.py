@@ -127,8 +127,7 @@ class DocumentColumnsBuilder:
         self.groups: list[int] = []
         self._group_of_fields: dict[tuple[str, ...], int] = {}
         self.fields: list[list[str]] = []
-        self._values: list[list[list[Any]]] = []  # per group, per field: values (encoded at the end)
-        self._raw: list[list[list[msgspec.Raw]]] | None = None  # set instead by add_raw (documents read as text)
+        self._rows: list[list[tuple]] = []  # per group, the values of each document (turned into columns at the end)
         self.texts: list[Any] = []
 
     def add(self, document: Any) -> None:
@@ -136,22 +135,22 @@ class DocumentColumnsBuilder:
         if document is None:
             self.groups.append(_NO_GROUP)
             return
-        if isinstance(document, dict) and all(type(name) is str for name in document):
+        if type(document) is dict:
             shape = tuple(document)
             group = self._group_of_fields.get(shape)
-            if group is None:
+            if group is None and all(type(name) is str for name in shape):
                 group = self._group_of_fields[shape] = len(self.fields)
                 self.fields.append(list(shape))
-                self._values.append([[] for _ in shape])
-            self.groups.append(group)
-            for column, value in zip(self._values[group], document.values()):
-                column.append(value)
-            return
+                self._rows.append([])
+            if group is not None:
+                self.groups.append(group)
+                self._rows[group].append(tuple(document.values()))
+                return
         self.groups.append(_TEXT_GROUP)
         self.texts.append(document)
 
     def build(self) -> _DocumentColumns:
-        columns = [[msgspec.Raw(_encoder.encode(values)) for values in group] for group in self._values]
+        columns = [[msgspec.Raw(_encoder.encode(values)) for values in zip(*rows)] for rows in self._rows]
         return _DocumentColumns(self.groups, self.fields, columns,
                                 [msgspec.Raw(_encoder.encode(text)) for text in self.texts])
 

@@ -13,7 +13,7 @@ from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
 
 from ml_connector_core.audit import AuditTrail, StoredEntry
-from ml_connector_core.audited_target import BOOKMARK_HINT, AuditedTarget
+from ml_connector_core.audited_target import AuditedTarget, BOOKMARK_HINT, PAYLOAD_RETENTION_SETTING
 from ml_connector_core.bad_records import BAD_RECORDS_SETTING
 from ml_connector_core.oauth import ClientCredentialsAuth
 from ml_connector_core.redaction import register_secret
@@ -86,6 +86,7 @@ class TargetTeams(AuditedTarget, Target):
         th.Property("flow", th.StringType, default="ifs-to-teams"),
         EXPECT_CLOSING_STATE_SETTING,
         BAD_RECORDS_SETTING,
+        PAYLOAD_RETENTION_SETTING,
     ).to_dict()
 
     @cached_property

@@ -43,11 +43,12 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from array import array
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from decimal import Context, Decimal
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import msgspec
 import sqlalchemy as sa
@@ -188,6 +189,7 @@ def _canonical_value(value: Any) -> Any:
 # --- Redaction ---
 
 
+_SCALAR_TYPES = frozenset({str, int, float, bool, type(None), Decimal, datetime, date, time, UUID})
 _FIELD_NAME_SEPARATORS = b"-_. "
 _DROP_SEPARATORS = str.maketrans("", "", _FIELD_NAME_SEPARATORS.decode("ascii"))
 
@@ -210,6 +212,7 @@ class PayloadRedactor:
             else None
         )
         self._sensitive_field_cache: dict[str, bool] = {}
+        self._plain_shapes: dict[tuple, bool] = {}
         # bytes.lower() folds ASCII only; a non-ASCII name could hide from the test, so such lists always walk.
         self._walk_always = not all(name.isascii() for name in self.sensitive_names)
         self._secrets_seen: frozenset[str] = frozenset()
@@ -244,6 +247,18 @@ class PayloadRedactor:
     def payload_document(self, payload: Any) -> Any:
         """What is stored of a payload: the payload itself, or a copy with sensitive fields and secrets masked
         (encoded, it is ``payload_json(payload)`` to the byte)."""
+        if not self._secret_needles and type(payload) is dict:
+            # A flat record (every value a number, text, date...) whose field names are not sensitive has nothing to
+            # mask: no need to encode it to find out (it is encoded once, with its block).
+            shape = tuple(payload)
+            plain = self._plain_shapes.get(shape)
+            if plain is None:
+                plain = (not self._walk_always and all(type(name) is str for name in shape)
+                         and not any(self.is_sensitive_field(name) for name in shape))
+                if len(self._plain_shapes) < 1_000:
+                    self._plain_shapes[shape] = plain
+            if plain and all(type(value) in _SCALAR_TYPES for value in payload.values()):
+                return payload
         encoded = _encoder.encode(payload)
         holds_secret = any(needle in encoded for needle in self._secret_needles)
         if holds_secret or self._may_hold_sensitive_field(encoded):
@@ -1132,14 +1147,15 @@ class AuditTrail:
         return emptied
 
     def merge_blocks(self, run_id: str | None = None) -> int:
-        """Merge the small blocks of a run (each batch of an API target, the last batch of a stream), or of every run,
-        into blocks of up to ``audit_blocks.BLOCK_ENTRIES`` entries: they compress far better together. Entry ids do
-        not change. Returns how many blocks were merged away."""
+        """Merge the small blocks of a run (each batch of an API target, the last batch of a stream), or of every run:
+        blocks of fewer entries than a frame of payloads (``audit_blocks.FRAME_ENTRIES``) become blocks of up to
+        ``BLOCK_ENTRIES``, which compress far better. Entry ids do not change. Returns how many blocks were merged
+        away."""
         block = blocks_table.c
         query = (
             sa.select(block.block_id, block.run_id, block.stream, block.first_id, block.last_id, block.entry_count,
                       block.documents.is_(None).label("without_documents"))
-            .where(block.entry_count < blocks.BLOCK_ENTRIES)
+            .where(block.entry_count < blocks.FRAME_ENTRIES)
             .order_by(block.run_id, block.stream, block.first_id)
         )
         if run_id is not None:
@@ -1516,9 +1532,7 @@ class AuditRun:
             first_id = _allocate_entry_ids(conn, len(prepared))
             rows = [
                 (first_id + position, self.run_id, self.flow, item.stream, item.record_key, item.version,
-                 item.operation, item.destination, item.outcome, item.attempts, item.error,
-                 None if item.payload is None else dump_json(item.payload),
-                 None if item.source is None else dump_json(item.source))
+                 item.operation, item.destination, item.outcome, item.attempts, item.error, item.payload, item.source)
                 for position, item in enumerate(prepared) if item.outcome == Outcome.FAILED.value
             ]
             if rows:
@@ -1570,6 +1584,9 @@ class AuditRun:
                 record_key = canonical_key(entry.key)
                 payload = None if entry.payload is None else document(entry.payload)
                 source = None if entry.source is None else document(entry.source)
+                if entry.outcome == Outcome.FAILED.value:  # a row of its own: its texts
+                    payload = None if payload is None else dump_json(payload)
+                    source = None if source is None else dump_json(source)
             except (TypeError, ValueError, msgspec.EncodeError) as exc:
                 raise ValueError(
                     f"cannot audit stream {entry.stream!r} key {entry.key!r}: {redact_text(str(exc))}"
@@ -1700,7 +1717,8 @@ def _bump_counter(conn: Connection, name: str) -> None:
 
 @dataclass(frozen=True, slots=True)
 class _PreparedEntry:
-    """An entry as stored: key canonical, texts redacted, payload and source as the documents to store."""
+    """An entry as stored: key canonical, texts redacted, payload and source as the documents to store (their JSON
+    texts for a failed entry, which is a row of its own)."""
 
     stream: str
     record_key: str
@@ -1724,7 +1742,7 @@ class CompactResult:
 
 #: Decoded entry columns and documents a trail keeps (a few blocks each: a ledger's lookups hit the latest).
 _CACHED_BLOCKS = 32
-_CACHED_DOCUMENTS = 4
+_CACHED_DOCUMENTS = 16
 _BLOCK_HEADER = (
     blocks_table.c.block_id, blocks_table.c.run_id, blocks_table.c.stream, blocks_table.c.first_id,
     blocks_table.c.written_at, blocks_table.c.destination,
@@ -1780,14 +1798,14 @@ class _DocumentsOfBlock:
         if found is None:  # the block was merged into another since the entry was read
             return self._trail.entry(entry_id).payload_json
         documents, _ = found
-        return None if documents is None else documents.payloads.text(position)
+        return None if documents is None else documents.payload(position)
 
     def source(self, position: int, entry_id: int) -> str | None:
         found = self._trail._documents_of(self._block_id)
         if found is None:
             return self._trail.entry(entry_id).source_json
         documents, _ = found
-        return None if documents is None else documents.sources.text(position)
+        return None if documents is None else documents.source(position)
 
     def pruned_at(self) -> datetime | None:
         found = self._trail._documents_of(self._block_id)
@@ -1880,6 +1898,10 @@ def _new_blocks(run_id: str, prepared: list[_PreparedEntry],
                 sources=source_states,
             )
             any_kept = blocks.DOCUMENT_KEPT in payload_states or blocks.DOCUMENT_KEPT in source_states
+            try:
+                documents = blocks.pack_documents(payloads.build(), sources.build()) if any_kept else None
+            except (TypeError, ValueError, msgspec.EncodeError):
+                raise _unencodable(items) from None
             yield chunk[0], chunk[-1], {
                 "run_id": run_id,
                 "stream": stream,
@@ -1890,8 +1912,19 @@ def _new_blocks(run_id: str, prepared: list[_PreparedEntry],
                 "counts": dump_json(dict(Counter(columns.operations))),
                 "key_hashes": blocks.pack_key_hashes(columns.keys),
                 "entry_columns": blocks.pack_entries(columns),
-                "documents": blocks.pack_documents(payloads.build(), sources.build()) if any_kept else None,
+                "documents": documents,
             }
+
+
+def _unencodable(items: Sequence[_PreparedEntry]) -> ValueError:
+    """The error naming the entry of a block whose payload or source cannot be encoded as JSON."""
+    for item in items:
+        for document in (item.payload, item.source):
+            try:
+                _encoder.encode(document)
+            except (TypeError, ValueError, msgspec.EncodeError) as exc:
+                return ValueError(f"cannot audit stream {item.stream!r} key {item.record_key}: {redact_text(str(exc))}")
+    return ValueError("cannot audit the batch: a payload cannot be encoded as JSON")
 
 
 def _microseconds(delta: timedelta) -> int:

@@ -194,6 +194,9 @@ def test_entries_stay_small(trail):
         run.record([entry(n) for n in range(5_000)])
     used = trail.bytes_used()
     assert used / 5_000 < 80, f"{used / 5_000:.0f} bytes an entry"
+    stored = list(trail.entries(run_id=run.run_id))  # payloads of every frame of the block
+    assert [stored[n].payload_json for n in (0, 999, 1000, 2500, 4999)] == [
+        dump_json(order(n)) for n in (0, 999, 1000, 2500, 4999)]
 
 
 # --- A trail written by the version before blocks (SQLite, the default store) ---

@@ -1284,7 +1284,7 @@ class AuditTrail:
                 found = []
                 for row in self._block_headers(conn, self._key_index.blocks_with(conn, stream, key_text)):
                     if run_id is None or row.run_id == run_id:
-                        found.extend(e for e in self._entries_of_block(conn, row) if e.record_key == key_text)
+                        found.extend(self._entries_of_block(conn, row, key_text))
             yield from sorted(found, key=_entry_id)
             return
         query = sa.select(*_BLOCK_HEADER).order_by(block.first_id)
@@ -1338,7 +1338,8 @@ class AuditTrail:
             headers.extend(conn.execute(sa.select(*_BLOCK_HEADER).where(blocks_table.c.block_id.in_(chunk))).all())
         return sorted(headers, key=lambda row: row.first_id)
 
-    def _entries_of_block(self, conn: Connection, header: sa.Row) -> list[StoredEntry]:
+    def _entries_of_block(self, conn: Connection, header: sa.Row, key_text: str | None = None) -> list[StoredEntry]:
+        """The block's entries (only those of the key ``key_text``, if given), in id order."""
         columns = self._entry_columns_cache.get(header.block_id)
         if columns is None:
             blob = conn.execute(sa.select(blocks_table.c.entry_columns)
@@ -1354,16 +1355,19 @@ class AuditTrail:
         first_id, run_id, stream, written_at = header.first_id, header.run_id, header.stream, header.written_at
         destinations = columns.destinations
         succeeded = Outcome.SUCCEEDED.value
+        offsets = columns.offsets
+        positions = (range(len(offsets)) if key_text is None
+                     else [i for i, key in enumerate(columns.keys) if key == key_text])
         return [
             StoredEntry(
-                first_id + offset, run_id, flow, stream, columns.keys[i], columns.versions[i], columns.operations[i],
-                header.destination if destinations is None else destinations[i], succeeded, columns.attempts[i],
-                columns.errors[i], None,
+                first_id + offsets[i], run_id, flow, stream, columns.keys[i], columns.versions[i],
+                columns.operations[i], header.destination if destinations is None else destinations[i], succeeded,
+                columns.attempts[i], columns.errors[i], None,
                 written_at if not columns.written[i] else written_at + timedelta(microseconds=columns.written[i]),
                 None, None, documents=documents, position=i, payload_state=columns.payloads[i],
                 source_state=columns.sources[i],
             )
-            for i, offset in enumerate(columns.offsets)
+            for i in positions
         ]
 
     def _documents_of(self, block_id: int) -> tuple[blocks.BlockDocuments | None, datetime | None] | None:

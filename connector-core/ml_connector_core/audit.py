@@ -14,11 +14,12 @@ One store for every target. By default a SQLite file ``.ml-connector/audit.sqlit
 
 How entries are stored (see ``ml_connector_core.audit_blocks``): a batch's entries that did not fail become one row of
 ``audit_blocks`` per stream (up to 5,000 entries each), their columns compressed, the run, stream and destination
-written once, payloads apart so that a retention setting (``prune_documents``) can drop them; an entry that wrote
-nothing (``unchanged``) keeps no payload. Failed entries stay rows of ``audit_records``, one each with its payload and
-source, indexed for ``failures`` and replay, until a replay marks them ``replayed``; replays' answers and every entry
-written by a version before blocks are rows there too (``compact`` moves the succeeded ones into blocks). Entry ids
-come from one counter, in the order entries are written, whichever table holds them.
+written once, payloads apart so that a retention setting (``prune_documents``) can drop them; an entry whose target
+says an earlier entry holds its payload (``keep_payload=False``) keeps none. Failed entries stay rows of
+``audit_records``, one each with its payload and source, indexed for ``failures`` and replay, until a replay marks them
+``replayed``; replays' answers and every entry written by a version before blocks are rows there too (``compact``
+moves the succeeded ones into blocks). Entry ids come from one counter, in the order entries are written, whichever
+table holds them.
 
 A run records the process that writes it (host, pid, when it started) and a heartbeat, renewed every
 ``MLC_AUDIT_HEARTBEAT_SECONDS`` (30) while the process lives. A run still ``running`` whose process is gone is
@@ -461,6 +462,8 @@ class AuditEntry:
     ``destination`` where it went (table, issue key, channel...); ``payload`` what was sent, as JSON-able values
     (Decimals stay exact), not as already-encoded text, so that sensitive fields can be masked. ``source`` is the record
     as received, for targets whose payload is a request derived from it; replays send ``source`` when there is one.
+    ``keep_payload`` False: the entry wrote nothing and an earlier entry holds what it was given (target-databricks'
+    records re-read unchanged): it is kept without its payload and source, and says so.
     """
 
     stream: str
@@ -473,12 +476,14 @@ class AuditEntry:
     destination: str | None = None
     attempts: int = 1
     error: str | None = None
+    keep_payload: bool = True
 
 
 class StoredEntry:
     """An entry as stored. ``payload_json`` and ``source_json`` are the exact texts stored (an entry of a block reads
     them from the block's documents when asked); ``payload_note`` says why an entry of a block has no payload: one
-    that wrote nothing keeps none, and retention removes them after the days set."""
+    whose target said an earlier entry holds its payload keeps none, and retention removes them after the days
+    set."""
 
     __slots__ = ("id", "run_id", "flow", "stream", "record_key", "version", "operation", "destination", "outcome",
                  "attempts", "error", "written_at", "replay_of", "_payload_json", "_source_json", "_documents",
@@ -539,7 +544,7 @@ class StoredEntry:
     def payload_note(self) -> str | None:
         """Why an entry has no payload where one was recorded; None otherwise."""
         if self._payload_state == blocks.DOCUMENT_NOT_KEPT:
-            return "not kept: this entry wrote nothing (unchanged)"
+            return "not kept: this entry wrote nothing, an earlier entry of its key holds what it was given"
         if self._documents is not None and self._payload_state == blocks.DOCUMENT_KEPT:
             pruned_at = self._documents.pruned_at()
             if pruned_at is not None:
@@ -822,7 +827,7 @@ class AuditTrail:
         self._heartbeats: set[_Heartbeat] = set()
         # What readers keep of blocks: their decoded entry columns and documents (by block id: a block's entries
         # never change, and ids are never reused), the key hashes of the streams looked up, the flow of each run.
-        self._entry_columns_cache: OrderedDict[int, blocks.EntryColumns] = OrderedDict()
+        self._block_cache: OrderedDict[int, _CachedBlock] = OrderedDict()
         self._documents_cache: OrderedDict[int, tuple[blocks.BlockDocuments | None, datetime | None]] = OrderedDict()
         self._key_index = _KeyIndex()
         self._flows: dict[str, str] = {}
@@ -1332,32 +1337,32 @@ class AuditTrail:
         return [found[i] for i in sorted(found)]
 
     def _block_headers(self, conn: Connection, block_ids: list[int]) -> list[sa.Row]:
-        headers = []
-        for start in range(0, len(block_ids), _ID_CHUNK):
-            chunk = block_ids[start : start + _ID_CHUNK]
+        headers = [self._block_cache[block_id].header for block_id in block_ids if block_id in self._block_cache]
+        missing = [block_id for block_id in block_ids if block_id not in self._block_cache]
+        for start in range(0, len(missing), _ID_CHUNK):
+            chunk = missing[start : start + _ID_CHUNK]
             headers.extend(conn.execute(sa.select(*_BLOCK_HEADER).where(blocks_table.c.block_id.in_(chunk))).all())
         return sorted(headers, key=lambda row: row.first_id)
 
     def _entries_of_block(self, conn: Connection, header: sa.Row, key_text: str | None = None) -> list[StoredEntry]:
         """The block's entries (only those of the key ``key_text``, if given), in id order."""
-        columns = self._entry_columns_cache.get(header.block_id)
-        if columns is None:
+        cached = self._block_cache.get(header.block_id)
+        if cached is None:
             blob = conn.execute(sa.select(blocks_table.c.entry_columns)
                                 .where(blocks_table.c.block_id == header.block_id)).scalar_one()
-            columns = blocks.unpack_entries(blob)
-            self._entry_columns_cache[header.block_id] = columns
-            if len(self._entry_columns_cache) > _CACHED_BLOCKS:
-                self._entry_columns_cache.popitem(last=False)
+            cached = self._block_cache[header.block_id] = _CachedBlock(header, blocks.unpack_entries(blob))
+            if len(self._block_cache) > _CACHED_BLOCKS:
+                self._block_cache.popitem(last=False)
         else:
-            self._entry_columns_cache.move_to_end(header.block_id)
+            self._block_cache.move_to_end(header.block_id)
+        columns = cached.columns
         flow = self._flow_of(conn, header.run_id)
         documents = _DocumentsOfBlock(self, header.block_id)
         first_id, run_id, stream, written_at = header.first_id, header.run_id, header.stream, header.written_at
         destinations = columns.destinations
         succeeded = Outcome.SUCCEEDED.value
         offsets = columns.offsets
-        positions = (range(len(offsets)) if key_text is None
-                     else [i for i, key in enumerate(columns.keys) if key == key_text])
+        positions = range(len(offsets)) if key_text is None else cached.positions_of(key_text)
         return [
             StoredEntry(
                 first_id + offsets[i], run_id, flow, stream, columns.keys[i], columns.versions[i],
@@ -1599,7 +1604,7 @@ class AuditRun:
                 _PreparedEntry(
                     entry.stream, record_key, None if entry.version is None else str(entry.version),
                     str(entry.operation), text(entry.destination), str(entry.outcome), entry.attempts,
-                    text(entry.error), payload, source,
+                    text(entry.error), payload, source, entry.keep_payload,
                 )
             )
         return prepared
@@ -1734,6 +1739,7 @@ class _PreparedEntry:
     error: str | None
     payload: Any
     source: Any
+    keep_payload: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -1786,6 +1792,29 @@ def _in_id_order(headers: Iterable[sa.Row], entries_of: Callable[[sa.Row], list[
         following = next(entries, None)
         if following is not None:
             heapq.heappush(heap, (following.id, order, following, entries))
+
+
+class _CachedBlock:
+    """A block a reader has opened: its header, its entry columns, and (once looked up by key) where each key is."""
+
+    __slots__ = ("header", "columns", "_positions")
+
+    def __init__(self, header: sa.Row, columns: blocks.EntryColumns) -> None:
+        self.header = header
+        self.columns = columns
+        self._positions: dict[str, list[int]] | None = None
+
+    def positions_of(self, key_text: str) -> list[int]:
+        if self._positions is None:
+            keys = self.columns.keys
+            first = dict(zip(reversed(keys), range(len(keys) - 1, -1, -1)))  # each key's first position
+            if len(first) == len(keys):  # every key once, as in nearly every batch
+                self._positions = {key: [position] for key, position in first.items()}
+            else:
+                self._positions = {}
+                for position, key in enumerate(keys):
+                    self._positions.setdefault(key, []).append(position)
+        return self._positions.get(key_text, [])
 
 
 class _DocumentsOfBlock:
@@ -1874,8 +1903,7 @@ def _new_blocks(run_id: str, prepared: list[_PreparedEntry],
             payloads, sources = blocks.DocumentColumnsBuilder(), blocks.DocumentColumnsBuilder()
             payload_states, source_states = [], []
             for item in items:
-                # An entry that wrote nothing sent nothing: what it was given is what an earlier entry wrote.
-                kept = item.operation != Operation.UNCHANGED.value
+                kept = item.keep_payload
                 for document, states, builder in ((item.payload, payload_states, payloads),
                                                   (item.source, source_states, sources)):
                     if document is None:
@@ -1967,7 +1995,8 @@ def _merged_block(rows: Sequence[sa.Row]) -> dict[str, Any]:
         counts.update(load_json(row.counts))
     pruned = [row.pruned_at for row in rows if row.pruned_at is not None]
     return {
-        "run_id": rows[0].run_id, "stream": rows[0].stream, "first_id": first_id, "last_id": max(r.last_id for r in rows),
+        "run_id": rows[0].run_id, "stream": rows[0].stream, "first_id": first_id,
+        "last_id": max(row.last_id for row in rows),
         "entry_count": sum(row.entry_count for row in rows), "written_at": written_at,
         "last_written_at": max(row.last_written_at for row in rows),
         "destination": None if per_entry else next(iter(shared)), "counts": dump_json(dict(counts)),

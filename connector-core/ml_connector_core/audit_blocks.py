@@ -47,7 +47,7 @@ MAX_BLOCK_SPAN = 1 << 22
 # What a block says about an entry's payload (and, separately, its source).
 DOCUMENT_NONE = 0  #: none was recorded
 DOCUMENT_KEPT = 1  #: in the block's documents (unless retention has removed them)
-DOCUMENT_NOT_KEPT = 2  #: an entry that wrote nothing (unchanged): its payload is not kept
+DOCUMENT_NOT_KEPT = 2  #: an entry that wrote nothing, whose payload an earlier entry holds: not kept
 
 _encoder = msgspec.json.Encoder(decimal_format="number")
 _TEXT_GROUP = -2

@@ -323,7 +323,8 @@ def _show(trail: AuditTrail, args: argparse.Namespace) -> int:
             print(f"    {line}")
     payload_json = entry.payload_json
     if payload_json is None and entry.payload_note is not None:
-        print(f"payload: ({entry.payload_note}{_last_written(trail, entry)})")
+        pointer = _last_written(trail, entry) if entry.payload_note.startswith("not kept") else ""
+        print(f"payload: ({entry.payload_note}{pointer})")
     elif payload_json is None:
         print("payload: (none recorded)")
     else:
@@ -339,8 +340,6 @@ def _show(trail: AuditTrail, args: argparse.Namespace) -> int:
 
 def _last_written(trail: AuditTrail, entry: StoredEntry) -> str:
     """For an entry that wrote nothing: which entry wrote the record's payload last before it."""
-    if entry.operation != "unchanged":
-        return ""
     written = [e.id for e in trail.entries(stream=entry.stream, key=entry.key, outcome="succeeded")
                if e.id < entry.id and e.operation in ("insert", "update")]
     return f"; the last payload written for this key is entry {written[-1]}" if written else ""

@@ -147,21 +147,24 @@ def test_small_batches_are_merged_when_the_run_ends_ids_and_order_kept(trail):
     assert [e.id for e in trail.entries(stream="jira_purchase_orders", key=key)] == [before[7][0]]
 
 
-def test_an_entry_that_wrote_nothing_keeps_no_payload(trail, audit_url):
+def test_an_entry_whose_payload_an_earlier_entry_holds_keeps_none(trail, audit_url):
     with trail.start_run("ifs-to-databricks", "target-databricks") as run:
         run.record([entry(1)])
     with trail.start_run("ifs-to-databricks", "target-databricks") as rerun:
-        run_entries = [entry(1, operation="unchanged", source=order(1)), entry(2, operation="skipped_duplicate")]
+        run_entries = [entry(1, operation="unchanged", source=order(1), keep_payload=False),
+                       entry(2, operation="skipped_duplicate"), entry(3, operation="unchanged")]
         rerun.record(run_entries)
-    written, unchanged, duplicate = trail.entries()
+    written, unchanged, duplicate, looked_up = trail.entries()
     assert unchanged.operation == "unchanged" and unchanged.payload_json is None and unchanged.source_json is None
-    assert unchanged.payload_note == "not kept: this entry wrote nothing (unchanged)"
+    assert unchanged.payload_note == ("not kept: this entry wrote nothing, an earlier entry of its key holds what it "
+                                      "was given")
     assert duplicate.payload == order(2) and duplicate.payload_note is None  # an older version: not elsewhere
+    assert looked_up.payload == order(3)  # unchanged too, but its target keeps what it sent (a lookup, say)
     shown = subprocess.run([str(BIN / "mlc-audit"), "--url", audit_url, "show", str(unchanged.id)],
                            capture_output=True, text=True, timeout=120)
     assert shown.returncode == 0, shown.stderr
-    assert (f"payload: (not kept: this entry wrote nothing (unchanged); the last payload written for this key is "
-            f"entry {written.id})") in shown.stdout
+    assert (f"payload: (not kept: this entry wrote nothing, an earlier entry of its key holds what it was given; "
+            f"the last payload written for this key is entry {written.id})") in shown.stdout
 
 
 def test_retention_empties_old_payloads_of_its_flow_but_never_failed_ones(trail):
@@ -216,7 +219,8 @@ def test_a_trail_of_the_previous_version_is_read_extended_and_compacted(legacy_u
         assert [e.id for e in old] == list(range(1, 9))
         assert [e.id for e in trail.failures()] == [5]
         assert [e.id for e in trail.replays_of(3)] == [8]
-        assert old[1].payload_json == '{"OrderNo":"P1000002","Company":"10","TotalNetAmount":2234.50,"Rate":1E+2,"NoteText":"O\'Brien \\"ü\\""}'
+        assert old[1].payload_json == ('{"OrderNo":"P1000002","Company":"10","TotalNetAmount":2234.50,"Rate":1E+2,'
+                                       '"NoteText":"O\'Brien \\"ü\\""}')
         assert trail.run("20261101T080000Z-0a1b2c3d").outcomes == {"succeeded": 5, "replayed": 1, "failed": 1}
         with trail.start_run("ifs-to-databricks", "target-databricks") as run:
             run.record([entry(9), entry(10, outcome="failed")])

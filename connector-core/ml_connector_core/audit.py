@@ -1204,6 +1204,10 @@ class AuditTrail:
                 cursor.execute("PRAGMA auto_vacuum = INCREMENTAL")  # kept by VACUUM: later retention frees space
                 cursor.execute("VACUUM")
                 cursor.close()
+            except Exception as exc:  # noqa: BLE001 - sqlite3's own errors: the file is busy, or the disk full
+                raise AuditError(f"moved {moved} entries into blocks and merged {merged} blocks, but could not give "
+                                 f"the space back (VACUUM): {redact_text(str(exc))}; run it again when no target "
+                                 "writes to the trail") from None
             finally:
                 raw.close()
         return CompactResult(moved, merged, size_before, self.bytes_used())

@@ -1806,19 +1806,20 @@ class _CachedBlock:
     def __init__(self, header: sa.Row, columns: blocks.EntryColumns) -> None:
         self.header = header
         self.columns = columns
-        self._positions: dict[str, list[int]] | None = None
+        self._positions: dict[str, int] | dict[str, list[int]] | None = None
 
     def positions_of(self, key_text: str) -> list[int]:
         if self._positions is None:
             keys = self.columns.keys
-            first = dict(zip(reversed(keys), range(len(keys) - 1, -1, -1)))  # each key's first position
-            if len(first) == len(keys):  # every key once, as in nearly every batch
-                self._positions = {key: [position] for key, position in first.items()}
+            last = dict(zip(keys, range(len(keys))))
+            if len(last) == len(keys):  # every key once, as in nearly every batch: its one position
+                self._positions = last
             else:
                 self._positions = {}
                 for position, key in enumerate(keys):
                     self._positions.setdefault(key, []).append(position)
-        return self._positions.get(key_text, [])
+        found = self._positions.get(key_text)
+        return [] if found is None else [found] if type(found) is int else found
 
 
 class _DocumentsOfBlock:

@@ -541,9 +541,14 @@ class StoredEntry:
         return self._source_json
 
     @property
+    def payload_held_elsewhere(self) -> bool:
+        """The entry wrote nothing and its target said an earlier entry of its key holds its payload."""
+        return self._payload_state == blocks.DOCUMENT_NOT_KEPT
+
+    @property
     def payload_note(self) -> str | None:
         """Why an entry has no payload where one was recorded; None otherwise."""
-        if self._payload_state == blocks.DOCUMENT_NOT_KEPT:
+        if self.payload_held_elsewhere:
             return "not kept: this entry wrote nothing, an earlier entry of its key holds what it was given"
         if self._documents is not None and self._payload_state == blocks.DOCUMENT_KEPT:
             pruned_at = self._documents.pruned_at()

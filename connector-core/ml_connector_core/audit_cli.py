@@ -323,7 +323,7 @@ def _show(trail: AuditTrail, args: argparse.Namespace) -> int:
             print(f"    {line}")
     payload_json = entry.payload_json
     if payload_json is None and entry.payload_note is not None:
-        pointer = _last_written(trail, entry) if entry.payload_note.startswith("not kept") else ""
+        pointer = _last_written(trail, entry) if entry.payload_held_elsewhere else ""
         print(f"payload: ({entry.payload_note}{pointer})")
     elif payload_json is None:
         print("payload: (none recorded)")

@@ -154,6 +154,8 @@ class DatabricksSink(BadRecordsSink, BatchSink):
                     attempts=1,
                     error=error if written else planned.note,
                     payload=planned.record,
+                    # A record re-read unchanged wrote nothing: the entry that wrote it holds the same record.
+                    keep_payload=planned.operation != planning.UNCHANGED,
                 )
             )
         self._record(entries)

@@ -9,7 +9,7 @@ from singer_sdk import Target
 from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
 
-from ml_connector_core.audited_target import AuditedTarget
+from ml_connector_core.audited_target import AuditedTarget, PAYLOAD_RETENTION_SETTING
 from ml_connector_core.run_outcome import EXPECT_CLOSING_STATE_SETTING
 from ml_connector_core.bad_records import BAD_RECORDS_SETTING
 from ml_connector_core.tls import ca_bundle_property
@@ -60,6 +60,7 @@ class TargetDatabricks(AuditedTarget, Target):
         th.Property("flow", th.StringType, default="ifs-to-databricks", description="Flow name recorded in the audit trail."),
         EXPECT_CLOSING_STATE_SETTING,
         BAD_RECORDS_SETTING,
+        PAYLOAD_RETENTION_SETTING,
     ).to_dict()
 
     def __init__(self, *args, **kwargs) -> None:

@@ -87,7 +87,7 @@ class DatabricksApp:
         """(answer, kind of the credential, the faults suffered as "kind" or "kind+kind")."""
         fault, statement_fault = self.faults.faults_for(
             request.path, request.method, _submitted_statement(request),
-            self.auth.kind_of(request.headers.get("Authorization")) == "oauth")
+            self.auth.may_reach_its_end(request.headers.get("Authorization")))
         suffered = "+".join(f.kind for f in (statement_fault, fault) if f is not None) or None
         if fault is not None and fault.kind == "drop":
             return Response(0, drop=True), None, suffered

@@ -64,9 +64,8 @@ class StagingVolume:
     def __init__(self, api: WorkspaceApi, volume: str, *, flow: str, run_id: str) -> None:
         match = _VOLUME_NAME.match(volume)
         if not match:
-            raise ConfigValidationError(
-                f"{STAGING_VOLUME_SETTING} names a Unity Catalog volume as catalog.schema.volume, not '{volume}'",
-                errors=[STAGING_VOLUME_SETTING])
+            raise _config_error(
+                f"{STAGING_VOLUME_SETTING} names a Unity Catalog volume as catalog.schema.volume, not '{volume}'")
         self.api = api
         self.volume = volume
         self.root = "/Volumes/" + "/".join(match.groups())
@@ -80,9 +79,8 @@ class StagingVolume:
     def from_config(cls, config: Mapping, api: WorkspaceApi, *, run_id: str) -> StagingVolume:
         volume = config.get(STAGING_VOLUME_SETTING)
         if not volume:
-            raise ConfigValidationError(f"{LOAD_METHOD_SETTING} volume needs {STAGING_VOLUME_SETTING} (the Unity "
-                                        "Catalog volume, catalog.schema.volume, where batches are staged)",
-                                        errors=[STAGING_VOLUME_SETTING])
+            raise _config_error(f"{LOAD_METHOD_SETTING} volume needs {STAGING_VOLUME_SETTING} (the Unity Catalog "
+                                "volume, catalog.schema.volume, where batches are staged)")
         return cls(api, str(volume), flow=config["flow"], run_id=run_id)
 
     def folder(self, location: str) -> str:
@@ -138,6 +136,10 @@ class StagingVolume:
                 f"{STAGING_VOLUME_SETTING} '{self.volume}': this principal may not {action} files in the volume "
                 f"({cause}). Grant it READ VOLUME and WRITE VOLUME on {self.volume}, or {fix}")
         return cause
+
+
+def _config_error(message: str) -> ConfigValidationError:
+    return ConfigValidationError(message, errors=[message])  # singer-sdk prints the errors, one a line
 
 
 def parquet_bytes(rows: pa.Table) -> bytes:

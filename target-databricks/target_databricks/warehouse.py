@@ -90,11 +90,12 @@ class StatementRunner:
     @classmethod
     def from_config(cls, config: Mapping, **api_options) -> StatementRunner:
         if not config.get("warehouse_id"):
-            raise ConfigValidationError("load_method warehouse needs warehouse_id", errors=["warehouse_id"])
+            message = "load_method warehouse needs warehouse_id"
+            raise ConfigValidationError(message, errors=[message])  # singer-sdk prints the errors, one a line
         wait = int(config.get(WAIT_TIMEOUT_SETTING, 30))
         if wait != 0 and not 5 <= wait <= 50:
-            raise ConfigValidationError(f"{WAIT_TIMEOUT_SETTING} must be 0 or between 5 and 50 (Databricks' "
-                                        f"wait_timeout), not {wait}", errors=[WAIT_TIMEOUT_SETTING])
+            message = f"{WAIT_TIMEOUT_SETTING} must be 0 or between 5 and 50 (Databricks' wait_timeout), not {wait}"
+            raise ConfigValidationError(message, errors=[message])
         api = workspace_api(config, timeout_seconds=wait + 60.0, **api_options)
         return cls(api, config["warehouse_id"], wait_seconds=wait, max_tries=api.max_tries)
 

@@ -84,6 +84,58 @@ class BadPath(VolumeProblem):
     """Not a path the Files API serves (the stand-in serves volumes only) or not a well-formed one."""
 
 
+def glob_pattern(glob: str) -> re.Pattern:
+    """A file glob as read_files takes it (Hadoop's): `*` and `?` within one folder name, `[abc]`, `[^a]`, `[a-z]`,
+    `{ab,cd}`."""
+    out, i = [], 0
+    while i < len(glob):
+        ch = glob[i]
+        if ch == "*":
+            out.append("[^/]*")
+        elif ch == "?":
+            out.append("[^/]")
+        elif ch == "[":
+            end = glob.find("]", i + 1)
+            if end < 0:
+                out.append(re.escape(ch))
+            else:
+                inner = glob[i + 1:end]
+                out.append("[" + ("^" + re.escape(inner[1:]).replace("\\-", "-") if inner.startswith("^")
+                                  else re.escape(inner).replace("\\-", "-")) + "]")
+                i = end
+        elif ch == "{":
+            alternatives, end = _alternatives(glob, i)
+            if end < 0:
+                out.append(re.escape(ch))
+            else:
+                out.append("(?:" + "|".join(glob_pattern(a).pattern for a in alternatives) + ")")
+                i = end
+        else:
+            out.append(re.escape(ch))
+        i += 1
+    return re.compile("".join(out))
+
+
+def _alternatives(glob: str, start: int) -> tuple[list[str], int]:
+    """The comma-separated alternatives of the {...} opening at `start` (nested ones kept whole), and where it
+    closes (-1: it does not)."""
+    depth, parts, current = 0, [], []
+    for i in range(start + 1, len(glob)):
+        ch = glob[i]
+        if ch == "{":
+            depth += 1
+        elif ch == "}":
+            if depth == 0:
+                return [*parts, "".join(current)], i
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append("".join(current))
+            current = []
+            continue
+        current.append(ch)
+    return [], -1
+
+
 def quoted(full_name: str) -> str:
     return ".".join(f"`{part}`" for part in full_name.split("."))
 
@@ -347,7 +399,7 @@ class Volumes:
     def files_under(self, path: str) -> list[tuple[str, Path]]:
         """For readers (read_files): (absolute path, local file) of every file at or under `path`, recursively and
         sorted, hidden files left out; a glob in the path (*, ?, [...]) filters the files it matches."""
-        if any(ch in path for ch in "*?["):
+        if any(ch in path for ch in "*?[{"):
             return self._glob(path)
         where = VolumePath.parse(path)
         _, local = self._local(where, READ)
@@ -363,18 +415,16 @@ class Volumes:
         return found
 
     def _glob(self, path: str) -> list[tuple[str, Path]]:
-        import fnmatch
-
-        fixed = path.split("*")[0].split("?")[0].split("[")[0]
+        fixed = re.split(r"[*?\[{]", path, maxsplit=1)[0]
         where = VolumePath.parse(fixed.rsplit("/", 1)[0] if not fixed.endswith("/") else fixed)
         _, local = self._local(where, READ)
         if not local.is_dir():
             raise NoSuchPath(where.absolute)
-        pattern = VolumePath.parse(path).absolute
+        pattern = glob_pattern(VolumePath.parse(path).absolute)
         found = []
         for child in sorted(local.rglob("*")):
             absolute = f"{where.absolute.rstrip('/')}/{child.relative_to(local).as_posix()}"
-            if child.is_file() and fnmatch.fnmatchcase(absolute, pattern) and not child.name.startswith(HIDDEN_PREFIXES):
+            if child.is_file() and pattern.fullmatch(absolute) and not child.name.startswith(HIDDEN_PREFIXES):
                 found.append((absolute, child))
         return found
 

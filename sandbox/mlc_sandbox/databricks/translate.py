@@ -9,6 +9,7 @@ ADD COLUMNS becomes one ADD COLUMN per column, MERGE's `*` actions are expanded 
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from dataclasses import dataclass
@@ -42,6 +43,12 @@ class Parameter:
 
 def parameter_type(text: str) -> exp.DataType:
     """The parameter's type, or ValueError (the request is then refused before it runs)."""
+    return _parameter_type(text).copy()  # a node of its own: trees keep their parents
+
+
+@functools.lru_cache(maxsize=256)
+def _parameter_type(text: str) -> exp.DataType:
+    """Parsed once per type: a MERGE of many rows carries thousands of parameters of a handful of types."""
     try:
         return exp.DataType.build(text, dialect=DIALECT)
     except (ParseError, TokenError, ValueError) as exc:

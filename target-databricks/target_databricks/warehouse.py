@@ -1,4 +1,6 @@
 """The SQL warehouse load path: the same MERGE as the Delta path, sent as statements of the Statement Execution API.
+Values never go into a statement's text: they travel as typed parameters (``warehouse_load_method: statements``, here)
+or as Parquet files staged in a volume (``volume``, staging.py).
 
 Every statement may be sent again: a lost answer or a 5xx may hide a statement that ran, and a statement that FAILED
 for a transient reason (a concurrent writer: ABORTED [DELTA_CONCURRENT_...]; TEMPORARILY_UNAVAILABLE, ...) is run

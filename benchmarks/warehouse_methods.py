@@ -9,8 +9,9 @@ main.staging.mlc), and target-databricks fed the same generated purchase orders 
 dates, a UTC timestamp, strings, an integer) from a file, as a tap would send them, into an empty table (an initial
 load, batch_size_rows 20,000, records validated and audited as in production). Printed per run: the target's wall time
 (process start to exit), rows per second, requests and request-body bytes the stand-in received (its traffic
-counters: statements and their parameters, uploads, polls, deletes), and the target's peak RSS (wait4's ru_maxrss of
-the target process); then the ratio volume / statements. Every run is checked: as many rows and distinct keys as sent.
+counters: statements and their parameters, uploads, polls, deletes), the target's peak RSS (wait4's ru_maxrss of
+the target process), and the CPU seconds of the target and of the stand-in (both share the machine's cores: where the
+wall time goes); then the ratio volume / statements. Every run is checked: as many rows and distinct keys as sent.
 
 The statements method sends about three times the bytes of its values (each a JSON parameter with its name and type),
 and the stand-in parses every statement: past --statements-max-rows it is measured on that many rows and its time,
@@ -100,15 +101,24 @@ def run_target(workdir: Path, method: str, input_path: Path) -> dict:
         if process.returncode != 0:
             raise SystemExit(f"target-databricks ({method}) failed ({process.returncode}):\n{log.read_text()[-4000:]}")
         traffic = dbx.traffic()
+        stand_in_cpu = cpu_seconds(dbx.process.pid)
         rows, keys = (int(v) for v in dbx.sql(f"SELECT count(*), count(DISTINCT OrderNo) FROM {TABLE}")[0])
         left = dbx.volume_files(VOLUME)
     return {"seconds": seconds, "requests": traffic["requests"], "bytes": traffic["bytes"],
-            "rss_mb": usage.ru_maxrss / 1024, "rows": rows, "keys": keys, "staged_left": len(left)}
+            "rss_mb": usage.ru_maxrss / 1024, "cpu": usage.ru_utime + usage.ru_stime, "stand_in_cpu": stand_in_cpu,
+            "rows": rows, "keys": keys, "staged_left": len(left)}
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU seconds a running process has used so far (/proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def line(size: int, method: str, figures: dict, note: str = "") -> str:
     return (f"{size:>10,}  {method:<10} {figures['seconds']:>9.1f} {size / figures['seconds']:>9,.0f} "
-            f"{figures['requests']:>9,} {figures['bytes'] / 1e6:>9.1f} {figures['rss_mb']:>9.0f}  {note}")
+            f"{figures['requests']:>9,} {figures['bytes'] / 1e6:>9.1f} {figures['rss_mb']:>9.0f} "
+            f"{figures['cpu']:>9.1f} {figures['stand_in_cpu']:>9.1f}  {note}")
 
 
 def main() -> None:
@@ -123,7 +133,8 @@ def main() -> None:
     methods = args.methods.split(",")
     print(f"machine: {os.cpu_count()} cores, load average "
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} (other work on the machine skews every figure)")
-    print(f"{'rows':>10}  {'method':<10} {'wall s':>9} {'rows/s':>9} {'requests':>9} {'MB sent':>9} {'peak MB':>9}")
+    print(f"{'rows':>10}  {'method':<10} {'wall s':>9} {'rows/s':>9} {'requests':>9} {'MB sent':>9} {'peak MB':>9} "
+          f"{'CPU s':>9} {'stand-in':>9}")
     failures = []
     measured_runs: dict[tuple[str, int], dict] = {}  # a capped statements load is measured once, then reused
     with tempfile.TemporaryDirectory(prefix="mlc-bench-warehouse-") as tmp:
@@ -147,7 +158,8 @@ def main() -> None:
                     scale = size / measured
                     note = f"extrapolated x{scale:g} from {measured:,} rows ({run['seconds']:.1f} s measured)"
                     run = {**run, "seconds": run["seconds"] * scale, "requests": round(run["requests"] * scale),
-                           "bytes": run["bytes"] * scale}
+                           "bytes": run["bytes"] * scale, "cpu": run["cpu"] * scale,
+                           "stand_in_cpu": run["stand_in_cpu"] * scale}
                 figures[method] = run
                 print(line(size, method, run, note), flush=True)
             if {"statements", "volume"} <= set(figures):

@@ -221,6 +221,7 @@ def staging_volume_check(api: WorkspaceApi, config: dict, principal: str) -> Che
                       else f"a probe file could not be uploaded: {_one_line(exc)}", fix)
     try:
         api.delete_file(probe)
+        api.delete_empty_directory(probe.rsplit("/", 1)[0])  # unless another check's probe is there meanwhile
     except DatabricksApiError as exc:
         return failed(SYSTEM, name, f"wrote the probe file {probe} but could not delete it: {_one_line(exc)}",
                       f"grant {principal} WRITE VOLUME on {volume} (and delete {probe})")

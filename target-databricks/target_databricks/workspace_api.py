@@ -119,6 +119,11 @@ class WorkspaceApi(ApiClient):
         path = FILES + quote(volume_path)
         return self._send("DELETE", path, self.base_url + path, accept=(404,), retry_unsafe=True).status_code != 404
 
+    def delete_empty_directory(self, volume_path: str) -> bool:
+        """Delete a directory of a volume if it is empty; False when it is not (400) or not there (404)."""
+        path = DIRECTORIES + quote(volume_path)
+        return self._send("DELETE", path, self.base_url + path, accept=(400, 404), retry_unsafe=True).ok
+
     def list_directory(self, volume_path: str) -> list[dict] | None:
         """The entries of a directory of a volume ({path, name, is_directory, file_size, last_modified}), every page;
         None when there is no such directory."""

@@ -97,9 +97,11 @@ def test_the_staging_volume_is_probed_with_a_file_written_and_deleted(databricks
     status, results, _ = check(workspace_env(databricks, warehouse_load_method="volume", staging_volume="main.staging.mlc"))
     assert status == 0, results
     assert by_check(results)["staging volume main.staging.mlc"]["status"] == "pass"
-    assert databricks.volume_files("main.staging.mlc") == []  # the probe removed
-    probes = [r for r in databricks.requests() if r["path"].startswith("/api/2.0/fs/files/Volumes/main/staging/mlc/_mlc")]
-    assert [r["method"] for r in probes][-2:] == ["PUT", "DELETE"]
+    assert databricks.volume_files("main.staging.mlc") == []  # the probe removed, and its folder
+    probes = [r for r in databricks.requests() if "/Volumes/main/staging/mlc/_mlc_check" in r["path"]]
+    assert [(r["method"], r["path"].split("/")[4]) for r in probes][-3:] == [
+        ("PUT", "files"), ("DELETE", "files"), ("DELETE", "directories")]
+    assert [r["status"] for r in probes][-3:] == [204, 204, 204]
 
     status, results, _ = check(workspace_env(databricks, warehouse_load_method="volume", staging_volume="main.staging.no"))
     missing = by_check(results)["staging volume main.staging.no"]

@@ -231,3 +231,21 @@ def test_a_statement_can_be_slow_and_lose_its_answer_and_refusals_spare_statemen
         _submit(databricks, "INSERT INTO main.default.t VALUES (2, 'b')")
     assert databricks.requests()[-1]["fault"] == "slow_statement+drop_response"
     assert databricks.sql("SELECT k FROM uc_main.default.t") == [["2"]]
+
+
+def test_a_slowed_down_statement_released_goes_on_and_meets_what_committed_meanwhile(databricks):
+    """Two MERGEs of the same new key: the first, slowed down, has done its work and waits to commit when the second
+    commits; released, it meets that commit and writes nothing, as Delta's optimistic concurrency has it."""
+    _table(databricks)
+    merge = ("MERGE INTO main.default.t AS t USING (SELECT 1 AS k, '{v}' AS v) AS s ON t.k = s.k "
+             "WHEN MATCHED THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *")
+    databricks.slow_down(600, statement_contains="orphan")  # a statement a killed client left running
+    orphan = _submit(databricks, merge.format(v="orphan"), wait="0s").json()["statement_id"]
+    while not databricks.admin("GET", f"statements/{orphan}")["duckdb"]:  # its work done, waiting to commit
+        time.sleep(0.05)
+    assert _submit(databricks, merge.format(v="rerun")).json()["status"]["state"] == "SUCCEEDED"
+    assert databricks.release_statement(orphan)["statement_id"] == orphan
+    while _state(databricks, orphan)["state"] == "RUNNING":
+        time.sleep(0.05)
+    assert "[DELTA_CONCURRENT_APPEND]" in _state(databricks, orphan)["error"]["message"]
+    assert databricks.sql("SELECT k, v FROM uc_main.default.t") == [["1", "rerun"]]

@@ -234,29 +234,30 @@ def wait_for(condition, what: str, timeout: float = 120):
 def test_a_run_killed_while_its_merge_runs_duplicates_nothing_and_the_rerun_removes_its_staged_file(
         databricks, tmp_path):
     """The MERGE of the first batch (keys the table does not hold yet) runs on in the warehouse after its run was
-    killed; the rerun looks up the same keys before that MERGE commits and MERGEs them too. One of the two MERGEs
-    commits, the other meets it (ABORTED [DELTA_CONCURRENT_APPEND]) and writes nothing, or runs again and finds the
-    rows: each key once."""
+    killed; the rerun looks up the same keys before that MERGE commits, and MERGEs them too. When the killed run's MERGE
+    then comes to commit, it meets the rerun's (ABORTED [DELTA_CONCURRENT_APPEND]) and writes nothing: each key once."""
     cfg = config(databricks, tmp_path, statement_wait_timeout_seconds=5)
-    databricks.slow_down(10, count=1, statement_contains="MERGE INTO")
+    databricks.slow_down(600, count=1, statement_contains="MERGE INTO")  # until released below
     killed = start_target(tmp_path, cfg, invoices())
-    orphan = wait_for(lambda: next((s for s in statements(databricks, "MERGE INTO") if s["state"] == "RUNNING"), None),
-                      "the first MERGE running")
+    orphan = wait_for(lambda: next((s for s in statements(databricks, "MERGE INTO")
+                                    if s["state"] == "RUNNING" and s["duckdb"]), None),  # its work done
+                      "the first MERGE running, waiting to commit")
     os.kill(killed.pid, signal.SIGKILL)
     killed.wait()
     leftover = databricks.volume_files(VOLUME)
     assert len(leftover) == 1 and leftover[0].endswith("-rows.parquet")  # the batch the killed run staged
 
     rerun = run_target(tmp_path, cfg, invoices())
-    assert rerun.states == [STATE]
-    assert f"Removed 1 staged file(s) that earlier runs of this flow left in" in rerun.stderr
-    wait_for(lambda: databricks.admin("GET", f"statements/{orphan['statement_id']}")["state"] != "RUNNING",
-             "the killed run's MERGE ending")
-    assert_exact(databricks)
+    assert rerun.states == [STATE] and audited(cfg) == {"insert": 40}  # the killed run's MERGE has not committed
+    assert "Removed 1 staged file(s) that earlier runs of this flow left in" in rerun.stderr
     assert databricks.volume_files(VOLUME) == []
-    merges = statements(databricks, "MERGE INTO")
-    assert "FAILED" in [m["state"] for m in merges]  # the two MERGEs met, one of them wrote nothing
-    assert all("[DELTA_CONCURRENT_APPEND]" in m["error"]["message"] for m in merges if m["state"] == "FAILED")
+    assert_exact(databricks)
+
+    databricks.release_statement(orphan["statement_id"])
+    ended = wait_for(lambda: (lambda s: s if s["state"] != "RUNNING" else None)(
+        databricks.admin("GET", f"statements/{orphan['statement_id']}")), "the killed run's MERGE ending")
+    assert ended["state"] == "FAILED" and "[DELTA_CONCURRENT_APPEND]" in ended["error"]["message"]
+    assert_exact(databricks)
 
 
 def test_a_missing_volume_stops_the_run_naming_the_setting(databricks, tmp_path):

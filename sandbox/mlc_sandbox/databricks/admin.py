@@ -66,6 +66,9 @@ def _route(app: "DatabricksApp", request: Request, method: str, route: str, quer
         if method == "DELETE":
             app.statements.clear_log()
             return _json(200, {"statements": []})
+    if route.startswith("statements/") and route.endswith("/release") and method == "POST":
+        app.statements.release(route.split("/")[1])
+        return _json(200, app.statements.get(route.split("/")[1]).log_entry())
     if route.startswith("statements/") and method == "GET":
         return _json(200, app.statements.get(route.split("/", 1)[1]).log_entry())
     if route == "jobs":

@@ -50,6 +50,10 @@ class _AdminClient(AdminClient):
         return self.add_fault("slow_statement", count=count, delay_seconds=seconds,
                               statement_contains=statement_contains)
 
+    def release_statement(self, statement_id: str) -> dict:
+        """A statement slowed down (slow_down) goes on at once: commits, or meets what committed meanwhile."""
+        return self.admin("POST", f"statements/{statement_id}/release")
+
     def fail_statements(self, count: int = 1, error_code: str = "ABORTED", message: str | None = None,
                         statement_contains: str | None = None) -> dict:
         """The next `count` statements (containing the text, if given) end FAILED with `error_code` and `message`

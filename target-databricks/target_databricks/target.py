@@ -44,8 +44,12 @@ class TargetDatabricks(AuditedTarget, Target):
         th.Property("client_secret", th.StringType, secret=True, description="Service principal secret (may be sealed)."),
         th.Property("warehouse_id", th.StringType, description="SQL warehouse id, for load_method warehouse."),
         th.Property("catalog", th.StringType, default="main", description="Unity Catalog catalog, for load_method warehouse."),
+        th.Property("warehouse_load_method", th.StringType, default="statements", allowed_values=["statements", "volume"],
+                    description="How load_method warehouse sends a batch: statements: its values as typed parameters of MERGE statements of at most max_statement_bytes; volume: as a Parquet file staged in staging_volume (Files API), MERGEd from read_files on the keys, then deleted: for large loads."),
+        th.Property("staging_volume", th.StringType,
+                    description="Unity Catalog volume (catalog.schema.volume) where warehouse_load_method volume stages batches, under <flow>/<table>/; this principal needs READ VOLUME and WRITE VOLUME on it. Files a killed run left are removed by the next run of the flow."),
         th.Property("max_statement_bytes", th.IntegerType, default=1_000_000,
-                    description="Upper bound of one MERGE statement's size on the warehouse path."),
+                    description="Upper bound of one statement request (its text and its parameters) with warehouse_load_method statements."),
         th.Property("statement_wait_timeout_seconds", th.IntegerType, default=30,
                     description="How long each statement request waits for the statement to finish before the statement is polled (Databricks' wait_timeout: 0, or 5 to 50)."),
         th.Property("max_tries", th.IntegerType, default=8,
@@ -71,9 +75,15 @@ class TargetDatabricks(AuditedTarget, Target):
     def writer(self):
         if self.config["load_method"] == "delta":
             return DeltaWriter(self.config["delta_root"], unsealed_storage_options(self.config.get("storage_options")))
-        from target_databricks.warehouse import WarehouseWriter
+        from target_databricks.warehouse import StatementRunner, WarehouseWriter
 
-        return WarehouseWriter.from_config(self.config)
+        runner = StatementRunner.from_config(self.config)
+        if self.config["warehouse_load_method"] == "volume":
+            from target_databricks.staging import StagingVolume, VolumeWriter
+
+            staging = StagingVolume.from_config(self.config, runner.api, run_id=self.audit_run.run_id)
+            return VolumeWriter(runner, self.config["catalog"], staging)
+        return WarehouseWriter(runner, self.config["catalog"], int(self.config["max_statement_bytes"]))
 
     def table_name(self, stream_name: str) -> str:
         name = re.sub(r"[^0-9A-Za-z_]", "_", stream_name.split("-")[-1]).lower()

@@ -97,6 +97,7 @@ class TargetDatabricks(AuditedTarget, Target):
     def process_endofpipe(self) -> None:
         if not self.config.get("job_id"):
             super().process_endofpipe()
+            self._cluster_written_tables()
             return
         # Hold the last checkpoint (the STATE of the last batches) back until the job has run on what this load
         # wrote; the job is told the watermarks of the newest STATE the load covers.
@@ -106,10 +107,28 @@ class TargetDatabricks(AuditedTarget, Target):
             super().process_endofpipe()
         finally:
             self._holding_state = False
+        self._cluster_written_tables()
         if self.loaded:
             self._run_job(load_parameters(self.audit_run.run_id, self.loaded, self.last_checkpoint))
         if self._held_state is not None:
             super().emit_state(self._held_state)
+
+    def _cluster_written_tables(self) -> None:
+        """The Delta tables this run wrote, clustered by key when enough of their rows are out of key order (see
+        delta.py). It changes no row: a failure (a concurrent writer) leaves the table as written, with a warning."""
+        if self.config["load_method"] != "delta" or "writer" not in self.__dict__:
+            return
+        for location, keys in list(self.writer.keys_written.items()):
+            try:
+                done = self.writer.cluster(location, keys)
+            except Exception as exc:  # noqa: BLE001 - the load is complete; only its layout waits for the next run
+                self.logger.warning("%s was not clustered by key (the next run tries again): %s: %s", location,
+                                    type(exc).__name__, exc)
+                continue
+            finally:
+                self.writer.keys_written.pop(location, None)
+            if done:
+                self.logger.info("%s: %s", location, done)
 
     def emit_state(self, state: dict) -> None:
         if getattr(self, "_holding_state", False):

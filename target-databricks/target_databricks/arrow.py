@@ -60,12 +60,14 @@ def arrow_schema(properties: Mapping[str, Mapping], *, decimal_scale: int) -> pa
     return pa.schema([pa.field(name, column_type(prop, decimal_scale=decimal_scale)) for name, prop in properties.items()])
 
 
-def to_table(records: list[dict], schema: pa.Schema, *, stream: str) -> pa.Table:
+def to_table(records: list[dict], schema: pa.Schema, *, stream: str, extra: Mapping[str, list] | None = None) -> pa.Table:
     """Columns built one at a time; RecordValueError names the first column a value does not fit (``unfit_values``
-    then finds each record with such a value)."""
+    then finds each record with such a value). ``extra``: the values of columns the records do not hold (one per
+    record), given apart so that a batch's records are not copied to add them."""
+    extra = extra or {}
     columns = []
     for field in schema:
-        values = [record.get(field.name) for record in records]
+        values = extra[field.name] if field.name in extra else [record.get(field.name) for record in records]
         try:
             columns.append(_convert(values, field.type))
         except _CONVERSION_ERRORS as exc:

@@ -52,14 +52,36 @@ ROW_GROUP_ROWS = 5_000
 #: Cluster at the end of a run when files outside key order hold this share of the rows, or are this many.
 CLUSTER_SHARE = 0.1
 CLUSTER_FILES = 32
-#: Keys sampled to cut the key space into files when clustering.
+#: Keys sampled to cut the key space into files when clustering, and spill files open at once while sorting.
 BOUNDARY_SAMPLE = 100_000
+SPILL_FILES = 128
 #: Delta features a file rewrite here would not honour; a table using them is refused by name, not corrupted.
 UNSUPPORTED_READER_FEATURES = {"deletionVectors", "columnMapping"}
 
 
 def _quoted(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
+
+
+@dataclass
+class _Appended:
+    """The files this run appended to a table (new keys only) and a hash of each key in them: a batch whose keys
+    hash to none of those skips the files without reading them (a full load's lookups stay one batch's work, not the
+    whole table's). Files any other writer made, or this run rewrote, are always looked up by their statistics."""
+
+    paths: set[str] = field(default_factory=set)
+    hashes: list[pa.Array] = field(default_factory=list)
+
+    def may_hold(self, key_hashes: pa.Array) -> bool:
+        if not self.hashes:
+            return False
+        every = pa.chunked_array(self.hashes).combine_chunks()
+        self.hashes = [every]
+        return pc.any(pc.is_in(key_hashes, value_set=every)).as_py() is True
+
+
+def _key_hashes(keys: Sequence[tuple]) -> pa.Array:
+    return pa.array([hash(k) for k in keys], pa.int64())  # within one process: enough to rule keys out
 
 
 @dataclass
@@ -79,6 +101,7 @@ class DeltaWriter:
         self.rows_per_file = rows_per_file
         self.row_group_rows = min(row_group_rows, rows_per_file)
         self._lookups: dict[str, _Lookup] = {}
+        self._appended: dict[str, _Appended] = {}
         self.keys_written: dict[str, list[str]] = {}  # location -> its keys, for clustering at the end of the run
 
     def location(self, schema: str, table: str) -> str:
@@ -122,11 +145,16 @@ class DeltaWriter:
                                       *([version_column] if version_column else [])]))
         probe = KeyProbe(aligned(batch_keys, pa.schema([schema.field(k) for k in keys])))
         wanted = {k: pc.unique(probe.keys.column(k).combine_chunks()) for k in keys}
-        exact = set(zip(*(probe.keys.column(k).to_pylist() for k in keys))) if len(keys) > 1 else None
+        probe_keys = list(zip(*(probe.keys.column(k).to_pylist() for k in keys)))
+        exact = set(probe_keys) if len(keys) > 1 else None
         fs = self._fs(location)
         found: dict[tuple, tuple[str, Any]] = {}
         homes = self._lookups[location].homes
-        for file in probe.files_holding(data_files(table, keys)):
+        files = data_files(table, keys)
+        appended = self._appended.get(location)
+        if appended and not appended.may_hold(_key_hashes(probe_keys)):
+            files = [f for f in files if f.path not in appended.paths]
+        for file in probe.files_holding(files):
             groups = _row_groups_may_hold(fs, file, keys[0], probe) if file.clustered or _ours(file) else None
             for part in read_batches(fs, file.path, schema, columns=columns, row_groups=groups):
                 hit = None
@@ -194,11 +222,12 @@ class DeltaWriter:
                 replaced = self._rewrite(fs, file, schema, keys, replacing, out, kept_columns)
                 out.write(_with_kept_values(own, replaced, keys, kept_columns))
                 removed.append(RemoveAction(file.path, True, now, file.size))
+            appended_files = None
             if loose:
-                out = DataFiles(fs, schema, clustered=False, rows_per_file=self.rows_per_file,
-                                row_group_rows=self.row_group_rows, stats_columns=stats_columns)
-                written.append(out)
-                out.write(rows.take(pa.array(loose, pa.int64())))
+                appended_files = DataFiles(fs, schema, clustered=False, rows_per_file=self.rows_per_file,
+                                           row_group_rows=self.row_group_rows, stats_columns=stats_columns)
+                written.append(appended_files)
+                appended_files.write(rows.take(pa.array(loose, pa.int64())))
             actions = [action for out in written for action in out.close()] + removed
             table.create_write_transaction(actions, "append", table.schema(), commit_properties=CommitProperties(
                 custom_metadata={"mlc.operation": "write by key", "mlc.keys": ",".join(keys)}))
@@ -206,6 +235,11 @@ class DeltaWriter:
             for out in written:
                 out.discard()
             raise
+        appended = self._appended.setdefault(location, _Appended())
+        appended.paths -= set(touched)
+        if appended_files is not None:
+            appended.paths.update(appended_files.paths)
+            appended.hashes.append(_key_hashes([row_keys[i] for i in loose]))
         return {"num_target_files_removed": len(removed), "num_target_files_added": len(actions) - len(removed),
                 "num_rows_written": rows.num_rows}
 
@@ -264,33 +298,7 @@ class DeltaWriter:
                         stats_columns=_stats_columns(table, schema, keys), data_change=False)
         try:
             with tempfile.TemporaryDirectory(prefix="mlc-cluster-") as spill:
-                # Pass 1: every file of the region read once, its rows cut by bucket into a spill file per file.
-                slices: list[list[tuple[Path, int]]] = [[] for _ in range(boundaries.num_rows + 1)]
-                for n, file in enumerate(region):
-                    path = Path(spill, f"{n}.arrow")
-                    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(
-                            sink, schema, options=pa.ipc.IpcWriteOptions(compression="lz4")) as spilled:
-                        count = 0
-                        for part in read_batches(fs, file.path, schema, batch_rows=16_384):
-                            buckets = bucket_numbers(part.select(list(keys)), boundaries)
-                            order = pc.sort_indices(buckets)
-                            part, buckets = part.take(order), buckets.take(order)
-                            for bucket, start, length in runs(buckets):
-                                for batch in part.slice(start, length).combine_chunks().to_batches():
-                                    spilled.write_batch(batch)
-                                    slices[bucket].append((path, count))
-                                    count += 1
-                # Pass 2: bucket by bucket (key order), its slices sorted and written.
-                for bucket_slices in slices:
-                    if not bucket_slices:
-                        continue
-                    batches = []
-                    for path in dict.fromkeys(p for p, _ in bucket_slices):
-                        with pa.OSFile(str(path), "rb") as source:
-                            reader = pa.ipc.open_file(source)
-                            batches += [reader.get_batch(i) for p, i in bucket_slices if p == path]
-                    rows = pa.Table.from_batches(batches, schema=schema)
-                    out.write(rows.take(pc.sort_indices(rows, sort_keys=sort_keys(keys))))
+                self._sort_through(fs, region, schema, keys, boundaries, Path(spill), out)
             now = int(time.time() * 1000)
             actions = out.close() + [RemoveAction(f.path, False, now, f.size) for f in region]
             table.create_write_transaction(actions, "append", table.schema(), commit_properties=CommitProperties(
@@ -299,6 +307,46 @@ class DeltaWriter:
             out.discard()
             raise
         return f"{len(region)} files ({region_rows} rows) clustered by {', '.join(keys)} into {len(out.actions)}"
+
+    def _sort_through(self, fs, region: Sequence[DataFile], schema: pa.Schema, keys: Sequence[str],
+                      boundaries: pa.Table, spill: Path, out: DataFiles) -> None:
+        """An external sort in two passes, in memory a batch or a bucket (about one output file) at a time: every file
+        of the region read once, its rows cut by bucket into spill files (a bucket's slices in the file of its group
+        of buckets: at most SPILL_FILES open); then bucket by bucket, in key order, its slices sorted into ``out``."""
+        buckets = boundaries.num_rows + 1
+        per_group = math.ceil(buckets / SPILL_FILES)
+        slices: list[list[int]] = [[] for _ in range(buckets)]  # bucket -> its batches in its group's spill file
+        counts = [0] * math.ceil(buckets / per_group)
+        sinks, writers = [], []
+        options = pa.ipc.IpcWriteOptions(compression="lz4")
+        try:
+            for group in range(len(counts)):
+                sinks.append(pa.OSFile(str(spill / f"{group}.arrow"), "wb"))
+                writers.append(pa.ipc.new_file(sinks[-1], schema, options=options))
+            for file in region:
+                for part in read_batches(fs, file.path, schema, batch_rows=16_384):
+                    numbers = bucket_numbers(part.select(list(keys)), boundaries)
+                    order = pc.sort_indices(numbers)
+                    part, numbers = part.take(order), numbers.take(order)
+                    for bucket, start, length in runs(numbers):
+                        group = bucket // per_group
+                        for batch in part.slice(start, length).combine_chunks().to_batches():
+                            writers[group].write_batch(batch)
+                            slices[bucket].append(counts[group])
+                            counts[group] += 1
+        finally:
+            for writer in writers:
+                writer.close()
+            for sink in sinks:
+                sink.close()
+        for group in range(len(counts)):
+            with pa.OSFile(str(spill / f"{group}.arrow"), "rb") as source:
+                reader = pa.ipc.open_file(source)
+                for bucket in range(group * per_group, min(buckets, (group + 1) * per_group)):
+                    if slices[bucket]:
+                        rows = pa.Table.from_batches([reader.get_batch(i) for i in slices[bucket]], schema=schema)
+                        out.write(rows.take(pc.sort_indices(rows, sort_keys=sort_keys(keys))))
+            (spill / f"{group}.arrow").unlink()
 
     def _boundaries(self, fs, region: Sequence[DataFile], schema: pa.Schema, keys: Sequence[str],
                     buckets: int) -> pa.Table:

@@ -293,7 +293,8 @@ class DeltaWriter:
         schema = plain_schema(table.schema().to_arrow())
         fs = self._fs(location)
         region_rows = sum(f.rows for f in region)
-        boundaries = self._boundaries(fs, region, schema, keys, math.ceil(region_rows / self.rows_per_file))
+        # Buckets a quarter of a file: what the sort holds in memory at once (the files are cut from the sorted stream).
+        boundaries = self._boundaries(fs, region, schema, keys, math.ceil(4 * region_rows / self.rows_per_file))
         out = DataFiles(fs, schema, clustered=True, rows_per_file=self.rows_per_file, row_group_rows=self.row_group_rows,
                         stats_columns=_stats_columns(table, schema, keys), data_change=False)
         try:
@@ -324,7 +325,7 @@ class DeltaWriter:
                 sinks.append(pa.OSFile(str(spill / f"{group}.arrow"), "wb"))
                 writers.append(pa.ipc.new_file(sinks[-1], schema, options=options))
             for file in region:
-                for part in read_batches(fs, file.path, schema, batch_rows=16_384):
+                for part in read_batches(fs, file.path, schema, batch_rows=self.row_group_rows):
                     numbers = bucket_numbers(part.select(list(keys)), boundaries)
                     order = pc.sort_indices(numbers)
                     part, numbers = part.take(order), numbers.take(order)

@@ -30,6 +30,8 @@ class TargetDatabricks(AuditedTarget, Target):
                     description="Local folder or object-storage URI (s3://, abfss://, gs://) holding <target_schema>/<table> Delta tables."),
         th.Property("storage_options", th.ObjectType(additional_properties=th.StringType), secret=True,
                     description="delta-rs storage options for object storage (credentials; values may be sealed)."),
+        th.Property("delta_rows_per_file", th.IntegerType(minimum=1), default=10_000,
+                    description="Rows per Parquet file of a Delta table (delta path), which keeps its files in key order: a change rewrites the file that holds its key, so smaller files make changes spread over the table cheaper, larger ones make reading the whole table a little faster."),
         th.Property("target_schema", th.StringType, default="ifscloud",
                     description="Schema (folder) the source's tables go into."),
         th.Property("table_prefix", th.StringType, default="", description="Prefix for every table name."),
@@ -67,7 +69,8 @@ class TargetDatabricks(AuditedTarget, Target):
     @cached_property
     def writer(self):
         if self.config["load_method"] == "delta":
-            return DeltaWriter(self.config["delta_root"], unsealed_storage_options(self.config.get("storage_options")))
+            return DeltaWriter(self.config["delta_root"], unsealed_storage_options(self.config.get("storage_options")),
+                               rows_per_file=int(self.config["delta_rows_per_file"]))
         from target_databricks.warehouse import WarehouseWriter
 
         return WarehouseWriter.from_config(self.config)

@@ -206,3 +206,44 @@ def test_columns_the_stream_no_longer_sends_keep_their_values_in_changed_rows(tm
     rows = table_rows(config)
     assert rows[("10", "INV-00007")]["GrossAmount"] == Decimal("2") and rows[("10", "INV-00007")]["LineCount"] == 0
     assert rows[("10", "INV-00099")]["LineCount"] is None
+
+
+def test_bucket_numbers_follow_key_order_over_every_column():
+    from target_databricks.delta_layout import bucket_numbers
+
+    rng = random.Random(2)
+    keys = [(rng.choice(["10", "20", "3"]), rng.randrange(50)) for _ in range(500)]
+    boundaries = sorted(rng.sample(keys, 12))
+    table = pa.table({"Company": [k[0] for k in keys], "RowNo": [k[1] for k in keys]})
+    bounds = pa.table({"Company": [b[0] for b in boundaries], "RowNo": [b[1] for b in boundaries]})
+    import bisect
+
+    assert bucket_numbers(table, bounds).to_pylist() == [bisect.bisect_right(boundaries, k) for k in keys]
+
+
+def test_file_statistics_bound_every_value_and_keep_decimals_exact(tmp_path):
+    import pyarrow.fs as pafs
+
+    from target_databricks.delta_files import DataFiles
+
+    long_text = "A" * 31 + "\U0010ffff" * 3
+    schema = pa.schema([("name", pa.string()), ("amount", pa.decimal128(38, 24)),
+                        ("at", pa.timestamp("us", tz="UTC")), ("flag", pa.bool_())])
+    rows = pa.table({"name": ["b" * 40, "a" * 40 + "z", long_text],
+                     "amount": [Decimal("12345678901234.123456789012345678901234"), Decimal("-1"), None],
+                     "at": [dt.datetime(2026, 1, 1, 0, 0, 0, 1500, tzinfo=dt.timezone.utc),
+                            dt.datetime(2026, 1, 1, 0, 0, 0, 999, tzinfo=dt.timezone.utc), None],
+                     "flag": [True, False, None]}, schema=schema)
+    files = DataFiles(pafs.SubTreeFileSystem(str(tmp_path), pafs.LocalFileSystem()), schema, clustered=True,
+                      rows_per_file=10, row_group_rows=2, stats_columns=schema.names)
+    files.write(rows)
+    (action,) = files.close()
+    stats = json.loads(action.stats, parse_float=Decimal)
+    assert stats["numRecords"] == 3 and stats["nullCount"] == {"name": 0, "amount": 1, "at": 1, "flag": 1}
+    low, high = stats["minValues"], stats["maxValues"]
+    assert all(low["name"] <= v for v in rows["name"].to_pylist())
+    assert "name" not in high or all(high["name"] >= v for v in rows["name"].to_pylist())
+    assert low["amount"] == Decimal("-1") and high["amount"] == Decimal("12345678901234.123456789012345678901234")
+    assert low["at"] == "2026-01-01T00:00:00.000Z" and high["at"] == "2026-01-01T00:00:00.002Z"
+    assert "flag" not in low and "flag" not in high
+    assert pq.read_table(tmp_path / action.path).equals(rows)

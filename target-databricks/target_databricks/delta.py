@@ -77,7 +77,8 @@ class _Appended:
             return False
         every = pa.chunked_array(self.hashes).combine_chunks()
         self.hashes = [every]
-        return pc.any(pc.is_in(key_hashes, value_set=every)).as_py() is True
+        # The batch's hashes are the set looked up in: a hash table of one batch, not of every key appended.
+        return pc.any(pc.is_in(every, value_set=key_hashes)).as_py() is True
 
 
 def _key_hashes(keys: Sequence[tuple]) -> pa.Array:

@@ -53,8 +53,9 @@ ROW_GROUP_ROWS = 5_000
 CLUSTER_SHARE = 0.1
 CLUSTER_FILES = 32
 #: Keys sampled to cut the key space into files when clustering, and spill files open at once while sorting.
-BOUNDARY_SAMPLE = 100_000
+BOUNDARY_SAMPLE = 20_000
 SPILL_FILES = 128
+CHECKPOINT_INTERVAL = 10
 #: Delta features a file rewrite here would not honour; a table using them is refused by name, not corrupted.
 UNSUPPORTED_READER_FEATURES = {"deletionVectors", "columnMapping"}
 
@@ -75,10 +76,8 @@ class _Appended:
     def may_hold(self, key_hashes: pa.Array) -> bool:
         if not self.hashes:
             return False
-        every = pa.chunked_array(self.hashes).combine_chunks()
-        self.hashes = [every]
         # The batch's hashes are the set looked up in: a hash table of one batch, not of every key appended.
-        return pc.any(pc.is_in(every, value_set=key_hashes)).as_py() is True
+        return pc.any(pc.is_in(pa.chunked_array(self.hashes), value_set=key_hashes)).as_py() is True
 
 
 def _key_hashes(keys: Sequence[tuple]) -> pa.Array:
@@ -236,6 +235,7 @@ class DeltaWriter:
             for out in written:
                 out.discard()
             raise
+        _checkpoint_now_and_then(table)
         appended = self._appended.setdefault(location, _Appended())
         appended.paths -= set(touched)
         if appended_files is not None:
@@ -294,8 +294,9 @@ class DeltaWriter:
         schema = plain_schema(table.schema().to_arrow())
         fs = self._fs(location)
         region_rows = sum(f.rows for f in region)
-        # Buckets a quarter of a file: what the sort holds in memory at once (the files are cut from the sorted stream).
-        boundaries = self._boundaries(fs, region, schema, keys, math.ceil(4 * region_rows / self.rows_per_file))
+        # A bucket about a file's rows, and the region read a file's rows at a time: memory holds one of either, and a
+        # bucket's rows come in (region rows / rows per file) slices.
+        boundaries = self._boundaries(fs, region, schema, keys, math.ceil(region_rows / self.rows_per_file))
         out = DataFiles(fs, schema, clustered=True, rows_per_file=self.rows_per_file, row_group_rows=self.row_group_rows,
                         stats_columns=_stats_columns(table, schema, keys), data_change=False)
         try:
@@ -326,13 +327,12 @@ class DeltaWriter:
                 sinks.append(pa.OSFile(str(spill / f"{group}.arrow"), "wb"))
                 writers.append(pa.ipc.new_file(sinks[-1], schema, options=options))
             for file in region:
-                for part in read_batches(fs, file.path, schema, batch_rows=self.row_group_rows):
+                for part in read_batches(fs, file.path, schema, batch_rows=self.rows_per_file):
                     numbers = bucket_numbers(part.select(list(keys)), boundaries)
                     order = pc.sort_indices(numbers)
-                    part, numbers = part.take(order), numbers.take(order)
-                    for bucket, start, length in runs(numbers):
+                    for bucket, start, length in runs(numbers.take(order)):
                         group = bucket // per_group
-                        for batch in part.slice(start, length).combine_chunks().to_batches():
+                        for batch in part.take(order.slice(start, length)).combine_chunks().to_batches():
                             writers[group].write_batch(batch)
                             slices[bucket].append(counts[group])
                             counts[group] += 1
@@ -341,13 +341,17 @@ class DeltaWriter:
                 writer.close()
             for sink in sinks:
                 sink.close()
+        pa.default_memory_pool().release_unused()
         for group in range(len(counts)):
             with pa.OSFile(str(spill / f"{group}.arrow"), "rb") as source:
                 reader = pa.ipc.open_file(source)
                 for bucket in range(group * per_group, min(buckets, (group + 1) * per_group)):
                     if slices[bucket]:
                         rows = pa.Table.from_batches([reader.get_batch(i) for i in slices[bucket]], schema=schema)
-                        out.write(rows.take(pc.sort_indices(rows, sort_keys=sort_keys(keys))))
+                        order = pc.sort_indices(rows.select(list(keys)), sort_keys=sort_keys(keys))
+                        for start in range(0, len(order), self.row_group_rows):  # copies of a row group at a time
+                            out.write(rows.take(order.slice(start, self.row_group_rows)))
+                        del rows
             (spill / f"{group}.arrow").unlink()
 
     def _boundaries(self, fs, region: Sequence[DataFile], schema: pa.Schema, keys: Sequence[str],
@@ -356,11 +360,12 @@ class DeltaWriter:
         key_schema = pa.schema([schema.field(k) for k in keys])
         if buckets <= 1:
             return key_schema.empty_table()
-        every = max(1, sum(f.rows for f in region) // BOUNDARY_SAMPLE)
+        every = max(1, sum(f.rows for f in region) // max(BOUNDARY_SAMPLE, 50 * buckets))
         sample = []
         for file in region:
-            for part in read_batches(fs, file.path, schema, columns=list(keys), batch_rows=65_536):
+            for part in read_batches(fs, file.path, schema, columns=list(keys), batch_rows=self.rows_per_file):
                 sample.append(part.take(pa.array(range(0, part.num_rows, every), pa.int64())))
+        pa.default_memory_pool().release_unused()
         keys_sampled = pa.concat_tables(sample) if sample else key_schema.empty_table()
         keys_sampled = keys_sampled.take(pc.sort_indices(keys_sampled, sort_keys=sort_keys(keys)))
         if keys_sampled.num_rows == 0:
@@ -385,6 +390,14 @@ class _KeySet:
             candidate = pa.array([bool(flag) and tuple(c[i] for c in columns) in self.keys
                                   for i, flag in enumerate(flags)], pa.bool_())
         return candidate
+
+
+def _checkpoint_now_and_then(table: DeltaTable) -> None:
+    """A checkpoint every CHECKPOINT_INTERVAL versions, as Spark writes them (delta-rs: every 100): opening the table
+    for the next batch then reads a few commits after the checkpoint, not up to a hundred (and holds them)."""
+    table.update_incremental()
+    if table.version() % CHECKPOINT_INTERVAL == 0:
+        table.create_checkpoint()
 
 
 def _clustering_region(files: Sequence[DataFile], *, force: bool = False) -> list[DataFile]:

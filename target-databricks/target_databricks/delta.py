@@ -24,10 +24,13 @@ Why it works the way it does (measured: benchmarks/delta_incremental.py, figures
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import math
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,9 +55,9 @@ ROW_GROUP_ROWS = 5_000
 #: Cluster at the end of a run when files outside key order hold this share of the rows, or are this many.
 CLUSTER_SHARE = 0.1
 CLUSTER_FILES = 32
-#: Keys sampled to cut the key space into files when clustering, and spill files open at once while sorting.
+#: Keys sampled to cut the key space into files when clustering, and key ranges a clustering pass splits rows into.
 BOUNDARY_SAMPLE = 20_000
-SPILL_FILES = 128
+SPILL_FANOUT = 16
 CHECKPOINT_INTERVAL = 10
 #: Delta features a file rewrite here would not honour; a table using them is refused by name, not corrupted.
 UNSUPPORTED_READER_FEATURES = {"deletionVectors", "columnMapping"}
@@ -291,12 +294,12 @@ class DeltaWriter:
         region = _clustering_region(files, force=force)
         if not region:
             return None
+        _release_memory()
         schema = plain_schema(table.schema().to_arrow())
         fs = self._fs(location)
         region_rows = sum(f.rows for f in region)
-        # A bucket about a file's rows, and the region read a file's rows at a time: memory holds one of either, and a
-        # bucket's rows come in (region rows / rows per file) slices.
-        boundaries = self._boundaries(fs, region, schema, keys, math.ceil(region_rows / self.rows_per_file))
+        # Buckets of about a row group's rows, the unit the sort holds in memory (files are cut from the sorted stream).
+        boundaries = self._boundaries(fs, region, schema, keys, math.ceil(region_rows / self.row_group_rows))
         out = DataFiles(fs, schema, clustered=True, rows_per_file=self.rows_per_file, row_group_rows=self.row_group_rows,
                         stats_columns=_stats_columns(table, schema, keys), data_change=False)
         try:
@@ -313,46 +316,56 @@ class DeltaWriter:
 
     def _sort_through(self, fs, region: Sequence[DataFile], schema: pa.Schema, keys: Sequence[str],
                       boundaries: pa.Table, spill: Path, out: DataFiles) -> None:
-        """An external sort in two passes, in memory a batch or a bucket (about one output file) at a time: every file
-        of the region read once, its rows cut by bucket into spill files (a bucket's slices in the file of its group
-        of buckets: at most SPILL_FILES open); then bucket by bucket, in key order, its slices sorted into ``out``."""
-        buckets = boundaries.num_rows + 1
-        per_group = math.ceil(buckets / SPILL_FILES)
-        slices: list[list[int]] = [[] for _ in range(buckets)]  # bucket -> its batches in its group's spill file
-        counts = [0] * math.ceil(buckets / per_group)
-        sinks, writers = [], []
-        options = pa.ipc.IpcWriteOptions(compression="lz4")
-        try:
-            for group in range(len(counts)):
-                sinks.append(pa.OSFile(str(spill / f"{group}.arrow"), "wb"))
-                writers.append(pa.ipc.new_file(sinks[-1], schema, options=options))
+        """The region's rows into ``out`` in key order: an external distribution sort that holds about a row group's
+        rows at a time (see ``_distribute``)."""
+
+        def region_rows() -> Iterator[pa.Table]:
             for file in region:
-                for part in read_batches(fs, file.path, schema, batch_rows=self.rows_per_file):
-                    numbers = bucket_numbers(part.select(list(keys)), boundaries)
-                    order = pc.sort_indices(numbers)
-                    for bucket, start, length in runs(numbers.take(order)):
-                        group = bucket // per_group
-                        for batch in part.take(order.slice(start, length)).combine_chunks().to_batches():
-                            writers[group].write_batch(batch)
-                            slices[bucket].append(counts[group])
-                            counts[group] += 1
+                yield from read_batches(fs, file.path, schema, batch_rows=self.row_group_rows)
+
+        self._distribute(region_rows, schema, keys, boundaries, spill, out)
+
+    def _distribute(self, batches: Callable[[], Iterator[pa.Table]], schema: pa.Schema, keys: Sequence[str],
+                    boundaries: pa.Table, spill: Path, out: DataFiles) -> None:
+        """Rows of one key range (``batches``), cut by ``boundaries`` into buckets of about a row group's rows, written
+        in key order. A bucket is sorted in memory; more are split into up to SPILL_FANOUT groups of buckets, each
+        spilled to a file of its own in one pass, and each group distributed in turn: every row is read and written
+        a few times (log base SPILL_FANOUT of the buckets), a row group's rows at a time."""
+        if boundaries.num_rows == 0:
+            rows = _concat(list(batches()), schema)
+            order = pc.sort_indices(rows.select(list(keys)), sort_keys=sort_keys(keys))
+            for start in range(0, len(order), self.row_group_rows):  # copies of a row group at a time
+                out.write(rows.take(order.slice(start, self.row_group_rows)))
+            return
+        groups = min(SPILL_FANOUT, boundaries.num_rows + 1)
+        # Group g holds buckets cuts[g-1] .. cuts[g]-1; its first boundary is that of bucket cuts[g-1].
+        cuts = [0, *((boundaries.num_rows + 1) * g // groups for g in range(1, groups)), boundaries.num_rows + 1]
+        group_bounds = boundaries.take(pa.array([c - 1 for c in cuts[1:-1]], pa.int64()))
+        paths = [spill / f"{uuid.uuid4().hex}.arrow" for _ in range(groups)]
+        sinks = [pa.OSFile(str(path), "wb") for path in paths]
+        writers = [pa.ipc.new_stream(sink, schema, options=pa.ipc.IpcWriteOptions(compression="lz4")) for sink in sinks]
+        try:
+            for part in _rechunked(batches(), self.row_group_rows, schema):
+                numbers = bucket_numbers(part.select(list(keys)), group_bounds)
+                order = pc.sort_indices(numbers)
+                for group, start, length in runs(numbers.take(order)):
+                    for batch in part.take(order.slice(start, length)).combine_chunks().to_batches():
+                        writers[group].write_batch(batch)
         finally:
-            for writer in writers:
+            for writer, sink in zip(writers, sinks):
                 writer.close()
-            for sink in sinks:
                 sink.close()
         pa.default_memory_pool().release_unused()
-        for group in range(len(counts)):
-            with pa.OSFile(str(spill / f"{group}.arrow"), "rb") as source:
-                reader = pa.ipc.open_file(source)
-                for bucket in range(group * per_group, min(buckets, (group + 1) * per_group)):
-                    if slices[bucket]:
-                        rows = pa.Table.from_batches([reader.get_batch(i) for i in slices[bucket]], schema=schema)
-                        order = pc.sort_indices(rows.select(list(keys)), sort_keys=sort_keys(keys))
-                        for start in range(0, len(order), self.row_group_rows):  # copies of a row group at a time
-                            out.write(rows.take(order.slice(start, self.row_group_rows)))
-                        del rows
-            (spill / f"{group}.arrow").unlink()
+        for group, path in enumerate(paths):
+            inner = boundaries.slice(cuts[group], cuts[group + 1] - cuts[group] - 1)
+
+            def spilled(path: Path = path) -> Iterator[pa.Table]:
+                with pa.OSFile(str(path), "rb") as source:
+                    for batch in pa.ipc.open_stream(source):
+                        yield pa.Table.from_batches([batch], schema=schema)
+
+            self._distribute(spilled, schema, keys, inner, spill, out)
+            path.unlink()
 
     def _boundaries(self, fs, region: Sequence[DataFile], schema: pa.Schema, keys: Sequence[str],
                     buckets: int) -> pa.Table:
@@ -390,6 +403,37 @@ class _KeySet:
             candidate = pa.array([bool(flag) and tuple(c[i] for c in columns) in self.keys
                                   for i, flag in enumerate(flags)], pa.bool_())
         return candidate
+
+
+def _concat(tables: list[pa.Table], schema: pa.Schema) -> pa.Table:
+    return pa.concat_tables(tables) if tables else schema.empty_table()
+
+
+def _rechunked(tables: Iterator[pa.Table], rows: int, schema: pa.Schema) -> Iterator[pa.Table]:
+    """The tables' rows in pieces of ``rows`` (the last one shorter): spilled slices are small."""
+    pending, count = [], 0
+    for table in tables:
+        while table.num_rows:
+            take = min(rows - count, table.num_rows)
+            pending.append(table.slice(0, take))
+            count += take
+            table = table.slice(take)
+            if count == rows:
+                yield _concat(pending, schema).combine_chunks()
+                pending, count = [], 0
+    if pending:
+        yield _concat(pending, schema).combine_chunks()
+
+
+def _release_memory() -> None:
+    """Memory the run's batches freed, handed back before clustering allocates its own: the C heap keeps what Python
+    freed (glibc returns it on malloc_trim), Arrow's pool what Arrow freed."""
+    gc.collect()
+    pa.default_memory_pool().release_unused()
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (AttributeError, OSError):  # not glibc
+        pass
 
 
 def _checkpoint_now_and_then(table: DeltaTable) -> None:

@@ -126,12 +126,22 @@ def _decimal_misfit(value: object, kind: pa.Decimal128Type) -> str | None:
 def _convert(values: list, kind: pa.DataType) -> pa.Array:
     if pa.types.is_timestamp(kind) or pa.types.is_date32(kind):
         # The SDK may already have parsed ISO strings into date/datetime objects; both forms end as UTC.
-        return pa.array([_as_iso(v) for v in values], pa.string()).cast(kind)
+        return _text(values, _as_iso).cast(kind)
     if pa.types.is_string(kind):
-        return pa.array([_as_text(v) for v in values], pa.string())
+        return _text(values, _as_text)
     if pa.types.is_decimal(kind):
+        if all(v is None or type(v) is Decimal for v in values):  # JSON numbers as the SDK parses them: in bulk
+            return pa.array(values, kind)
         return pa.array([_as_decimal(v) for v in values], kind)
     return pa.array(values, kind)
+
+
+def _text(values: list, as_text) -> pa.Array:
+    """Values that are all text (or null) in bulk; otherwise each one through ``as_text``."""
+    try:
+        return pa.array(values, pa.string())
+    except (pa.ArrowTypeError, pa.ArrowInvalid):
+        return pa.array([as_text(v) for v in values], pa.string())
 
 
 def _as_iso(value: object) -> str | None:

@@ -60,12 +60,14 @@ def arrow_schema(properties: Mapping[str, Mapping], *, decimal_scale: int) -> pa
     return pa.schema([pa.field(name, column_type(prop, decimal_scale=decimal_scale)) for name, prop in properties.items()])
 
 
-def to_table(records: list[dict], schema: pa.Schema, *, stream: str) -> pa.Table:
+def to_table(records: list[dict], schema: pa.Schema, *, stream: str, extra: Mapping[str, list] | None = None) -> pa.Table:
     """Columns built one at a time; RecordValueError names the first column a value does not fit (``unfit_values``
-    then finds each record with such a value)."""
+    then finds each record with such a value). ``extra``: the values of columns the records do not hold (one per
+    record), given apart so that a batch's records are not copied to add them."""
+    extra = extra or {}
     columns = []
     for field in schema:
-        values = [record.get(field.name) for record in records]
+        values = extra[field.name] if field.name in extra else [record.get(field.name) for record in records]
         try:
             columns.append(_convert(values, field.type))
         except _CONVERSION_ERRORS as exc:
@@ -124,12 +126,22 @@ def _decimal_misfit(value: object, kind: pa.Decimal128Type) -> str | None:
 def _convert(values: list, kind: pa.DataType) -> pa.Array:
     if pa.types.is_timestamp(kind) or pa.types.is_date32(kind):
         # The SDK may already have parsed ISO strings into date/datetime objects; both forms end as UTC.
-        return pa.array([_as_iso(v) for v in values], pa.string()).cast(kind)
+        return _text(values, _as_iso).cast(kind)
     if pa.types.is_string(kind):
-        return pa.array([_as_text(v) for v in values], pa.string())
+        return _text(values, _as_text)
     if pa.types.is_decimal(kind):
+        if all(v is None or type(v) is Decimal for v in values):  # JSON numbers as the SDK parses them: in bulk
+            return pa.array(values, kind)
         return pa.array([_as_decimal(v) for v in values], kind)
     return pa.array(values, kind)
+
+
+def _text(values: list, as_text) -> pa.Array:
+    """Values that are all text (or null) in bulk; otherwise each one through ``as_text``."""
+    try:
+        return pa.array(values, pa.string())
+    except (pa.ArrowTypeError, pa.ArrowInvalid):
+        return pa.array([as_text(v) for v in values], pa.string())
 
 
 def _as_iso(value: object) -> str | None:

@@ -61,14 +61,18 @@ class DatabricksSink(BadRecordsSink, BatchSink):
         keys = self.merge_keys
         schema = self._arrow_schema
         loaded_at = dt.datetime.now(dt.timezone.utc)
-        rows = [{**r, FINGERPRINT: row_fingerprint(r), LOADED_AT: loaded_at} for r in records]
+
+        def typed_rows(records: list[dict]) -> pa.Table:
+            added = {FINGERPRINT: [row_fingerprint(r) for r in records], LOADED_AT: [loaded_at] * len(records)}
+            return to_table(records, schema, stream=self.stream_name, extra=added)
+
         try:
-            typed = to_table(rows, schema, stream=self.stream_name)
+            typed = typed_rows(records)
         except RecordValueError as exc:
-            records, rows = self._without_unfit_records(records, rows, context.get("record_numbers"), schema, exc)
+            records = self._without_unfit_records(records, context.get("record_numbers"), schema, exc)
             if not records:
                 return
-            typed = to_table(rows, schema, stream=self.stream_name)
+            typed = typed_rows(records)
         key_values = list(zip(*(typed.column(k).to_pylist() for k in keys)))
         versions = typed.column(self.version_column).to_pylist() if self.version_column else [None] * len(records)
         fingerprints = typed.column(FINGERPRINT).to_pylist()
@@ -105,12 +109,12 @@ class DatabricksSink(BadRecordsSink, BatchSink):
         self.databricks.note_loaded(self.stream_name, self.location, counts)
         self.logger.info("%s: %s", self.location, ", ".join(f"{n} {op}" for op, n in sorted(counts.items())))
 
-    def _without_unfit_records(self, records: list[dict], rows: list[dict], numbers: list[int] | None,
-                               schema: pa.Schema, error: RecordValueError) -> tuple[list[dict], list[dict]]:
+    def _without_unfit_records(self, records: list[dict], numbers: list[int] | None, schema: pa.Schema,
+                               error: RecordValueError) -> list[dict]:
         """The batch without its records whose values do not fit their columns, which are bad records: set aside,
         or (``bad_records: stop``) the run stops, the rest of the batch audited as not written so that a replay
         after the fix delivers the whole batch."""
-        unfit = unfit_values(rows, schema)
+        unfit = unfit_values(records, pa.schema([f for f in schema if f.name not in (FINGERPRINT, LOADED_AT)]))
         if not unfit:  # no single value is to blame: the batch fails as a whole
             self._audit_unwritten(records, str(error))
             raise error
@@ -122,7 +126,7 @@ class DatabricksSink(BadRecordsSink, BatchSink):
                                   f"not written: the batch stopped at a bad record, {first}")
         self.set_aside(bad, destination=self.location)
         kept = [i for i in range(len(records)) if i not in unfit]
-        return [records[i] for i in kept], [rows[i] for i in kept]
+        return [records[i] for i in kept]
 
     def _audit_unwritten(self, records: list[dict], error: str) -> None:
         self._record([

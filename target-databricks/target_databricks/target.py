@@ -31,6 +31,8 @@ class TargetDatabricks(AuditedTarget, Target):
                     description="Local folder or object-storage URI (s3://, abfss://, gs://) holding <target_schema>/<table> Delta tables."),
         th.Property("storage_options", th.ObjectType(additional_properties=th.StringType), secret=True,
                     description="delta-rs storage options for object storage (credentials; values may be sealed)."),
+        th.Property("delta_rows_per_file", th.IntegerType(minimum=1), default=10_000,
+                    description="Rows per Parquet file of a Delta table (delta path), which keeps its files in key order: a change rewrites the file that holds its key, so smaller files make changes spread over the table cheaper, larger ones make reading the whole table a little faster."),
         th.Property("target_schema", th.StringType, default="ifscloud",
                     description="Schema (folder) the source's tables go into."),
         th.Property("table_prefix", th.StringType, default="", description="Prefix for every table name."),
@@ -74,7 +76,8 @@ class TargetDatabricks(AuditedTarget, Target):
     @cached_property
     def writer(self):
         if self.config["load_method"] == "delta":
-            return DeltaWriter(self.config["delta_root"], unsealed_storage_options(self.config.get("storage_options")))
+            return DeltaWriter(self.config["delta_root"], unsealed_storage_options(self.config.get("storage_options")),
+                               rows_per_file=int(self.config["delta_rows_per_file"]))
         from target_databricks.warehouse import StatementRunner, WarehouseWriter
 
         runner = StatementRunner.from_config(self.config)
@@ -110,6 +113,7 @@ class TargetDatabricks(AuditedTarget, Target):
     def process_endofpipe(self) -> None:
         if not self.config.get("job_id"):
             super().process_endofpipe()
+            self._cluster_written_tables()
             return
         # Hold the last checkpoint (the STATE of the last batches) back until the job has run on what this load
         # wrote; the job is told the watermarks of the newest STATE the load covers.
@@ -119,10 +123,28 @@ class TargetDatabricks(AuditedTarget, Target):
             super().process_endofpipe()
         finally:
             self._holding_state = False
+        self._cluster_written_tables()
         if self.loaded:
             self._run_job(load_parameters(self.audit_run.run_id, self.loaded, self.last_checkpoint))
         if self._held_state is not None:
             super().emit_state(self._held_state)
+
+    def _cluster_written_tables(self) -> None:
+        """The Delta tables this run wrote, clustered by key when enough of their rows are out of key order (see
+        delta.py). It changes no row: a failure (a concurrent writer) leaves the table as written, with a warning."""
+        if self.config["load_method"] != "delta" or "writer" not in self.__dict__:
+            return
+        for location, keys in list(self.writer.keys_written.items()):
+            try:
+                done = self.writer.cluster(location, keys)
+            except Exception as exc:  # noqa: BLE001 - the load is complete; only its layout waits for the next run
+                self.logger.warning("%s was not clustered by key (the next run tries again): %s: %s", location,
+                                    type(exc).__name__, exc)
+                continue
+            finally:
+                self.writer.keys_written.pop(location, None)
+            if done:
+                self.logger.info("%s: %s", location, done)
 
     def emit_state(self, state: dict) -> None:
         if getattr(self, "_holding_state", False):

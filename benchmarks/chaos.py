@@ -43,7 +43,9 @@ import json
 import os
 import random
 import shutil
+import signal
 import statistics
+import sys
 import tempfile
 import threading
 import time
@@ -1034,6 +1036,8 @@ def main() -> None:
             parser.error(f"--scale {given}: expected FLOW=N with FLOW one of {', '.join(FLOWS)}")
         scales[name] = int(value)
 
+    # Stopped with SIGTERM (kill, a CI timeout): unwind as on Ctrl-C, so that the stand-ins started are stopped too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     print(f"machine: {os.cpu_count()} cores, {load()} (other work on the machine skews the times, not the counts)")
     key = generate_key()
     results: list[Result] = []

@@ -972,8 +972,11 @@ def measure(flow: Flow, kills: int, seed: int, fault_rate: float, key: str, fold
 
 def outcome_line(r: Result) -> str:
     re_read = max((n for k in r.kills for n in k.re_read.values()), default=0)
+    mean = statistics.mean(sum(k.re_read.values()) for k in r.kills) if r.kills else 0
+    without = statistics.mean(k.written_before for k in r.kills) if r.kills else 0
     return (f"{r.flow}, faults {r.fault_rate:.0%}: {r.lost_count:,} lost, {r.duplicated_count:,} duplicated, "
-            f"re-read at most {re_read:,} per stream (batch {r.batch:,}) after {len(r.kills)}/{r.kills_wanted} kills, "
+            f"re-read at most {re_read:,} per stream (batch {r.batch:,}), {mean:,.0f} per kill on average against "
+            f"{without:,.0f} without checkpoints, after {len(r.kills)}/{r.kills_wanted} kills, "
             f"{r.audit_running + r.meltano_running} runs left running")
 
 

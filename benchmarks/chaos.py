@@ -614,7 +614,8 @@ class IntoIfs(Flow):
 
 class JiraToIfs(IntoIfs):
     name, label, job = "jira-to-ifs", "Jira → IFS", "jira-to-ifs"
-    scale, quick_scale, batch = 1500, 150, 10000  # target-ifscloud writes record by record; STATE per SDK batch
+    # target-ifscloud writes record by record: what a kill may cost is the tap's STATE interval (state_interval_records)
+    scale, quick_scale, batch = 1500, 150, 100
     lookback_seconds = 120  # tap-jiracloud's lookback_minutes
     tap_streams = {"ifs_purchase_order_jira_status": "issues", "ifs_work_order_jira_status": "issues"}
 
@@ -649,7 +650,7 @@ class JiraToIfs(IntoIfs):
 
 class SalesforceToIfs(IntoIfs):
     name, label, job = "salesforce-to-ifs", "Salesforce → IFS", "salesforce-to-ifs"
-    scale, quick_scale, batch = 20000, 1000, 10000
+    scale, quick_scale, batch = 20000, 1000, 100  # the tap's STATE interval, as for Jira → IFS
     lookback_seconds = 0
 
     def make_source(self, session: Session) -> None:
@@ -684,7 +685,7 @@ class SalesforceToIfs(IntoIfs):
 
 class JaggaerToIfs(IntoIfs):
     name, label, job = "jaggaer-to-ifs", "JAGGAER → IFS", "jaggaer-to-ifs"
-    scale, quick_scale, batch = 1500, 150, 10000
+    scale, quick_scale, batch = 1500, 150, 100  # the tap's STATE interval, as for Jira → IFS
     lookback_seconds = 60  # tap-jaggaer's lookback_seconds
     tap_streams = {"ifs_posting_proposals": "invoices", "ifs_posting_proposal_lines": "invoices",
                    "ifs_suppliers_from_jaggaer": "suppliers"}

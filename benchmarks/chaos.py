@@ -71,7 +71,6 @@ from mlc_sandbox.jaggaer.sandbox import JaggaerSandboxProcess
 from mlc_sandbox.jira.sandbox import JiraSandboxProcess
 from mlc_sandbox.salesforce.sandbox import SalesforceSandboxProcess
 from mlc_sandbox.teams.sandbox import TeamsSandboxProcess
-from target_teams.delivery import UNKNOWN_DELIVERY
 
 API = "/main/ifsapplications/projection/v1"
 UNLIMITED = "1000000"  # requests a minute: the plugins' own budgets lifted, as the stand-ins' limits are
@@ -565,9 +564,9 @@ class IfsToTeams(IfsOut):
         with AuditTrail(f"sqlite:///{session.audit_db}") as trail:
             delivered = {(e.stream, key_text(e.key, IFS_SETS[e.stream][2]))
                          for e in trail.entries(outcome="succeeded")}
-            # Not lost either: failed as 'delivery unknown' (the card may be in the channel), waiting for a person.
-            unknown = {(e.stream, key_text(e.key, IFS_SETS[e.stream][2])) for e in trail.failures()
-                       if (e.error or "").startswith(UNKNOWN_DELIVERY)} - delivered
+            # Not lost either: failed as 'delivery unknown' (the card may be in the channel), waiting for a person,
+            # or refused by Teams (a fault of the last run), audited failed and resent by the next run.
+            unknown = {(e.stream, key_text(e.key, IFS_SETS[e.stream][2])) for e in trail.failures()} - delivered
         lost = {stream: sorted(k for k in keys if (stream, k) not in delivered | unknown)
                 for stream, keys in self.truth.items()}
         held = Counter(titles)

@@ -615,7 +615,8 @@ class JiraToIfs(IntoIfs):
     name, label, job = "jira-to-ifs", "Jira → IFS", "jira-to-ifs"
     # target-ifscloud writes record by record: what a kill may cost is the tap's STATE interval (state_interval_records)
     scale, quick_scale, batch = 1500, 150, 100
-    lookback_seconds = 120  # tap-jiracloud's lookback_minutes
+    # tap-jiracloud's lookback_minutes (2), and JQL compares minutes: the window reaches up to 3 minutes back
+    lookback_seconds = 180
     tap_streams = {"ifs_purchase_order_jira_status": "issues", "ifs_work_order_jira_status": "issues"}
 
     def make_source(self, session: Session) -> None:
@@ -624,7 +625,15 @@ class JiraToIfs(IntoIfs):
         self.use_source(session)
         run_to_end(session, "ifs-to-jira")
         field_id = self.jira.field_ids()["IFS Key"]
-        self.truth = {issue["fields"][field_id]: issue["key"] for issue in self.jira.issues()}
+        issues = self.jira.issues()
+        self.truth = {issue["fields"][field_id]: issue["key"] for issue in issues}
+        self.updated = {issue["fields"][field_id]: jira_moment(issue["fields"]["updated"]) for issue in issues}
+
+    def change_moment(self, stream: str, audit_key: str) -> dt.datetime | None:
+        """When the issue whose status an entry wrote into IFS last changed (target-ifscloud's entries carry ETags)."""
+        fields = json.loads(audit_key)
+        ifs_key = f"PurchaseOrder:{fields['OrderNo']}" if "OrderNo" in fields else f"WorkOrder:{fields.get('WoNo')}"
+        return self.updated.get(ifs_key)
 
     def use_source(self, session: Session) -> None:
         session.env.update({"MLC_SANDBOX_JIRA_URL": self.jira.base_url,
@@ -803,6 +812,11 @@ class Result:
 
 def written_keys(entries) -> set[tuple[str, str]]:
     return {(stream, key) for _, stream, key, _, _, outcome in entries if outcome == "succeeded"}
+
+
+def jira_moment(text: str) -> dt.datetime:
+    """Jira's timestamp (2026-12-07T10:15:30.123+0100) in UTC."""
+    return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%f%z").astimezone(dt.timezone.utc)
 
 
 def moment_of(text: str | None) -> dt.datetime | None:

@@ -563,7 +563,7 @@ class IfsToTeams(IfsOut):
         titles = [(m.get("channel_id") or m.get("channel"), card_title(m)) for m in session.teams.messages()]
         with AuditTrail(f"sqlite:///{session.audit_db}") as trail:
             delivered = {(e.stream, key_text(e.key, IFS_SETS[e.stream][2]))
-                         for e in trail.entries(outcome="succeeded")}
+                         for e in trail.entries(outcome="succeeded") if e.operation in ("insert", "update")}
             # Not lost either: failed as 'delivery unknown' (the card may be in the channel), waiting for a person,
             # or refused by Teams (a fault of the last run), audited failed and resent by the next run.
             unknown = {(e.stream, key_text(e.key, IFS_SETS[e.stream][2])) for e in trail.failures()} - delivered

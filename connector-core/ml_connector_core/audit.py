@@ -1092,13 +1092,32 @@ class AuditRun:
             conn.execute(schemas_table.delete().where(where))
             conn.execute(schemas_table.insert().values(**row))
 
-    def record(self, entries: Iterable[AuditEntry]) -> int:
-        """Store a batch of entries in one transaction; returns how many were stored."""
+    def record(self, entries: Iterable[AuditEntry], *, replacing: Sequence[int] = ()) -> int:
+        """Store a batch of entries in one transaction, removing the pending entries (``record_pending``) they are
+        the outcome of; returns how many were stored."""
         rows = self._rows(entries)
-        if rows:
+        if rows or replacing:
             with self.trail._writing() as conn:
-                _insert_batch(conn, rows, _utc_now())
+                if replacing:
+                    conn.execute(records_table.delete().where(records_table.c.run_id == self.run_id,
+                                                              records_table.c.id.in_(list(replacing))))
+                if rows:
+                    _insert_batch(conn, rows, _utc_now())
         return len(rows)
+
+    def record_pending(self, entries: Iterable[AuditEntry]) -> list[int]:
+        """Store, before an action that cannot be undone nor asked about afterwards (a card posted), the entries
+        that stand if the process dies before its outcome is known: typically failed, saying the outcome is unknown.
+        ``record(outcome, replacing=ids)`` replaces them in one transaction once it is known. Returns their ids."""
+        rows = self._rows(entries)
+        ids: list[int] = []
+        if rows:
+            written_at = _utc_now()
+            with self.trail._writing() as conn:
+                for row in rows:
+                    values = {**dict(zip(_BATCH_COLUMNS, row)), "written_at": written_at}
+                    ids.append(conn.execute(records_table.insert().values(**values)).inserted_primary_key[0])
+        return ids
 
     def finish(self, status: RunStatus | str = RunStatus.SUCCEEDED, summary: Mapping[str, Any] | None = None, *,
                reason: str | None = None) -> None:

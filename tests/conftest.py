@@ -7,6 +7,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import pytest  # noqa: E402
 
 from support.ifs import IfsStandIn  # noqa: E402
+from support.tls import SandboxTls, make_tls  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -18,6 +19,13 @@ def sandbox_data_dir(tmp_path_factory, request):
     shared = tmp_path_factory.getbasetemp().parent / "sandbox-data"
     shared.mkdir(exist_ok=True)
     return shared
+
+
+@pytest.fixture(scope="session")
+def sandbox_tls(tmp_path_factory) -> SandboxTls:
+    """A local CA and a certificate for 127.0.0.1/localhost it signed: stand-ins serve HTTPS with
+    `**sandbox_tls.server_options`, clients trust `sandbox_tls.ca_file` (see support/tls.py)."""
+    return make_tls(tmp_path_factory.mktemp("sandbox-tls"))
 
 
 @pytest.fixture

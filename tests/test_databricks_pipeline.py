@@ -178,3 +178,28 @@ def table_keys(tmp_path, table: str, keys: list[str]) -> set[tuple]:
     if not (location / "_delta_log").exists():
         return set()
     return set(duckdb_with_delta().execute(f"SELECT {', '.join(keys)} FROM delta_scan('{location}')").fetchall())
+
+
+def test_the_warehouse_path_over_tls_trusting_the_ca_through_ca_bundle(start_ifs, sandbox_tls, tmp_path):
+    """IFS and the Databricks workspace serve HTTPS with a certificate of a CA only the plugins' ca_bundle names: the
+    tap, and the target's OAuth token requests and SQL statements on the warehouse path, trust it."""
+    from mlc_sandbox.databricks import DatabricksSandbox
+
+    ifs = start_ifs(tls=sandbox_tls)
+    with DatabricksSandbox(port=0, data_dir=tmp_path / "warehouse", **sandbox_tls.server_options) as databricks:
+        ca_bundle = str(sandbox_tls.ca_file)
+        env = sealed_env({
+            **pipeline_env(ifs, tmp_path), "TAP_IFSCLOUD_CA_BUNDLE": ca_bundle,
+            "TAP_IFSCLOUD_BUILT_IN_STREAMS": json.dumps(["suppliers", "purchase_orders"]),  # a small load
+            "TARGET_DATABRICKS_LOAD_METHOD": "warehouse", "TARGET_DATABRICKS_WORKSPACE_HOST": databricks.base_url,
+            "TARGET_DATABRICKS_CLIENT_ID": databricks.client_id,
+            "TARGET_DATABRICKS_CLIENT_SECRET": databricks.client_secret,
+            "TARGET_DATABRICKS_WAREHOUSE_ID": databricks.warehouse_id, "TARGET_DATABRICKS_CA_BUNDLE": ca_bundle})
+        assert ifs.base_url.startswith("https://") and databricks.base_url.startswith("https://")
+        meltano_run(env)
+        for table, (projection, entity_set, keys) in SETS.items():
+            if table in ("suppliers", "purchase_orders"):
+                stored = databricks.sql(f"SELECT count(*), count(DISTINCT ({keys})) FROM main.ifscloud.{table}",
+                                        dialect="databricks")
+                assert [int(n) for n in stored[0]] == [ifs.count(projection, entity_set)] * 2, table
+        assert any(s["statement"].startswith("MERGE") for s in databricks.statements())

@@ -32,6 +32,10 @@ def jaggaer():
 
 @pytest.fixture
 def env(ifs, jaggaer, tmp_path) -> dict:
+    return pipeline_env(ifs, jaggaer, tmp_path)
+
+
+def pipeline_env(ifs, jaggaer, tmp_path) -> dict:
     audit = f"sqlite:///{tmp_path / 'audit.sqlite'}"
     return sealed_env({
         **os.environ,
@@ -153,3 +157,23 @@ def test_supplier_changes_flow_both_ways_without_ping_pong(ifs, jaggaer, env):
     ifs.clear_requests()
     meltano_run(env, JAGGAER_TO_IFS)
     assert ifs_writes(ifs) == []
+
+
+def test_both_directions_over_tls_trusting_the_ca_through_ca_bundle(start_ifs, sandbox_tls, tmp_path):
+    """IFS and JAGGAER serve HTTPS with a certificate of a CA only the plugins' ca_bundle names (REQUESTS_CA_BUNDLE
+    stays the machine's bundle): tap-ifscloud, target-jaggaer, tap-jaggaer and target-ifscloud all trust it."""
+    ifs = start_ifs(tls=sandbox_tls)
+    with JaggaerSandbox(port=0, rate_limit=0, **sandbox_tls.server_options) as jaggaer:
+        ca_bundle = str(sandbox_tls.ca_file)
+        env = {**pipeline_env(ifs, jaggaer, tmp_path), "TAP_IFSCLOUD_CA_BUNDLE": ca_bundle,
+               "TARGET_JAGGAER_CA_BUNDLE": ca_bundle, "TAP_JAGGAER_CA_BUNDLE": ca_bundle,
+               "TARGET_IFSCLOUD_CA_BUNDLE": ca_bundle}
+        assert ifs.base_url.startswith("https://") and jaggaer.base_url.startswith("https://")
+        meltano_run(env, IFS_TO_JAGGAER, undelivered=True)  # JAGGAER refuses some orders on purpose (see above)
+        suppliers = ifs.all_rows("SupplierHandling", "SupplierInfoGeneralSet", ["SupplierId"])
+        assert sorted(s["externalId"] for s in jaggaer.suppliers()) == sorted(s["SupplierId"] for s in suppliers)
+        supplier = next(s for s in jaggaer.suppliers() if s["status"] == "ACTIVE")
+        jaggaer.edit_supplier(supplier["id"], {"name": "Renamed Over TLS AB"})
+        meltano_run(env, JAGGAER_TO_IFS)
+        stored = ifs.get("SupplierHandling", f"SupplierInfoGeneralSet('{supplier['externalId']}')")
+        assert stored["Name"] == "Renamed Over TLS AB"

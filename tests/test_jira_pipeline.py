@@ -39,6 +39,10 @@ def jira():
 
 @pytest.fixture
 def env(ifs, jira, tmp_path) -> dict:
+    return pipeline_env(ifs, jira, tmp_path)
+
+
+def pipeline_env(ifs, jira, tmp_path) -> dict:
     audit = f"sqlite:///{tmp_path / 'audit.sqlite'}"
     return sealed_env({
         **os.environ,
@@ -174,3 +178,26 @@ def test_one_meltano_run_of_both_flows_names_the_audit_runs_by_its_run_id(ifs, j
         assert sorted((run.run_id, run.plugin) for run in trail.runs()) == [
             (meltano_run_id, "target-jira"), (f"{meltano_run_id}-2", "target-ifscloud")]
     assert "not in the streams setting" not in completed.stderr
+
+
+def test_both_directions_over_tls_trusting_the_ca_through_ca_bundle(start_ifs, sandbox_tls, tmp_path):
+    """IFS and Jira serve HTTPS with a certificate of a CA that only each plugin's ca_bundle names (REQUESTS_CA_BUNDLE
+    stays the machine's bundle): tap-ifscloud, target-jira, tap-jiracloud and target-ifscloud all trust it."""
+    ifs = start_ifs(tls=sandbox_tls)
+    with JiraSandbox(port=0, field_id_base=20300, **sandbox_tls.server_options) as jira:
+        ca_bundle = str(sandbox_tls.ca_file)
+        env = {**pipeline_env(ifs, jira, tmp_path), "TAP_IFSCLOUD_CA_BUNDLE": ca_bundle,
+               "TARGET_JIRA_CA_BUNDLE": ca_bundle, "TAP_JIRACLOUD_CA_BUNDLE": ca_bundle,
+               "TARGET_IFSCLOUD_CA_BUNDLE": ca_bundle}
+        assert ifs.base_url.startswith("https://") and jira.base_url.startswith("https://")
+        meltano_run(env, IFS_TO_JIRA)
+        orders = ifs.all_rows(PO_SVC, "PurchaseOrderSet", ["OrderNo"])
+        issues = issues_by_ifs_key(jira)
+        assert {f"PurchaseOrder:{o['OrderNo']}" for o in orders} <= set(issues)
+        order = next(o for o in orders if o["Objstate"] != "Closed")
+        [issue] = issues[f"PurchaseOrder:{order['OrderNo']}"]
+        jira.transition(issue["key"], "In Progress")
+        meltano_run(env, JIRA_TO_IFS)
+        stored = ifs.get(PO_SVC, f"PurchaseOrderSet('{order['OrderNo']}')")
+        assert (stored["Cf_Jira_Key"], stored["Cf_Jira_Status"]) == (issue["key"], "In Progress")
+        assert jira.violations() == []

@@ -31,6 +31,10 @@ def salesforce():
 
 @pytest.fixture
 def env(ifs, salesforce, tmp_path) -> dict:
+    return pipeline_env(ifs, salesforce, tmp_path)
+
+
+def pipeline_env(ifs, salesforce, tmp_path) -> dict:
     audit = f"sqlite:///{tmp_path / 'audit.sqlite'}"
     return sealed_env({
         **os.environ,
@@ -139,3 +143,23 @@ def test_a_record_salesforce_refuses_fails_alone_and_is_redone_once_fixed(ifs, s
     assert all(o["OrderNo"] in sf_orders for o in orders_of_supplier)  # redone after their parent arrived
     with AuditTrail(env["TARGET_SALESFORCE_AUDIT_URL"]) as trail:
         assert list(trail.failures()) == []
+
+
+def test_both_directions_over_tls_trusting_the_ca_through_ca_bundle(start_ifs, sandbox_tls, tmp_path):
+    """IFS and Salesforce serve HTTPS with a certificate of a CA only the plugins' ca_bundle names (REQUESTS_CA_BUNDLE
+    stays the machine's bundle): tap-ifscloud, target-salesforce, tap-sfdc and target-ifscloud all trust it."""
+    ifs = start_ifs(tls=sandbox_tls)
+    with SalesforceSandbox(port=0, **sandbox_tls.server_options) as salesforce:
+        ca_bundle = str(sandbox_tls.ca_file)
+        env = {**pipeline_env(ifs, salesforce, tmp_path), "TAP_IFSCLOUD_CA_BUNDLE": ca_bundle,
+               "TARGET_SALESFORCE_CA_BUNDLE": ca_bundle, "TAP_SFDC_CA_BUNDLE": ca_bundle,
+               "TARGET_IFSCLOUD_CA_BUNDLE": ca_bundle}
+        assert ifs.base_url.startswith("https://") and salesforce.base_url.startswith("https://")
+        meltano_run(env, IFS_TO_SALESFORCE)
+        customers = ifs.all_rows("CustomerHandling", "CustomerInfoSet", ["CustomerId"])
+        customer_accounts = by_external_id(salesforce, "Account", "IFS_Customer_Id__c")
+        assert set(customer_accounts) == {c["CustomerId"] for c in customers}
+        customer = customers[0]
+        salesforce.edit("Account", customer_accounts[customer["CustomerId"]]["Id"], {"Name": "Edited Over TLS Ltd"})
+        meltano_run(env, SALESFORCE_TO_IFS)
+        assert ifs.get("CustomerHandling", f"CustomerInfoSet('{customer['CustomerId']}')")["Name"] == "Edited Over TLS Ltd"

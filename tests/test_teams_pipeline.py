@@ -39,13 +39,18 @@ def posted(teams) -> list[dict]:
     return [card for channel in ("company-10", "company-20", "company-30", "general") for card in teams.cards(channel)]
 
 
-def test_notable_records_become_cards_once_and_changes_become_updates(ifs, teams, tmp_path):
-    env = sealed_env({
+def pipeline_env(ifs, teams, tmp_path, **extra: str) -> dict:
+    return sealed_env({
         **os.environ, "TAP_IFSCLOUD_BASE_URL": ifs.base_url, "TAP_IFSCLOUD_CLIENT_SECRET": CLIENT_SECRET,
         "TARGET_TEAMS_WEBHOOKS": json.dumps(teams.webhooks()), "TARGET_TEAMS_DIGEST": "off",
         "TARGET_TEAMS_AUDIT_URL": f"sqlite:///{tmp_path / 'audit.sqlite'}",
         "MELTANO_DATABASE_URI": f"sqlite:///{tmp_path / 'meltano.db'}",
-        "MLC_SANDBOX_IFS_URL": ifs.base_url})  # the cards' "Open in IFS" links (meltano.yml's sandbox environment)
+        "MLC_SANDBOX_IFS_URL": ifs.base_url,  # the cards' "Open in IFS" links (meltano.yml's sandbox environment)
+        **extra})
+
+
+def test_notable_records_become_cards_once_and_changes_become_updates(ifs, teams, tmp_path):
+    env = pipeline_env(ifs, teams, tmp_path)
     run_flow(env)
     notable = (
         ifs.count("ManSuppInvoiceHandling", "PostingProposalHeadSet",
@@ -128,3 +133,21 @@ def test_cards_teams_could_not_take_are_replayed_once_each_and_the_failed_run_sa
                                 "target-teams"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
         assert rerun.returncode == 0, rerun.stderr[-4000:]
         assert len(posted(teams)) == posted_before  # nothing twice
+
+
+def test_over_tls_trusting_the_ca_through_requests_ca_bundle(start_ifs, sandbox_tls, tmp_path):
+    """IFS and Teams serve HTTPS with a test CA's certificate; no plugin sets ca_bundle, REQUESTS_CA_BUNDLE names the
+    CA (as a company's machines often do): tap-ifscloud (whose streams send through singer-sdk's Session.send) and
+    target-teams trust it."""
+    ifs = start_ifs(tls=sandbox_tls)
+    with TeamsSandbox(port=0, **sandbox_tls.server_options) as teams:
+        env = pipeline_env(ifs, teams, tmp_path, REQUESTS_CA_BUNDLE=str(sandbox_tls.ca_file))
+        assert not any(name.endswith("_CA_BUNDLE") and name.startswith(("TAP_", "TARGET_")) for name in env)
+        assert all(url.startswith("https://") for url in teams.webhooks().values())
+        run_flow(env)
+        cards = posted(teams)
+        assert cards and teams.rejections() == []
+        assert len(cards) == ifs.count("VoucherHandling", "VoucherSet", "Objstate eq 'AwaitingApproval'") + ifs.count(
+            "PurchaseOrderHandling", "PurchaseOrderSet", "Objstate eq 'Planned' or Objstate eq 'Received' or "
+            "Objstate eq 'Closed'") + ifs.count("ManSuppInvoiceHandling", "PostingProposalHeadSet",
+                                                "Objstate eq 'Preliminary' or Objstate eq 'AwaitingAuthorization'")

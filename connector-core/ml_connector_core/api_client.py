@@ -21,6 +21,7 @@ from ml_connector_core.http import (
     RETRIABLE_STATUS, TRANSPORT_ERRORS, RequestBudget, is_complete_json, shared_budget, with_retries,
 )
 from ml_connector_core.oauth import TokenRequestError
+from ml_connector_core.tls import new_session
 
 
 class RetriableResponse(RuntimeError):
@@ -56,7 +57,7 @@ class ApiClient:
         self.auth = auth
         self.max_tries = max_tries
         self.timeout_seconds = timeout_seconds
-        self.session = session or requests.Session()
+        self.session = session or new_session()
         self.session.auth = auth
         self.session.headers.update({"Accept": "application/json"})
         self.budget: RequestBudget = shared_budget(budget_key, requests_per_minute)

@@ -25,6 +25,7 @@ import click
 from singer_sdk.exceptions import ConfigValidationError
 
 from ml_connector_core.redaction import redact_text, register_secret
+from ml_connector_core.tls import CA_BUNDLE, CaBundleError, UntrustedCertificateError
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
 #: Exit statuses of a check command and of mlc-check.
@@ -134,6 +135,13 @@ def run_checks(plugin_class, system: str, checks, config_args: Iterable[str]) ->
             yield result.redacted()
     except ConfigValidationError as exc:
         yield failed(system, "configuration", str(exc), f"fix {plugin_class.name}'s setting named here").redacted()
+    except CaBundleError as exc:
+        yield failed(system, "configuration", exc.message_for(plugin_class.name),
+                     f"{setting_ref(plugin_class.name, CA_BUNDLE)}: a readable PEM file of CA certificates").redacted()
+    except UntrustedCertificateError as exc:
+        yield failed(system, "TLS certificate", exc.message_for(plugin_class.name),
+                     f"{setting_ref(plugin_class.name, CA_BUNDLE)}: a PEM file with the CA that signed "
+                     f"{exc.host}'s certificate").redacted()
     except Exception as exc:  # noqa: BLE001 - a check that breaks is a result to show, not a traceback
         yield failed(system, "check", f"{type(exc).__name__}: {exc}",
                      "the check itself broke: report it with this line").redacted()

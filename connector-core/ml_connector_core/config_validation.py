@@ -23,6 +23,7 @@ from jsonschema import ValidationError
 from singer_sdk.exceptions import ConfigValidationError
 
 from ml_connector_core.check import setting_ref
+from ml_connector_core.tls import CA_BUNDLE, CaBundleError, UntrustedCertificateError, ca_bundle_problem
 
 _REQUIRED = re.compile(r"^'(?P<name>[^']+)' is a required property$")
 _TYPE_WORDS = {"integer": "a whole number", "number": "a number", "string": "text", "boolean": "true or false",
@@ -37,6 +38,8 @@ def config_problems(plugin_name: str, schema: dict, config: dict) -> list[str]:
 
     problems = [_describe(plugin_name, error) for error in JSONSchemaValidator(schema).iter_errors(config)]
     problems += list(_date_time_problems(plugin_name, schema, config, ()))
+    if CA_BUNDLE in (schema.get("properties") or {}) and (problem := ca_bundle_problem(config.get(CA_BUNDLE))):
+        problems.append(f"{_label(plugin_name, [CA_BUNDLE])}: {problem}")
     return problems
 
 
@@ -122,4 +125,7 @@ def config_errors_end_the_command(plugin: Any, ctx: click.Context) -> Iterator[N
         # each error on its own line, the schema never (singer-sdk would add "Config validation failed" and the schema)
         for error in exc.errors or [str(exc)]:
             plugin.logger.error(error)
+        ctx.exit(1)
+    except (UntrustedCertificateError, CaBundleError) as exc:  # fixed by a setting too: one line, no traceback
+        plugin.logger.error(exc.message_for(plugin.name))
         ctx.exit(1)

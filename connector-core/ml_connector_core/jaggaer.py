@@ -32,6 +32,7 @@ from ml_connector_core.audit import dump_json, load_json
 from ml_connector_core.oauth import ClientCredentialsAuth
 from ml_connector_core.redaction import redact_text
 from ml_connector_core.secrets import unseal
+from ml_connector_core.tls import ca_bundle_property, new_session
 
 logger = logging.getLogger(__name__)
 
@@ -242,10 +243,11 @@ def client_from_config(config: Mapping[str, Any], *, session: requests.Session |
         unseal(str(config["client_secret"]), setting_name="client_secret"),
         scope=config.get("scope") or None,
         timeout_seconds=timeout,
-        session=session,
+        session=session or new_session(config),
     )
     return JaggaerClient(base_url, auth, requests_per_minute=requests_per_minute,
-                         max_tries=int(config.get("max_tries") or 8), timeout_seconds=timeout, session=session)
+                         max_tries=int(config.get("max_tries") or 8), timeout_seconds=timeout,
+                         session=session or new_session(config))
 
 
 def connection_properties(acting: str) -> list:
@@ -268,4 +270,5 @@ def connection_properties(acting: str) -> list:
         th.Property("max_tries", th.IntegerType, default=8,
                     description="Attempts per request on 429 (after Retry-After), 5xx and lost connections."),
         th.Property("request_timeout_seconds", th.IntegerType, default=60, description="Timeout of one HTTP request."),
+        ca_bundle_property(),
     ]

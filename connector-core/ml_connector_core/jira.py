@@ -29,6 +29,7 @@ from ml_connector_core.http import RETRIABLE_STATUS
 from ml_connector_core.oauth import RenewingBearerAuth, RetriableTokenResponse, token_body, token_failure
 from ml_connector_core.redaction import redact_text, register_secret
 from ml_connector_core.secrets import load_key, seal, unseal
+from ml_connector_core.tls import new_session
 
 logger = logging.getLogger(__name__)
 
@@ -408,11 +409,12 @@ def client_from_config(config: Mapping[str, Any], *, session: requests.Session |
             token_url=str(config.get("oauth_token_url") or ATLASSIAN_TOKEN_URL),
             refresh_token_file=config.get("oauth_refresh_token_file") or None,
             timeout_seconds=options["timeout_seconds"],
+            session=new_session(config),
         )
         if not auth.refresh_token:
             raise JiraConfigError("OAuth needs oauth_refresh_token (or an oauth_refresh_token_file that holds one)")
         api_url = str(config.get("oauth_api_url") or ATLASSIAN_API_URL).rstrip("/")
-        client = JiraClient(base_url, auth, session=session, **options)
+        client = JiraClient(base_url, auth, session=session or new_session(config), **options)
         cloud_id = config.get("cloud_id") or client.cloud_id_of_site(api_url)
         client.api_root = f"{api_url}/ex/jira/{cloud_id}/rest/api/3"  # OAuth calls go through the API gateway
         return client
@@ -420,5 +422,5 @@ def client_from_config(config: Mapping[str, Any], *, session: requests.Session |
         raise JiraConfigError("Jira credentials are missing: set email and api_token (Basic), or oauth_client_id, "
                               "oauth_client_secret and oauth_refresh_token (OAuth 2.0)")
     auth = BasicTokenAuth(str(config["email"]), unseal(str(config["api_token"]), setting_name="api_token"))
-    return JiraClient(base_url, auth, session=session, **options)
+    return JiraClient(base_url, auth, session=session or new_session(config), **options)
 

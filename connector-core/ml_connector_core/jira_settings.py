@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from singer_sdk import typing as th
 
+from ml_connector_core.tls import ca_bundle_property
+
 
 def jira_connection_properties(acting: str) -> list[th.Property]:
     """``acting`` completes "the Atlassian account the plugin ...", e.g. "reads as"."""
@@ -34,4 +36,5 @@ def jira_connection_properties(acting: str) -> list[th.Property]:
         th.Property("max_tries", th.IntegerType, default=8,
                     description="Attempts per request on 429 (after Retry-After), 5xx and lost connections."),
         th.Property("request_timeout_seconds", th.IntegerType, default=60, description="Timeout of one HTTP request."),
+        ca_bundle_property(),
     ]

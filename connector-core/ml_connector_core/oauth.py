@@ -11,6 +11,7 @@ import requests
 
 from ml_connector_core.http import RETRIABLE_STATUS, TRANSPORT_ERRORS, with_retries
 from ml_connector_core.redaction import register_secret
+from ml_connector_core.tls import new_session
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ class RenewingBearerAuth(requests.auth.AuthBase):
         self.refresh_margin_seconds = refresh_margin_seconds
         self.timeout_seconds = timeout_seconds
         self.max_tries = max_tries
-        self._session = session or requests.Session()
+        self._session = session or new_session()
         self._clock = clock
         self._lock = threading.Lock()
         self._token: str | None = None

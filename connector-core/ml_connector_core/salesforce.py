@@ -33,6 +33,7 @@ from ml_connector_core.audit import dump_json, load_json
 from ml_connector_core.oauth import ClientCredentialsAuth
 from ml_connector_core.redaction import redact_text
 from ml_connector_core.secrets import unseal
+from ml_connector_core.tls import ca_bundle_property, new_session
 
 logger = logging.getLogger(__name__)
 
@@ -304,13 +305,14 @@ def client_from_config(config: Mapping[str, Any], *, session: requests.Session |
         unseal(str(config["client_secret"]), setting_name="client_secret"),
         lifetime_when_unannounced=None,
         timeout_seconds=timeout,
-        session=session,
+        session=session or new_session(config),
     )
     return SalesforceClient(
         base_url, auth, api_version=api_version, slowdown_share=slowdown, stop_share=stop,
         slowdown_seconds=float(config.get("api_usage_slowdown_seconds") if config.get("api_usage_slowdown_seconds") is not None else 1.0),
         requests_per_minute=int(config.get("requests_per_minute") or 1000),
-        max_tries=int(config.get("max_tries") or 6), timeout_seconds=timeout, session=session,
+        max_tries=int(config.get("max_tries") or 6), timeout_seconds=timeout,
+        session=session or new_session(config),
     )
 
 
@@ -344,4 +346,5 @@ def connection_properties(acting: str) -> list:
         th.Property("max_tries", th.IntegerType, default=6,
                     description="Attempts per call on 5xx / Server Busy (after Retry-After) and lost connections."),
         th.Property("request_timeout_seconds", th.IntegerType, default=120, description="Timeout of one HTTP request."),
+        ca_bundle_property(),
     ]

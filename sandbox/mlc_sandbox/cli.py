@@ -12,6 +12,9 @@ below are the defaults.
     mlc-sandbox serve salesforce --port 9000 [--session-ttl 7200] [--daily-api-limit 15000] [--query-batch-size 2000]
     mlc-sandbox serve jaggaer --port 9100 [--token-ttl 3600] [--rate-limit 300]
     mlc-sandbox generate ifs --scale 1000000 --seed 42
+
+Every `serve` takes --tls-cert CERT.pem --tls-key KEY.pem (default $MLC_SANDBOX_TLS_CERT/_KEY) to serve HTTPS
+(TLS 1.2+); clients then trust the CA that signed CERT (REQUESTS_CA_BUNDLE, or the plugins' ca_bundle setting).
 """
 
 from __future__ import annotations
@@ -33,6 +36,12 @@ def _listen_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     parser.add_argument("--port", type=int, default=ports.default_port(name),
                         help=f"0 picks a free port (see --ready-file); default {ports.PORT_BASE_ENV} "
                              f"(default {ports.DEFAULT_PORT_BASE}) + {ports.OFFSETS[name]}")
+    tls_cert, tls_key = ports.tls_files()
+    parser.add_argument("--tls-cert", type=Path, default=tls_cert,
+                        help="serve HTTPS (TLS 1.2+) with this PEM certificate chain (server certificate first); "
+                             f"needs --tls-key (default ${ports.TLS_CERT_ENV})")
+    parser.add_argument("--tls-key", type=Path, default=tls_key,
+                        help=f"the certificate's unencrypted PEM private key (default ${ports.TLS_KEY_ENV})")
 
 
 def _ready_file_argument(parser: argparse.ArgumentParser) -> None:
@@ -195,11 +204,12 @@ def build_parser() -> argparse.ArgumentParser:
         "teams", help="Microsoft Teams (Workflows webhooks and Graph channel messages, Adaptive Card 1.5 checks)"))
 
     _jira_arguments(serve_targets.add_parser(
-        "jira", help="Jira Cloud (REST API v3 checked against the official OpenAPI document, JQL search, OAuth 3LO)"))
+        "jira", help="Jira Cloud (REST API v3, v2 and latest checked against the official OpenAPI document, JQL search, "
+                     "OAuth 3LO)"))
 
     _salesforce_arguments(serve_targets.add_parser(
-        "salesforce", help="Salesforce (REST API v62.0: client-credentials tokens, upsert by external id, sObject "
-                           "Collections, SOQL with paging, API usage limit)"))
+        "salesforce", help="Salesforce (REST API v31.0-v68.0: client-credentials tokens, upsert by external id, "
+                           "sObject Collections, Composite, SOQL with paging and COUNT, updated/deleted, limits)"))
 
     _jaggaer_arguments(serve_targets.add_parser(
         "jaggaer", help="JAGGAER One (customer-instance REST API: client-credentials tokens, suppliers and purchase "
@@ -227,7 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Not from the environment: where a stand-in listens follows MLC_SANDBOX_PORT_BASE only, so that `mlc-sandbox env`
 # (and so meltano.yml) always agrees with it.
-_NOT_FROM_ENVIRONMENT = {"help", "host", "port", "ready_file"}
+# TLS follows the shared MLC_SANDBOX_TLS_CERT/_KEY for the same reason (`env` prints https:// URLs then).
+_NOT_FROM_ENVIRONMENT = {"help", "host", "port", "ready_file", "tls_cert", "tls_key"}
 
 
 class OptionEnvironmentError(ValueError):
@@ -268,11 +279,10 @@ def _serve(app, args: argparse.Namespace, ready_message: Callable[[str], str],
     from .http import Server
 
     try:
-        server = Server(app, args.host, args.port)
+        server = Server(app, args.host, args.port, tls_cert=args.tls_cert, tls_key=args.tls_key)
     except OSError as exc:  # taken since _check_port (a race)
         sys.exit(_port_taken(args, exc))
-    app.host_port = f"{args.host}:{server.port}"
-    base_url = f"http://{args.host}:{server.port}"
+    base_url = server.base_url
 
     def stop(signum, frame):
         raise KeyboardInterrupt
@@ -305,6 +315,21 @@ def _check_port(args: argparse.Namespace) -> None:
         sys.exit(_port_taken(args, exc))
 
 
+def _check_tls(args: argparse.Namespace) -> None:
+    """A certificate/key problem is said before anything slow, naming the options."""
+    from .http import TlsConfigError, server_tls_context
+
+    if args.tls_cert is None and args.tls_key is None:
+        return
+    if args.tls_cert is None or args.tls_key is None:
+        sys.exit(f"mlc-sandbox {args.target}: --tls-cert and --tls-key go together (${ports.TLS_CERT_ENV} and "
+                 f"${ports.TLS_KEY_ENV} likewise)")
+    try:
+        server_tls_context(args.tls_cert, args.tls_key)
+    except TlsConfigError as exc:
+        sys.exit(f"mlc-sandbox {args.target}: --tls-cert/--tls-key: {exc}")
+
+
 def _port_taken(args: argparse.Namespace, exc: OSError) -> str:
     reason = os.strerror(exc.errno) if exc.errno else str(exc)
     return (f"mlc-sandbox {args.target}: cannot listen on {args.host}:{args.port} ({reason}): "
@@ -321,12 +346,20 @@ def _wait(args: argparse.Namespace) -> None:
     import urllib.error
     import urllib.request
 
+    from .http import trusting_certificate
+
+    tls_cert, _ = ports.tls_files()
+    try:
+        context = trusting_certificate(tls_cert) if tls_cert else None  # the stand-ins serve that very certificate
+    except OSError as exc:  # ssl.SSLError too
+        sys.exit(f"mlc-sandbox wait: {ports.TLS_CERT_ENV} {tls_cert!r} cannot be read as a PEM certificate: "
+                 f"{exc.strerror or exc}")
     deadline = time.monotonic() + args.timeout
     for name in args.names:
-        url = f"http://{ports.HOST}:{ports.default_port(name)}/_admin/health"
+        url = f"{ports.scheme()}://{ports.HOST}:{ports.default_port(name)}/_admin/health"
         while True:
             try:
-                with urllib.request.urlopen(url, timeout=2) as response:
+                with urllib.request.urlopen(url, timeout=2, context=context) as response:
                     if response.status == 200:
                         break
             except (urllib.error.URLError, OSError):
@@ -479,6 +512,8 @@ def main(argv: list[str] | None = None) -> None:
     except (ports.PortBaseError, OptionEnvironmentError) as exc:
         sys.exit(f"mlc-sandbox: {exc}")
     args = parser.parse_args(argv)
+    if args.command == "serve":
+        _check_tls(args)
     if args.command == "serve" and args.port != 0:
         _check_port(args)
     if args.command == "env":

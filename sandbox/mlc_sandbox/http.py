@@ -1,17 +1,51 @@
-"""A small threaded HTTP/1.1 server with keep-alive, shared by the stand-ins.
+"""A small threaded HTTP/1.1 server with keep-alive, shared by the stand-ins, optionally over TLS.
 
 A stand-in is a function Request → Response; this module only moves bytes. Responses can also misbehave on purpose
-(drop the connection, send a truncated body), which is how stand-ins inject network faults.
+(drop the connection, send a truncated body), which is how stand-ins inject network faults; over TLS they misbehave
+the same way (the TCP connection is cut under the TLS session, as a failing load balancer does).
 """
 
 from __future__ import annotations
 
 import socket
+import ssl
 import threading
 from dataclasses import dataclass, field
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Callable
+
+TLS_HANDSHAKE_TIMEOUT = 30  # seconds a new connection may take to finish its TLS handshake
+
+
+class TlsConfigError(ValueError):
+    """A certificate or key file the server cannot use (one line, naming the file)."""
+
+
+def server_tls_context(cert_file: str | Path, key_file: str | Path) -> ssl.SSLContext:
+    """What a stand-in serves HTTPS with: `cert_file` (PEM: the server certificate, then any intermediates) and its
+    private key; TLS 1.2 or later, as every real service the stand-ins play requires."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    for label, path in (("certificate", cert_file), ("key", key_file)):
+        if not Path(path).is_file():
+            raise TlsConfigError(f"TLS {label} file {str(path)!r} does not exist")
+    try:
+        context.load_cert_chain(str(cert_file), str(key_file))
+    except ssl.SSLError as exc:
+        raise TlsConfigError(f"TLS certificate {str(cert_file)!r} and key {str(key_file)!r} cannot be used together "
+                             f"(PEM certificate chain and its unencrypted private key expected): {exc.reason or exc}"
+                             ) from None
+    return context
+
+
+def trusting_certificate(cert_file: str | Path) -> ssl.SSLContext:
+    """A client context that trusts exactly the certificate(s) in `cert_file` (what a stand-in serves), so its own
+    admin client needs no CA file: partial-chain verification accepts a served leaf as its own trust anchor."""
+    context = ssl.create_default_context(cafile=str(cert_file))
+    context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+    return context
 
 
 @dataclass
@@ -88,13 +122,19 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 128
     allow_reuse_address = True
 
-    def __init__(self, address, app: Handler):
+    def __init__(self, address, app: Handler, tls: ssl.SSLContext | None = None):
         self.app = app
+        self.tls = tls
         self.connections: set[socket.socket] = set()
         self.connections_lock = threading.Lock()
         super().__init__(address, _RequestHandler)
 
     def process_request_thread(self, request, client_address):
+        if self.tls is not None:
+            # the handshake runs in the connection's own thread: a slow or silent client never holds up accept()
+            request = self._tls_handshake(request)
+            if request is None:
+                return
         with self.connections_lock:
             self.connections.add(request)
         try:
@@ -103,13 +143,37 @@ class _Server(ThreadingHTTPServer):
             with self.connections_lock:
                 self.connections.discard(request)
 
+    def _tls_handshake(self, connection: socket.socket) -> ssl.SSLSocket | None:
+        """The connection wrapped in TLS, or None (and closed) when the client refused the certificate, spoke plain
+        HTTP or went silent: as a real server, nothing to answer and nothing to log."""
+        try:
+            connection.settimeout(TLS_HANDSHAKE_TIMEOUT)
+            wrapped = self.tls.wrap_socket(connection, server_side=True)
+            wrapped.settimeout(None)
+            return wrapped
+        except (ssl.SSLError, OSError):
+            connection.close()
+            return None
+
 
 class Server:
-    """Serves `app` on host:port (port 0 picks a free one) until stopped."""
+    """Serves `app` on host:port (port 0 picks a free one) until stopped; over TLS given a certificate and its key."""
 
-    def __init__(self, app: Handler, host: str = "127.0.0.1", port: int = 0):
-        self._server = _Server((host, port), app)
+    def __init__(self, app: Handler, host: str = "127.0.0.1", port: int = 0, *,
+                 tls_cert: str | Path | None = None, tls_key: str | Path | None = None):
+        if (tls_cert is None) != (tls_key is None):
+            raise TlsConfigError("TLS needs both a certificate file and its key file")
+        tls = server_tls_context(tls_cert, tls_key) if tls_cert is not None else None
+        self._server = _Server((host, port), app, tls)
         self._thread: threading.Thread | None = None
+        self.scheme = "https" if tls is not None else "http"
+        # absolute URLs the stand-in writes (next links, webhook URLs, issuers) follow the scheme it serves
+        app.scheme = self.scheme
+        app.host_port = f"{host}:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.scheme}://{self.host}:{self.port}"
 
     @property
     def host(self) -> str:

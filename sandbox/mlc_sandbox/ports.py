@@ -2,6 +2,8 @@
 
 `mlc-sandbox serve <name>` without --port listens on base + offset, and `mlc-sandbox env` prints the stand-ins' URLs
 (MLC_SANDBOX_IFS_URL, ...) from the same base for meltano.yml's sandbox environment, so one setting moves them all.
+Likewise MLC_SANDBOX_TLS_CERT and MLC_SANDBOX_TLS_KEY (PEM files): every `serve` then speaks HTTPS with them (unless
+--tls-cert/--tls-key say otherwise) and `env` prints https:// URLs.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ PORT_BASE_ENV = "MLC_SANDBOX_PORT_BASE"
 DEFAULT_PORT_BASE = 8600
 OFFSETS = {"ifs": 0, "databricks": 100, "teams": 200, "jira": 300, "salesforce": 400, "jaggaer": 500}
 HOST = "127.0.0.1"
+TLS_CERT_ENV = "MLC_SANDBOX_TLS_CERT"
+TLS_KEY_ENV = "MLC_SANDBOX_TLS_KEY"
 
 
 class PortBaseError(ValueError):
@@ -42,10 +46,20 @@ def url_variable(name: str) -> str:
     return f"MLC_SANDBOX_{name.upper()}_URL"
 
 
+def tls_files(env: Mapping[str, str] | None = None) -> tuple[str | None, str | None]:
+    """(certificate, key) the stand-ins serve HTTPS with by default, from MLC_SANDBOX_TLS_CERT/_KEY (None: HTTP)."""
+    env = os.environ if env is None else env
+    return (env.get(TLS_CERT_ENV, "").strip() or None), (env.get(TLS_KEY_ENV, "").strip() or None)
+
+
+def scheme(env: Mapping[str, str] | None = None) -> str:
+    return "https" if tls_files(env)[0] else "http"
+
+
 def urls(env: Mapping[str, str] | None = None, host: str = HOST) -> dict[str, str]:
-    """MLC_SANDBOX_<NAME>_URL → http://host:<base + offset> for every stand-in."""
+    """MLC_SANDBOX_<NAME>_URL → http(s)://host:<base + offset> for every stand-in."""
     base = port_base(env)
-    return {url_variable(name): f"http://{host}:{base + offset}" for name, offset in OFFSETS.items()}
+    return {url_variable(name): f"{scheme(env)}://{host}:{base + offset}" for name, offset in OFFSETS.items()}
 
 
 def layout(base: int) -> str:

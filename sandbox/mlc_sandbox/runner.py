@@ -1,10 +1,14 @@
-"""What every stand-in's Python handle shares: the admin client over HTTP, the in-process server's start/stop
-bookkeeping and the child process (`mlc-sandbox serve <name>`) that reports its port in a ready file."""
+"""What every stand-in's Python handle shares: the admin client over HTTP(S), the in-process server's start/stop
+bookkeeping and the child process (`mlc-sandbox serve <name>`) that reports its port in a ready file.
+
+Every handle takes `tls_cert=`/`tls_key=` (PEM files): the stand-in then serves HTTPS (base_url https://...) and its
+admin client trusts exactly that certificate."""
 
 from __future__ import annotations
 
 import json
 import shutil
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -14,22 +18,32 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Self
 
-from .http import Server
+from .http import Server, trusting_certificate
 
 
 class AdminClient:
     """The admin interface over HTTP, so in-process and subprocess stand-ins are driven the same way."""
 
     base_url: str
+    tls_cert: Path | None = None  # the certificate served over HTTPS, if any: the admin calls trust it
     admin_timeout: float = 120  # seconds an admin call may take
     admin_error_chars: int = 2000  # how much of an error body goes into the exception
+
+    def _admin_tls_context(self) -> ssl.SSLContext | None:
+        if self.tls_cert is None:
+            return None
+        context = getattr(self, "_admin_tls", None)
+        if context is None:
+            context = self._admin_tls = trusting_certificate(self.tls_cert)
+        return context
 
     def admin(self, method: str, path: str, body: dict | None = None) -> dict:
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(f"{self.base_url}/_admin/{path.lstrip('/')}", data=data, method=method,
                                          headers={"Content-Type": "application/json"})
         try:
-            with urllib.request.urlopen(request, timeout=self.admin_timeout) as response:
+            with urllib.request.urlopen(request, timeout=self.admin_timeout,
+                                        context=self._admin_tls_context()) as response:
                 return json.loads(response.read() or b"{}")
         except urllib.error.HTTPError as exc:
             raise RuntimeError(
@@ -79,17 +93,19 @@ class InProcessStandIn:
     host: str
     requested_port: int
 
-    def _init_server(self, host: str, port: int) -> None:
+    def _init_server(self, host: str, port: int, tls_cert: str | Path | None = None,
+                     tls_key: str | Path | None = None) -> None:
         self.host, self.requested_port = host, port
+        self.tls_cert, self.tls_key = _tls_files(tls_cert, tls_key)
         self._server: Server | None = None
         self.base_url = ""
         self.port = 0
 
     def _serve(self, app) -> None:
-        self._server = Server(app, self.host, self.requested_port).start()
+        self._server = Server(app, self.host, self.requested_port, tls_cert=self.tls_cert,
+                              tls_key=self.tls_key).start()
         self.port = self._server.port
-        self.base_url = f"http://{self.host}:{self.port}"
-        app.host_port = f"{self.host}:{self.port}"
+        self.base_url = self._server.base_url
 
     def _stop_server(self) -> None:
         if self._server is not None:
@@ -112,6 +128,18 @@ class InProcessStandIn:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def _tls_files(tls_cert: str | Path | None, tls_key: str | Path | None) -> tuple[Path | None, Path | None]:
+    if (tls_cert is None) != (tls_key is None):
+        raise ValueError("serving HTTPS needs both tls_cert and tls_key (PEM files)")
+    return (Path(tls_cert), Path(tls_key)) if tls_cert is not None else (None, None)
+
+
+def tls_flags(handle: "AdminClient", tls_cert: str | Path | None, tls_key: str | Path | None) -> list[str]:
+    """`--tls-cert C --tls-key K` for a child stand-in (none without them); the handle's admin client trusts C."""
+    handle.tls_cert, _ = _tls_files(tls_cert, tls_key)
+    return ["--tls-cert", str(tls_cert), "--tls-key", str(tls_key)] if tls_cert is not None else []
 
 
 def serve_command(name: str, *args: str) -> list[str]:

@@ -21,6 +21,7 @@ from ml_connector_core import ifs_odata as odata
 from ml_connector_core.http import RETRIABLE_STATUS, announce_long_waits, retry_waits, with_retries
 from ml_connector_core.ifs_metadata import EntitySetInfo, MetadataError, entity_schema
 from ml_connector_core.tap_cli import state_interval
+from ml_connector_core.tls import new_session
 from tap_ifscloud.streams import StreamDefinition
 
 if t.TYPE_CHECKING:
@@ -82,6 +83,8 @@ class IfsEntityStream(RESTStream):
         if expanded is not None:
             schema["properties"][definition.expand] = {"type": ["array", "null"], "items": entity_schema(expanded)}
         super().__init__(tap, name=definition.name, schema=schema, path=definition.path)
+        # the plugin's trust (ca_bundle, REQUESTS_CA_BUNDLE) in place of the SDK's plain session
+        self._requests_session = new_session(self.config)
         self.primary_keys = list(entity.keys)
         if definition.replication_key:
             if definition.replication_key not in entity.properties:

@@ -20,6 +20,7 @@ from ml_connector_core.ifs_metadata import MetadataError, ServiceMetadata, parse
 from ml_connector_core.oauth import ClientCredentialsAuth
 from ml_connector_core.secrets import SecretKeyError, unseal
 from ml_connector_core.tap_cli import ConfigErrorsInOneLine, state_interval_property
+from ml_connector_core.tls import ca_bundle_property, new_session
 from tap_ifscloud.client import IfsEntityStream
 from tap_ifscloud.discovery import ProjectionUnreadable, StreamAssessment, assess
 from tap_ifscloud.streams import (
@@ -81,6 +82,7 @@ class TapIfsCloud(ConfigErrorsInOneLine, Tap):
         th.Property("request_timeout_seconds", th.IntegerType, default=120, description="Timeout of one HTTP request."),
         th.Property("max_tries", th.IntegerType, default=8,
                     description="Attempts per request on 429, 5xx, 401 and connection errors before the sync fails."),
+        ca_bundle_property(),
         th.Property("built_in_streams", th.ArrayType(th.StringType), title="Built-in streams",
                     description="The built-in streams to offer, e.g. [\"purchase_orders\", \"suppliers\"]. Not set: "
                                 f"every one ({', '.join(d.name for d in BUILT_IN_STREAMS)}) whose projection the "
@@ -133,6 +135,7 @@ class TapIfsCloud(ConfigErrorsInOneLine, Tap):
             scope=self.config.get("scope"),
             refresh_margin_seconds=float(self.config["token_refresh_margin_seconds"]),
             timeout_seconds=float(self.config["request_timeout_seconds"]),
+            session=new_session(self.config),
         )
 
     @cached_property
@@ -141,7 +144,7 @@ class TapIfsCloud(ConfigErrorsInOneLine, Tap):
 
     @cached_property
     def _http(self) -> requests.Session:
-        session = requests.Session()
+        session = new_session(self.config)
         session.auth = self.authenticator
         return session
 

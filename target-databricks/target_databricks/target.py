@@ -12,6 +12,7 @@ from singer_sdk.exceptions import ConfigValidationError
 from ml_connector_core.audited_target import AuditedTarget
 from ml_connector_core.run_outcome import EXPECT_CLOSING_STATE_SETTING
 from ml_connector_core.bad_records import BAD_RECORDS_SETTING
+from ml_connector_core.tls import ca_bundle_property
 from target_databricks.delta import DeltaWriter
 from target_databricks.jobs import JOB_STREAM, JobRunFailed, idempotency_token, job_entry, load_parameters, run_job
 from target_databricks.sinks import DatabricksSink
@@ -51,6 +52,7 @@ class TargetDatabricks(AuditedTarget, Target):
                     description="Attempts per workspace request (429 after Retry-After, 5xx, lost connections) and per statement that failed for a transient reason (ABORTED by a concurrent write, TEMPORARILY_UNAVAILABLE, ...)."),
         th.Property("requests_per_minute", th.IntegerType, default=1200,
                     description="Client-side request budget for the workspace on the warehouse path."),
+        ca_bundle_property(),
         th.Property("job_id", th.IntegerType, description="Databricks job to run after each load, with the loaded tables and watermarks."),
         th.Property("job_timeout_seconds", th.IntegerType, default=3600, description="How long to wait for the job run."),
         th.Property("audit_url", th.StringType,

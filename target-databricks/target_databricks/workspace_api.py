@@ -25,6 +25,7 @@ import requests
 from ml_connector_core.api_client import ApiClient
 from ml_connector_core.oauth import ClientCredentialsAuth
 from ml_connector_core.redaction import redact_text, register_secret
+from ml_connector_core.tls import new_session
 from target_databricks.workspace import missing_credentials, unsealed_setting, workspace_host
 
 logger = logging.getLogger(__name__)
@@ -158,8 +159,9 @@ def workspace_api(config: Mapping, *, max_tries: int | None = None, timeout_seco
     elif config.get("client_id") and config.get("client_secret"):
         auth = ClientCredentialsAuth(f"{host.rstrip('/')}/oidc/v1/token", config["client_id"],
                                      unsealed_setting(config["client_secret"], "client_secret"), scope=OAUTH_SCOPE,
-                                     max_tries=tries, timeout_seconds=min(timeout_seconds, 60.0), basic_auth=True)
+                                     max_tries=tries, timeout_seconds=min(timeout_seconds, 60.0), basic_auth=True,
+                                     session=new_session(config))
     else:
         raise missing_credentials()
     return WorkspaceApi(host, auth, requests_per_minute=int(config.get("requests_per_minute") or 1200),
-                        max_tries=tries, timeout_seconds=timeout_seconds)
+                        max_tries=tries, timeout_seconds=timeout_seconds, session=new_session(config))

@@ -16,6 +16,7 @@ from ml_connector_core import ifs_odata
 from ml_connector_core.http import RETRIABLE_STATUS, TRANSPORT_ERRORS, RequestBudget, with_retries
 from ml_connector_core.ifs_metadata import MalformedMetadata, MetadataError, ServiceMetadata, parse_metadata
 from ml_connector_core.oauth import ClientCredentialsAuth
+from ml_connector_core.tls import new_session
 
 logger = logging.getLogger(__name__)
 
@@ -49,13 +50,13 @@ class IfsClient:
     """One session per target run; every request goes through the tenant's request budget."""
 
     def __init__(self, service_root: str, auth: ClientCredentialsAuth, budget: RequestBudget, *,
-                 timeout_seconds: float = 60, max_tries: int = 8) -> None:
+                 timeout_seconds: float = 60, max_tries: int = 8, session: requests.Session | None = None) -> None:
         self.service_root = service_root.rstrip("/")
         self.auth = auth
         self.budget = budget
         self.timeout_seconds = timeout_seconds
         self.max_tries = max_tries
-        self.session = requests.Session()
+        self.session = session or new_session()
         self.session.auth = auth
         self._metadata: dict[str, ServiceMetadata] = {}
 

@@ -20,6 +20,7 @@ from ml_connector_core.ifs_metadata import EntitySetInfo
 from ml_connector_core.oauth import ClientCredentialsAuth
 from ml_connector_core.run_outcome import EXPECT_CLOSING_STATE_SETTING
 from ml_connector_core.secrets import SecretKeyError, unseal
+from ml_connector_core.tls import ca_bundle_property, new_session
 from target_ifscloud.client import IfsClient
 from target_ifscloud.sinks import IfsWriteSink
 from target_ifscloud.writer import MODES, RecordWrite, StreamConfigError, StreamPlan, flag_of, plan_stream
@@ -79,6 +80,7 @@ class TargetIfsCloud(AuditedTarget, Target):
                                 "was read) and only fields this stream does not own changed."),
         th.Property("token_refresh_margin_seconds", th.IntegerType, default=30,
                     description="Fetch a new token this long before the current one expires."),
+        ca_bundle_property(),
         th.Property("streams", th.ObjectType(additional_properties=STREAM_SETTING), required=True,
                     description="Incoming stream name → the IFS entity set it writes and how."),
         th.Property("flow", th.StringType, default="ifscloud-writeback",
@@ -117,7 +119,7 @@ class TargetIfsCloud(AuditedTarget, Target):
         return ClientCredentialsAuth(
             token_url, self.config["client_id"], secret, scope=self.config.get("scope"),
             refresh_margin_seconds=float(self.config["token_refresh_margin_seconds"]),
-            timeout_seconds=float(self.config["timeout"]),
+            timeout_seconds=float(self.config["timeout"]), session=new_session(self.config),
         )
 
     @cached_property
@@ -128,6 +130,7 @@ class TargetIfsCloud(AuditedTarget, Target):
             shared_budget(self.host_url, int(self.config["requests_per_minute"])),
             timeout_seconds=float(self.config["timeout"]),
             max_tries=int(self.config["max_tries"]),
+            session=new_session(self.config),
         )
 
     def entity(self, projection: str, entity_set: str) -> EntitySetInfo:

@@ -21,6 +21,7 @@ import requests
 from ml_connector_core.http import (RETRIABLE_STATUS, TRANSPORT_ERRORS, announce_long_waits, connection_never_made,
                                     is_complete_json, retry_after_seconds, with_retries)
 from ml_connector_core.oauth import ClientCredentialsAuth, TokenRequestError
+from ml_connector_core.tls import new_session
 from target_teams import cards
 
 logger = logging.getLogger(__name__)
@@ -70,8 +71,8 @@ def not_processed(response: requests.Response) -> bool:
 
 
 class Delivery:
-    def __init__(self, max_tries: int = 8, timeout: float = 30) -> None:
-        self.session = requests.Session()
+    def __init__(self, max_tries: int = 8, timeout: float = 30, session: requests.Session | None = None) -> None:
+        self.session = session or new_session()
         self.max_tries = max_tries
         self.timeout = timeout
         self.attempts = 0

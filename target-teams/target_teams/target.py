@@ -21,6 +21,7 @@ from ml_connector_core.oauth import ClientCredentialsAuth
 from ml_connector_core.redaction import register_secret
 from ml_connector_core.run_outcome import EXPECT_CLOSING_STATE_SETTING, RunOutcome
 from ml_connector_core.secrets import SecretKeyError, unseal
+from ml_connector_core.tls import ca_bundle_property, new_session
 from target_teams.delivery import (UNKNOWN_DELIVERY, DeliveryRefused, DeliveryUnknown, GraphDelivery,
                                    WorkflowsDelivery)
 from target_teams.sinks import StreamNotifier, TeamsSink, _card_of, unfinished_post_error
@@ -98,6 +99,7 @@ class TargetTeams(AuditedTarget, Target):
         th.Property("max_tries", th.IntegerType, default=8,
                     description="Attempts per card while Teams certainly did not take it: 429, 503 with Retry-After, "
                                 "no connection (and with graph, a card found missing after a post without answer)."),
+        ca_bundle_property(),
         th.Property("check_post_to", th.StringType,
                     description="Used by target-teams-check only: a channel (a name in webhooks or graph_channel_ids) "
                                 "to post one small test card to, proving the whole way into Teams; empty: the check "
@@ -242,7 +244,7 @@ def delivery_from_config(config: Mapping) -> WorkflowsDelivery | GraphDelivery:
             register_secret(url)  # the URL is the credential; its signature alone is secret too
             for signature in parse_qs(urlsplit(url).query).get("sig", []):
                 register_secret(signature)
-        return WorkflowsDelivery(webhooks, max_tries=max_tries)
+        return WorkflowsDelivery(webhooks, max_tries=max_tries, session=new_session(config))
     missing = [k for k in ("graph_token_url", "graph_client_id", "graph_client_secret", "graph_team_id")
                if not config.get(k)]
     if missing:
@@ -250,10 +252,10 @@ def delivery_from_config(config: Mapping) -> WorkflowsDelivery | GraphDelivery:
     auth = ClientCredentialsAuth(
         config["graph_token_url"], config["graph_client_id"],
         _unsealed(config["graph_client_secret"], "graph_client_secret"),
-        scope="https://graph.microsoft.com/.default",
+        scope="https://graph.microsoft.com/.default", session=new_session(config),
     )
     return GraphDelivery(config.get("graph_url") or "https://graph.microsoft.com", config["graph_team_id"],
-                         config.get("graph_channel_ids") or {}, auth, max_tries=max_tries)
+                         config.get("graph_channel_ids") or {}, auth, max_tries=max_tries, session=new_session(config))
 
 
 def _unsealed(value: str, setting_name: str) -> str:

@@ -100,8 +100,8 @@ def test_api_usage_is_counted_and_refused_at_the_limit(sf):
     assert refused.json() == [{"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}]
     assert refused.headers["Sforce-Limit-Info"] == "api-usage=15000/15000"
     sf.change_settings(daily_api_limit=20000)
-    limits = requests.get(f"{sf.api_url}/limits", headers=bearer(token))
-    assert limits.json() == {"DailyApiRequests": {"Max": 20000, "Remaining": 4999}}
+    limits = requests.get(f"{sf.api_url}/limits", headers=bearer(token)).json()
+    assert limits["DailyApiRequests"] == {"Max": 20000, "Remaining": 4999}  # the limits call counts too
 
 
 def test_injected_faults(sf):
@@ -142,13 +142,35 @@ def test_versions_paths_and_methods(sf):
     token = token_for(sf)
     assert requests.get(f"{sf.base_url}/services/data/v55.0/sobjects", headers=bearer(token)).status_code == 200
     not_found = [{"errorCode": "NOT_FOUND", "message": "The requested resource does not exist"}]
-    for path in ("/services/data/v99.0/sobjects", "/services/data/v62.0/nothing", "/services/data/v62.0/sobjects/Foo"):
+    for path in ("/services/data/v69.0/sobjects", "/services/data/v62.0/nothing", "/services/data/v62.0/sobjects/Foo",
+                 "/services/data/v62.1/sobjects"):
         answer = requests.get(f"{sf.base_url}{path}", headers=bearer(token))
         assert (answer.status_code, answer.json()) == (404, not_found), path
+    retired = requests.get(f"{sf.base_url}/services/data/v30.0/sobjects", headers=bearer(token))
+    assert retired.status_code == 410 and retired.json()[0]["errorCode"] == "GONE"
     wrong_method = requests.put(f"{sf.api_url}/sobjects/Account/0015e0000000001AAA", headers=bearer(token), json={})
     assert wrong_method.status_code == 405 and wrong_method.json()[0]["errorCode"] == "METHOD_NOT_ALLOWED"
     versions = requests.get(f"{sf.base_url}/services/data/").json()
-    assert {"label": "v62.0", "url": "/services/data/v62.0", "version": "62.0"} in versions
+    assert versions[0] == {"label": "Summer '14", "url": "/services/data/v31.0", "version": "31.0"}
+    assert {"label": "Winter '25", "url": "/services/data/v62.0", "version": "62.0"} in versions
+    assert versions[-1] == {"label": "Winter '27", "url": "/services/data/v68.0", "version": "68.0"}
+    assert [v["version"] for v in versions] == [f"{major}.0" for major in range(31, 69)]
+
+
+@pytest.mark.parametrize("version", ["31.0", "62.0", "66.0", "68.0"])
+def test_every_served_version_answers_alike(sf, version):
+    token = token_for(sf)
+    base = f"{sf.base_url}/services/data/v{version}"
+    resources = requests.get(f"{base}/", headers=bearer(token)).json()
+    assert resources["query"] == f"/services/data/v{version}/query"
+    created = requests.post(f"{base}/sobjects/Account", headers=bearer(token), json={"Name": "Acme"})
+    assert created.status_code == 201
+    record = requests.get(f"{base}/sobjects/Account/{created.json()['id']}", headers=bearer(token)).json()
+    assert record["attributes"]["url"] == f"/services/data/v{version}/sobjects/Account/{created.json()['id']}"
+    found = requests.get(f"{base}/query", params={"q": "SELECT Id, Name FROM Account"}, headers=bearer(token)).json()
+    assert found["records"][0]["attributes"]["url"].startswith(f"/services/data/v{version}/sobjects/Account/")
+    assert requests.get(f"{base}/sobjects/Account/describe", headers=bearer(token)).json()["urls"]["describe"] == \
+        f"/services/data/v{version}/sobjects/Account/describe"
 
 
 def test_the_stand_in_as_a_child_process():
@@ -159,3 +181,34 @@ def test_the_stand_in_as_a_child_process():
         assert created.status_code == 201 and created.headers["Sforce-Limit-Info"] == "api-usage=1/50"
         assert [r["Name"] for r in sf.records("Account")] == ["Nordic Steel AB"]
         assert sf.admin("GET", "settings")["query_batch_size"] == 500
+
+
+def test_client_credentials_as_http_basic(sf):
+    """RFC 6749's client_secret_basic, which simple-salesforce uses for the client credentials flow."""
+    token = requests.post(sf.token_url, data={"grant_type": "client_credentials"},
+                          auth=(sf.client_id, sf.client_secret))
+    assert token.status_code == 200
+    assert requests.get(f"{sf.api_url}/limits", headers=bearer(token.json()["access_token"])).status_code == 200
+    wrong = requests.post(sf.token_url, data={"grant_type": "client_credentials"}, auth=(sf.client_id, "nope"))
+    assert (wrong.status_code, wrong.json()["error"]) == (400, "invalid_client")
+    unknown = requests.post(sf.token_url, data={"grant_type": "client_credentials"}, auth=("someone", "x"))
+    assert (unknown.status_code, unknown.json()["error"]) == (400, "invalid_client_id")
+
+
+def test_limits_lists_the_org_limits(sf):
+    token = token_for(sf)
+    sf.set_api_usage(100)
+    limits = requests.get(f"{sf.api_url}/limits", headers=bearer(token)).json()
+    assert len(limits) > 40 and list(limits) == sorted(limits)
+    assert all(set(value) >= {"Max", "Remaining"} and value["Remaining"] <= value["Max"] for value in limits.values())
+    assert limits["DailyApiRequests"] == {"Max": 15000, "Remaining": 14899}
+    for name in ("DailyBulkApiBatches", "DailyAsyncApexExecutions", "SingleEmail", "HourlyODataCallout",
+                 "ConcurrentSyncReportRuns", "FileStorageMB", "DailyStreamingApiEvents"):
+        assert limits[name]["Max"] > 0, name
+    assert limits["DataStorageMB"] == {"Max": 10240, "Remaining": 10239}  # the 3 seeded price book records: 6 KB
+    collection = [{"attributes": {"type": "Account"}, "Name": f"A{i}"} for i in range(200)]
+    for _ in range(6):
+        requests.post(f"{sf.api_url}/composite/sobjects", headers=bearer(token), json={"records": collection})
+    after = requests.get(f"{sf.api_url}/limits", headers=bearer(token)).json()
+    assert after["DataStorageMB"] == {"Max": 10240, "Remaining": 10237}  # 1,203 records x 2 KB
+    assert after["DailyApiRequests"]["Remaining"] == 14899 - 7

@@ -1,6 +1,6 @@
 """sObject Collections on the Salesforce stand-in: upsert of up to 200 records by external id with per-record results
 in order (the good records stored, the bad ones with Salesforce's errors), allOrNone rollback, the 200-record cap,
-create / update / delete collections."""
+create / update / delete collections, retrieve by ids (GET and the POST form)."""
 
 from __future__ import annotations
 
@@ -136,3 +136,43 @@ def test_create_update_and_delete_collections(sf, api):
     assert sf.records("Account") == [] and sf.records("Contact") == []
     again = api.delete(f"{sf.api_url}/composite/sobjects", params={"ids": account_id}).json()
     assert again[0]["errors"][0]["statusCode"] == "ENTITY_IS_DELETED"
+
+
+def test_retrieve_by_ids_answers_one_record_or_null_per_id(sf, api):
+    created = api.post(f"{sf.api_url}/composite/sobjects", json={"records": [
+        {"attributes": {"type": "Account"}, "Name": "A", "Phone": "1"},
+        {"attributes": {"type": "Account"}, "Name": "B"},
+        {"attributes": {"type": "Account"}, "Name": "Gone"},
+        {"attributes": {"type": "Contact"}, "LastName": "C"}]}).json()
+    first, second, gone, contact = [r["id"] for r in created]
+    api.delete(f"{sf.api_url}/sobjects/Account/{gone}")
+    wanted = [second, "0015e00000ZZZZZAAA", first, contact, gone, "nonsense", first[:15]]
+    answer = api.get(f"{sf.api_url}/composite/sobjects/Account", params={"ids": ",".join(wanted),
+                                                                          "fields": "name,Phone"})
+    assert answer.status_code == 200
+    url = f"/services/data/v62.0/sobjects/Account/{first}"
+    assert answer.json() == [
+        {"attributes": {"type": "Account", "url": f"/services/data/v62.0/sobjects/Account/{second}"}, "Name": "B",
+         "Phone": None, "Id": second},
+        None,
+        {"attributes": {"type": "Account", "url": url}, "Name": "A", "Phone": "1", "Id": first},
+        None, None, None,
+        {"attributes": {"type": "Account", "url": url}, "Name": "A", "Phone": "1", "Id": first}]
+    posted = api.post(f"{sf.api_url}/composite/sobjects/Account", json={"ids": [first, second], "fields": ["Id"]})
+    assert [r["Id"] for r in posted.json()] == [first, second] and list(posted.json()[0]) == ["attributes", "Id"]
+
+
+def test_retrieve_refusals(sf, api):
+    account = api.post(f"{sf.api_url}/sobjects/Account", json={"Name": "A"}).json()["id"]
+    url = f"{sf.api_url}/composite/sobjects/Account"
+    unknown = api.get(url, params={"ids": account, "fields": "Name,Nmae"})
+    assert unknown.status_code == 400 and unknown.json()[0]["errorCode"] == "INVALID_FIELD"
+    no_fields = api.get(url, params={"ids": account})
+    assert no_fields.status_code == 400 and no_fields.json()[0]["message"] == "fields not specified"
+    assert api.post(url, json={"fields": ["Name"]}).json()[0]["message"] == "ids not specified"
+    too_many = api.post(url, json={"ids": [account] * 2001, "fields": ["Name"]})
+    assert too_many.status_code == 400 and too_many.json()[0]["errorCode"] == "EXCEEDED_ID_LIMIT"
+    assert len(api.post(url, json={"ids": [account] * 2000, "fields": ["Name"]}).json()) == 2000
+    assert api.post(url, json={"ids": account, "fields": ["Name"]}).json()[0]["errorCode"] == "JSON_PARSER_ERROR"
+    assert api.get(f"{sf.api_url}/composite/sobjects/Nothing__c", params={"ids": account, "fields": "Id"}) \
+        .status_code == 404

@@ -1,5 +1,6 @@
 """SOQL on the Salesforce stand-in: WHERE on SystemModstamp with datetime literals, parent fields, the operators of
-the subset, paging through nextRecordsUrl, queryAll, and Salesforce's error codes for malformed queries."""
+the subset, COUNT() and COUNT(field), the Order object (whose name is also a keyword), paging through nextRecordsUrl,
+queryAll, and Salesforce's error codes for malformed queries."""
 
 from __future__ import annotations
 
@@ -112,7 +113,14 @@ def test_query_all_includes_deleted_rows(sf, api):
      "value of filter criterion for field 'SystemModstamp' must be of type dateTime and should not be enclosed in "
      "quotes"),
     ("SELECT Id FROM Account WHERE Name = 'a' AND Type = 'b' OR Phone = 'c'", "MALFORMED_QUERY", "unexpected token: OR"),
-    ("SELECT COUNT() FROM Account", "MALFORMED_QUERY", "unexpected token: ("),
+    ("SELECT FIELDS(ALL) FROM Account", "MALFORMED_QUERY", "unexpected token: ("),
+    ("SELECT SUM(Credit_Limit__c) FROM Account", "MALFORMED_QUERY", "unexpected token: ("),
+    ("SELECT COUNT(), Name FROM Account", "MALFORMED_QUERY", "unexpected token: ,"),
+    ("SELECT Name, COUNT() FROM Account", "MALFORMED_QUERY", "unexpected token: COUNT"),
+    ("SELECT COUNT() FROM Account ORDER BY Name", "MALFORMED_QUERY", "unexpected token: ORDER"),
+    ("SELECT Name, COUNT(Id) FROM Account", "MALFORMED_QUERY", "Field must be grouped or aggregated: Name"),
+    ("SELECT COUNT(Nmae) FROM Account", "INVALID_FIELD", "No such column 'Nmae' on entity 'Account'."),
+    ("SELECT Id FROM Where", "MALFORMED_QUERY", "unexpected token: Where"),
     ("SELECT Id FROM Account WHERE Id = 'nope'", "INVALID_QUERY_FILTER_OPERATOR", "invalid ID field: nope"),
     ("SELECT Id FROM Account WHERE Name = 'unterminated", "MALFORMED_QUERY", "unexpected token"),
     ("", "MALFORMED_QUERY", "A query string has to be specified"),
@@ -122,3 +130,40 @@ def test_malformed_queries(sf, api, soql, code, text):
     assert answer.status_code == 400
     [error] = answer.json()
     assert error["errorCode"] == code and text in error["message"]
+
+
+def test_count_answers_total_size_without_records(sf, api):
+    seed_accounts(sf, api, 7)
+    everything = query(sf, api, "SELECT COUNT() FROM Account").json()
+    assert everything == {"totalSize": 7, "done": True, "records": []}
+    partners = query(sf, api, "select count() from Account where Type = 'Partner'").json()
+    assert partners["totalSize"] == 4 and partners["records"] == []
+    assert query(sf, api, "SELECT COUNT() FROM Account LIMIT 5").json()["totalSize"] == 5  # LIMIT caps the count
+    ids = [r["Id"] for r in rows(sf, api, "SELECT Id FROM Account")]
+    api.delete(f"{sf.api_url}/sobjects/Account/{ids[0]}")
+    assert query(sf, api, "SELECT COUNT() FROM Account").json()["totalSize"] == 6
+    assert query(sf, api, "SELECT COUNT() FROM Account", resource="queryAll").json()["totalSize"] == 7
+
+
+def test_count_of_a_field_is_an_aggregate_result(sf, api):
+    seed_accounts(sf, api, 7)  # BillingCountry is empty on every third account (0, 3, 6)
+    answer = query(sf, api, "SELECT COUNT(Id), COUNT(BillingCountry) countries, COUNT(Phone) FROM Account").json()
+    assert answer == {"totalSize": 1, "done": True, "records": [
+        {"attributes": {"type": "AggregateResult"}, "expr0": 7, "countries": 4, "expr1": 0}]}
+    filtered = query(sf, api, "SELECT COUNT(Name) FROM Account WHERE Credit_Limit__c >= 30 LIMIT 1").json()
+    assert filtered["records"][0]["expr0"] == 4  # LIMIT applies to the one aggregated row, not to the rows counted
+
+
+def test_order_is_an_object_and_order_by_still_sorts(sf, api):
+    account = api.post(f"{sf.api_url}/sobjects/Account", json={"Name": "Nordic Steel AB"}).json()["id"]
+    for number, day in (("P2", "2026-01-02"), ("P1", "2026-01-01"), ("P3", "2026-01-03")):
+        created = api.post(f"{sf.api_url}/sobjects/Order", json={
+            "AccountId": account, "EffectiveDate": day, "Status": "Draft", "IFS_Order_No__c": number})
+        assert created.status_code == 201, created.text
+    assert [r["IFS_Order_No__c"] for r in rows(sf, api, "SELECT IFS_Order_No__c FROM Order")] == ["P2", "P1", "P3"]
+    ordered = rows(sf, api, "SELECT Id, IFS_Order_No__c, Account.Name FROM Order ORDER BY EffectiveDate DESC")
+    assert [r["IFS_Order_No__c"] for r in ordered] == ["P3", "P2", "P1"]
+    assert ordered[0]["Account"]["Name"] == "Nordic Steel AB"
+    drafts = rows(sf, api, "select Id from order where Status = 'Draft' order by IFS_Order_No__c limit 2")
+    assert len(drafts) == 2
+    assert query(sf, api, "SELECT COUNT() FROM Order WHERE EffectiveDate > 2026-01-01").json()["totalSize"] == 2

@@ -148,8 +148,12 @@ def test_create_read_update_delete_by_id(sf, api):
     record = api.get(url).json()
     assert record["attributes"] == {"type": "Account", "url": f"/services/data/v62.0/sobjects/Account/{record_id}"}
     assert record["Phone"] is None  # an empty text is stored as null
-    assert api.get(url, params={"fields": "Name,Website"}).json() == {
-        "attributes": record["attributes"], "Name": "Acme", "Website": "acme.se"}
+    selected = api.get(url, params={"fields": "name,Website"}).json()  # Id follows the fields asked for
+    assert list(selected.items()) == [("attributes", record["attributes"]), ("Name", "Acme"), ("Website", "acme.se"),
+                                      ("Id", record_id)]
+    unknown = api.get(url, params={"fields": "Name,Nmae"})
+    assert unknown.status_code == 400 and unknown.json()[0]["errorCode"] == "INVALID_FIELD"
+    assert unknown.json()[0]["message"].startswith("No such column 'Nmae' on entity 'Account'.")
     changed = api.patch(url, json={"Name": "Acme AB"})
     assert changed.status_code == 204 and changed.content == b""
     assert api.get(url).json()["Name"] == "Acme AB"

@@ -175,9 +175,10 @@ def test_oversize_messages_are_refused_with_413(teams):
 
 
 @pytest.mark.parametrize("mutate, path, code", [
-    (lambda m: m.update(type="invoke"), "$.type", "TriggerInputSchemaMismatch"),
-    (lambda m: m.update(attachments=[]), "$.attachments", "TriggerInputSchemaMismatch"),
-    (lambda m: m.pop("attachments"), "$.attachments", "TriggerInputSchemaMismatch"),
+    (lambda m: m.update(type="invoke"), "$.type", "InvalidMessageType"),
+    (lambda m: m.pop("type"), "$.type", "InvalidMessageType"),
+    (lambda m: m.update(attachments=[]), "$.attachments", "NoAdaptiveCard"),
+    (lambda m: m.pop("attachments"), "$.attachments", "ExpressionEvaluationFailed"),
     (lambda m: m["attachments"].append(copy.deepcopy(m["attachments"][0])), "$.attachments", "TooManyAttachments"),
     (lambda m: m["attachments"][0].update(contentType="application/vnd.microsoft.teams.card.o365connector"),
      "$.attachments[0].contentType", "UnsupportedAttachment"),
@@ -185,7 +186,9 @@ def test_oversize_messages_are_refused_with_413(teams):
      "TriggerInputSchemaMismatch"),
     (lambda m: m["attachments"][0].update(content=[1]), "$.attachments[0].content", "TriggerInputSchemaMismatch"),
     (lambda m: m["attachments"][0].update(contentUrl="https://x/card.json"), "$.attachments[0].contentUrl",
-     "TriggerInputSchemaMismatch"),
+     "UnsupportedAttachment"),
+    (lambda m: m["attachments"][0].pop("contentUrl"), "$.attachments[0]", "TriggerInputSchemaMismatch"),
+    (lambda m: m.update(attachments={"contentType": ADAPTIVE}), "$.attachments", "TriggerInputSchemaMismatch"),
 ])
 def test_the_envelope_is_checked(teams, mutate, path, code):
     sent = message(card())
@@ -194,6 +197,41 @@ def test_the_envelope_is_checked(teams, mutate, path, code):
     assert response.status_code == 400
     error = response.json()["error"]
     assert (error["path"], error["code"]) == (path, code)
+
+
+TRIGGER_REFUSALS = [
+    # what public reports of the "Post to a channel when a webhook request is received" template show, word for word
+    (lambda m: m["attachments"][0].pop("contentUrl"), "$.attachments[0]",
+     "Required properties are missing from object: contentUrl."),
+    (lambda m: [m["attachments"][0].pop(k) for k in ("contentType", "content")], "$.attachments[0]",
+     "Required properties are missing from object: contentType, content."),
+    (lambda m: m["attachments"][0].update(contentUrl=7), "$.attachments[0].contentUrl",
+     "Invalid type. Expected String, Null but got Integer."),
+    (lambda m: m.update(attachments="card"), "$.attachments", "Invalid type. Expected Array but got String."),
+    (lambda m: m["attachments"].append("card"), "$.attachments[1]", "Invalid type. Expected Object but got String."),
+]
+
+
+@pytest.mark.parametrize("validation", ["sync", "flow"])
+@pytest.mark.parametrize("mutate, path, detail", TRIGGER_REFUSALS)
+def test_the_trigger_schema_refuses_at_once_in_either_mode(mutate, path, detail, validation):
+    """The trigger checks the body against its schema before any flow run exists: 400 even where bad cards get 202."""
+    with TeamsSandbox(port=0, validation=validation) as teams:
+        sent = message(card())
+        mutate(sent)
+        response = requests.post(teams.webhook_url("company-10"), json=sent)
+        assert response.status_code == 400
+        error = response.json()["error"]
+        assert error["code"] == "TriggerInputSchemaMismatch" and error["path"] == path
+        assert error["message"] == ("The input body for trigger 'manual' of type 'Request' did not match its schema "
+                                    f"definition. Error details: '{detail}'.")
+        assert teams.messages() == []
+        [rejection] = teams.rejections()
+        assert rejection["status"] == 400 and "flow_run" not in rejection
+        # a body that is not an object at all
+        response = requests.post(teams.webhook_url("company-10"), json=[message(card())])
+        assert (response.status_code, response.json()["error"]["code"]) == (400, "TriggerInputSchemaMismatch")
+        assert "Expected Object but got Array" in response.json()["error"]["message"]
 
 
 def test_bodies_that_are_not_json_are_refused(teams):
@@ -261,3 +299,11 @@ def test_flow_mode_answers_202_and_records_the_failed_run():
         assert rejection["run_id"] == response.headers["x-ms-workflow-run-id"]
         # a wrong signature is still refused at the door
         assert requests.post(teams.webhook_url("company-10") + "x", json=message(card())).status_code == 401
+        # a message without attachments (a MessageCard, {"text": ...}) passes the trigger; the run fails its loop
+        response = requests.post(teams.webhook_url("company-10"), json={"text": "Hello World!"})
+        assert response.status_code == 202
+        failed = teams.rejections()[-1]
+        assert (failed["flow_run"], failed["code"], failed["path"]) == ("Failed", "ExpressionEvaluationFailed",
+                                                                         "$.attachments")
+        assert "'Send_each_adaptive_card' failed" in failed["message"]
+        assert teams.messages() == []

@@ -11,6 +11,7 @@ from urllib.parse import quote
 import requests
 
 from support.singer import BIN
+from support.tls import SandboxTls
 
 REALM, CLIENT_ID, CLIENT_SECRET = "mlc", "mlc-sandbox-client", "mlc-sandbox-secret"
 API = "/main/ifsapplications/projection/v1"
@@ -23,14 +24,21 @@ def free_port() -> int:
 
 
 class IfsStandIn:
-    """`options` become flags of `mlc-sandbox serve ifs` (`profile="restricted"` → `--profile restricted`)."""
+    """`options` become flags of `mlc-sandbox serve ifs` (`profile="restricted"` → `--profile restricted`); with `tls`
+    it serves HTTPS and this handle trusts its CA."""
 
-    def __init__(self, data_dir: Path, *, scale: int = 200, seed: int = 7, **options: object) -> None:
+    def __init__(self, data_dir: Path, *, scale: int = 200, seed: int = 7, tls: SandboxTls | None = None,
+                 **options: object) -> None:
         self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.tls = tls
+        self.base_url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self.admin_url = f"{self.base_url}/_admin"
+        self.http = requests.Session()
+        if tls is not None:
+            # trust_env off: REQUESTS_CA_BUNDLE, when set, would override the session's verify
+            self.http.trust_env, self.http.verify = False, str(tls.ca_file)
         args = [str(BIN / "mlc-sandbox"), "serve", "ifs", "--port", str(self.port), "--scale", str(scale),
-                "--seed", str(seed), "--data-dir", str(data_dir)]
+                "--seed", str(seed), "--data-dir", str(data_dir), *(tls.serve_flags if tls else [])]
         for name, value in options.items():
             args += [f"--{name.replace('_', '-')}", str(value)]
         # A file, not a pipe: nobody reads a pipe while the server runs, and a full one would block it.
@@ -41,7 +49,6 @@ class IfsStandIn:
         except BaseException:  # nobody holds this stand-in yet to stop it later
             self.process.kill()
             raise
-        self.http = requests.Session()
         # the tenant profile played, and the root it serves projections under (/main, or /int on an integration host)
         self.profile = self._admin("GET", "/profile")
         self.api = self.profile["api_root"]
@@ -52,7 +59,7 @@ class IfsStandIn:
             if self.process.poll() is not None:
                 raise RuntimeError(f"the IFS stand-in exited: {self._log.read_text()[-3000:]}")
             try:
-                if requests.get(f"{self.admin_url}/health", timeout=1).ok:
+                if self.http.get(f"{self.admin_url}/health", timeout=1).ok:
                     return
             except requests.ConnectionError:
                 time.sleep(0.1)

@@ -84,7 +84,7 @@ def test_an_api_version_the_org_does_not_serve(salesforce, tmp_path):
     run = run_check(CHECK, config_for(salesforce, api_version="v99.0"), tmp_path, secrets=[salesforce.client_secret])
     assert run.returncode == 1
     failure = run.result("API version")
-    assert failure["status"] == "fail" and "v99.0 is not served by this org (newest: v62.0)" in failure["detail"]
+    assert failure["status"] == "fail" and "v99.0 is not served by this org (newest: v68.0)" in failure["detail"]
     assert failure["fix"].startswith("api_version (TARGET_SALESFORCE_API_VERSION)")
 
 

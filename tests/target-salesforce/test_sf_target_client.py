@@ -76,5 +76,7 @@ def test_refused_credentials_and_bad_settings_are_named(sf):
         client_from_config({"client_id": "x", "client_secret": "y"})
     with pytest.raises(SalesforceConfigError, match="api_version 'latest'"):
         connect(sf, api_version="latest")
+    with pytest.raises(SalesforceError, match="HTTP 410: GONE: API version 20.0 has been retired"):
+        connect(sf, api_version="v20.0").describe("Account")  # a retired version, as Salesforce answers it
     with pytest.raises(SalesforceError, match="NOT_FOUND"):
-        connect(sf, api_version="v20.0").describe("Account")
+        connect(sf, api_version="v99.0").describe("Account")  # one not released yet

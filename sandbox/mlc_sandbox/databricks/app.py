@@ -39,6 +39,7 @@ class DatabricksApp:
         self.faults = FaultInjector(settings.fault_rates, settings.fault_seed)
         self.log = RequestLog()
         self.host_port = "127.0.0.1"
+        self.scheme = "http"  # "https" once served over TLS (http.Server sets both)
 
     def close(self) -> None:
         self.statements.close()
@@ -68,7 +69,7 @@ class DatabricksApp:
             self.settings.fault_rates = self.faults.rates = rates
 
     def base_url(self, request: Request) -> str:
-        return f"http://{request.headers.get('Host') or self.host_port}"
+        return f"{self.scheme}://{request.headers.get('Host') or self.host_port}"
 
     def __call__(self, request: Request) -> Response:
         if is_admin_path(request.path):
@@ -185,8 +186,8 @@ class DatabricksApp:
         return {"id": warehouse_id, "name": f"{warehouse_id} (stand-in)", "state": self.settings.warehouse_state,
                 "cluster_size": "2X-Small", "warehouse_type": "PRO", "enable_serverless_compute": True,
                 "num_clusters": 1, "auto_stop_mins": 10,
-                "odbc_params": {"hostname": host, "path": f"/sql/1.0/warehouses/{warehouse_id}", "protocol": "http",
-                                "port": int(port or 80)}}
+                "odbc_params": {"hostname": host, "path": f"/sql/1.0/warehouses/{warehouse_id}",
+                                "protocol": self.scheme, "port": int(port or (443 if self.scheme == "https" else 80))}}
 
 
 def _submitted_statement(request: Request) -> str | None:

@@ -7,7 +7,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from ..runner import AdminClient, InProcessStandIn, LoggedStandInProcess, option_flags, serve_command
+from ..runner import AdminClient, InProcessStandIn, LoggedStandInProcess, option_flags, serve_command, tls_flags
 from .app import DatabricksApp
 from .guards import FaultRates
 from .settings import DatabricksSettings
@@ -91,14 +91,15 @@ class DatabricksSandbox(_AdminClient, InProcessStandIn):
                  default_catalog: str = DatabricksSettings.default_catalog,
                  statement_size_limit: int = DatabricksSettings.statement_size_limit, workers: int = 4,
                  expired_token_status: int = DatabricksSettings.expired_token_status,
-                 fault_rates: FaultRates | None = None, fault_seed: int = DatabricksSettings.fault_seed):
+                 fault_rates: FaultRates | None = None, fault_seed: int = DatabricksSettings.fault_seed,
+                 tls_cert: str | Path | None = None, tls_key: str | Path | None = None):
         self.settings = DatabricksSettings(
             token=token, client_id=client_id, client_secret=client_secret, token_ttl=token_ttl,
             warehouse_ids=(warehouse_id,), catalogs=tuple(catalogs), default_catalog=default_catalog,
             chunk_rows=chunk_rows, execution_delay=execution_delay, statement_size_limit=statement_size_limit,
             workers=workers, expired_token_status=expired_token_status, fault_rates=fault_rates or FaultRates(),
             fault_seed=fault_seed)
-        self._init_server(host, port)
+        self._init_server(host, port, tls_cert, tls_key)
         self.token, self.client_id, self.client_secret = token, client_id, client_secret
         self.warehouse_id = warehouse_id
         self._given_data_dir = Path(data_dir) if data_dir is not None else None
@@ -131,7 +132,8 @@ class DatabricksSandboxProcess(_AdminClient, LoggedStandInProcess):
     def __init__(self, *, port: int = 0, data_dir: str | Path | None = None,
                  token: str = DatabricksSettings.token, client_id: str = DatabricksSettings.client_id,
                  client_secret: str = DatabricksSettings.client_secret,
-                 warehouse_id: str = DatabricksSettings.warehouse_ids[0], timeout: float = 60, **options):
+                 warehouse_id: str = DatabricksSettings.warehouse_ids[0], timeout: float = 60,
+                 tls_cert: str | Path | None = None, tls_key: str | Path | None = None, **options):
         self.token, self.client_id, self.client_secret = token, client_id, client_secret
         self.warehouse_id = warehouse_id
         self._prepare_folder("mlc-sandbox-")
@@ -139,4 +141,4 @@ class DatabricksSandboxProcess(_AdminClient, LoggedStandInProcess):
                              "--client-secret", client_secret, "--warehouse-id", warehouse_id,
                              "--data-dir", str(data_dir if data_dir is not None else self._folder / "data"),
                              "--ready-file", str(self._ready_file))
-        self._spawn(args + option_flags(options), timeout)
+        self._spawn(args + option_flags(options) + tls_flags(self, tls_cert, tls_key), timeout)

@@ -13,7 +13,7 @@ from ..http import Request, Response
 from . import admin, render
 from .auth import Credentials, TokenIssuer
 from .guards import FaultInjector, FaultRates, RateLimiter, RequestLog
-from .odata import JSON, ODataService, odata_error
+from .odata import JSON, ODATA_VERSION, ODataService, odata_error
 from .profile import Profile
 from .store import Store
 
@@ -59,6 +59,7 @@ class IfsApp:
                             else render.timestamp_objversion)
         self.odata = ODataService(self)
         self.host_port = "127.0.0.1"
+        self.scheme = "http"  # "https" once served over TLS (http.Server sets both)
 
     def apply_settings(self, changes: dict) -> None:
         if "token_ttl" in changes:
@@ -85,6 +86,8 @@ class IfsApp:
             authorization=_redacted(request.headers.get("Authorization")),
         )
         response, entry["kind"], entry["fault"] = self._answer(request)
+        if entry["kind"] == "data":  # every answer of a projection service, errors and injected faults included
+            response.headers.append(("OData-Version", ODATA_VERSION))
         self.log.finish(entry, response, started)
         return response
 
@@ -131,7 +134,7 @@ class IfsApp:
         return self.odata.handle(request, projection, service_root, rest or "")
 
     def _issuer(self, request: Request, realm: str) -> str:
-        return f"http://{request.headers.get('Host') or self.host_port}/auth/realms/{realm}"
+        return f"{self.scheme}://{request.headers.get('Host') or self.host_port}/auth/realms/{realm}"
 
     def _token(self, request: Request, realm: str) -> Response:
         if realm != self.settings.realm:

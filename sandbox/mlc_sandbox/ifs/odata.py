@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 from decimal import Decimal
 from urllib.parse import quote, unquote
 
@@ -15,6 +16,11 @@ from .query import parse as parse_query
 from .reader import ELEMENT_LIMIT, ElementLimitExceeded, Reader
 
 JSON = "application/json;odata.metadata=minimal;IEEE754Compatible=false"
+# The one protocol version IFS projections speak (their CSDL says Version="4.0"). OData 4.01 Part 1 §8.1.5: every
+# response names it in OData-Version; a request's OData-Version the service cannot honour, or an OData-MaxVersion below
+# every version it speaks (§8.2.7, §5.1), fails with a 4xx.
+ODATA_VERSION = "4.0"
+VERSION_NUMBER = re.compile(r"^\s*(\d+\.\d+)\s*$")  # OData-ABNF: 1*DIGIT "." 1*DIGIT
 
 
 def odata_error(status: int, code: str, message: str, details: list[dict] | None = None,
@@ -67,6 +73,24 @@ def key_predicate(entity: model.Entity, key: dict) -> str:
             else str(value)
         parts.append(f"{name}={literal}")
     return quote(",".join(parts), safe="=',:")
+
+
+def version_refusal(request: Request) -> Response | None:
+    """400 for an OData-Version other than 4.0 or an OData-MaxVersion below 4.0, naming the header and what to send."""
+    sent = request.headers.get("OData-Version")
+    if sent is not None and sent.strip() != ODATA_VERSION:
+        return malformed(f"OData-Version {sent.strip()!r} is not supported: this service speaks OData "
+                         f"{ODATA_VERSION} only; send OData-Version: {ODATA_VERSION} or leave the header out")
+    maximum = request.headers.get("OData-MaxVersion")
+    if maximum is None:
+        return None
+    number = VERSION_NUMBER.match(maximum)
+    if number is None:
+        return malformed(f"OData-MaxVersion {maximum.strip()!r} is not a version number such as {ODATA_VERSION}")
+    if Decimal(number.group(1)) < Decimal(ODATA_VERSION):
+        return malformed(f"OData-MaxVersion {number.group(1)} is below {ODATA_VERSION}, the only version this "
+                         f"service speaks; send OData-MaxVersion: {ODATA_VERSION} or higher")
+    return None
 
 
 def _json_body(request: Request) -> dict | Response:
@@ -157,6 +181,9 @@ class ODataService:
         self.companies = ifs.profile.allowed_companies
 
     def handle(self, request: Request, projection: str, service_root: str, rest: str) -> Response:
+        refusal = version_refusal(request)
+        if refusal is not None:
+            return refusal
         service = self.ifs.catalogue.services.get(projection)
         if service is None:
             return metadata_not_found()
@@ -165,7 +192,7 @@ class ODataService:
         # a tenant may ignore the header: then every request gets local times and local filter literals
         utc = (self.profile.time_zone_header != "ignored"
                and (request.headers.get("X-Ifs-Time-Zone-Aware-Request") or "").strip().lower() == "true")
-        context_root = f"http://{request.headers.get('Host') or self.ifs.host_port}{service_root}"
+        context_root = f"{self.ifs.scheme}://{request.headers.get('Host') or self.ifs.host_port}{service_root}"
         try:
             if rest in ("", "/"):
                 if request.method != "GET":

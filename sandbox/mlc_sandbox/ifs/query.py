@@ -39,8 +39,9 @@ class QueryOptions:
 
 
 def parse(raw_query: str, entity: model.Entity, service: model.Service) -> QueryOptions:
-    if "+" in raw_query:
-        raise BadRequest("The query string contains '+': percent-encode spaces as %20 and plus signs as %2B")
+    if "+" in raw_query:  # ambiguous: a plus sign to OData's grammar, a space to form decoding (docs/ifs-sandbox.md)
+        raise BadRequest("The query string contains a literal '+', which this service does not read as a space: "
+                         "percent-encode spaces as %20 and plus signs as %2B")
     options = QueryOptions()
     seen: set[str] = set()
     for part in raw_query.split("&"):

@@ -7,7 +7,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from ..runner import AdminClient, InProcessStandIn, StandInProcess, option_flags, serve_command, terminate
+from ..runner import AdminClient, InProcessStandIn, StandInProcess, option_flags, serve_command, terminate, tls_flags
 from .app import IfsApp, IfsSettings
 from .guards import FaultRates
 from .cache import open_store
@@ -74,14 +74,15 @@ class IfsSandbox(_AdminClient, InProcessStandIn):
                  time_zone: str = "Europe/Stockholm", realm: str = "mlc", client_id: str = "mlc-sandbox-client",
                  client_secret: str = "mlc-sandbox-secret", data_dir: str | Path | None = None,
                  fault_rates: FaultRates | None = None, fault_seed: int | None = None,
-                 profile: str | Path | dict | Profile = "default"):
+                 profile: str | Path | dict | Profile = "default", tls_cert: str | Path | None = None,
+                 tls_key: str | Path | None = None):
         self.profile = load_profile(profile)  # ProfileError (one line) for a bad profile
         self.settings = IfsSettings(scale=scale, seed=seed, token_ttl=token_ttl, rate_limit=rate_limit,
                                     page_size=page_size_for(page_size, self.profile), time_zone=time_zone,
                                     realm=realm, client_id=client_id, client_secret=client_secret,
                                     fault_rates=fault_rates or FaultRates(), fault_seed=fault_seed,
                                     profile=self.profile)
-        self._init_server(host, port)
+        self._init_server(host, port, tls_cert, tls_key)
         self.data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
         self.realm, self.client_id, self.client_secret = realm, client_id, client_secret
         self.app: IfsApp | None = None
@@ -110,14 +111,15 @@ class IfsSandboxProcess(_AdminClient, StandInProcess):
     label = "IFS"
 
     def __init__(self, *, scale: int = 1000, seed: int = 42, port: int = 0, data_dir: str | Path | None = None,
-                 realm: str = "mlc", timeout: float = 600, **options):
+                 realm: str = "mlc", timeout: float = 600, tls_cert: str | Path | None = None,
+                 tls_key: str | Path | None = None, **options):
         self.realm = realm
         self._ready_file = Path(tempfile.mkdtemp(prefix="mlc-sandbox-")) / "ready.json"
         args = serve_command("ifs", "--port", str(port), "--scale", str(scale), "--seed", str(seed),
                              "--realm", realm, "--ready-file", str(self._ready_file))
         if data_dir is not None:
             args += ["--data-dir", str(data_dir)]
-        args += option_flags(options)
+        args += option_flags(options) + tls_flags(self, tls_cert, tls_key)
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self._wait_ready(timeout)
         self._api_root: str | None = None

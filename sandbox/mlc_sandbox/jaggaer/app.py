@@ -87,10 +87,11 @@ class JaggaerApp:
         self.log = RequestLog()
         self.rate_limiter = RateLimiter(settings.rate_limit)
         self.host_port = "127.0.0.1"
+        self.scheme = "http"  # "https" once served over TLS (http.Server sets both)
 
     def base_url(self, request: Request | None = None) -> str:
         host = request.headers.get("Host") if request is not None else None
-        return f"http://{host or self.host_port}"
+        return f"{self.scheme}://{host or self.host_port}"
 
     def apply_settings(self, changes: dict) -> None:
         values = {}

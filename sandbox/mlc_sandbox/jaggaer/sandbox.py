@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 
-from ..runner import InProcessStandIn, LoggedStandInProcess, SettingsAdminClient, option_flags
+from ..runner import InProcessStandIn, LoggedStandInProcess, SettingsAdminClient, option_flags, tls_flags
 from .app import JaggaerApp
 from .settings import API_PREFIX, TOKEN_PATH, JaggaerSettings
 
@@ -81,9 +82,10 @@ class JaggaerSandbox(_AdminClient, InProcessStandIn):
     """
 
     def __init__(self, *, port: int = 0, host: str = "127.0.0.1", token_ttl: int = JaggaerSettings.token_ttl,
-                 rate_limit: int = JaggaerSettings.rate_limit, client_secret: str = JaggaerSettings.client_secret):
+                 rate_limit: int = JaggaerSettings.rate_limit, client_secret: str = JaggaerSettings.client_secret,
+                 tls_cert: str | Path | None = None, tls_key: str | Path | None = None):
         self.settings = JaggaerSettings(token_ttl=token_ttl, rate_limit=rate_limit, client_secret=client_secret)
-        self._init_server(host, port)
+        self._init_server(host, port, tls_cert, tls_key)
         self.app: JaggaerApp | None = None
 
     def _build_app(self) -> JaggaerApp:
@@ -97,7 +99,8 @@ class JaggaerSandboxProcess(_AdminClient, LoggedStandInProcess):
     label = "JAGGAER"
 
     def __init__(self, *, port: int = 0, host: str = "127.0.0.1", token_ttl: int = JaggaerSettings.token_ttl,
-                 rate_limit: int = JaggaerSettings.rate_limit, timeout: float = 60):
+                 rate_limit: int = JaggaerSettings.rate_limit, timeout: float = 60,
+                 tls_cert: str | Path | None = None, tls_key: str | Path | None = None):
         self.settings = JaggaerSettings(token_ttl=token_ttl, rate_limit=rate_limit)
         flags = option_flags({"port": port, "host": host, "token_ttl": token_ttl, "rate_limit": rate_limit})
-        self._serve_child("jaggaer", flags, timeout)
+        self._serve_child("jaggaer", flags + tls_flags(self, tls_cert, tls_key), timeout)

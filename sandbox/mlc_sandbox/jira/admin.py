@@ -11,6 +11,7 @@ from ..admin import AdminRefused, open_request, shared_route
 from ..http import Request, Response
 from .guards import Fault
 from .store import NotFound
+from .versions import View
 
 if TYPE_CHECKING:
     from .app import JiraApp
@@ -43,6 +44,7 @@ def handle(app: "JiraApp", request: Request) -> Response:
 
 def _route(app: "JiraApp", request: Request, method: str, route: str, body: dict) -> Response:
     base_url = app.base_url(request)
+    view = View(base_url)  # issues as REST API v3 renders them
     parts = [unquote(p) for p in route.split("/")] if route else []
     shared = shared_route(app, method, route, body, answer=_json, error=_error, settings=SETTINGS,
                           fault_from_json=Fault.from_json)
@@ -57,14 +59,14 @@ def _route(app: "JiraApp", request: Request, method: str, route: str, body: dict
             app.violations.clear()
             return _json(200, {"violations": []})
     if route == "issues" and method == "GET":
-        return _json(200, {"issues": [app.store.render(i, base_url) for i in app.store.all()]})
+        return _json(200, {"issues": [app.store.render(i, view) for i in app.store.all()]})
     if len(parts) == 2 and parts[0] == "issues" and method == "GET":
-        return _json(200, app.store.render(app.store.get(parts[1]), base_url))
+        return _json(200, app.store.render(app.store.get(parts[1]), view))
     if len(parts) == 3 and parts[0] == "issues" and parts[2] == "status" and method == "POST":
         if not isinstance(body.get("status"), str):
             return _error(400, "'status' (a status name) is required")
         issue = app.store.move_to(parts[1], body["status"])
-        return _json(200, app.store.render(issue, base_url))
+        return _json(200, app.store.render(issue, view))
     if route == "tokens/revoke" and method == "POST":
         return _json(200, app.credentials.revoke(bool(body.get("refresh_tokens", False))))
     if route == "tokens/refresh-token" and method == "POST":

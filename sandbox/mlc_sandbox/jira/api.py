@@ -1,4 +1,6 @@
-"""The REST API v3 endpoints the stand-in serves, each a function (app, call) -> Response."""
+"""The REST API endpoints the stand-in serves, each a function (app, call) -> Response. Routes are written for
+/rest/api/3; a request through /rest/api/2 or /rest/api/latest reaches the same handler with its `view` telling the
+version (links, rich text as wiki markup)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from ..http import Request, Response
 from . import site as catalogue
 from .jql import Compiler, JqlError
 from .store import FieldErrors, NotFound, TransitionRefused
+from .versions import View
 
 if TYPE_CHECKING:
     from .app import JiraApp
@@ -26,9 +29,9 @@ UNBOUNDED = "Unbounded JQL queries are not allowed here. Please add a search res
 @dataclass
 class Call:
     request: Request
-    api_path: str
+    api_path: str  # under /rest/api/3, whichever version the request came through
     match: re.Match
-    base: str  # what `self` links start with (the site URL, or the /ex/jira/<cloudid> gateway)
+    view: View  # where links start (the site URL or the /ex/jira/<cloudid> gateway) and the API version
 
     def query(self) -> dict[str, list[str]]:
         return parse_qs(self.request.query, keep_blank_values=True)
@@ -46,7 +49,7 @@ class Route:
     pattern: re.Pattern
     handler: Callable
     retired: bool = False
-    match: re.Match | None = None
+    anonymous: bool = False  # answered without credentials too (as Jira Cloud does)
 
 
 def _json(status: int, document) -> Response:
@@ -64,7 +67,7 @@ def _error(status: int, messages: list[str] | None = None, errors: dict | None =
 # the site
 
 def myself(app: "JiraApp", call: Call) -> Response:
-    user = app.site.render_user(app.site.api_user, call.base)
+    user = app.site.render_user(app.site.api_user, call.view)
     return _json(200, {**user, "groups": {"size": 1, "items": []}, "applicationRoles": {"size": 1, "items": []},
                        "expand": "groups,applicationRoles"})
 
@@ -77,21 +80,28 @@ def user_search(app: "JiraApp", call: Call) -> Response:
     users = [u for u in app.site.users if u.account_id == account_id] if account_id is not None \
         else app.site.find_users(query)
     start, size = int(call.first("startAt", "0")), int(call.first("maxResults", "50"))
-    return _json(200, [app.site.render_user(u, call.base) for u in users[start:start + size]])
+    return _json(200, [app.site.render_user(u, call.view) for u in users[start:start + size]])
+
+
+# what Jira Cloud reports about itself: every Cloud site runs the same continuously deployed build, so the version is
+# the fixed 1001.0.0-SNAPSHOT; the build number, its date and the commit id (scmInfo) change with each deployment
+BUILD_NUMBER = 100280
+BUILD_EPOCH_MS = 1_764_000_000_000
+SCM_INFO = "5b0f3c1d9e8a7f6b4c2d1e0f9a8b7c6d5e4f3a2b"
 
 
 def server_info(app: "JiraApp", call: Call) -> Response:
-    return _json(200, {"baseUrl": call.base, "deploymentType": "Cloud", "version": "1001.0.0-SNAPSHOT",
-                       "versionNumbers": [1001, 0, 0], "buildNumber": 100280, "scmInfo": "mlc-sandbox",
-                       "serverTitle": "Jira", "serverTime": _now(app), "displayUrl": call.base})
-
-
-def _now(app: "JiraApp") -> str:
+    """Also answered without credentials, as Jira Cloud does. Real answers carry `defaultLocale` too, which the
+    document's schema for this answer forbids (its own example has it); it is left out so the answer validates."""
     import time
 
     from .store import jira_time
 
-    return jira_time(int(time.time() * 1000), app.store.zone)
+    return _json(200, {"baseUrl": app.base_url(call.request), "version": "1001.0.0-SNAPSHOT",
+                       "versionNumbers": [1001, 0, 0], "deploymentType": "Cloud", "buildNumber": BUILD_NUMBER,
+                       "buildDate": jira_time(BUILD_EPOCH_MS, app.store.zone),
+                       "serverTime": jira_time(int(time.time() * 1000), app.store.zone),
+                       "scmInfo": SCM_INFO, "serverTitle": "JIRA"})
 
 
 def project(app: "JiraApp", call: Call) -> Response:
@@ -99,7 +109,19 @@ def project(app: "JiraApp", call: Call) -> Response:
     found = app.site.project(wanted)
     if found is None:
         return _error(404, [f"No project could be found with key '{wanted}'."])
-    return _json(200, app.site.render_project(found, call.base, full=True))
+    return _json(200, app.site.render_project(found, call.view, full=True))
+
+
+def _expand(call: Call) -> frozenset[str]:
+    return frozenset(e.strip() for value in call.query().get("expand", []) for e in value.split(",") if e.strip())
+
+
+def all_projects(app: "JiraApp", call: Call) -> Response:
+    """The deprecated list of every project the user may browse, as a bare array (no paging); `recent=N` keeps the
+    first N (the stand-in keeps no history of which projects were looked at)."""
+    recent = call.first("recent")
+    projects = list(catalogue.PROJECTS)[:min(int(recent), 20)] if recent is not None else list(catalogue.PROJECTS)
+    return _json(200, [app.site.render_project(p, call.view, expand=_expand(call)) for p in projects])
 
 
 def project_search(app: "JiraApp", call: Call) -> Response:
@@ -111,12 +133,12 @@ def project_search(app: "JiraApp", call: Call) -> Response:
                 and (not text or text in p.key.lower() or text in p.name.lower())]
     start, size = int(call.first("startAt", "0")), int(call.first("maxResults", "50"))
     page = projects[start:start + size]
-    document = {"self": f"{call.base}/rest/api/3/project/search?startAt={start}&maxResults={size}",
+    document = {"self": f"{call.view.requested}/project/search?startAt={start}&maxResults={size}",
                 "maxResults": size, "startAt": start, "total": len(projects),
                 "isLast": start + size >= len(projects),
-                "values": [app.site.render_project(p, call.base, full=False) for p in page]}
+                "values": [app.site.render_project(p, call.view, expand=_expand(call)) for p in page]}
     if not document["isLast"]:
-        document["nextPage"] = f"{call.base}/rest/api/3/project/search?startAt={start + size}&maxResults={size}"
+        document["nextPage"] = f"{call.view.requested}/project/search?startAt={start + size}&maxResults={size}"
     return _json(200, document)
 
 
@@ -126,8 +148,8 @@ def project_statuses(app: "JiraApp", call: Call) -> Response:
     found = app.site.project(wanted)
     if found is None:
         return _error(404, [f"No project could be found with key '{wanted}'."])
-    statuses = [app.site.render_status(s, call.base) for s in catalogue.STATUSES]
-    return _json(200, [{"self": f"{call.base}/rest/api/3/issueType/{t.id}", "id": t.id, "name": t.name,
+    statuses = [app.site.render_status(s, call.view) for s in catalogue.STATUSES]
+    return _json(200, [{"self": f"{call.view.api}/issueType/{t.id}", "id": t.id, "name": t.name,
                         "subtask": False, "statuses": statuses} for t in found.issue_types])
 
 
@@ -135,7 +157,7 @@ def create_meta_issue_types(app: "JiraApp", call: Call) -> Response:
     found = app.site.project(call.match.group("project"))
     if found is None:
         return _error(400, [f"No project could be found with key '{call.match.group('project')}'."])
-    types = [{**app.site.render_issue_type(t, call.base)} for t in found.issue_types]
+    types = [{**app.site.render_issue_type(t, call.view)} for t in found.issue_types]
     return _json(200, {"issueTypes": types, "maxResults": 50, "startAt": 0, "total": len(types)})
 
 
@@ -147,7 +169,7 @@ def create_meta_fields(app: "JiraApp", call: Call) -> Response:
     if issue_type is None:
         return _error(400, ["The issue type ID provided is invalid."])
     start, size = int(call.first("startAt", "0")), int(call.first("maxResults", "50"))
-    fields = app.site.create_meta_fields(found, issue_type, call.base)
+    fields = app.site.create_meta_fields(found, issue_type, call.view)
     return _json(200, {"fields": fields[start:start + size], "maxResults": size, "startAt": start,
                        "total": len(fields)})
 
@@ -159,23 +181,23 @@ def fields(app: "JiraApp", call: Call) -> Response:
 def priorities(app: "JiraApp", call: Call) -> Response:
     rendered = []
     for priority in catalogue.PRIORITIES:
-        rendered.append({**app.site.render_priority(priority, call.base), "description": priority[1],
+        rendered.append({**app.site.render_priority(priority, call.view), "description": priority[1],
                          "statusColor": "#999999", "isDefault": priority == catalogue.DEFAULT_PRIORITY})
     return _json(200, rendered)
 
 
 # issues
 
-def _created(issue, base: str) -> dict:
-    return {"id": str(issue.id), "key": issue.key, "self": f"{base}/rest/api/3/issue/{issue.id}"}
+def _created(issue, view: View) -> dict:
+    return {"id": str(issue.id), "key": issue.key, "self": f"{view.requested}/issue/{issue.id}"}
 
 
 def create_issue(app: "JiraApp", call: Call) -> Response:
     try:
-        issue = app.store.create(call.json())
+        issue = app.store.create(call.json(), call.view.adf)
     except FieldErrors as refused:
         return _error(400, refused.messages, refused.errors)
-    return _json(201, _created(issue, call.base))
+    return _json(201, _created(issue, call.view))
 
 
 def create_issues(app: "JiraApp", call: Call) -> Response:
@@ -186,7 +208,7 @@ def create_issues(app: "JiraApp", call: Call) -> Response:
     created, errors = [], []
     for number, update in enumerate(updates):
         try:
-            created.append(_created(app.store.create(update), call.base))
+            created.append(_created(app.store.create(update, call.view.adf), call.view))
         except FieldErrors as refused:
             errors.append({"status": 400, "elementErrors": {"errorMessages": refused.messages,
                                                             "errors": refused.errors},
@@ -217,12 +239,12 @@ def get_issue(app: "JiraApp", call: Call) -> Response:
         return _error(404, [ISSUE_NOT_FOUND])
     fields_asked = call.query().get("fields")
     wanted = None if not fields_asked else _requested_fields(app, fields_asked, "*all")
-    return _json(200, app.store.render(issue, call.base, wanted))
+    return _json(200, app.store.render(issue, call.view, wanted))
 
 
 def edit_issue(app: "JiraApp", call: Call) -> Response:
     try:
-        app.store.edit(call.match.group("issue"), call.json())
+        app.store.edit(call.match.group("issue"), call.json(), call.view.adf)
     except NotFound:
         return _error(404, [ISSUE_NOT_FOUND])
     except FieldErrors as refused:
@@ -236,7 +258,7 @@ def get_transitions(app: "JiraApp", call: Call) -> Response:
     except NotFound:
         return _error(404, [ISSUE_NOT_FOUND])
     return _json(200, {"expand": "transitions", "transitions": [
-        app.site.render_transition(t, call.base) for t in app.site.transitions_from(issue.status)]})
+        app.site.render_transition(t, call.view) for t in app.site.transitions_from(issue.status)]})
 
 
 def do_transition(app: "JiraApp", call: Call) -> Response:
@@ -245,7 +267,8 @@ def do_transition(app: "JiraApp", call: Call) -> Response:
     if transition.get("id") is None:
         return _error(400, ["Missing 'transition' identifier"])
     try:
-        app.store.transition(call.match.group("issue"), str(transition["id"]), body.get("fields"))
+        app.store.transition(call.match.group("issue"), str(transition["id"]), body.get("fields"),
+                             body.get("update"), call.view.adf)
     except NotFound:
         return _error(404, [ISSUE_NOT_FOUND])
     except TransitionRefused as refused:
@@ -257,12 +280,12 @@ def do_transition(app: "JiraApp", call: Call) -> Response:
 
 def add_comment(app: "JiraApp", call: Call) -> Response:
     try:
-        issue, comment = app.store.comment(call.match.group("issue"), call.json().get("body"))
+        issue, comment = app.store.comment(call.match.group("issue"), call.json().get("body"), call.view.adf)
     except NotFound:
         return _error(404, [ISSUE_NOT_FOUND])
     except FieldErrors as refused:
         return _error(400, refused.messages, refused.errors)
-    return _json(201, app.store.render_comment(issue, comment, call.base))
+    return _json(201, app.store.render_comment(issue, comment, call.view))
 
 
 def get_comments(app: "JiraApp", call: Call) -> Response:
@@ -270,10 +293,23 @@ def get_comments(app: "JiraApp", call: Call) -> Response:
         issue = app.store.get(call.match.group("issue"))
     except NotFound:
         return _error(404, [ISSUE_NOT_FOUND])
-    comments = [app.store.render_comment(issue, c, call.base) for c in issue.comments]
+    comments = [app.store.render_comment(issue, c, call.view) for c in issue.comments]
     start, size = int(call.first("startAt", "0")), int(call.first("maxResults", "5000"))
     return _json(200, {"comments": comments[start:start + size], "startAt": start, "maxResults": size,
                        "total": len(comments)})
+
+
+def get_comment(app: "JiraApp", call: Call) -> Response:
+    """One comment, where its `self` link points."""
+    try:
+        issue = app.store.get(call.match.group("issue"))
+    except NotFound:
+        return _error(404, [ISSUE_NOT_FOUND])
+    wanted = call.match.group("comment")
+    comment = next((c for c in issue.comments if c.id == wanted), None)
+    if comment is None:
+        return _error(404, [f"Can not find a comment for the id: {wanted}."])
+    return _json(200, app.store.render_comment(issue, comment, call.view))
 
 
 # search
@@ -294,13 +330,9 @@ def search(app: "JiraApp", call: Call) -> Response:
     size = min(int(max_results) if max_results is not None else 50, cap)
     if size < 0:
         return _error(400, ["The 'maxResults' parameter must be positive."])
-    compiler = Compiler(app.site, app.store.zone, lambda key: _key_exists(app, key))
-    try:
-        query = compiler.compile(jql or "")
-    except JqlError as refused:
-        return _error(400, [str(refused)])
-    if query.predicate is None:
-        return _error(400, [UNBOUNDED])
+    query = _bounded_query(app, jql)
+    if isinstance(query, Response):
+        return query
     fingerprint = hashlib.sha256((jql or "").encode()).hexdigest()[:16]
     offset = 0
     if token:
@@ -313,12 +345,33 @@ def search(app: "JiraApp", call: Call) -> Response:
             return _error(400, ["The provided next page token is invalid or expired."])
     matching = sorted((i for i in app.store.all() if query.predicate(i)), key=query.sort_key)
     page = matching[offset:offset + size]
-    issues = [_search_issue(app, issue, wanted, call.base) for issue in page]
+    issues = [_search_issue(app, issue, wanted, call.view) for issue in page]
     document: dict = {"issues": issues, "isLast": size == 0 or offset + size >= len(matching)}
     if not document["isLast"]:
         document["nextPageToken"] = base64.urlsafe_b64encode(
             json.dumps({"q": fingerprint, "o": offset + size}).encode()).decode().rstrip("=")
     return _json(200, document)
+
+
+def _bounded_query(app: "JiraApp", jql: str | None):
+    """The compiled query, or the 400 Jira answers for JQL it cannot run here (syntax, unknown names, unbounded)."""
+    compiler = Compiler(app.site, app.store.zone, lambda key: _key_exists(app, key))
+    try:
+        query = compiler.compile(jql or "")
+    except JqlError as refused:
+        return _error(400, [str(refused)])
+    if query.predicate is None:
+        return _error(400, [UNBOUNDED])
+    return query
+
+
+def approximate_count(app: "JiraApp", call: Call) -> Response:
+    """POST search/approximate-count {"jql"} -> {"count"}; bounded JQL only, as search/jql. Jira documents the count
+    as an estimate that may miss recent updates; the stand-in's is exact."""
+    query = _bounded_query(app, call.json().get("jql"))
+    if isinstance(query, Response):
+        return query
+    return _json(200, {"count": sum(1 for issue in app.store.all() if query.predicate(issue))})
 
 
 def _key_exists(app: "JiraApp", key: str) -> bool:
@@ -329,11 +382,11 @@ def _key_exists(app: "JiraApp", key: str) -> bool:
         return False
 
 
-def _search_issue(app: "JiraApp", issue, wanted: list[str], base: str) -> dict:
+def _search_issue(app: "JiraApp", issue, wanted: list[str], view: View) -> dict:
     field_ids = [f for f in wanted if f not in ("id", "key")]
     if not field_ids:
         return {"id": str(issue.id), **({"key": issue.key} if "key" in wanted else {})}
-    return app.store.render(issue, base, field_ids)
+    return app.store.render(issue, view, field_ids)
 
 
 def retired(app: "JiraApp", call: Call) -> Response:  # pragma: no cover - answered before dispatch
@@ -344,8 +397,9 @@ _ISSUE = r"(?P<issue>[A-Za-z0-9_-]+)"
 _PROJECT = r"(?P<project>[A-Za-z0-9_]+)"
 ROUTES = [
     Route("GET", re.compile(r"/rest/api/3/myself"), myself),
-    Route("GET", re.compile(r"/rest/api/3/serverInfo"), server_info),
+    Route("GET", re.compile(r"/rest/api/3/serverInfo"), server_info, anonymous=True),
     Route("GET", re.compile(r"/rest/api/3/user/search"), user_search),
+    Route("GET", re.compile(r"/rest/api/3/project"), all_projects),
     Route("GET", re.compile(r"/rest/api/3/project/search"), project_search),
     Route("GET", re.compile(rf"/rest/api/3/project/{_PROJECT}"), project),
     Route("GET", re.compile(rf"/rest/api/3/project/{_PROJECT}/statuses"), project_statuses),
@@ -362,8 +416,10 @@ ROUTES = [
     Route("POST", re.compile(rf"/rest/api/3/issue/{_ISSUE}/transitions"), do_transition),
     Route("GET", re.compile(rf"/rest/api/3/issue/{_ISSUE}/comment"), get_comments),
     Route("POST", re.compile(rf"/rest/api/3/issue/{_ISSUE}/comment"), add_comment),
+    Route("GET", re.compile(rf"/rest/api/3/issue/{_ISSUE}/comment/(?P<comment>[^/]+)"), get_comment),
     Route("GET", re.compile(r"/rest/api/3/search/jql"), search),
     Route("POST", re.compile(r"/rest/api/3/search/jql"), search),
+    Route("POST", re.compile(r"/rest/api/3/search/approximate-count"), approximate_count),
     Route("GET", re.compile(r"/rest/api/3/search"), retired, retired=True),
     Route("POST", re.compile(r"/rest/api/3/search"), retired, retired=True),
 ]
@@ -374,6 +430,7 @@ class Found:
     handler: Callable
     match: re.Match
     retired: bool
+    anonymous: bool
 
 
 def find(method: str, api_path: str) -> Found | None:
@@ -381,7 +438,7 @@ def find(method: str, api_path: str) -> Found | None:
         if route.method == method:
             match = route.pattern.fullmatch(api_path)
             if match and not (route.handler is get_issue and match.group("issue") in ("bulk", "createmeta")):
-                return Found(route.handler, match, route.retired)
+                return Found(route.handler, match, route.retired, route.anonymous)
     return None
 
 

@@ -1,6 +1,7 @@
-"""The Jira stand-in as one request handler: find the route, authenticate (Basic on the site URL, Bearer or Basic
-through /ex/jira/<cloudid>), apply the per-user rate limit and injected faults, validate the request against the
-official spec, answer, then validate the answer too. Violations are answered 400 (requests) and recorded (both)."""
+"""The Jira stand-in as one request handler: find the route (REST API v3, v2 or latest, all served from the same
+data), authenticate (Basic on the site URL, Bearer or Basic through /ex/jira/<cloudid>), apply the per-user rate limit
+and injected faults, validate the request against the official spec, answer, then validate the answer too. Violations
+are answered 400 (requests) and recorded (both)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 from ..admin import is_admin_path
 from ..faults import new_entry
 from ..http import Request, Response
-from . import admin, api
+from . import admin, api, versions
 from .auth import Credentials, OAuthRefused
 from .guards import FaultQueue, RateLimiter, RequestLog
 from .settings import JiraSettings
@@ -21,6 +22,7 @@ from .spec import AdfValidator, SpecValidator
 from .store import IssueStore
 
 NOT_AUTHENTICATED = "You are not authenticated. Authentication required to perform this operation."
+ANONYMOUS = "anonymous"  # who calls an operation Jira serves without credentials (serverInfo); rate-limited as one
 
 
 def to_json(document) -> bytes:
@@ -65,10 +67,11 @@ class JiraApp:
         self.log = RequestLog()
         self.violations = Violations()
         self.host_port = "127.0.0.1"
+        self.scheme = "http"  # "https" once served over TLS (http.Server sets both)
 
     def base_url(self, request: Request | None = None) -> str:
         host = request.headers.get("Host") if request is not None else None
-        return f"http://{host or self.host_port}"
+        return f"{self.scheme}://{host or self.host_port}"
 
     @property
     def gateway_prefix(self) -> str:
@@ -110,6 +113,8 @@ class JiraApp:
             api_path = "/" + parts[4]
         else:
             api_path = path
+        # every version's routes and spec are those of /rest/api/3; the view tells the handler which one was asked
+        version, api_path = versions.split(api_path) or ("3", api_path)
         route = api.find(request.method, api_path)
         if route is None:
             if api.known_path(api_path):
@@ -118,6 +123,8 @@ class JiraApp:
         authorization = request.headers.get("Authorization")
         if self.credentials.basic_user(authorization) or (gateway and self.credentials.bearer_valid(authorization)):
             user = self.site.api_user.account_id
+        elif authorization is None and route.anonymous:
+            user = ANONYMOUS
         elif gateway and not (authorization or "").lower().startswith("basic "):
             return Response(401, to_json({"code": 401, "message": "Unauthorized"}),
                             headers=[("WWW-Authenticate", 'Bearer realm="api.atlassian.com"')])
@@ -141,8 +148,8 @@ class JiraApp:
         if problem is not None:
             self.violations.add(request.method, path, "request", problem)
             return jira_error(400, [problem], headers=limit_headers)
-        base = self.base_url(request) + (self.gateway_prefix if gateway else "")
-        response = route.handler(self, api.Call(request, api_path, route.match, base))
+        view = versions.View(self.base_url(request) + (self.gateway_prefix if gateway else ""), version)
+        response = route.handler(self, api.Call(request, api_path, route.match, view))
         response.headers = limit_headers + response.headers
         if response.status < 500 and not response.drop:
             problem = self.spec.response_problem(request.method, api_path, request.query, request.headers,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from ..runner import InProcessStandIn, LoggedStandInProcess, SettingsAdminClient, option_flags
+from pathlib import Path
+
+from ..runner import InProcessStandIn, LoggedStandInProcess, SettingsAdminClient, option_flags, tls_flags
 from .app import JiraApp
 from .settings import JiraSettings
 
@@ -85,9 +87,10 @@ class JiraSandbox(_AdminClient, InProcessStandIn):
 
     def __init__(self, *, port: int = 0, host: str = "127.0.0.1", rate_limit: int = JiraSettings.rate_limit,
                  user_time_zone: str = JiraSettings.user_time_zone, field_id_base: int = JiraSettings.field_id_base,
-                 token_ttl: int = JiraSettings.token_ttl, api_token: str = JiraSettings.api_token):
+                 token_ttl: int = JiraSettings.token_ttl, api_token: str = JiraSettings.api_token,
+                 tls_cert: str | Path | None = None, tls_key: str | Path | None = None):
         self.settings = _settings(rate_limit, user_time_zone, field_id_base, token_ttl, api_token)
-        self._init_server(host, port)
+        self._init_server(host, port, tls_cert, tls_key)
         self.app: JiraApp | None = None
 
     def _build_app(self) -> JiraApp:
@@ -102,8 +105,9 @@ class JiraSandboxProcess(_AdminClient, LoggedStandInProcess):
 
     def __init__(self, *, port: int = 0, host: str = "127.0.0.1", rate_limit: int = JiraSettings.rate_limit,
                  user_time_zone: str = JiraSettings.user_time_zone, field_id_base: int = JiraSettings.field_id_base,
-                 token_ttl: int = JiraSettings.token_ttl, timeout: float = 60):
+                 token_ttl: int = JiraSettings.token_ttl, timeout: float = 60, tls_cert: str | Path | None = None,
+                 tls_key: str | Path | None = None):
         self.settings = _settings(rate_limit, user_time_zone, field_id_base, token_ttl)
         flags = option_flags({"port": port, "host": host, "rate_limit": rate_limit, "user_time_zone": user_time_zone,
                               "field_id_base": field_id_base, "token_ttl": token_ttl})
-        self._serve_child("jira", flags, timeout)
+        self._serve_child("jira", flags + tls_flags(self, tls_cert, tls_key), timeout)

@@ -1,11 +1,12 @@
 """The site's fixed configuration: people, projects with their issue types, fields, priorities and the one workflow;
-each rendered as Jira's REST API v3 shapes it."""
+each rendered as Jira's REST API shapes it (links follow the version a request came through)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from .settings import JiraSettings
+from .versions import View
 
 
 @dataclass(frozen=True)
@@ -194,44 +195,51 @@ class Site:
 
     # rendering
 
-    def render_user(self, user: User, base_url: str) -> dict:
-        return {"self": f"{base_url}/rest/api/3/user?accountId={user.account_id}", "accountId": user.account_id,
+    def render_user(self, user: User, view: View) -> dict:
+        return {"self": f"{view.api}/user?accountId={user.account_id}", "accountId": user.account_id,
                 "accountType": "atlassian", "emailAddress": user.email, "displayName": user.display_name,
                 "active": True, "timeZone": self.settings.user_time_zone, "locale": "en_US",
-                "avatarUrls": _avatars(f"{base_url}/avatar/{user.account_id}")}
+                "avatarUrls": _avatars(f"{view.base}/avatar/{user.account_id}")}
 
     @staticmethod
-    def render_issue_type(issue_type: IssueType, base_url: str) -> dict:
-        return {"self": f"{base_url}/rest/api/3/issuetype/{issue_type.id}", "id": issue_type.id,
-                "description": issue_type.description, "iconUrl": f"{base_url}/images/issuetype/{issue_type.id}.svg",
+    def render_issue_type(issue_type: IssueType, view: View) -> dict:
+        return {"self": f"{view.api}/issuetype/{issue_type.id}", "id": issue_type.id,
+                "description": issue_type.description, "iconUrl": f"{view.base}/images/issuetype/{issue_type.id}.svg",
                 "name": issue_type.name, "subtask": False, "avatarId": 10318, "hierarchyLevel": 0}
 
-    def render_project(self, project: Project, base_url: str, full: bool = False) -> dict:
-        rendered = {"self": f"{base_url}/rest/api/3/project/{project.id}", "id": project.id, "key": project.key,
+    def render_project(self, project: Project, view: View, full: bool = False,
+                       expand: frozenset[str] = frozenset()) -> dict:
+        """The short form (as in lists and issues) with what `expand` asks for; `full` as GET project/{key}."""
+        rendered = {"self": f"{view.api}/project/{project.id}", "id": project.id, "key": project.key,
                     "name": project.name, "projectTypeKey": "software", "simplified": False,
-                    "avatarUrls": _avatars(f"{base_url}/avatar/project/{project.id}")}
+                    "avatarUrls": _avatars(f"{view.base}/avatar/project/{project.id}")}
+        if full or "description" in expand:
+            rendered["description"] = f"{project.name} follow-up"
+        if full or "lead" in expand:
+            rendered["lead"] = self.render_user(self.api_user, view)
+        if full or "issueTypes" in expand:
+            rendered["issueTypes"] = [self.render_issue_type(t, view) for t in project.issue_types]
+        if "projectKeys" in expand:
+            rendered["projectKeys"] = [project.key]
         if full:
-            rendered.update({
-                "description": f"{project.name} follow-up", "lead": self.render_user(self.api_user, base_url),
-                "issueTypes": [self.render_issue_type(t, base_url) for t in project.issue_types],
-                "assigneeType": "UNASSIGNED", "style": "classic", "isPrivate": False, "properties": {}})
+            rendered.update({"assigneeType": "UNASSIGNED", "style": "classic", "isPrivate": False, "properties": {}})
         return rendered
 
     @staticmethod
-    def render_status(status: Status, base_url: str) -> dict:
-        return {"self": f"{base_url}/rest/api/3/status/{status.id}", "description": "",
-                "iconUrl": f"{base_url}/images/icons/status_generic.gif", "name": status.name, "id": status.id,
-                "statusCategory": {"self": f"{base_url}/rest/api/3/statuscategory/{status.category_id}",
+    def render_status(status: Status, view: View) -> dict:
+        return {"self": f"{view.api}/status/{status.id}", "description": "",
+                "iconUrl": f"{view.base}/images/icons/status_generic.gif", "name": status.name, "id": status.id,
+                "statusCategory": {"self": f"{view.api}/statuscategory/{status.category_id}",
                                    "id": status.category_id, "key": status.category_key,
                                    "colorName": status.color, "name": status.category_name}}
 
     @staticmethod
-    def render_priority(priority: tuple[str, str], base_url: str) -> dict:
-        return {"self": f"{base_url}/rest/api/3/priority/{priority[0]}", "id": priority[0], "name": priority[1],
-                "iconUrl": f"{base_url}/images/icons/priorities/{priority[1].lower()}.svg"}
+    def render_priority(priority: tuple[str, str], view: View) -> dict:
+        return {"self": f"{view.api}/priority/{priority[0]}", "id": priority[0], "name": priority[1],
+                "iconUrl": f"{view.base}/images/icons/priorities/{priority[1].lower()}.svg"}
 
-    def render_transition(self, transition: Transition, base_url: str) -> dict:
-        return {"id": transition.id, "name": transition.name, "to": self.render_status(transition.target, base_url),
+    def render_transition(self, transition: Transition, view: View) -> dict:
+        return {"id": transition.id, "name": transition.name, "to": self.render_status(transition.target, view),
                 "hasScreen": False, "isGlobal": False, "isInitial": False, "isAvailable": True,
                 "isConditional": False, "isLooped": False}
 
@@ -251,7 +259,7 @@ class Site:
                            "schema": field.schema})
         return fields
 
-    def create_meta_fields(self, project: Project, issue_type: IssueType, base_url: str) -> list[dict]:
+    def create_meta_fields(self, project: Project, issue_type: IssueType, view: View) -> list[dict]:
         def meta(field_id, name, schema, required=False, has_default=False, allowed=None, default=None):
             item = {"fieldId": field_id, "key": field_id, "name": name, "required": required, "schema": schema,
                     "hasDefaultValue": has_default, "operations": ["set"] if field_id != "labels" else
@@ -264,16 +272,16 @@ class Site:
 
         return [
             meta("issuetype", "Issue Type", {"type": "issuetype", "system": "issuetype"}, True,
-                 allowed=[self.render_issue_type(issue_type, base_url)]),
+                 allowed=[self.render_issue_type(issue_type, view)]),
             meta("project", "Project", {"type": "project", "system": "project"}, True,
-                 allowed=[self.render_project(project, base_url)]),
+                 allowed=[self.render_project(project, view)]),
             meta("summary", "Summary", {"type": "string", "system": "summary"}, True),
             meta("reporter", "Reporter", {"type": "user", "system": "reporter"}, True, True),
             meta("description", "Description", {"type": "string", "system": "description"}),
             meta("environment", "Environment", {"type": "string", "system": "environment"}),
             meta("priority", "Priority", {"type": "priority", "system": "priority"}, False, True,
-                 allowed=[self.render_priority(p, base_url) for p in PRIORITIES],
-                 default=self.render_priority(DEFAULT_PRIORITY, base_url)),
+                 allowed=[self.render_priority(p, view) for p in PRIORITIES],
+                 default=self.render_priority(DEFAULT_PRIORITY, view)),
             meta("assignee", "Assignee", {"type": "user", "system": "assignee"}),
             meta("labels", "Labels", {"type": "array", "items": "string", "system": "labels"}),
             meta("duedate", "Due date", {"type": "date", "system": "duedate"}),

@@ -1,11 +1,15 @@
 """The official contracts every exchange is held to: the Jira Cloud platform v3 OpenAPI document (requests and
-responses, through openapi-core) and the Atlassian Document Format schema (descriptions, comment bodies).
+responses, through openapi-core) and the Atlassian Document Format schema (descriptions, comment bodies). Requests
+through /rest/api/2 and /rest/api/latest are held to the same operations of the v3 document: Atlassian documents the
+same operations for both versions, differing in rich text, which the v3 document leaves untyped in the request and
+response bodies the stand-in serves (comment `body`, the free-form issue `fields`) and the stand-in checks itself.
 
 Building the OpenAPI object takes about a second for the 2.4 MB document, so it is built once per process and shared
 by every app in it."""
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 import re
@@ -42,13 +46,15 @@ def _security_providers():
 # validating it, and a request to any other path is answered 404 before validation, so only these are kept (their
 # definitions untouched)
 SERVED_PATHS = (
-    "/rest/api/3/myself", "/rest/api/3/serverInfo", "/rest/api/3/user/search", "/rest/api/3/project/search",
+    "/rest/api/3/myself", "/rest/api/3/serverInfo", "/rest/api/3/user/search", "/rest/api/3/project",
+    "/rest/api/3/project/search",
     "/rest/api/3/project/{projectIdOrKey}", "/rest/api/3/project/{projectIdOrKey}/statuses",
     "/rest/api/3/issue/createmeta/{projectIdOrKey}/issuetypes",
     "/rest/api/3/issue/createmeta/{projectIdOrKey}/issuetypes/{issueTypeId}", "/rest/api/3/field",
     "/rest/api/3/priority", "/rest/api/3/issue", "/rest/api/3/issue/bulk", "/rest/api/3/issue/{issueIdOrKey}",
     "/rest/api/3/issue/{issueIdOrKey}/transitions", "/rest/api/3/issue/{issueIdOrKey}/comment",
-    "/rest/api/3/search/jql", "/rest/api/3/search",
+    "/rest/api/3/issue/{issueIdOrKey}/comment/{id}",
+    "/rest/api/3/search/jql", "/rest/api/3/search", "/rest/api/3/search/approximate-count",
 )
 
 
@@ -65,7 +71,7 @@ def _openapi(path: str):
     # the official document fails strict spec validation (one enum default), so it is loaded without it
     config = Config(spec_validator_cls=None, extra_format_validators={"date-time": _jira_date_time},
                     security_provider_factory=_security_providers())
-    return OpenAPI.from_dict(document, config=config)
+    return OpenAPI.from_dict(copy.deepcopy(document), config=config), document
 
 
 JIRA_DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})$")
@@ -127,9 +133,83 @@ def _describe(exc: Exception, limit: int = 1000) -> str:
     return " - ".join(parts)[:limit]
 
 
+_TEMPLATES = sorted(((re.compile("^" + re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(p)) + "$"), p)
+                     for p in SERVED_PATHS), key=lambda pair: pair[1].count("{"))  # literal segments win
+
+
+class JacksonReading:
+    """A JSON request body as Jira's JSON binding (Jackson, with its default coercions) reads it, before it is held
+    to the schema: a number where the schema has a string is taken as its text (`{"transition": {"id": 31}}`, as the
+    `jira` package sends it), and `null` for a property that is not required counts as absent (the `jira` package's
+    POST search sends `"expand": null`). Other coercions Jackson would make (a numeric string for an integer, "true"
+    for a boolean) are not applied: no client is known to rely on them."""
+
+    def __init__(self, document: dict):
+        self.document = document
+
+    def read(self, method: str, api_path: str, body: bytes) -> bytes:
+        schema = self._body_schema(method, api_path)
+        if schema is None or not body:
+            return body
+        try:
+            value = json.loads(body)
+        except ValueError:
+            return body
+        return json.dumps(self._coerce(value, schema, 0)).encode()
+
+    def _body_schema(self, method: str, api_path: str) -> dict | None:
+        template = next((t for pattern, t in _TEMPLATES if pattern.match(api_path)), None)
+        operation = self.document["paths"].get(template, {}).get(method.lower()) if template else None
+        content = ((operation or {}).get("requestBody") or {}).get("content", {})
+        return (content.get("application/json") or {}).get("schema")
+
+    def _resolve(self, schema: dict) -> dict:
+        while "$ref" in schema:
+            node = self.document
+            for part in schema["$ref"].lstrip("#/").split("/"):
+                node = node[part]
+            schema = node
+        if "allOf" in schema:
+            merged = {k: v for k, v in schema.items() if k != "allOf"}
+            for part in schema["allOf"]:
+                part = self._resolve(part)
+                merged.setdefault("properties", {}).update(part.get("properties", {}))
+                merged["required"] = merged.get("required", []) + part.get("required", [])
+                for key in ("type", "items", "additionalProperties"):
+                    if key in part:
+                        merged.setdefault(key, part[key])
+            schema = merged
+        return schema
+
+    def _coerce(self, value, schema: dict, depth: int):
+        schema = self._resolve(schema)
+        if depth > 20:
+            return value
+        if isinstance(value, dict):
+            declared, required = schema.get("properties", {}), set(schema.get("required", []))
+            extra = schema.get("additionalProperties")
+            read = {}
+            for name, item in value.items():
+                if name in declared:
+                    if item is None and name not in required:
+                        continue
+                    read[name] = self._coerce(item, declared[name], depth + 1)
+                elif isinstance(extra, dict) and extra:
+                    read[name] = self._coerce(item, extra, depth + 1)
+                else:
+                    read[name] = item
+            return read
+        if isinstance(value, list) and isinstance(schema.get("items"), dict):
+            return [self._coerce(item, schema["items"], depth + 1) for item in value]
+        if schema.get("type") == "string" and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        return value
+
+
 class SpecValidator:
     def __init__(self, path: Path | str | None = None):
-        self.api = openapi(path)
+        self.api, document = openapi(path)
+        self.jackson = JacksonReading(document)
 
     def request_problem(self, method: str, api_path: str, query: str, headers, body: bytes) -> str | None:
         """Why the request violates the spec, or None."""
@@ -137,6 +217,8 @@ class SpecValidator:
         from openapi_core.validation.request.exceptions import SecurityValidationError
 
         content_type = (headers.get("Content-Type") or "").split(";")[0].strip() or "application/json"
+        if content_type == "application/json":
+            body = self.jackson.read(method, api_path, body)
         request = _SpecRequest(method, api_path, query, headers, body, content_type)
         try:
             self.api.validate_request(request)

@@ -1,5 +1,6 @@
 """The site's issues: Jira's checks on create and edit (with its messages), the workflow's transitions, comments, and
-every issue rendered as the REST API v3 shapes it."""
+every issue rendered as the REST API shapes it. Rich text (description, environment, comment bodies) is kept as
+Atlassian Document Format documents: v3 sends and reads them as they are, v2 as wiki markup (see wiki.py)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,14 @@ from urllib.parse import urlparse
 from zoneinfo import ZoneInfo
 
 from . import site as catalogue
+from . import wiki
 from .site import Site, Status, Project, IssueType
 from .spec import AdfValidator
+from .versions import View
 
 ADF_MESSAGE = "Operation value must be an Atlassian Document (see the Atlassian Document Format)"
+STRING_MESSAGE = "Operation value must be a string"
+EMPTY_COMMENT = "Comment body can not be empty!"
 MAX_TEXT = 255
 
 
@@ -114,9 +119,13 @@ class IssueStore:
 
     # create / edit
 
-    def create(self, body: dict) -> Issue:
+    def create(self, body: dict, adf: bool = True) -> Issue:
+        """`adf`: rich text comes as ADF documents (v3), else as wiki markup strings (v2)."""
         fields = dict(body.get("fields") or {})
-        fields = self._merge_update(fields, body.get("update"), None)
+        update = dict(body.get("update") or {})
+        if "comment" in update:  # comments come on edit and transition; the create screen has no comment field
+            raise FieldErrors({"comment": _not_settable("comment")})
+        fields = self._merge_update(fields, update, None)
         errors: dict[str, str] = {}
         project = self._project(fields.get("project"))
         if project is None:
@@ -126,7 +135,7 @@ class IssueStore:
             errors["issuetype"] = "Specify a valid issue type"
         if "summary" not in fields:
             errors["summary"] = "You must specify a summary of the issue."
-        changes = self._check(fields, errors, creating=True)
+        changes = self._check(fields, errors, adf)
         if errors:
             raise FieldErrors(errors)
         with self._lock:
@@ -142,10 +151,12 @@ class IssueStore:
             self._by_key[issue.key] = issue
         return issue
 
-    def edit(self, id_or_key: str, body: dict) -> Issue:
+    def edit(self, id_or_key: str, body: dict, adf: bool = True) -> Issue:
         issue = self.get(id_or_key)
         fields = dict(body.get("fields") or {})
-        fields = self._merge_update(fields, body.get("update"), issue)
+        update = dict(body.get("update") or {})
+        comments = self._comment_operations(update.pop("comment", None), adf)
+        fields = self._merge_update(fields, update, issue)
         errors: dict[str, str] = {}
         if "project" in fields:
             errors["project"] = _not_settable("project")
@@ -153,7 +164,7 @@ class IssueStore:
             issue_type = self.site.issue_type(issue.project, fields["issuetype"])
             if issue_type is None:
                 errors["issuetype"] = "Specify a valid issue type"
-        changes = self._check(fields, errors, creating=False)
+        changes = self._check(fields, errors, adf)
         if errors:
             raise FieldErrors(errors)
         with self._lock:
@@ -163,7 +174,41 @@ class IssueStore:
                 issue.summary = changes.pop("summary")
             self._apply(issue, changes)
             issue.updated_ms = self._now_ms()
+            self._add_comments(issue, comments)
         return issue
+
+    def _comment_operations(self, operations, adf: bool) -> list[dict]:
+        """The comment bodies of `update.comment` ([{"add": {"body": ...}}], as on edit and transition),
+        checked like a comment of their own; stored form (ADF)."""
+        if not operations:
+            return []
+        bodies = []
+        for operation in operations if isinstance(operations, list) else [operations]:
+            added = operation.get("add") if isinstance(operation, dict) else None
+            if not isinstance(added, dict) or set(operation) != {"add"}:
+                raise FieldErrors({"comment": "Operation 'add' with a comment body is the only one supported "
+                                              "for field 'comment'."})
+            bodies.append(self._comment_body(added.get("body"), adf))
+        return bodies
+
+    def _comment_body(self, body, adf: bool) -> dict:
+        if adf:
+            if not self.adf.is_document(body):
+                raise FieldErrors({"comment": ADF_MESSAGE})
+            return body
+        if not isinstance(body, str):
+            raise FieldErrors({"comment": STRING_MESSAGE})
+        document = wiki.to_adf(body)
+        if document is None:
+            raise FieldErrors({"comment": EMPTY_COMMENT})
+        return document
+
+    def _add_comments(self, issue: Issue, bodies: list[dict]) -> None:
+        for body in bodies:
+            now = self._now_ms()
+            issue.comments.append(Comment(str(self._next_comment), body, self.site.api_user.account_id, now, now))
+            self._next_comment += 1
+            issue.updated_ms = now
 
     def _merge_update(self, fields: dict, update, issue: Issue | None) -> dict:
         """`update` operations as plain field values: `set` for any field, add/remove for labels."""
@@ -198,7 +243,7 @@ class IssueStore:
         wanted = reference.get("id", reference.get("key"))
         return self.site.project(wanted) if wanted is not None else None
 
-    def _check(self, fields: dict, errors: dict[str, str], creating: bool) -> dict:
+    def _check(self, fields: dict, errors: dict[str, str], adf: bool) -> dict:
         """The values to store, keyed by field id; problems go into `errors` with Jira's messages."""
         changes: dict = {}
         for name, value in fields.items():
@@ -216,10 +261,15 @@ class IssueStore:
             elif name in ("description", "environment"):
                 if value is None:
                     changes[name] = None
-                elif self.adf.is_document(value):
-                    changes[name] = value
+                elif adf:
+                    if self.adf.is_document(value):
+                        changes[name] = value
+                    else:
+                        errors[name] = ADF_MESSAGE
+                elif isinstance(value, str):  # v2: wiki markup; an empty string clears the field
+                    changes[name] = wiki.to_adf(value)
                 else:
-                    errors[name] = ADF_MESSAGE
+                    errors[name] = STRING_MESSAGE
             elif name == "priority":
                 priority = self.site.priority(value)
                 if priority is None:
@@ -273,14 +323,16 @@ class IssueStore:
 
     # workflow and comments
 
-    def transition(self, id_or_key: str, transition_id: str, fields: dict | None = None) -> Issue:
+    def transition(self, id_or_key: str, transition_id: str, fields: dict | None = None, update: dict | None = None,
+                   adf: bool = True) -> Issue:
+        """`fields` and `update` (comments included) are applied as an edit on the way."""
         with self._lock:
             issue = self.get(id_or_key)
             chosen = next((t for t in self.site.transitions_from(issue.status) if t.id == str(transition_id)), None)
             if chosen is None:
                 raise TransitionRefused(f"Transition id '{transition_id}' is not valid for this issue.")
-            if fields:
-                self.edit(id_or_key, {"fields": fields})
+            if fields or update:
+                self.edit(id_or_key, {"fields": fields or {}, "update": update or {}}, adf)
             self._enter(issue, chosen.target)
         return issue
 
@@ -305,21 +357,16 @@ class IssueStore:
         issue.resolution_ms = now if status == catalogue.DONE else None
         issue.updated_ms = now
 
-    def comment(self, id_or_key: str, body) -> tuple[Issue, Comment]:
-        if not self.adf.is_document(body):
-            raise FieldErrors({"comment": ADF_MESSAGE})
+    def comment(self, id_or_key: str, body, adf: bool = True) -> tuple[Issue, Comment]:
+        stored = self._comment_body(body, adf)
         with self._lock:
             issue = self.get(id_or_key)
-            now = self._now_ms()
-            comment = Comment(str(self._next_comment), body, self.site.api_user.account_id, now, now)
-            self._next_comment += 1
-            issue.comments.append(comment)
-            issue.updated_ms = now
-        return issue, comment
+            self._add_comments(issue, [stored])
+        return issue, issue.comments[-1]
 
     # rendering
 
-    def value(self, issue: Issue, field_id: str, base_url: str):
+    def value(self, issue: Issue, field_id: str, view: View):
         """One field as the API renders it."""
         site = self.site
         if field_id.startswith("customfield_"):
@@ -327,51 +374,55 @@ class IssueStore:
         if field_id == "summary":
             return issue.summary
         if field_id == "status":
-            return site.render_status(issue.status, base_url)
+            return site.render_status(issue.status, view)
         if field_id == "issuetype":
-            return site.render_issue_type(issue.issue_type, base_url)
+            return site.render_issue_type(issue.issue_type, view)
         if field_id == "project":
-            return site.render_project(issue.project, base_url)
+            return site.render_project(issue.project, view)
         if field_id == "priority":
-            return site.render_priority(issue.priority, base_url)
+            return site.render_priority(issue.priority, view)
         if field_id in ("assignee", "reporter"):
             account = getattr(issue, field_id)
-            return site.render_user(site.user(account), base_url) if account else None
+            return site.render_user(site.user(account), view) if account else None
         if field_id in ("labels",):
             return list(issue.labels)
-        if field_id in ("description", "environment", "duedate"):
-            return getattr(issue, field_id)
+        if field_id in ("description", "environment"):
+            document = getattr(issue, field_id)
+            return document if view.adf else wiki.from_adf(document)
+        if field_id == "duedate":
+            return issue.duedate
         if field_id == "created":
             return jira_time(issue.created_ms, self.zone)
         if field_id == "updated":
             return jira_time(issue.updated_ms, self.zone)
         if field_id == "resolution":
-            return ({"self": f"{base_url}/rest/api/3/resolution/10000", **catalogue.RESOLUTION_DONE}
+            return ({"self": f"{view.api}/resolution/10000", **catalogue.RESOLUTION_DONE}
                     if issue.resolution_ms is not None else None)
         if field_id == "resolutiondate":
             return jira_time(issue.resolution_ms, self.zone) if issue.resolution_ms is not None else None
         if field_id == "comment":
-            comments = [self.render_comment(issue, c, base_url) for c in issue.comments]
-            return {"comments": comments, "self": f"{base_url}/rest/api/3/issue/{issue.id}/comment",
+            comments = [self.render_comment(issue, c, view) for c in issue.comments]
+            return {"comments": comments, "self": f"{view.api}/issue/{issue.id}/comment",
                     "maxResults": len(comments), "total": len(comments), "startAt": 0}
         raise KeyError(field_id)
 
     def field_ids(self) -> list[str]:
         return [f[0] for f in catalogue.SYSTEM_FIELDS] + [f.id for f in self.site.custom_fields]
 
-    def render(self, issue: Issue, base_url: str, fields: list[str] | None = None) -> dict:
+    def render(self, issue: Issue, view: View, fields: list[str] | None = None) -> dict:
         """`fields` None: every field."""
         with self._lock:
             wanted = self.field_ids() if fields is None else [f for f in fields if f in self.field_ids()]
             return {"expand": "renderedFields,names,schema,operations,editmeta,changelog,versionedRepresentations",
-                    "id": str(issue.id), "self": f"{base_url}/rest/api/3/issue/{issue.id}", "key": issue.key,
-                    "fields": {f: self.value(issue, f, base_url) for f in wanted}}
+                    "id": str(issue.id), "self": f"{view.requested}/issue/{issue.id}", "key": issue.key,
+                    "fields": {f: self.value(issue, f, view) for f in wanted}}
 
-    def render_comment(self, issue: Issue, comment: Comment, base_url: str) -> dict:
-        author = self.site.render_user(self.site.user(comment.author), base_url)
+    def render_comment(self, issue: Issue, comment: Comment, view: View) -> dict:
+        author = self.site.render_user(self.site.user(comment.author), view)
         author.pop("locale", None)
-        return {"self": f"{base_url}/rest/api/3/issue/{issue.id}/comment/{comment.id}", "id": comment.id,
-                "author": author, "updateAuthor": author, "body": comment.body,
+        return {"self": f"{view.api}/issue/{issue.id}/comment/{comment.id}", "id": comment.id,
+                "author": author, "updateAuthor": author,
+                "body": comment.body if view.adf else wiki.from_adf(comment.body),
                 "created": jira_time(comment.created_ms, self.zone),
                 "updated": jira_time(comment.updated_ms, self.zone), "jsdPublic": True}
 

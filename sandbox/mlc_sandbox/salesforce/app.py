@@ -1,6 +1,7 @@
 """The Salesforce stand-in as one request handler: the token endpoint, then for /services/data/vNN.N/...: route known
-(404), session (401 INVALID_SESSION_ID), daily API limit (403 REQUEST_LIMIT_EXCEEDED, `Sforce-Limit-Info` on every
-answer), injected faults, then the operation (sObject rows, upsert by external id, collections, SOQL with paging)."""
+(404, or 410 for a retired version), session (401 INVALID_SESSION_ID), daily API limit (403 REQUEST_LIMIT_EXCEEDED,
+`Sforce-Limit-Info` on every answer), injected faults, then the operation (sObject rows, upsert by external id,
+collections, the Composite resource, SOQL with paging, updated/deleted, limits)."""
 
 from __future__ import annotations
 
@@ -17,11 +18,13 @@ from urllib.parse import parse_qs, unquote
 from ..admin import is_admin_path
 from ..faults import new_entry
 from ..http import Request, Response
-from . import admin, ids, soql
+from . import admin, composite, ids, replication, soql
 from .auth import Sessions, TokenRefused
 from .faults import FaultQueue, RequestLog
-from .schema import OBJECTS, PREFIXES, SObject, find_object
-from .settings import API_VERSION, OLDEST_VERSION, SalesforceSettings
+from .limits import org_limits
+from .schema import OBJECTS, PREFIXES, Field, SObject, find_object
+from .settings import NEWEST_VERSION, OLDEST_VERSION, RETIRED_VERSIONS, SalesforceSettings, release_label
+from .soql import NO_SUCH_COLUMN_HINT
 from .store import ROLLED_BACK, MultipleMatches, NotFound, Org, RecordFailure
 from .values import render
 
@@ -30,6 +33,7 @@ SESSION_INVALID = [{"message": "Session expired or invalid", "errorCode": "INVAL
 LIMIT_EXCEEDED = [{"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}]
 SERVER_BUSY = [{"errorCode": "SERVER_UNAVAILABLE", "message": "Server Busy"}]
 MAX_COLLECTION = 200
+MAX_RETRIEVE = 2000  # ids one sObject Collections retrieve may ask for
 MAX_OPEN_CURSORS = 500  # older query locators are forgotten (Salesforce also drops cursors; see the doc)
 _LOCATOR_CHARS = string.ascii_letters + string.digits
 _VERSIONED = re.compile(r"^/services/data/v(\d+)\.(\d+)(/.*)?$")
@@ -60,6 +64,7 @@ class Call:
     version: str
     parts: list[str]
     user: str
+    all_or_none: bool = False  # inside an all-or-none composite request: collections are all-or-none too
 
     def json_body(self):
         try:
@@ -90,10 +95,11 @@ class SalesforceApp:
         self._cursors: OrderedDict[str, Cursor] = OrderedDict()
         self._cursor_lock = threading.Lock()
         self.host_port = "127.0.0.1"
+        self.scheme = "http"  # "https" once served over TLS (http.Server sets both)
 
     def base_url(self, request: Request | None = None) -> str:
         host = request.headers.get("Host") if request is not None else None
-        return f"http://{host or self.host_port}"
+        return f"{self.scheme}://{host or self.host_port}"
 
     def apply_settings(self, changes: dict) -> None:
         for name in ("session_ttl", "daily_api_limit", "query_batch_size"):
@@ -134,20 +140,12 @@ class SalesforceApp:
                 return answer(405, NOT_FOUND)
             return self._token(request, entry)
         if path.rstrip("/") == "/services/data" and request.method == "GET":
-            return answer(200, [{"label": f"v{major}.0", "url": f"/services/data/v{major}.0", "version": f"{major}.0"}
-                                for major in range(OLDEST_VERSION, int(float(API_VERSION)) + 1)])
-        match = _VERSIONED.match(path)
-        if match is None or not OLDEST_VERSION <= int(match.group(1)) <= int(float(API_VERSION)) \
-                or match.group(2) != "0":
-            return answer(404, NOT_FOUND)
-        version = f"{match.group(1)}.0"
-        parts = [unquote(p) for p in (match.group(3) or "").strip("/").split("/") if p != ""]
-        methods = _allowed_methods(parts)
-        if methods is None:
-            return answer(404, NOT_FOUND)
-        if request.method not in methods:
-            return api_error(405, "METHOD_NOT_ALLOWED", f"HTTP Method '{request.method}' not allowed. Allowed are "
-                                                        f"{','.join(methods)}")
+            return answer(200, [{"label": release_label(major), "url": f"/services/data/v{major}.0",
+                                 "version": f"{major}.0"} for major in range(OLDEST_VERSION, NEWEST_VERSION + 1)])
+        routed = _route(request)
+        if isinstance(routed, Response):
+            return routed
+        version, parts = routed
         authorization = request.headers.get("Authorization")
         if not self.sessions.use(authorization):
             return answer(401, SESSION_INVALID, headers=[("WWW-Authenticate", "Token")])
@@ -186,7 +184,8 @@ class SalesforceApp:
                 return answer(status, {"error": "unknown_error", "error_description": "retry your request"},
                               headers=[("Retry-After", str(fault.retry_after))] if status == 503 else [])
         try:
-            response = answer(200, self.sessions.issue(request.body, self.base_url(request)),
+            response = answer(200, self.sessions.issue(request.body, self.base_url(request),
+                                                        request.headers.get("Authorization")),
                               headers=[("Cache-Control", "no-cache,no-store")])
         except TokenRefused as refused:
             response = answer(400, refused.body)
@@ -201,12 +200,19 @@ class SalesforceApp:
                                                                         "limits")})
         head = parts[0]
         if head == "limits":
-            return answer(200, {"DailyApiRequests": {"Max": self.settings.daily_api_limit,
-                                                     "Remaining": max(0, self.settings.daily_api_limit - self.api_used)}})
+            with self.org.lock:
+                stored = sum(len(self.org.live(name)) for name in OBJECTS)
+            return answer(200, org_limits(self.settings.daily_api_limit, self.api_used, stored))
         if head in ("query", "queryAll"):
             return self._query(call) if len(parts) == 1 else self._next_page(call)
+        if head == "composite" and len(parts) == 1:
+            if method == "GET":  # the composite resources served (tree, batch and graph are not)
+                return answer(200, {"sobjects": f"{base}/composite/sobjects"})
+            return self._composite_request(call)
+        if head == "composite" and len(parts) == 3 and method in ("GET", "POST"):
+            return self._retrieve_collection(call)
         if head == "composite":
-            return self._composite(call)
+            return self._collection_write(call)
         if len(parts) == 1:
             return answer(200, {"encoding": "UTF-8", "maxBatchSize": MAX_COLLECTION,
                                 "sobjects": [o.summary(call.version) for o in OBJECTS.values()]})
@@ -219,6 +225,8 @@ class SalesforceApp:
             return self._create(call, sobject)
         if len(parts) == 3 and parts[2] == "describe":
             return answer(200, sobject.describe(call.version))
+        if len(parts) == 3 and parts[2] in ("updated", "deleted"):
+            return self._replication(call, sobject, parts[2])
         if len(parts) == 3:
             return self._by_id(call, sobject, parts[2])
         return self._by_external_id(call, sobject, parts[2], parts[3])
@@ -249,13 +257,10 @@ class SalesforceApp:
         wanted = call.params().get("fields")
         fields = None
         if wanted:
-            fields = []
-            for name in wanted.split(","):
-                field = sobject.field(name.strip())
-                if field is None:
-                    return api_error(400, "INVALID_FIELD", f"No such column '{name.strip()}' on sobject of type "
-                                                           f"{sobject.name}")
-                fields.append(field)
+            try:
+                fields = _selected_fields(sobject, wanted.split(","))
+            except RecordFailure as failure:
+                return answer(400, [failure.as_api_error()])
         return answer(200, self.org.render(sobject, row, call.version, fields))
 
     def _by_id(self, call: Call, sobject: SObject, record_id: str) -> Response:
@@ -322,7 +327,7 @@ class SalesforceApp:
                             for record_id in found])
 
     # --- collections ----------------------------------------------------------------------------------------------
-    def _composite(self, call: Call) -> Response:
+    def _collection_write(self, call: Call) -> Response:
         parts, method = call.parts, call.request.method
         if method == "DELETE":
             return self._delete_collection(call)
@@ -332,6 +337,7 @@ class SalesforceApp:
         all_or_none = body.get("allOrNone", False)
         if not isinstance(all_or_none, bool):
             raise BadBody("'allOrNone' must be a boolean")
+        all_or_none = all_or_none or call.all_or_none
         records = body["records"]
         if len(records) > MAX_COLLECTION:
             return api_error(400, "EXCEEDED_ID_LIMIT", "record limit reached. cannot submit more than 200 records "
@@ -368,7 +374,7 @@ class SalesforceApp:
         update = call.request.method == "PATCH"
         results = []
         with self.org.lock:
-            self.org.begin()
+            mark = self.org.begin()
             try:
                 for sobject, record in zip(types, records):
                     body = {k: v for k, v in record.items() if k != "attributes" and (not update or k != "Id")}
@@ -389,7 +395,7 @@ class SalesforceApp:
                     else:
                         results.append({"id": row["Id"], "success": True, "errors": []})
                 if all_or_none and any(not r["success"] for r in results):
-                    self.org.rollback()
+                    self.org.rollback(mark)
                     results = [r if not r["success"] else {"success": False, "errors": [ROLLED_BACK.as_result_error()]}
                                for r in results]
             finally:
@@ -402,10 +408,10 @@ class SalesforceApp:
         if len(wanted) > MAX_COLLECTION:
             return api_error(400, "EXCEEDED_ID_LIMIT", "record limit reached. cannot submit more than 200 records "
                                                        "into this call")
-        all_or_none = params.get("allOrNone", "false").lower() == "true"
+        all_or_none = params.get("allOrNone", "false").lower() == "true" or call.all_or_none
         results = []
         with self.org.lock:
-            self.org.begin()
+            mark = self.org.begin()
             try:
                 for record_id in wanted:
                     sobject = OBJECTS.get(PREFIXES.get(record_id[:3], ""))
@@ -423,7 +429,7 @@ class SalesforceApp:
                     else:
                         results.append({"id": ids.to18(record_id), "success": True, "errors": []})
                 if all_or_none and any(not r["success"] for r in results):
-                    self.org.rollback()
+                    self.org.rollback(mark)
                     results = [r if not r["success"] else {"id": r["id"], "success": False,
                                                            "errors": [ROLLED_BACK.as_result_error()]}
                                for r in results]
@@ -436,6 +442,87 @@ class SalesforceApp:
             return self.org.get(sobject.name, record_id, include_deleted=True)["IsDeleted"]
         except NotFound:
             return False
+
+    def _retrieve_collection(self, call: Call) -> Response:
+        """sObject Collections retrieve: GET ?ids=...&fields=... or POST {"ids": [...], "fields": [...]}; one
+        record per id, in order, null for an id that is malformed, of another object, unknown or deleted."""
+        sobject = find_object(call.parts[2])
+        if sobject is None:
+            return answer(404, NOT_FOUND)
+        if call.request.method == "GET":
+            params = call.params()
+            wanted_ids = [i.strip() for i in params.get("ids", "").split(",") if i.strip()]
+            names = [f for f in params.get("fields", "").split(",") if f.strip()]
+        else:
+            body = call.json_body()
+            if not isinstance(body, dict) or not all(isinstance(body.get(key, []), list) and
+                                                     all(isinstance(v, str) for v in body.get(key, []))
+                                                     for key in ("ids", "fields")):
+                raise BadBody("The request body must be an object with 'ids' and 'fields' lists of strings")
+            wanted_ids, names = body.get("ids", []), body.get("fields", [])
+        for argument, given in (("ids", wanted_ids), ("fields", names)):
+            if not given:  # both are required; the wording is the stand-in's
+                return api_error(400, "MISSING_ARGUMENT", f"{argument} not specified")
+        if len(wanted_ids) > MAX_RETRIEVE:
+            return api_error(400, "EXCEEDED_ID_LIMIT", f"record limit reached. cannot retrieve more than "
+                                                       f"{MAX_RETRIEVE} records in this call")
+        try:
+            fields = _selected_fields(sobject, names)
+        except RecordFailure as failure:
+            return answer(400, [failure.as_api_error()])
+        records = []
+        with self.org.lock:
+            for record_id in wanted_ids:
+                try:
+                    found = PREFIXES.get(record_id[:3]) == sobject.name and self.org.get(sobject.name, record_id)
+                except NotFound:
+                    found = None
+                records.append(self.org.render(sobject, found, call.version, fields) if found else None)
+        return answer(200, records)
+
+    def _replication(self, call: Call, sobject: SObject, kind: str) -> Response:
+        with self.org.lock:
+            try:
+                document = replication.changes(kind, sobject, call.params(), self.org.all_rows(sobject.name),
+                                               self.org.now(), self.org.created)
+            except replication.ReplicationRefused as refused:
+                return api_error(400, refused.code, refused.message)
+        return answer(200, document)
+
+    # --- the Composite resource -----------------------------------------------------------------------------------
+    def _composite_request(self, call: Call) -> Response:
+        try:
+            all_or_none, subrequests = composite.parse(call.json_body())
+        except composite.CompositeRefused as refused:
+            raise BadBody(str(refused)) from None
+        over_limits = composite.limits_exceeded(subrequests)
+        if over_limits is not None:
+            return answer(200, over_limits)
+        with self.org.lock:  # one transaction: an all-or-none request is rolled back as a whole
+            mark = self.org.begin()
+            try:
+                results, roll_back = composite.run(subrequests, all_or_none,
+                                                   lambda request: self._subrequest(call, request, all_or_none))
+                if roll_back:
+                    self.org.rollback(mark)
+            finally:
+                self.org.commit()
+        return answer(200, {"compositeResponse": results})
+
+    def _subrequest(self, call: Call, request: Request, all_or_none: bool) -> Response:
+        """One subrequest of a composite request, answered as the API answers it (without a session check or an
+        API request of its own: the composite request counted once)."""
+        routed = _route(request)
+        if isinstance(routed, Response):
+            return routed
+        version, parts = routed
+        if parts and (parts[0] not in ("sobjects", "query", "queryAll", "composite")
+                      or parts[0] == "composite" and parts[1:2] != ["sobjects"]):
+            return answer(404, NOT_FOUND)  # limits or composite itself are no subrequests (stand-in's answer)
+        try:
+            return self._dispatch(Call(request, version, parts, call.user, all_or_none=all_or_none))
+        except BadBody as exc:
+            return api_error(400, "JSON_PARSER_ERROR", str(exc))
 
     # --- SOQL -----------------------------------------------------------------------------------------------------
     def _batch_size(self, call: Call) -> int:
@@ -457,7 +544,13 @@ class SalesforceApp:
             rows = org.all_rows(query.sobject.name) if include_deleted else org.live(query.sobject.name)
             rows.sort(key=lambda row: row["Id"])
             found = soql.run(query, rows, lambda name, record_id: org.rows[name].get(ids.lookup_key(record_id)))
-            records = [_render_row(query, row, call.version) for row in found]
+            if query.count_only:  # COUNT(): the number in totalSize, no records
+                return answer(200, {"totalSize": len(found), "done": True, "records": []})
+            if query.aggregates:
+                end = None if query.limit is None else query.offset + query.limit
+                records = [query.aggregate(found)][query.offset:end]
+            else:
+                records = [_render_row(query, row, call.version) for row in found]
         return self._page(call, Cursor(records, self._batch_size(call), call.parts[0]), None, 0)
 
     def _page(self, call: Call, cursor: Cursor, locator: str | None, offset: int) -> Response:
@@ -505,6 +598,43 @@ def _render_row(query: soql.Query, row: dict, version: str) -> dict:
     return record
 
 
+def _route(request: Request) -> tuple[str, list[str]] | Response:
+    """(version, path parts) of an API path, or the answer to a path the API does not serve: 404, or 410 GONE for a
+    retired version (as Salesforce answers them), 405 for a method the resource does not take."""
+    match = _VERSIONED.match(request.path)
+    if match is None or match.group(2) != "0":
+        return answer(404, NOT_FOUND)
+    major = int(match.group(1))
+    if major in RETIRED_VERSIONS:
+        return answer(410, [{"errorCode": "GONE", "message": f"API version {major}.0 has been retired and is no "
+                                                             f"longer available"}])
+    if not OLDEST_VERSION <= major <= NEWEST_VERSION:
+        return answer(404, NOT_FOUND)
+    parts = [unquote(p) for p in (match.group(3) or "").strip("/").split("/") if p != ""]
+    methods = _allowed_methods(parts)
+    if methods is None:
+        return answer(404, NOT_FOUND)
+    if request.method not in methods:
+        return api_error(405, "METHOD_NOT_ALLOWED", f"HTTP Method '{request.method}' not allowed. Allowed are "
+                                                    f"{','.join(methods)}")
+    return f"{major}.0", parts
+
+
+def _selected_fields(sobject: SObject, names: list[str]) -> list[Field]:
+    """The fields asked for by name (case-insensitive) and then Id, which Salesforce adds to a record read with a
+    field list; RecordFailure INVALID_FIELD for a name the object does not have."""
+    fields = []
+    for name in names:
+        field = sobject.field(name.strip())
+        if field is None:
+            raise RecordFailure("INVALID_FIELD", f"No such column '{name.strip()}' on entity '{sobject.name}'. "
+                                                 f"{NO_SUCH_COLUMN_HINT}")
+        if field not in fields:
+            fields.append(field)
+    id_field = sobject.field("Id")
+    return fields if id_field in fields else fields + [id_field]
+
+
 def _allowed_methods(parts: list[str]) -> tuple[str, ...] | None:
     """The methods a path takes; None for a path the API does not have."""
     if not parts:
@@ -514,9 +644,13 @@ def _allowed_methods(parts: list[str]) -> tuple[str, ...] | None:
         return ("GET",)
     if head in ("query", "queryAll") and size in (1, 2):
         return ("GET",)
-    if head == "composite" and size >= 2 and parts[1] == "sobjects":
+    if head == "composite" and size == 1:
+        return ("GET", "POST")
+    if head == "composite" and parts[1] == "sobjects":
         if size == 2:
             return ("POST", "PATCH", "DELETE")
+        if size == 3:
+            return ("GET", "POST")  # retrieve (the POST form takes the ids in its body)
         if size == 4:
             return ("PATCH",)
         return None
@@ -525,7 +659,7 @@ def _allowed_methods(parts: list[str]) -> tuple[str, ...] | None:
             return ("GET",)
         if size == 2:
             return ("GET", "POST")
-        if size == 3 and parts[2] == "describe":
+        if size == 3 and parts[2] in ("describe", "updated", "deleted"):
             return ("GET",)
         if size in (3, 4):
             return ("GET", "PATCH", "DELETE")
@@ -545,12 +679,19 @@ def _fault_response(fault) -> Response:
 
 def _error_codes(response: Response, path: str) -> list[str]:
     """The error codes of an answer, for the request log (collections results included)."""
-    if response.drop or not response.body or (response.status < 300 and "/composite/" not in path):
+    if response.drop or not response.body or (response.status < 300 and "/composite" not in path):
         return []
     try:
         document = json.loads(response.body)
     except ValueError:
         return []
+    return _codes_in(document)
+
+
+def _codes_in(document) -> list[str]:
+    if isinstance(document, dict) and isinstance(document.get("compositeResponse"), list):
+        return [code for result in document["compositeResponse"] if isinstance(result, dict)
+                for code in _codes_in(result.get("body"))]
     codes = []
     if isinstance(document, list):
         for item in document:

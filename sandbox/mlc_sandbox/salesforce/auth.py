@@ -9,7 +9,7 @@ import hmac
 import secrets
 import threading
 import time
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, unquote_plus
 
 from .settings import SalesforceSettings
 
@@ -20,14 +20,31 @@ class TokenRefused(Exception):
         self.body = {"error": error, "error_description": description}
 
 
+def _basic_credentials(authorization: str | None) -> dict:
+    """The client id and secret sent as HTTP Basic credentials (RFC 6749 client_secret_basic: Salesforce's token
+    endpoint takes them there as well as in the form body, which is what simple-salesforce sends)."""
+    scheme, _, encoded = (authorization or "").partition(" ")
+    if scheme.lower() != "basic":
+        return {}
+    try:
+        client_id, colon, secret = base64.b64decode(encoded.strip(), validate=True).decode().partition(":")
+    except (ValueError, UnicodeDecodeError):
+        return {}
+    if not colon:
+        return {}
+    return {"client_id": unquote_plus(client_id), "client_secret": unquote_plus(secret)}
+
+
 class Sessions:
     def __init__(self, settings: SalesforceSettings):
         self.settings = settings
         self._last_used: dict[str, float] = {}
         self._lock = threading.Lock()
 
-    def issue(self, body: bytes, base_url: str) -> dict:
+    def issue(self, body: bytes, base_url: str, authorization: str | None = None) -> dict:
         form = {k: v[0] for k, v in parse_qs(body.decode(errors="replace"), keep_blank_values=True).items()}
+        if "client_id" not in form:
+            form.update(_basic_credentials(authorization))
         if form.get("grant_type") != "client_credentials":
             raise TokenRefused("unsupported_grant_type", "grant type not supported")
         if form.get("client_id") != self.settings.client_id:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from ..runner import InProcessStandIn, LoggedStandInProcess, SettingsAdminClient, option_flags
+from pathlib import Path
+
+from ..runner import InProcessStandIn, LoggedStandInProcess, SettingsAdminClient, option_flags, tls_flags
 from .app import SalesforceApp
 from .settings import API_VERSION, SalesforceSettings
 
@@ -69,9 +71,10 @@ class SalesforceSandbox(_AdminClient, InProcessStandIn):
     def __init__(self, *, port: int = 0, host: str = "127.0.0.1", session_ttl: int = SalesforceSettings.session_ttl,
                  daily_api_limit: int = SalesforceSettings.daily_api_limit,
                  query_batch_size: int = SalesforceSettings.query_batch_size,
-                 client_secret: str = SalesforceSettings.client_secret):
+                 client_secret: str = SalesforceSettings.client_secret, tls_cert: str | Path | None = None,
+                 tls_key: str | Path | None = None):
         self.settings = _settings(session_ttl, daily_api_limit, query_batch_size, client_secret)
-        self._init_server(host, port)
+        self._init_server(host, port, tls_cert, tls_key)
         self.app: SalesforceApp | None = None
 
     def _build_app(self) -> SalesforceApp:
@@ -86,8 +89,9 @@ class SalesforceSandboxProcess(_AdminClient, LoggedStandInProcess):
 
     def __init__(self, *, port: int = 0, host: str = "127.0.0.1", session_ttl: int = SalesforceSettings.session_ttl,
                  daily_api_limit: int = SalesforceSettings.daily_api_limit,
-                 query_batch_size: int = SalesforceSettings.query_batch_size, timeout: float = 60):
+                 query_batch_size: int = SalesforceSettings.query_batch_size, timeout: float = 60,
+                 tls_cert: str | Path | None = None, tls_key: str | Path | None = None):
         self.settings = _settings(session_ttl, daily_api_limit, query_batch_size)
         flags = option_flags({"port": port, "host": host, "session_ttl": session_ttl,
                               "daily_api_limit": daily_api_limit, "query_batch_size": query_batch_size})
-        self._serve_child("salesforce", flags, timeout)
+        self._serve_child("salesforce", flags + tls_flags(self, tls_cert, tls_key), timeout)

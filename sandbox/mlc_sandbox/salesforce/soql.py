@@ -1,6 +1,7 @@
-"""The SOQL subset the stand-in answers: SELECT fields (with one level of parent fields) FROM one object, WHERE with
-AND/OR/NOT, comparisons, IN, LIKE, null, date and datetime literals, ORDER BY, LIMIT, OFFSET. Errors carry Salesforce's
-codes and texts (MALFORMED_QUERY with the row/column pointer, INVALID_FIELD, INVALID_TYPE)."""
+"""The SOQL subset the stand-in answers: SELECT fields (with one level of parent fields) or COUNT() / COUNT(field)
+FROM one object, WHERE with AND/OR/NOT, comparisons, IN, LIKE, null, date and datetime literals, ORDER BY, LIMIT,
+OFFSET. Errors carry Salesforce's codes and texts (MALFORMED_QUERY with the row/column pointer, INVALID_FIELD,
+INVALID_TYPE)."""
 
 from __future__ import annotations
 
@@ -62,6 +63,14 @@ class FieldPath:
 
 
 @dataclass
+class Count:
+    """`COUNT()` (field None) or `COUNT(field) [alias]` in the SELECT list."""
+    token: Token
+    field: Token | None
+    alias: Token | None
+
+
+@dataclass
 class Query:
     sobject: SObject
     fields: list[FieldPath]
@@ -69,6 +78,17 @@ class Query:
     order: list[tuple[FieldPath, bool, bool]]  # (path, descending, nulls first)
     limit: int | None
     offset: int
+    count_only: bool = False  # SELECT COUNT(): the answer is totalSize alone
+    aggregates: list[tuple[str, FieldPath]] | None = None  # SELECT COUNT(field) [alias], ...: one AggregateResult row
+
+    def aggregate(self, rows: list[dict]) -> dict:
+        """The AggregateResult row of COUNT(field) items: rows with a value in the field, under the alias or the
+        implied exprN name."""
+        result = {"attributes": {"type": "AggregateResult"}}
+        for alias, path in self.aggregates or []:
+            read = reader(path)
+            result[alias] = sum(1 for row in rows if read(row) is not None)
+        return result
 
 
 def _tokens(text: str) -> list[Token]:
@@ -143,13 +163,20 @@ class _Parser:
     # grammar
     def parse(self) -> Query:
         self.expect_keyword("SELECT")
-        raw_fields = [self.field_name()]
+        raw_fields = [self.select_item()]
         while self.current.text == "," and self.current.kind == "punct":
+            if isinstance(raw_fields[0], Count) and raw_fields[0].field is None:  # COUNT() stands alone
+                raise self.unexpected()
             self.advance()
-            raw_fields.append(self.field_name())
+            item = self.select_item()
+            if isinstance(item, Count) and item.field is None:
+                raise self.unexpected(item.token)
+            raw_fields.append(item)
         self.expect_keyword("FROM")
         object_token = self.advance()
-        if object_token.kind != "name" or object_token.upper in KEYWORDS or "." in object_token.text:
+        # the object name is whatever follows FROM: `Order` is a standard object although ORDER is a keyword
+        if object_token.kind != "name" or "." in object_token.text or ":" in object_token.text or \
+                (object_token.upper in KEYWORDS and find_object(object_token.text) is None):
             raise self.unexpected(object_token)
         sobject = find_object(object_token.text)
         if sobject is None:
@@ -159,25 +186,41 @@ class _Parser:
                                              f"Please reference your WSDL or the describe call for the appropriate "
                                              f"names.")
         self.sobject = sobject
-        fields, seen = [], set()
-        for token in raw_fields:
-            path = self.resolve(token)
+        fields, seen, aggregates = [], set(), []
+        count_only = isinstance(raw_fields[0], Count) and raw_fields[0].field is None
+        unnamed = 0  # an aggregate without an alias is named expr0, expr1, ... in the order of the SELECT list
+        for item in raw_fields if not count_only else []:
+            if isinstance(item, Count):
+                if item.alias is None:
+                    alias, unnamed = f"expr{unnamed}", unnamed + 1
+                else:
+                    alias = item.alias.text
+                aggregates.append((alias, self.resolve(item.field)))
+                continue
+            path = self.resolve(item)
             if path.key in seen:
-                raise QueryError("MALFORMED_QUERY", f"duplicate field selected: {token.text}")
+                raise QueryError("MALFORMED_QUERY", f"duplicate field selected: {item.text}")
             seen.add(path.key)
             fields.append(path)
+        if aggregates and fields:  # no GROUP BY here: every selected field would have to be aggregated
+            raise QueryError("MALFORMED_QUERY", f"Field must be grouped or aggregated: {fields[0].field.name}")
         condition = None
         if self.is_keyword("WHERE"):
             self.advance()
             condition = self.condition()
         order = []
         if self.is_keyword("ORDER"):
+            if count_only:  # SOQL: COUNT() cannot be used with ORDER BY
+                raise self.unexpected()
             self.advance()
             self.expect_keyword("BY")
             order.append(self.order_item())
             while self.current.text == "," and self.current.kind == "punct":
                 self.advance()
                 order.append(self.order_item())
+            if aggregates:
+                raise QueryError("MALFORMED_QUERY", f"Ordered field must be grouped or aggregated: "
+                                                    f"{order[0][0].field.name}")
         limit = offset = None
         if self.is_keyword("LIMIT"):
             self.advance()
@@ -189,7 +232,27 @@ class _Parser:
                 raise QueryError("NUMBER_OUTSIDE_VALID_RANGE", "Maximum SOQL offset allowed is 2000")
         if self.current.kind != "end":
             raise self.unexpected()
-        return Query(sobject, fields, condition, order, limit, offset or 0)
+        return Query(sobject, fields, condition, order, limit, offset or 0, count_only=count_only,
+                     aggregates=aggregates or None)
+
+    def select_item(self) -> "Token | Count":
+        """A field of the SELECT list, or COUNT() / COUNT(field) [alias] (the one function served)."""
+        token = self.current
+        if token.kind == "name" and self.tokens[self.position + 1].text == "(":
+            if token.upper != "COUNT":  # FIELDS(ALL), SUM(...), other functions: not served
+                raise self.unexpected(self.tokens[self.position + 1])
+            self.advance()
+            self.expect_punct("(")
+            if self.current.kind == "punct" and self.current.text == ")":
+                self.advance()
+                return Count(token, None, None)
+            field = self.field_name()
+            self.expect_punct(")")
+            alias = None
+            if self.current.kind == "name" and self.current.upper not in KEYWORDS and "." not in self.current.text:
+                alias = self.advance()
+            return Count(token, field, alias)
+        return self.field_name()
 
     def whole_number(self) -> int:
         token = self.advance()
@@ -463,5 +526,7 @@ def run(query: Query, rows: list[dict], parents: Callable[[str, str], dict | Non
     if query.condition is not None:
         prepared = [row for row in prepared if query.condition(row)]
     prepared = _sort(prepared, query.order) if query.order else prepared
+    if query.aggregates:  # LIMIT and OFFSET apply to the aggregated rows, not to the rows counted
+        return prepared
     end = None if query.limit is None else query.offset + query.limit
     return prepared[query.offset:end]

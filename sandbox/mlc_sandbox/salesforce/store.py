@@ -44,6 +44,7 @@ class Org:
         self.lock = threading.RLock()
         self.clock_offset = 0.0  # seconds the org's clock runs ahead (POST /_admin/clock)
         self._undo: list | None = None
+        self._depth = 0
         self.reset()
 
     # --- time and bookkeeping -------------------------------------------------------------------------------------
@@ -59,6 +60,7 @@ class Org:
                 name: {f.name: {} for f in o.external_ids} for name, o in OBJECTS.items()}
             self.counters = {name: 0 for name in OBJECTS}
             self.items_by_order: dict[str, set[str]] = {}  # Order id -> lookup keys of its live items
+            self.created = self.now()  # the org's start: its delete log reaches back to here (getDeleted)
             self._seed()
 
     def _seed(self) -> None:
@@ -106,15 +108,24 @@ class Org:
         self.rows[name][key] = row
         self._index(name, row, add=True)
 
-    def begin(self) -> None:
-        self._undo = []
+    def begin(self) -> int:
+        """Start a transaction, or a savepoint inside the one under way (a collection inside an all-or-none
+        composite request); returns the mark to roll back to. Each begin() is ended by one commit()."""
+        if self._undo is None:
+            self._undo, self._depth = [], 0
+        self._depth += 1
+        return len(self._undo)
 
     def commit(self) -> None:
-        self._undo = None
+        self._depth -= 1
+        if self._depth == 0:
+            self._undo = None
 
-    def rollback(self) -> None:
-        undo, self._undo = self._undo or [], None
-        for name, key, previous in reversed(undo):
+    def rollback(self, mark: int) -> None:
+        """Undo every write since begin() returned `mark` (the transaction stays open until its commit())."""
+        undo = self._undo or []
+        while len(undo) > mark:
+            name, key, previous = undo.pop()
             current = self.rows[name].pop(key, None)
             if current is not None:
                 self._index(name, current, add=False)
@@ -207,7 +218,7 @@ class Org:
                 if value is not None and seen[ext_key(value)] > 1:
                     results[position] = _failed(RecordFailure(
                         "DUPLICATE_EXTERNAL_ID", f"Duplicate external id specified: {value}", [ext_field.name]))
-            self.begin()
+            mark = self.begin()
             try:
                 for position, record in enumerate(records):
                     if results[position] is not None:
@@ -224,7 +235,7 @@ class Org:
                         results[position] = {"id": row["Id"], "success": True, "errors": [], "created": created}
                 failed = any(not result["success"] for result in results)
                 if all_or_none and failed:
-                    self.rollback()
+                    self.rollback(mark)
                     results = [result if not result["success"] else _failed(ROLLED_BACK) for result in results]
             finally:
                 self.commit()

@@ -32,10 +32,11 @@ class TeamsApp:
         self.faults = FaultQueue()
         self.log = RequestLog()
         self.host_port = "127.0.0.1"
+        self.scheme = "http"  # "https" once served over TLS (http.Server sets both)
 
     def base_url(self, request: Request | None = None) -> str:
         host = request.headers.get("Host") if request is not None else None
-        return f"http://{host or self.host_port}"
+        return f"{self.scheme}://{host or self.host_port}"
 
     def apply_settings(self, changes: dict) -> None:
         if "token_ttl" in changes:

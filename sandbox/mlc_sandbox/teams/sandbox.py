@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..runner import AdminClient, InProcessStandIn, LoggedStandInProcess, option_flags
+from ..runner import AdminClient, InProcessStandIn, LoggedStandInProcess, option_flags, tls_flags
 from . import channels as channel_specs
 from .app import TeamsApp
 from .cards import CardValidator, load_schema
@@ -108,7 +108,8 @@ class TeamsSandbox(_AdminClient, InProcessStandIn):
                  tenant_id: str = TeamsSettings.tenant_id, client_id: str = TeamsSettings.client_id,
                  client_secret: str = TeamsSettings.client_secret, token_ttl: int = TeamsSettings.token_ttl,
                  team_id: str = TeamsSettings.team_id, max_message_bytes: int = TeamsSettings.max_message_bytes,
-                 validation: str = TeamsSettings.validation):
+                 validation: str = TeamsSettings.validation, tls_cert: str | Path | None = None,
+                 tls_key: str | Path | None = None):
         if validation not in ("sync", "flow"):
             raise ValueError("validation must be 'sync' or 'flow'")
         self.settings = TeamsSettings(signing_key=signing_key, tenant_id=tenant_id, client_id=client_id,
@@ -117,7 +118,7 @@ class TeamsSandbox(_AdminClient, InProcessStandIn):
         self.tenant_id, self.client_id, self.client_secret, self.team_id = tenant_id, client_id, client_secret, team_id
         self._channels = channel_specs.load(channel_sources(channels))
         self._schema_path = schema_path
-        self._init_server(host, port)
+        self._init_server(host, port, tls_cert, tls_key)
         self.app: TeamsApp | None = None
 
     def _build_app(self) -> TeamsApp:
@@ -134,10 +135,11 @@ class TeamsSandboxProcess(_AdminClient, LoggedStandInProcess):
     def __init__(self, *, port: int = 0, channels: ChannelsOption = None,
                  tenant_id: str = TeamsSettings.tenant_id, client_id: str = TeamsSettings.client_id,
                  client_secret: str = TeamsSettings.client_secret, team_id: str = TeamsSettings.team_id,
-                 timeout: float = 30, **options):
+                 timeout: float = 30, tls_cert: str | Path | None = None, tls_key: str | Path | None = None,
+                 **options):
         self.tenant_id, self.client_id, self.client_secret, self.team_id = tenant_id, client_id, client_secret, team_id
         flags = option_flags({"port": port, "tenant_id": tenant_id, "client_id": client_id,
                               "client_secret": client_secret, "team_id": team_id})
         for source in channel_sources(channels):
             flags += ["--channels", source]
-        self._serve_child("teams", flags + option_flags(options), timeout)
+        self._serve_child("teams", flags + option_flags(options) + tls_flags(self, tls_cert, tls_key), timeout)

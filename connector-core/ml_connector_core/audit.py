@@ -1538,15 +1538,21 @@ class AuditRun:
             conn.execute(schemas_table.delete().where(where))
             conn.execute(schemas_table.insert().values(**row))
 
-    def record(self, entries: Iterable[AuditEntry]) -> int:
-        """Store a batch of entries in one transaction; returns how many were stored."""
+    def record(self, entries: Iterable[AuditEntry], *, replacing: Sequence[int] = ()) -> int:
+        """Store a batch of entries in one transaction, removing the pending entries (``record_pending``) they are
+        the outcome of; returns how many were stored."""
         prepared = self._prepared(entries)
-        if not prepared:
+        if not prepared and not replacing:
             return 0
         written_at = _utc_now()
         # Compressed before the transaction, so that other writers wait for the inserts only.
         new_blocks = list(_new_blocks(self.run_id, prepared, written_at))
         with self.trail._writing() as conn:
+            if replacing:
+                conn.execute(records_table.delete().where(records_table.c.run_id == self.run_id,
+                                                          records_table.c.id.in_(list(replacing))))
+            if not prepared:
+                return 0
             first_id = _allocate_entry_ids(conn, len(prepared))
             rows = [
                 (first_id + position, self.run_id, self.flow, item.stream, item.record_key, item.version,
@@ -1561,6 +1567,27 @@ class AuditRun:
             for stream in sorted({row["stream"] for _, _, row in new_blocks}):
                 _bump_counter(conn, _STREAM_COUNTER + stream)
         return len(prepared)
+
+    def record_pending(self, entries: Iterable[AuditEntry]) -> list[int]:
+        """Store, before an action that cannot be undone nor asked about afterwards (a card posted), the entries
+        that stand if the process dies before its outcome is known: failed, saying the outcome is unknown.
+        ``record(outcome, replacing=ids)`` replaces them in one transaction once it is known. Returns their ids.
+
+        They are failed entries, so rows of their own (entries in blocks cannot be removed one by one)."""
+        prepared = self._prepared(entries)
+        if any(item.outcome != Outcome.FAILED.value for item in prepared):
+            raise ValueError("a pending audit entry stands for an outcome not known yet: its outcome must be 'failed'")
+        if not prepared:
+            return []
+        with self.trail._writing() as conn:
+            first_id = _allocate_entry_ids(conn, len(prepared))
+            ids = [first_id + position for position in range(len(prepared))]
+            _insert_batch(conn, [
+                (entry_id, self.run_id, self.flow, item.stream, item.record_key, item.version, item.operation,
+                 item.destination, item.outcome, item.attempts, item.error, item.payload, item.source)
+                for entry_id, item in zip(ids, prepared)
+            ], _utc_now())
+        return ids
 
     def finish(self, status: RunStatus | str = RunStatus.SUCCEEDED, summary: Mapping[str, Any] | None = None, *,
                reason: str | None = None) -> None:

@@ -32,3 +32,25 @@ class ConfigErrorsInOneLine(SettingsNamedInErrors):
     def cb_test(cls, ctx: click.Context, param: click.Option, value: Any) -> None:
         with config_errors_end_the_command(cls, ctx):
             super().cb_test(ctx, param, value)  # type: ignore[misc]
+
+
+#: singer-sdk's default writes a STATE every 10,000 records of a stream, so a run killed before that re-read the
+#: whole stream: every tap of ours has this setting (its streams are sorted by their replication key, so a STATE
+#: mid-stream carries an exact bookmark).
+STATE_INTERVAL_DEFAULT = 100
+
+
+def state_interval_property(batch_note: str):
+    """The ``state_interval_records`` setting; ``batch_note`` names the batch sizes of the targets it feeds."""
+    from singer_sdk import typing as th
+
+    return th.Property(
+        "state_interval_records", th.IntegerType(minimum=1), default=STATE_INTERVAL_DEFAULT,
+        description="A STATE (the bookmark of the records sent so far) after every this many records of a stream, so "
+                    "that a run stopped mid-stream resumes near where its target last wrote instead of at the "
+                    f"stream's start. Best a divisor of the target's batch size ({batch_note}): a kill then re-reads at "
+                    "most one batch per stream.")
+
+
+def state_interval(config) -> int:
+    return int(config.get("state_interval_records") or STATE_INTERVAL_DEFAULT)

@@ -20,6 +20,7 @@ from singer_sdk.streams import RESTStream
 from ml_connector_core import ifs_odata as odata
 from ml_connector_core.http import RETRIABLE_STATUS, announce_long_waits, retry_waits, with_retries
 from ml_connector_core.ifs_metadata import EntitySetInfo, MetadataError, entity_schema
+from ml_connector_core.tap_cli import state_interval
 from ml_connector_core.tls import new_session
 from tap_ifscloud.streams import StreamDefinition
 
@@ -95,7 +96,7 @@ class IfsEntityStream(RESTStream):
         self._bookmark_is_timestamp = bool(self.replication_key) and entity.edm_type(self.replication_key) == "Edm.DateTimeOffset"
         self._consecutive_unauthorized = 0
         self._page_size = int(self.config["page_size"])
-        self.STATE_MSG_FREQUENCY = int(self.config["state_interval_records"])
+        self.STATE_MSG_FREQUENCY = state_interval(self.config)
         self._element_limit = int(self.config["max_elements_per_response"])
         self._parents_read = 0
         self._children_read = 0

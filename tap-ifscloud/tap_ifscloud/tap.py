@@ -19,7 +19,7 @@ from ml_connector_core.http import RETRIABLE_STATUS, RequestBudget, shared_budge
 from ml_connector_core.ifs_metadata import MetadataError, ServiceMetadata, parse_metadata
 from ml_connector_core.oauth import ClientCredentialsAuth
 from ml_connector_core.secrets import SecretKeyError, unseal
-from ml_connector_core.tap_cli import ConfigErrorsInOneLine
+from ml_connector_core.tap_cli import ConfigErrorsInOneLine, state_interval_property
 from ml_connector_core.tls import ca_bundle_property, new_session
 from tap_ifscloud.client import IfsEntityStream
 from tap_ifscloud.discovery import ProjectionUnreadable, StreamAssessment, assess
@@ -71,12 +71,8 @@ class TapIfsCloud(ConfigErrorsInOneLine, Tap):
         th.Property("lookback_seconds", th.IntegerType, default=300,
                     description="Re-read this many seconds before the bookmark, for rows sharing a timestamp or committed late."),
         th.Property("page_size", th.IntegerType, default=1000, description="Rows asked for per request ($top)."),
-        th.Property("state_interval_records", th.IntegerType(minimum=1), default=100,
-                    description="A STATE (the bookmark of the records sent so far) after every this many records of a "
-                                "stream, so that a run stopped mid-stream resumes near where its target last wrote "
-                                "instead of at the stream's start. Best a divisor of the target's batch size (100 for "
-                                "target-jira and target-jaggaer, 200 target-salesforce, 20000 target-databricks): a "
-                                "kill then re-reads at most one batch per stream."),
+        state_interval_property("100 for target-jira and target-jaggaer, 200 target-salesforce, 20000 "
+                                "target-databricks"),
         th.Property("max_elements_per_response", th.IntegerType, default=5000,
                     description="IFS's limit on rows plus expanded rows in one response; pages with lines are split to stay under it."),
         th.Property("requests_per_minute", th.IntegerType, default=900,

@@ -16,6 +16,7 @@ from singer_sdk.pagination import PageNumberPaginator
 from singer_sdk.streams import RESTStream
 
 from ml_connector_core.audit import load_json
+from ml_connector_core.tap_cli import state_interval
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context, Record
@@ -83,6 +84,7 @@ class JaggaerStream(RESTStream):
         super().__init__(tap, **kwargs)
         self.jaggaer_tap = tap
         self._run_start: dict[str, t.Any] | None = None
+        self.STATE_MSG_FREQUENCY = state_interval(self.config)
 
     @property
     def url_base(self) -> str:

@@ -20,7 +20,7 @@ from ml_connector_core.jaggaer import (
     connection_properties,
 )
 from ml_connector_core.secrets import SecretKeyError
-from ml_connector_core.tap_cli import ConfigErrorsInOneLine
+from ml_connector_core.tap_cli import ConfigErrorsInOneLine, state_interval_property
 from tap_jaggaer.streams import (
     InvoiceLinesStream,
     InvoicesStream,
@@ -37,6 +37,7 @@ class TapJaggaer(ConfigErrorsInOneLine, Tap):
     name = "tap-jaggaer"
 
     config_jsonschema = th.PropertiesList(
+        state_interval_property("target-ifscloud writes one record at a time"),
         *connection_properties("reads as"),
         th.Property("start_date", th.DateTimeType,
                     description="Earliest lastModified read on the first run (UTC); empty reads everything."),

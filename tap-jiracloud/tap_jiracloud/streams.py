@@ -11,6 +11,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from singer_sdk import Stream
 from singer_sdk import typing as th
 
+from ml_connector_core.tap_cli import state_interval
+
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context, Record
 
@@ -90,6 +92,7 @@ class IssuesStream(Stream):
         self.custom_fields = dict(custom_fields)
         super().__init__(tap, schema=self.build_schema(self.custom_fields))
         self._tap_jira = tap
+        self.STATE_MSG_FREQUENCY = state_interval(self.config)
 
     @staticmethod
     def build_schema(custom_fields: Mapping[str, tuple[str, str]]) -> dict:

@@ -14,7 +14,7 @@ from singer_sdk.singerlib import StateMessage
 from ml_connector_core.jira import JiraClient, JiraConfigError, JiraError, client_from_config
 from ml_connector_core.jira_settings import jira_connection_properties
 from ml_connector_core.secrets import SecretKeyError
-from ml_connector_core.tap_cli import ConfigErrorsInOneLine
+from ml_connector_core.tap_cli import ConfigErrorsInOneLine, state_interval_property
 from tap_jiracloud.streams import IssuesStream
 
 DEFAULT_CUSTOM_FIELDS = {"ifs_key": "IFS Key"}
@@ -28,6 +28,7 @@ class TapJiraCloud(ConfigErrorsInOneLine, Tap):
     name = "tap-jiracloud"
 
     config_jsonschema = th.PropertiesList(
+        state_interval_property("target-ifscloud writes one record at a time"),
         *jira_connection_properties("reads as"),
         th.Property("jql", th.StringType,
                     description="Which issues to read, as a JQL condition without ORDER BY, e.g. "

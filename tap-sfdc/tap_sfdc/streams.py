@@ -9,6 +9,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from singer_sdk import Stream
 from singer_sdk.helpers.conform import TypeConformanceLevel
 
+from ml_connector_core.tap_cli import state_interval
+
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context, Record
 
@@ -118,6 +120,7 @@ class SObjectStream(Stream):
         self._datetime_fields = [n for n, s in schema["properties"].items() if s.get("format") == "date-time"]
         super().__init__(tap, name=name, schema=schema)
         self._tap_sfdc = tap
+        self.STATE_MSG_FREQUENCY = state_interval(self.config)
 
     def soql(self, context: Context | None) -> str:
         start = self.get_starting_timestamp(context)

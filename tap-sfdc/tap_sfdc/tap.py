@@ -21,7 +21,7 @@ from ml_connector_core.salesforce import (
     connection_properties,
 )
 from ml_connector_core.secrets import SecretKeyError
-from ml_connector_core.tap_cli import ConfigErrorsInOneLine
+from ml_connector_core.tap_cli import ConfigErrorsInOneLine, state_interval_property
 from tap_sfdc.streams import REPLICATION_KEY, FieldError, SObjectStream, object_schema
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
@@ -42,6 +42,7 @@ class TapSfdc(ConfigErrorsInOneLine, Tap):
     name = "tap-sfdc"
 
     config_jsonschema = th.PropertiesList(
+        state_interval_property("target-ifscloud writes one record at a time"),
         *connection_properties("reads as"),
         th.Property("objects", th.ObjectType(additional_properties=OBJECT_SPEC), required=True,
                     description="Object → {fields, where, stream_name}, e.g. {\"Account\": {\"fields\": [\"Id\", \"Name\", "

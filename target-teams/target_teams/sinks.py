@@ -14,7 +14,7 @@ from ml_connector_core.audit import AuditEntry
 from ml_connector_core.audited_target import BOOKMARK_HINT
 from ml_connector_core.bad_records import BadRecordsSink
 from target_teams import cards
-from target_teams.delivery import DeliveryFailed, DeliveryUnknown
+from target_teams.delivery import UNKNOWN_DELIVERY, DeliveryFailed, DeliveryUnknown
 
 if t.TYPE_CHECKING:
     from target_teams.target import TargetTeams
@@ -89,6 +89,11 @@ class StreamNotifier:
         self._send(channel, notifications, cards.digest_card(title, [n.line for n in notifications]))
 
     def _send(self, channel: str, notifications: list[Notification], card: dict) -> None:
+        # Written before the post and replaced by its outcome after: a run killed in between (SIGKILL, a crash)
+        # leaves the card's delivery unknown in the ledger, so no later run posts it again on its own.
+        pending = self.teams.audit_run.record_pending([
+            self._entry(n, channel, "failed", unfinished_post_error(channel), self.teams.delivery.message(card), 0)
+            for n in notifications])
         try:
             message, attempts = self.teams.delivery.send(channel, card)
             outcome, error = "succeeded", None
@@ -96,7 +101,8 @@ class StreamNotifier:
             message = exc.message_sent if isinstance(exc, DeliveryUnknown) else self.teams.delivery.message(card)
             attempts, outcome, error = self.teams.delivery.attempts, "failed", str(exc)
             self.teams.logger.error("%s", exc)
-        self._record([self._entry(n, channel, outcome, error, message, attempts) for n in notifications])
+        self._record([self._entry(n, channel, outcome, error, message, attempts) for n in notifications],
+                     replacing=pending)
 
     def _entry(self, n: Notification, channel: str, outcome: str, error, message: dict, attempts: int) -> AuditEntry:
         # A failed entry keeps the record as received: a redo or replay renders it again (one digest for all the
@@ -105,9 +111,15 @@ class StreamNotifier:
                           destination=channel, outcome=outcome, attempts=attempts, error=error, payload=message,
                           source=n.record if outcome == "failed" else None)
 
-    def _record(self, entries: list[AuditEntry]) -> None:
-        self.teams.audit_run.record(entries)
+    def _record(self, entries: list[AuditEntry], replacing: Sequence[int] = ()) -> None:
+        self.teams.audit_run.record(entries, replacing=replacing)
         self.teams.count(entries)
+
+
+def unfinished_post_error(channel: str) -> str:
+    """What a card's entry says when its run ended while posting it: it may or may not be in the channel."""
+    return (f"{UNKNOWN_DELIVERY}the run ended (killed or crashed) while this card was being posted to channel "
+            f"'{channel}': it may be there; look in the channel before a replay")
 
 
 class TeamsSink(BadRecordsSink, BatchSink):

@@ -24,7 +24,7 @@ from ml_connector_core.secrets import SecretKeyError, unseal
 from ml_connector_core.tls import ca_bundle_property, new_session
 from target_teams.delivery import (UNKNOWN_DELIVERY, DeliveryRefused, DeliveryUnknown, GraphDelivery,
                                    WorkflowsDelivery)
-from target_teams.sinks import StreamNotifier, TeamsSink, _card_of
+from target_teams.sinks import StreamNotifier, TeamsSink, _card_of, unfinished_post_error
 
 _LINK_VALUE = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 DEFAULT_LINKS = {
@@ -186,22 +186,30 @@ class TargetTeams(AuditedTarget, Target):
                 self.bookmark_properties[stream] = remembered.schema.get(BOOKMARK_HINT) or []
             StreamNotifier(self, stream, key_properties, self.config.get("templates_dir")).deliver(records)
         for (channel, _), failures in by_message.items():
+            newest = list({f.record_key: f for f in failures}.values())
+            card = _card_of(failures[-1].payload)
+            # As for a new card (sinks.StreamNotifier._send): unknown if the run ends while it is being posted.
+            pending = self.audit_run.record_pending([
+                AuditEntry(stream=f.stream, key=f.key, version=f.version, operation=f.operation, destination=channel,
+                           outcome="failed", attempts=0, error=unfinished_post_error(channel),
+                           payload=self.delivery.message(card)) for f in newest])
             try:
-                self.delivery.send(channel, _card_of(failures[-1].payload))
+                self.delivery.send(channel, card)
             except DeliveryUnknown as exc:  # recorded, so that no later run posts it again on its own
                 self.logger.error("resending entries %s: %s", ", ".join(str(f.id) for f in failures), exc)
-                newest = {f.record_key: f for f in failures}.values()
                 entries = [AuditEntry(stream=f.stream, key=f.key, version=f.version, operation=f.operation,
                                       destination=channel, outcome="failed", attempts=self.delivery.attempts,
                                       error=str(exc), payload=exc.message_sent) for f in newest]
-                self.audit_run.record(entries)
+                self.audit_run.record(entries, replacing=pending)
                 self.count(entries)
                 continue
             except DeliveryRefused as exc:
+                self.audit_run.record([], replacing=pending)
                 self.logger.error("resending entries %s still fails: %s", ", ".join(str(f.id) for f in failures), exc)
                 self.unrecorded_failures += len({f.record_key for f in failures})
                 continue
             self.mark_replayed(failures)
+            self.audit_run.record([], replacing=pending)
         self.settle_failures()
 
     def settle_failures(self) -> None:

@@ -182,3 +182,21 @@ _encoder = msgspec.json.Encoder(decimal_format="number")
 def _encode(message: dict) -> str:
     """Decimals as JSON numbers with every digit, as a Singer tap writes them."""
     return _encoder.encode(message).decode()
+
+
+def assert_a_state_every(run: TapRun, stream: str, interval: int, replication_key: str) -> int:
+    """A tap's mid-stream checkpoints: right after every ``interval``-th record of the stream (before the next one) a
+    STATE whose bookmark for the stream is that record's replication key. Returns how many were found."""
+    records_seen, last_value, found = 0, None, 0
+    awaiting = False
+    for message in run.messages:
+        if message["type"] == "RECORD" and message["stream"] == stream:
+            assert not awaiting, f"no STATE after record {records_seen} of {stream}"
+            records_seen += 1
+            last_value = message["record"][replication_key]
+            awaiting = records_seen % interval == 0
+        elif message["type"] == "STATE" and awaiting:
+            bookmark = message["value"]["bookmarks"][stream]["replication_key_value"]
+            assert bookmark == last_value, (records_seen, bookmark, last_value)
+            awaiting, found = False, found + 1
+    return found

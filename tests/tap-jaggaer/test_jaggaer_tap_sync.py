@@ -11,7 +11,7 @@ import pytest
 
 from ml_connector_core.jaggaer import client_from_config
 from mlc_sandbox.jaggaer import JaggaerSandbox
-from support.singer import run_tap
+from support.singer import assert_a_state_every, run_tap
 
 
 @pytest.fixture
@@ -189,3 +189,11 @@ def test_throttling_and_a_token_refused_mid_run_are_survived(jg, procurement, tm
     statuses = [r["status"] for r in jg.requests() if r["path"].startswith("/api/v1/invoices")]
     assert statuses == [429, 200, 200]
     assert len([r for r in jg.requests() if r["path"] == "/oauth/token"]) == 2
+
+
+def test_a_state_every_state_interval_records_with_the_bookmark_of_the_record_before_it(jg, procurement, tmp_path):
+    for n in range(1, 8):
+        invoice(jg, f"A-{n}", lines=[(1, "1", "12.50")])
+    run = tap(tmp_path, jg, streams=["invoices", "invoice_lines"], state_interval_records=2)
+    assert len(run.records("invoices")) == 7
+    assert assert_a_state_every(run, "invoices", 2, "lastModified") == 3

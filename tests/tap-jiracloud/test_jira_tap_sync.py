@@ -11,7 +11,7 @@ import requests
 
 from mlc_sandbox.jira import JiraSandbox
 from ml_connector_core.secrets import generate_key, is_sealed, unseal
-from support.singer import run_tap
+from support.singer import assert_a_state_every, run_tap
 from tap_jiracloud.streams import issues_jql, jql_since
 
 FIELD_BASE = 31000
@@ -142,3 +142,11 @@ def test_a_missing_custom_field_is_a_clear_error(jira, tmp_path):
     run = run_tap(tmp_path, config, executable="tap-jiracloud", check=False)
     assert run.returncode != 0
     assert "no field named 'Buyer Code'" in run.stderr
+
+
+def test_a_state_every_state_interval_records_with_the_bookmark_of_the_record_before_it(jira, tmp_path):
+    for n in range(7):
+        create_issue(jira, f"Purchase order P{n}", f"PurchaseOrder:P{n}")
+    run = tap(tmp_path, config_for(jira, jql="labels = ifs", state_interval_records=2))
+    assert len(run.records("issues")) == 7
+    assert assert_a_state_every(run, "issues", 2, "updated") == 3

@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 
 from mlc_sandbox.salesforce import SalesforceSandbox
-from support.singer import run_tap
+from support.singer import assert_a_state_every, run_tap
 
 FIELDS = ["Id", "Name", "IFS_Customer_Id__c", "BillingCountry", "Credit_Limit__c", "Type", "LastModifiedDate"]
 
@@ -123,3 +123,13 @@ def test_a_token_answer_and_a_query_page_cut_off_on_the_way_are_asked_again(sf, 
     pages = [r for r in logged if "/query" in r["path"]]
     assert [r["fault"] for r in pages] == [None, "truncated", None, None]
     assert pages[1]["path"] == pages[2]["path"]  # the cut-off page asked again, not skipped
+
+
+def test_a_state_every_state_interval_records_with_the_bookmark_of_the_record_before_it(sf, tmp_path):
+    """Mid-stream checkpoints (singer-sdk's default is one per 10,000 records): a run killed mid-stream re-reads at
+    most the interval."""
+    for n in range(10):
+        customer(sf, n)
+    run = run_tap(tmp_path, config_for(sf, state_interval_records=3), executable="tap-sfdc")
+    assert len(run.records("account")) == 10
+    assert assert_a_state_every(run, "account", 3, "SystemModstamp") == 3

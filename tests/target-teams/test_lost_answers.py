@@ -4,7 +4,9 @@ message, and a Workflows card is audited as 'delivery unknown', never posted aga
 
 from __future__ import annotations
 
+import json
 import logging
+import subprocess
 import time
 
 import pytest
@@ -13,9 +15,10 @@ from ml_connector_core.audit import AuditTrail
 from ml_connector_core.oauth import ClientCredentialsAuth
 from mlc_sandbox.teams import TeamsSandbox
 from support.replay import replay_run
-from support.singer import state_message
+from support.singer import BIN, _encode, record_message, schema_message, state_message
 from target_teams.delivery import UNKNOWN_DELIVERY, DeliveryUnknown, GraphDelivery, WorkflowsDelivery
-from test_delivery import NOTHING_NEW, config_for, old_format_failures, proposal, send, teams  # noqa: F401 - the fixture
+from test_delivery import (NOTHING_NEW, PROPOSAL, config_for, old_format_failures, proposal, send,  # noqa: F401
+                           teams)  # the fixture
 
 CLOSING_STATE = state_message({"bookmarks": {"posting_proposals": {"replication_key_value": "2026-11-30T00:00:00Z"}}})
 
@@ -202,3 +205,55 @@ def test_an_old_failure_redone_by_its_message_with_its_answer_lost_is_not_redone
     trail = AuditTrail(config["audit_url"])
     unknown = [e for e in trail.failures() if e.error.startswith(UNKNOWN_DELIVERY)]
     assert sorted(e.key["InvoiceNo"] for e in unknown) == ["INV-0", "INV-1"]
+
+
+def start_target(tmp_path, config: dict, records: list[dict]) -> subprocess.Popen:
+    """target-teams on the input `send` would give it, started and left running (stderr in killed-stderr.log)."""
+    config_path = tmp_path / "killed-config.json"
+    config_path.write_text(json.dumps(config))
+    messages = [schema_message("posting_proposals", PROPOSAL, ["Company", "InvoiceNo"], bookmark="Rowversion")]
+    messages += [r if r.get("type") == "STATE" else record_message("posting_proposals", r) for r in records]
+    (tmp_path / "killed-input.jsonl").write_text("".join(_encode(m) + "\n" for m in messages))
+    with (tmp_path / "killed-input.jsonl").open("rb") as stdin, (tmp_path / "killed-stderr.log").open("wb") as stderr:
+        return subprocess.Popen([str(BIN / "target-teams"), "--config", str(config_path)], stdin=stdin,
+                                stdout=subprocess.DEVNULL, stderr=stderr)
+
+
+def test_a_run_killed_while_a_card_is_being_posted_never_posts_it_again(teams, tmp_path):
+    """SIGKILL between Teams taking a card and the target recording it: the entry written before the post stays,
+    saying the delivery is unknown, so the rerun of the same input posts the other cards and not that one."""
+    config = config_for(teams, tmp_path, digest="off")
+    teams.add_fault("late_answer", channel="company-10", delay_seconds=60)  # posted, then answered a minute later
+    target = start_target(tmp_path, config, [proposal("INV-1"), proposal("INV-2", company="20"), CLOSING_STATE])
+    try:
+        deadline = time.monotonic() + 120
+        while not teams.cards("company-10"):
+            assert target.poll() is None, (tmp_path / "killed-stderr.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "the card never reached the stand-in"
+            time.sleep(0.1)
+    finally:
+        target.kill()
+        target.wait()
+    trail = AuditTrail(config["audit_url"])
+    [pending] = list(trail.failures())
+    assert pending.key == {"Company": "10", "InvoiceNo": "INV-1"} and pending.destination == "company-10"
+    assert pending.error.startswith(UNKNOWN_DELIVERY + "the run ended (killed or crashed) while this card was being "
+                                    "posted to channel 'company-10'")
+    assert pending.source is not None  # a replay can render it again
+
+    rerun = send(tmp_path, config, [proposal("INV-1"), proposal("INV-2", company="20"), CLOSING_STATE])
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert f"may already be in channel 'company-10' (delivery unknown, audit entry {pending.id})" in rerun.stderr
+    send(tmp_path, config, NOTHING_NEW)  # a run that redoes earlier failures first leaves it alone too
+    assert titles(teams, "company-10") == ["Supplier invoice INV-1"]
+    assert titles(teams, "company-20") == ["Supplier invoice INV-2"]
+    assert [e.id for e in trail.failures()] == [pending.id]  # for a person: replay it if it is not in the channel
+
+
+def test_a_post_whose_outcome_is_known_leaves_no_pending_entry(teams, tmp_path):
+    config = config_for(teams, tmp_path, digest="off")
+    teams.add_fault("status", channel="company-20", status=400)
+    send(tmp_path, config, [proposal("INV-1"), proposal("INV-2", company="20"), CLOSING_STATE], check=False)
+    entries = list(AuditTrail(config["audit_url"]).entries(stream="posting_proposals"))
+    assert [(e.key["InvoiceNo"], e.outcome) for e in entries] == [("INV-1", "succeeded"), ("INV-2", "failed")]
+    assert not entries[1].error.startswith(UNKNOWN_DELIVERY)  # refused, known: resent by the next run

@@ -66,7 +66,7 @@ class TeamsApp:
         entry["fault"] = fault.kind if fault else None
         if fault is not None and fault.kind == "delay":
             time.sleep(fault.delay_seconds)
-        if fault is not None and fault.kind not in ("delay", "lost_answer"):
+        if fault is not None and fault.kind not in ("delay", "lost_answer", "late_answer"):
             response = self._fault(api, fault)
         elif api == "workflows":
             response = self._workflows(request)
@@ -79,6 +79,8 @@ class TeamsApp:
                                                         "message": f"No route for {request.method} {request.path}"}}))
         if fault is not None and fault.kind == "lost_answer":  # carried out, but the client never hears of it
             response = Response(response.status, drop=True)
+        if fault is not None and fault.kind == "late_answer":  # carried out, answered only after a while
+            time.sleep(fault.delay_seconds)
         self.log.finish(entry, response, started)
         return response
 

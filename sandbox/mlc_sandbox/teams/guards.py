@@ -9,9 +9,10 @@ from ..faults import FaultQueue as _FaultQueue, RequestLog
 
 __all__ = ["FAULT_KINDS", "FAULT_APIS", "Fault", "FaultQueue", "RequestLog"]
 
-FAULT_KINDS = ("rate_limit", "status", "drop", "delay", "lost_answer")
+FAULT_KINDS = ("rate_limit", "status", "drop", "delay", "lost_answer", "late_answer")
 # a message post carried out (the card is in the channel), then the connection closes without an answer
-POSTED_KINDS = ("lost_answer",)
+# (lost_answer), or the answer comes only after delay_seconds (late_answer: a client may be gone by then)
+POSTED_KINDS = ("lost_answer", "late_answer")
 # which requests a fault can aim at: message posts of either API (the default), one of them, or the token endpoint
 FAULT_APIS = ("workflows", "graph", "token")
 

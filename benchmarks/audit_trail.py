@@ -2,6 +2,7 @@
 --baseline) and after (compressed blocks), beside the Delta table of the same rows.
 
     .venv/bin/python benchmarks/audit_trail.py --rows 100000 1000000
+    .venv/bin/python benchmarks/audit_trail.py --trail sf.sqlite teams.sqlite   # trails API targets wrote
 
 Per size: the IFS stand-in's purchase orders (--rows of them, lines not expanded) and its supplier invoices (posting
 proposals with their lines, a tenth as many) read by tap-ifscloud and loaded by target-databricks into a local Delta
@@ -104,50 +105,93 @@ def load(singer: Path, work: Path) -> tuple[Path, Path, int, float]:
     return delta, trail, run.entries, seconds
 
 
-def rewrite(after_target: Path, before: Path, after: Path, batch: int) -> tuple[float, float, str]:
-    """The target's entries written again by both versions, in turns, batch by batch: seconds spent in each
-    record(), and the run id of the after trail."""
+def rewrite(after_target: Path, before: Path, after: Path, batch: int) -> tuple[float, float, list[str]]:
+    """Every run's entries of a trail written again by both versions, in turns, batch by batch: seconds spent in each
+    record(), and the run ids (oldest first)."""
     import legacy_audit
 
     source = AuditTrail(f"sqlite:///{after_target}")
-    [loaded] = source.runs(1)
     old = legacy_audit.AuditTrail(f"sqlite:///{before}")
     new = AuditTrail(f"sqlite:///{after}")
-    old_run = old.start_run(flow=FLOW, plugin="target-databricks", run_id=loaded.run_id)
-    new_run = new.start_run(flow=FLOW, plugin="target-databricks", run_id=loaded.run_id)
     old_seconds = new_seconds = 0.0
-    pending: list[tuple[AuditEntry, object]] = []
+    runs = list(reversed(source.runs(None)))
+    for loaded in runs:
+        old_run = old.start_run(flow=loaded.flow, plugin=loaded.plugin, run_id=loaded.run_id)
+        new_run = new.start_run(flow=loaded.flow, plugin=loaded.plugin, run_id=loaded.run_id)
+        pending: list[tuple[AuditEntry, object]] = []
 
-    def flush() -> None:
-        nonlocal old_seconds, new_seconds
-        old_entries = [old_entry for _, old_entry in pending]
-        new_entries = [new_entry for new_entry, _ in pending]
+        def flush() -> None:
+            nonlocal old_seconds, new_seconds
+            old_entries = [old_entry for _, old_entry in pending]
+            new_entries = [new_entry for new_entry, _ in pending]
+            started = time.perf_counter()
+            old_run.record(old_entries)
+            old_seconds += time.perf_counter() - started
+            started = time.perf_counter()
+            new_run.record(new_entries)
+            new_seconds += time.perf_counter() - started
+            pending.clear()
+
+        for stored in source.entries(run_id=loaded.run_id):
+            fields = dict(stream=stored.stream, key=stored.key, operation=stored.operation, outcome=stored.outcome,
+                          version=stored.version, destination=stored.destination, attempts=stored.attempts,
+                          error=stored.error, payload=stored.payload, source=stored.source)
+            pending.append((AuditEntry(**fields), legacy_audit.AuditEntry(**fields)))
+            if len(pending) == batch:
+                flush()
+        if pending:
+            flush()
         started = time.perf_counter()
-        old_run.record(old_entries)
+        old_run.finish()
         old_seconds += time.perf_counter() - started
         started = time.perf_counter()
-        new_run.record(new_entries)
+        new_run.finish()  # merges the small blocks of the run
         new_seconds += time.perf_counter() - started
-        pending.clear()
-
-    for stored in source.entries(run_id=loaded.run_id):
-        fields = dict(stream=stored.stream, key=stored.key, operation=stored.operation, outcome=stored.outcome,
-                      version=stored.version, destination=stored.destination, attempts=stored.attempts,
-                      error=stored.error, payload=stored.payload, source=stored.source)
-        pending.append((AuditEntry(**fields), legacy_audit.AuditEntry(**fields)))
-        if len(pending) == batch:
-            flush()
-    if pending:
-        flush()
-    started = time.perf_counter()
-    old_run.finish()
-    old_seconds += time.perf_counter() - started
-    started = time.perf_counter()
-    new_run.finish()  # merges the small blocks of the run
-    new_seconds += time.perf_counter() - started
     for trail in (source, old, new):
         trail.close()
-    return old_seconds, new_seconds, loaded.run_id
+    return old_seconds, new_seconds, [run.run_id for run in runs]
+
+
+def api_target_trail(trail: Path, args: argparse.Namespace) -> None:
+    """An API target's trail (target-salesforce, target-teams, target-jira, target-jaggaer: what a benchmark of theirs
+    left with --keep-trail) written again by both versions. Beside it, the records themselves: the payloads sent, as
+    compact JSON, which is what the destination holds of them."""
+    with tempfile.TemporaryDirectory(dir=args.work_dir) as tmp:
+        work = Path(tmp)
+        before, after = work / "before.sqlite", work / "after.sqlite"
+        old_seconds, new_seconds, run_ids = rewrite(trail, before, after, args.batch)
+        with AuditTrail(f"sqlite:///{after}") as written:
+            runs = written.runs(None)
+            records = sum(run.entries for run in runs)
+            flows = sorted({run.flow for run in runs})
+            data = sum(len(json.dumps(entry.payload, separators=(",", ":"), default=str))
+                       for run_id in run_ids for entry in written.entries(run_id=run_id)
+                       if entry.payload is not None)
+            with written._engine.connect() as conn:
+                documents = conn.exec_driver_sql("SELECT sum(length(documents)) FROM audit_blocks").scalar() or 0
+        pruned = work / "after-retention.sqlite"
+        shutil.copyfile(after, pruned)
+        with AuditTrail(f"sqlite:///{pruned}") as pruning:
+            for flow in flows:
+                pruning.prune_documents(flow, timedelta(0))
+            pruned_bytes = pruning.bytes_used()
+        before_bytes, after_bytes = sqlite_bytes(before), sqlite_bytes(after)
+
+    def per(count: float) -> str:
+        return f"{count / records:>7,.0f} B/record"
+
+    print(f"\n{trail}: {records:,} entries in {len(run_ids)} runs of {', '.join(flows)}")
+    print(f"the records sent (compact JSON)    : {data / 1e6:>9,.1f} MB {per(data)}")
+    print(f"audit trail before (row per entry) : {before_bytes / 1e6:>9,.1f} MB {per(before_bytes)}  "
+          f"= {before_bytes / data:.2f} x the records")
+    print(f"audit trail after (blocks)         : {after_bytes / 1e6:>9,.1f} MB {per(after_bytes)}  "
+          f"= {after_bytes / data:.2f} x the records ({before_bytes / after_bytes:.1f} x smaller)")
+    print(f"  of which payloads (compressed)   : {documents / 1e6:>9,.1f} MB {per(documents)};  everything else "
+          f"{per(after_bytes - documents).strip()}")
+    print(f"after, payloads past retention     : {pruned_bytes / 1e6:>9,.1f} MB {per(pruned_bytes)}  "
+          f"= {pruned_bytes / data:.3f} x the records")
+    print(f"write, AuditRun.record             : before {records / old_seconds:>8,.0f} entries/s, after "
+          f"{records / new_seconds:>8,.0f} entries/s (ratio {old_seconds / new_seconds:.2f})", flush=True)
 
 
 def median_seconds(command: list[str], runs: int, env: dict) -> float:
@@ -204,7 +248,7 @@ def measure(rows: int, args: argparse.Namespace, legacy_dir: Path) -> None:
         delta_bytes = folder_bytes(delta)
         before, after = work / "before.sqlite", work / "after.sqlite"
         print(f"  writing the {records:,} entries again with both versions ...", flush=True)
-        old_seconds, new_seconds, run_id = rewrite(after_target, before, after, args.batch)
+        old_seconds, new_seconds, [run_id] = rewrite(after_target, before, after, args.batch)
         before_bytes, after_bytes, target_bytes = sqlite_bytes(before), sqlite_bytes(after), sqlite_bytes(after_target)
         with AuditTrail(f"sqlite:///{after}") as trail:
             with trail._engine.connect() as conn:
@@ -254,12 +298,17 @@ def main() -> None:
     parser.add_argument("--baseline", default=BASELINE, help="the commit whose audit trail is 'before'")
     parser.add_argument("--data-dir", type=Path, default=Path(".sandbox-data"))
     parser.add_argument("--work-dir", type=Path, default=None, help="where the tables and trails are written")
+    parser.add_argument("--trail", type=Path, nargs="+", default=[],
+                        help="instead: trails an API target wrote (a benchmark's --keep-trail), written again by both "
+                             "versions beside the records they hold")
     args = parser.parse_args()
     args.data_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as legacy:
         legacy_modules(args.baseline, Path(legacy))
         sys.path.insert(0, legacy)
-        for rows in args.rows:
+        for trail in args.trail:
+            api_target_trail(trail, args)
+        for rows in args.rows if not args.trail else ():
             print(f"{rows:,} purchase orders:", flush=True)
             measure(rows, args, Path(legacy))
 

@@ -23,12 +23,20 @@ json_encoder = msgspec.json.Encoder(decimal_format="number")  # decimals as JSON
 
 def records_argument(description: str, default: int, help: str | None = None) -> int:
     """The benchmark's size from `--records`, refused below 1."""
+    return benchmark_arguments(description, default, help).records
+
+
+def benchmark_arguments(description: str, default: int, help: str | None = None) -> argparse.Namespace:
+    """`--records` (refused below 1) and `--keep-trail PATH` (where to copy the target's audit trail at the end, for
+    benchmarks/audit_trail.py --trail)."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--records", type=int, default=default, help=help)
+    parser.add_argument("--keep-trail", type=Path, default=None,
+                        help="copy the target's audit trail (SQLite) there at the end")
     args = parser.parse_args()
     if args.records < 1:
         parser.error("--records must be at least 1")
-    return args.records
+    return args
 
 
 def total(rows: dict[str, list[dict]]) -> int:

@@ -17,6 +17,7 @@ import argparse
 import json
 import subprocess
 import sys
+import shutil
 import tempfile
 import time
 from decimal import Decimal
@@ -128,6 +129,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=2000)
     parser.add_argument("--plain-worker", help=argparse.SUPPRESS)
+    parser.add_argument("--keep-trail", type=Path, default=None,
+                        help="copy target-teams' audit trail (SQLite) there at the end (benchmarks/audit_trail.py --trail)")
     args = parser.parse_args()
     if args.plain_worker:
         plain_worker(args.plain_worker)
@@ -144,6 +147,8 @@ def main() -> None:
         plain_cards = delivered(teams)
         target_seconds = target_run(teams, rows, workdir, "run")
         target_cards = delivered(teams)
+        if args.keep_trail:
+            shutil.copyfile(workdir / "run.sqlite", args.keep_trail)
 
     plain_rate, target_rate = plain_cards / plain_seconds, target_cards / target_seconds
     steady_rate = target_cards / max(target_seconds - startup, 1e-9)

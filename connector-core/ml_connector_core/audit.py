@@ -258,7 +258,7 @@ class PayloadRedactor:
                          and not any(self.is_sensitive_field(name) for name in shape))
                 if len(self._plain_shapes) < 1_000:
                     self._plain_shapes[shape] = plain
-            if plain and all(type(value) in _SCALAR_TYPES for value in payload.values()):
+            if plain and _SCALAR_TYPES.issuperset(map(type, payload.values())):
                 return payload
         encoded = _encoder.encode(payload)
         holds_secret = any(needle in encoded for needle in self._secret_needles)

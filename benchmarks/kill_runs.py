@@ -9,10 +9,12 @@ import os
 import signal
 import sqlite3
 import subprocess
+from collections import Counter
 from contextlib import closing
 from pathlib import Path
 
 from ifs_standin import BIN
+from ml_connector_core import audit_blocks
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -39,12 +41,14 @@ def _read_only(database: Path) -> sqlite3.Connection:
 
 
 def audited_rows(audit_db: Path) -> int:
-    """Entries in the audit trail so far: the targets write them batch by batch, after each write."""
+    """Entries in the audit trail so far: the targets write them batch by batch, after each write (rows of
+    audit_records, and the entries counted in each block of audit_blocks)."""
     if not audit_db.exists():
         return 0
     try:
         with closing(_read_only(audit_db)) as connection:
-            return connection.execute("SELECT count(*) FROM audit_records").fetchone()[0]
+            rows = connection.execute("SELECT count(*) FROM audit_records").fetchone()[0]
+            return rows + connection.execute("SELECT coalesce(sum(entry_count), 0) FROM audit_blocks").fetchone()[0]
     except sqlite3.OperationalError:  # the tables are not there yet
         return 0
 
@@ -64,8 +68,11 @@ def latest_run_operations(audit_db: Path) -> dict[str, int]:
     with closing(_read_only(audit_db)) as connection:
         [run_id] = connection.execute(
             "SELECT run_id FROM audit_runs ORDER BY started_at DESC, run_id DESC LIMIT 1").fetchone()
-        return dict(connection.execute("SELECT operation, count(*) FROM audit_records WHERE run_id = ? "
-                                       "GROUP BY operation", [run_id]).fetchall())
+        operations = Counter(dict(connection.execute("SELECT operation, count(*) FROM audit_records WHERE run_id = ? "
+                                                     "GROUP BY operation", [run_id]).fetchall()))
+        for (counts,) in connection.execute("SELECT counts FROM audit_blocks WHERE run_id = ?", [run_id]):
+            operations.update(json.loads(counts))
+        return dict(operations)
 
 
 def audit_entries(audit_db: Path) -> list[tuple[str, str, str, str | None, str, str]]:
@@ -73,8 +80,15 @@ def audit_entries(audit_db: Path) -> list[tuple[str, str, str, str | None, str, 
     if not audit_db.exists():
         return []
     with closing(_read_only(audit_db)) as connection:
-        return connection.execute("SELECT run_id, stream, record_key, record_version, operation, outcome "
-                                  "FROM audit_records ORDER BY id").fetchall()
+        entries = connection.execute("SELECT id, run_id, stream, record_key, record_version, operation, outcome "
+                                     "FROM audit_records").fetchall()
+        for run_id, stream, first_id, blob in connection.execute(
+                "SELECT run_id, stream, first_id, entry_columns FROM audit_blocks"):
+            columns = audit_blocks.unpack_entries(blob)  # entries in blocks did not fail
+            entries.extend((first_id + offset, run_id, stream, key, version, operation, "succeeded") for
+                           offset, key, version, operation in zip(columns.offsets, columns.keys, columns.versions,
+                                                                  columns.operations))
+    return [entry[1:] for entry in sorted(entries)]
 
 
 def saved_bookmarks(meltano_db: Path) -> dict[str, str]:

@@ -16,17 +16,27 @@ from databricks_pipeline import peak_rss_mb
 
 BIN = Path(sys.executable).parent
 POLL_SECONDS = 0.05
+#: The last message of every target's input, as a tap's complete sync ends.
+CLOSING_STATE = {"type": "STATE", "value": {"bookmarks": {"benchmark": {"replication_key_value": "done"}}}}
 json_encoder = msgspec.json.Encoder(decimal_format="number")  # decimals as JSON numbers, as a Singer tap writes them
 
 
 def records_argument(description: str, default: int, help: str | None = None) -> int:
     """The benchmark's size from `--records`, refused below 1."""
+    return benchmark_arguments(description, default, help).records
+
+
+def benchmark_arguments(description: str, default: int, help: str | None = None) -> argparse.Namespace:
+    """`--records` (refused below 1) and `--keep-trail PATH` (where to copy the target's audit trail at the end, for
+    benchmarks/audit_trail.py --trail)."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--records", type=int, default=default, help=help)
+    parser.add_argument("--keep-trail", type=Path, default=None,
+                        help="copy the target's audit trail (SQLite) there at the end")
     args = parser.parse_args()
     if args.records < 1:
         parser.error("--records must be at least 1")
-    return args.records
+    return args
 
 
 def total(rows: dict[str, list[dict]]) -> int:
@@ -54,11 +64,12 @@ def watched(args: list[str], *, stdin=None, stderr_path: Path) -> tuple[float, f
 
 def fed_target(target: str, config: Path, messages: list[dict], workdir: Path, name: str,
                outcome_prefix: str) -> tuple[float, float | None, str]:
-    """One `target` process fed `messages` on stdin (written to a file first, so that producing them is not timed);
-    wall seconds, peak RSS (MB) and the last line its log starts with `outcome_prefix` ("?" if none). A failed run
-    stops the benchmark with the end of its log."""
+    """One `target` process fed `messages` on stdin (written to a file first, so that producing them is not timed),
+    then the STATE a tap ends a complete sync with (without it an empty run is a failed one: no input); wall seconds,
+    peak RSS (MB) and the last line its log starts with `outcome_prefix` ("?" if none). A failed run stops the
+    benchmark with the end of its log."""
     stdin_path, stderr_path = workdir / f"{name}.jsonl", workdir / f"{name}.stderr"
-    stdin_path.write_bytes(b"".join(json_encoder.encode(m) + b"\n" for m in messages))
+    stdin_path.write_bytes(b"".join(json_encoder.encode(m) + b"\n" for m in [*messages, CLOSING_STATE]))
     with open(stdin_path, "rb") as stdin:
         elapsed, peak, status = watched([str(BIN / target), "--config", str(config)], stdin=stdin,
                                         stderr_path=stderr_path)

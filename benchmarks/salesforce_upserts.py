@@ -45,6 +45,7 @@ limit (15,000 calls, the target stops new work at 90%) bounds N over the three r
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -55,7 +56,7 @@ import msgspec
 import requests
 
 from mlc_sandbox.salesforce import SalesforceSandboxProcess
-from plugin_runs import fed_target, json_encoder, records_argument, shown_mb, total
+from plugin_runs import benchmark_arguments, fed_target, json_encoder, shown_mb, total
 from target_salesforce.writer import Route, salesforce_body
 
 API_VERSION = "v62.0"
@@ -305,8 +306,9 @@ def report(plain: RunFigures, target: RunFigures, startup: float) -> None:
 
 
 def main() -> None:
-    records = records_argument(__doc__.splitlines()[0], 60000,
+    args = benchmark_arguments(__doc__.splitlines()[0], 60000,
                                "supplier Accounts (N); N/10 Orders and 3 OrderItems per order come with them")
+    records = args.records
 
     runs = {"create": input_records(records), "same": input_records(records),
             "changed": input_records(records, changed=True)}
@@ -335,6 +337,8 @@ def main() -> None:
             target[name] = target_run(config, rows, workdir, name)
             usage = take_request_log(sf, target[name], usage)
         target_org = org_essence(sf)
+        if args.keep_trail:
+            shutil.copyfile(workdir / "audit.sqlite", args.keep_trail)
 
     for number, name in enumerate(runs, start=1):
         print(f"run {number}: {name}")

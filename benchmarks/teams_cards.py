@@ -17,6 +17,7 @@ import argparse
 import json
 import subprocess
 import sys
+import shutil
 import tempfile
 import time
 from decimal import Decimal
@@ -25,6 +26,7 @@ from pathlib import Path
 import msgspec
 
 from mlc_sandbox.teams import TeamsSandbox
+from plugin_runs import CLOSING_STATE
 from target_teams import cards
 from target_teams.target import TargetTeams
 
@@ -105,6 +107,7 @@ def target_run(teams: TeamsSandbox, rows: list[dict], workdir: Path, name: str) 
     messages = [{"type": "SCHEMA", "stream": STREAM, "schema": {"type": "object", "properties": SCHEMA},
                  "key_properties": KEYS, "bookmark_properties": ["Rowversion"]}]
     messages += [{"type": "RECORD", "stream": STREAM, "record": r} for r in rows]
+    messages.append(CLOSING_STATE)  # as a tap's complete sync ends (without it the empty run is failed: no input)
     stdin = b"".join(_encoder.encode(m) + b"\n" for m in messages)
     started = time.perf_counter()
     done = subprocess.run([str(BIN / "target-teams"), "--config", str(config)], input=stdin, capture_output=True)
@@ -126,6 +129,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=2000)
     parser.add_argument("--plain-worker", help=argparse.SUPPRESS)
+    parser.add_argument("--keep-trail", type=Path, default=None,
+                        help="copy target-teams' audit trail (SQLite) there at the end (benchmarks/audit_trail.py --trail)")
     args = parser.parse_args()
     if args.plain_worker:
         plain_worker(args.plain_worker)
@@ -142,6 +147,8 @@ def main() -> None:
         plain_cards = delivered(teams)
         target_seconds = target_run(teams, rows, workdir, "run")
         target_cards = delivered(teams)
+        if args.keep_trail:
+            shutil.copyfile(workdir / "run.sqlite", args.keep_trail)
 
     plain_rate, target_rate = plain_cards / plain_seconds, target_cards / target_seconds
     steady_rate = target_cards / max(target_seconds - startup, 1e-9)

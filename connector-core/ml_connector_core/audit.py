@@ -12,6 +12,15 @@ One store for every target. By default a SQLite file ``.ml-connector/audit.sqlit
 
 ``run.record`` writes a whole batch in one transaction: call it once per batch, after the batch's outcome is known.
 
+How entries are stored (see ``ml_connector_core.audit_blocks``): a batch's entries that did not fail become one row of
+``audit_blocks`` per stream (up to 5,000 entries each), their columns compressed, the run, stream and destination
+written once, payloads apart so that a retention setting (``prune_documents``) can drop them; an entry whose target
+says an earlier entry holds its payload (``keep_payload=False``) keeps none. Failed entries stay rows of
+``audit_records``, one each with its payload and source, indexed for ``failures`` and replay, until a replay marks them
+``replayed``; replays' answers and every entry written by a version before blocks are rows there too (``compact``
+moves the succeeded ones into blocks). Entry ids come from one counter, in the order entries are written, whichever
+table holds them.
+
 A run records the process that writes it (host, pid, when it started) and a heartbeat, renewed every
 ``MLC_AUDIT_HEARTBEAT_SECONDS`` (30) while the process lives. A run still ``running`` whose process is gone is
 ``interrupted``: on the same host (same kernel boot, same process namespace) as soon as the pid is gone, elsewhere once
@@ -21,27 +30,36 @@ its heartbeat is older than the lease (``MLC_AUDIT_LEASE_SECONDS``, 300). Reader
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
 import os
 import re
 import secrets
 import socket
 import threading
+from bisect import bisect_left
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from array import array
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from decimal import Context, Decimal
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import msgspec
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Connection, Engine, make_url
 
+from ml_connector_core import audit_blocks as blocks
 from ml_connector_core.redaction import REDACTED, redact_text, registered_secrets
 
 AUDIT_URL_ENV = "MLC_AUDIT_URL"
@@ -172,6 +190,7 @@ def _canonical_value(value: Any) -> Any:
 # --- Redaction ---
 
 
+_SCALAR_TYPES = frozenset({str, int, float, bool, type(None), Decimal, datetime, date, time, UUID})
 _FIELD_NAME_SEPARATORS = b"-_. "
 _DROP_SEPARATORS = str.maketrans("", "", _FIELD_NAME_SEPARATORS.decode("ascii"))
 
@@ -194,6 +213,7 @@ class PayloadRedactor:
             else None
         )
         self._sensitive_field_cache: dict[str, bool] = {}
+        self._plain_shapes: dict[tuple, bool] = {}
         # bytes.lower() folds ASCII only; a non-ASCII name could hide from the test, so such lists always walk.
         self._walk_always = not all(name.isascii() for name in self.sensitive_names)
         self._secrets_seen: frozenset[str] = frozenset()
@@ -224,6 +244,27 @@ class PayloadRedactor:
             # number a Decimal or int with its digits), so nothing escapes the walk and nothing else changes.
             encoded = _encoder.encode(self._scrub(_decoder.decode(encoded), mask_fields=True))
         return encoded.decode("utf-8")
+
+    def payload_document(self, payload: Any) -> Any:
+        """What is stored of a payload: the payload itself, or a copy with sensitive fields and secrets masked
+        (encoded, it is ``payload_json(payload)`` to the byte)."""
+        if not self._secret_needles and type(payload) is dict:
+            # A flat record (every value a number, text, date...) whose field names are not sensitive has nothing to
+            # mask: no need to encode it to find out (it is encoded once, with its block).
+            shape = tuple(payload)
+            plain = self._plain_shapes.get(shape)
+            if plain is None:
+                plain = (not self._walk_always and all(type(name) is str for name in shape)
+                         and not any(self.is_sensitive_field(name) for name in shape))
+                if len(self._plain_shapes) < 1_000:
+                    self._plain_shapes[shape] = plain
+            if plain and _SCALAR_TYPES.issuperset(map(type, payload.values())):
+                return payload
+        encoded = _encoder.encode(payload)
+        holds_secret = any(needle in encoded for needle in self._secret_needles)
+        if holds_secret or self._may_hold_sensitive_field(encoded):
+            return self._scrub(_decoder.decode(encoded), mask_fields=True)
+        return payload
 
     def _may_hold_sensitive_field(self, encoded: bytes) -> bool:
         if self._walk_always:
@@ -278,6 +319,7 @@ class _UtcDateTime(sa.types.TypeDecorator):
 
 
 metadata = sa.MetaData()
+_PRUNABLE_ROWS = "outcome != 'failed' AND (payload IS NOT NULL OR source IS NOT NULL)"
 # On SQLite an INTEGER PRIMARY KEY is the rowid itself (fast appends); elsewhere 64 bits.
 _ENTRY_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
@@ -358,7 +400,55 @@ records_table = sa.Table(
         sqlite_where=sa.text("replay_of IS NOT NULL"),
         postgresql_where=sa.text("replay_of IS NOT NULL"),
     ),
+    # What retention may still empty (see prune_documents, which repeats the condition): entries no longer failed
+    # that keep a payload or source. Rows that are emptied leave it.
+    sa.Index(
+        "ix_audit_records_prunable",
+        "written_at",
+        sqlite_where=sa.text(_PRUNABLE_ROWS),
+        postgresql_where=sa.text(_PRUNABLE_ROWS),
+    ),
 )
+
+# The entries of one batch (or of several, merged) and one stream, column by column (see audit_blocks). The large
+# columns come last: a query reading the others does not read them.
+blocks_table = sa.Table(
+    "audit_blocks",
+    metadata,
+    # Never reused (SQLite AUTOINCREMENT), so that a reader's cache of a block can never meet another block by its id.
+    sa.Column("block_id", _ENTRY_ID, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.String, nullable=False),
+    sa.Column("stream", sa.String, nullable=False),
+    sa.Column("first_id", sa.BigInteger, nullable=False),
+    sa.Column("last_id", sa.BigInteger, nullable=False),
+    sa.Column("entry_count", sa.Integer, nullable=False),
+    sa.Column("written_at", _UtcDateTime, nullable=False),
+    sa.Column("last_written_at", _UtcDateTime, nullable=False),
+    # The destination of every entry, when they share one (else each entry has its own in entry_columns).
+    sa.Column("destination", sa.Text),
+    # Entries per operation (all succeeded: failed entries are rows of audit_records), as JSON.
+    sa.Column("counts", sa.Text, nullable=False),
+    # When retention removed the payloads and sources (documents is then NULL).
+    sa.Column("pruned_at", _UtcDateTime),
+    sa.Column("key_hashes", sa.LargeBinary, nullable=False),
+    sa.Column("entry_columns", sa.LargeBinary, nullable=False),
+    sa.Column("documents", sa.LargeBinary),
+    sa.Index("ix_audit_blocks_first_id", "first_id"),
+    sa.Index("ix_audit_blocks_run_id", "run_id"),
+    sa.Index("ix_audit_blocks_stream", "stream", "block_id"),
+    sqlite_autoincrement=True,
+)
+
+# Named counters: "entry_id", the next entry id to hand out; "stream:<name>", bumped whenever the blocks of a stream
+# change, so that readers know when their cache of its key hashes is out of date.
+counters_table = sa.Table(
+    "audit_counters",
+    metadata,
+    sa.Column("name", sa.String, primary_key=True),
+    sa.Column("value", sa.BigInteger, nullable=False),
+)
+_ENTRY_ID_COUNTER = "entry_id"
+_STREAM_COUNTER = "stream:"
 
 
 # --- What callers pass in and get back ---
@@ -372,6 +462,8 @@ class AuditEntry:
     ``destination`` where it went (table, issue key, channel...); ``payload`` what was sent, as JSON-able values
     (Decimals stay exact), not as already-encoded text, so that sensitive fields can be masked. ``source`` is the record
     as received, for targets whose payload is a request derived from it; replays send ``source`` when there is one.
+    ``keep_payload`` False: the entry wrote nothing and an earlier entry holds what it was given (target-databricks'
+    records re-read unchanged): it is kept without its payload and source, and says so.
     """
 
     stream: str
@@ -384,25 +476,85 @@ class AuditEntry:
     destination: str | None = None
     attempts: int = 1
     error: str | None = None
+    keep_payload: bool = True
 
 
-@dataclass(frozen=True, slots=True)
 class StoredEntry:
-    id: int
-    run_id: str
-    flow: str
-    stream: str
-    record_key: str
-    version: str | None
-    operation: str
-    destination: str | None
-    outcome: str
-    attempts: int
-    error: str | None
-    payload_json: str | None
-    written_at: datetime
-    replay_of: int | None
-    source_json: str | None = None
+    """An entry as stored. ``payload_json`` and ``source_json`` are the exact texts stored (an entry of a block reads
+    them from the block's documents when asked); ``payload_note`` says why an entry of a block has no payload: one
+    whose target said an earlier entry holds its payload keeps none, and retention removes them after the days
+    set."""
+
+    __slots__ = ("id", "run_id", "flow", "stream", "record_key", "version", "operation", "destination", "outcome",
+                 "attempts", "error", "written_at", "replay_of", "_payload_json", "_source_json", "_documents",
+                 "_position", "_payload_state", "_source_state")
+
+    def __init__(self, id: int, run_id: str, flow: str, stream: str, record_key: str, version: str | None,
+                 operation: str, destination: str | None, outcome: str, attempts: int, error: str | None,
+                 payload_json: str | None, written_at: datetime, replay_of: int | None, source_json: str | None = None,
+                 *, documents: _DocumentsOfBlock | None = None, position: int = 0,
+                 payload_state: int = blocks.DOCUMENT_NONE, source_state: int = blocks.DOCUMENT_NONE) -> None:
+        self.id = id
+        self.run_id = run_id
+        self.flow = flow
+        self.stream = stream
+        self.record_key = record_key
+        self.version = version
+        self.operation = operation
+        self.destination = destination
+        self.outcome = outcome
+        self.attempts = attempts
+        self.error = error
+        self.written_at = written_at
+        self.replay_of = replay_of
+        self._payload_json = payload_json
+        self._source_json = source_json
+        self._documents = documents
+        self._position = position
+        self._payload_state = payload_state
+        self._source_state = source_state
+
+    def __repr__(self) -> str:
+        return (f"StoredEntry(id={self.id}, run_id={self.run_id!r}, stream={self.stream!r}, key={self.record_key}, "
+                f"operation={self.operation!r}, outcome={self.outcome!r})")
+
+    def _fields(self) -> tuple:
+        return (self.id, self.run_id, self.flow, self.stream, self.record_key, self.version, self.operation,
+                self.destination, self.outcome, self.attempts, self.error, self.payload_json, self.written_at,
+                self.replay_of, self.source_json)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, StoredEntry) and self._fields() == other._fields()
+
+    __hash__ = None  # type: ignore[assignment]  # equal entries read twice are equal; they are no dict keys
+
+    @property
+    def payload_json(self) -> str | None:
+        if self._documents is not None and self._payload_state == blocks.DOCUMENT_KEPT:
+            return self._documents.payload(self._position, self.id)
+        return self._payload_json
+
+    @property
+    def source_json(self) -> str | None:
+        if self._documents is not None and self._source_state == blocks.DOCUMENT_KEPT:
+            return self._documents.source(self._position, self.id)
+        return self._source_json
+
+    @property
+    def payload_held_elsewhere(self) -> bool:
+        """The entry wrote nothing and its target said an earlier entry of its key holds its payload."""
+        return self._payload_state == blocks.DOCUMENT_NOT_KEPT
+
+    @property
+    def payload_note(self) -> str | None:
+        """Why an entry has no payload where one was recorded; None otherwise."""
+        if self.payload_held_elsewhere:
+            return "not kept: this entry wrote nothing, an earlier entry of its key holds what it was given"
+        if self._documents is not None and self._payload_state == blocks.DOCUMENT_KEPT:
+            pruned_at = self._documents.pruned_at()
+            if pruned_at is not None:
+                return f"removed by the payload retention setting on {pruned_at:%Y-%m-%d}"
+        return None
 
     @property
     def key(self) -> dict[str, Any]:
@@ -410,16 +562,19 @@ class StoredEntry:
 
     @property
     def payload(self) -> Any:
-        return None if self.payload_json is None else load_json(self.payload_json)
+        text = self.payload_json
+        return None if text is None else load_json(text)
 
     @property
     def source(self) -> Any:
-        return None if self.source_json is None else load_json(self.source_json)
+        text = self.source_json
+        return None if text is None else load_json(text)
 
     @property
     def replay_json(self) -> str | None:
         """What a replay feeds the target: the record as received where it was kept, else what was sent."""
-        return self.source_json if self.source_json is not None else self.payload_json
+        source = self.source_json
+        return source if source is not None else self.payload_json
 
 
 @dataclass(frozen=True, slots=True)
@@ -675,6 +830,12 @@ class AuditTrail:
         self.lease = timedelta(seconds=lease_seconds or _seconds_from_env(LEASE_ENV, DEFAULT_LEASE_SECONDS))
         self.heartbeat_seconds = heartbeat_seconds or _seconds_from_env(HEARTBEAT_ENV, DEFAULT_HEARTBEAT_SECONDS)
         self._heartbeats: set[_Heartbeat] = set()
+        # What readers keep of blocks: their decoded entry columns and documents (by block id: a block's entries
+        # never change, and ids are never reused), the key hashes of the streams looked up, the flow of each run.
+        self._block_cache: OrderedDict[int, _CachedBlock] = OrderedDict()
+        self._documents_cache: OrderedDict[int, tuple[blocks.BlockDocuments | None, datetime | None]] = OrderedDict()
+        self._key_index = _KeyIndex()
+        self._flows: dict[str, str] = {}
         self._engine = _open_engine(self.url, must_exist=must_exist)
         try:
             with self._writing() as conn:
@@ -682,7 +843,7 @@ class AuditTrail:
                     # Concurrent CREATE TABLEs of the same name collide in PostgreSQL's catalog; take turns.
                     conn.execute(sa.text("SELECT pg_advisory_xact_lock(7236916023409881)"))
                 metadata.create_all(conn)
-                _add_missing_columns(conn)
+                _migrate(conn)
         except sa_exc.DBAPIError as exc:
             self._engine.dispose()
             raise AuditError(f"cannot open the audit trail at {describe_url(self.url)}: {_reason(exc)}") from None
@@ -814,30 +975,17 @@ class AuditTrail:
             for start in range(0, len(ids), _ID_CHUNK):
                 chunk = ids[start : start + _ID_CHUNK]
                 still_failed = sa.and_(records.id.in_(chunk), records.outcome == Outcome.FAILED.value)
-                answers = sa.select(
-                    sa.literal(replay_run.run_id, sa.String),
-                    records.flow,
-                    records.stream,
-                    records.record_key,
-                    records.record_version,
-                    records.operation,
-                    records.destination,
-                    sa.literal(Outcome.SUCCEEDED.value, sa.String),
-                    sa.literal(1, sa.Integer),
-                    records.payload,
-                    records.source,
-                    sa.literal(written_at, _UtcDateTime()),
-                    records.id,
-                ).where(still_failed)
-                conn.execute(
-                    records_table.insert().from_select(
-                        [
-                            "run_id", "flow", "stream", "record_key", "record_version", "operation", "destination",
-                            "outcome", "attempts", "payload", "source", "written_at", "replay_of",
-                        ],
-                        answers,
-                    )
-                )
+                failed = conn.execute(sa.select(records_table).where(still_failed).order_by(records.id)).all()
+                if not failed:
+                    continue
+                first_id = _allocate_entry_ids(conn, len(failed))
+                conn.execute(records_table.insert(), [
+                    {"id": first_id + n, "run_id": replay_run.run_id, "flow": row.flow, "stream": row.stream,
+                     "record_key": row.record_key, "record_version": row.record_version, "operation": row.operation,
+                     "destination": row.destination, "outcome": Outcome.SUCCEEDED.value, "attempts": 1,
+                     "payload": row.payload, "source": row.source, "written_at": written_at, "replay_of": row.id}
+                    for n, row in enumerate(failed)
+                ])
                 marked += conn.execute(
                     records_table.update().where(still_failed).values(outcome=Outcome.REPLAYED.value)
                 ).rowcount
@@ -873,9 +1021,12 @@ class AuditTrail:
     def entry(self, entry_id: int) -> StoredEntry:
         with self._reading() as conn:
             row = conn.execute(sa.select(records_table).where(records_table.c.id == int(entry_id))).one_or_none()
-        if row is None:
+            if row is not None:
+                return _stored_entry(row)
+            found = self._block_entries_by_id(conn, [int(entry_id)])
+        if not found:
             raise UnknownEntryError(f"no entry {entry_id} in the audit trail at {describe_url(self.url)}")
-        return _stored_entry(row)
+        return found[0]
 
     def entries(
         self,
@@ -890,11 +1041,20 @@ class AuditTrail:
         """Entries in the order they were written, streamed from the database (iterate; do not hold them all)."""
         if run_id is not None:
             self.run(run_id)
-        query = sa.select(records_table).where(*self._filters(run_id, stream, key, outcome, entry_ids))
+        in_blocks = outcome is None or str(outcome) == Outcome.SUCCEEDED.value  # blocks hold no failed entries
+        if entry_ids is not None:
+            found = self._entries_by_id(sorted({int(entry_id) for entry_id in entry_ids}), in_blocks)
+            selected = (e for e in found if _matches(e, run_id, stream, key, outcome))
+            return selected if limit is None else itertools.islice(selected, limit)
+        query = sa.select(records_table).where(*self._filters(run_id, stream, key, outcome, None))
         query = query.order_by(records_table.c.id)
         if limit is not None:
             query = query.limit(limit)
-        return self._stream(query)
+        rows = self._stream(query)
+        if not in_blocks:
+            return rows
+        merged = heapq.merge(rows, self._block_entries(run_id, stream, key), key=_entry_id)
+        return merged if limit is None else itertools.islice(merged, limit)
 
     def failures(
         self,
@@ -967,8 +1127,286 @@ class AuditTrail:
 
     def knows_stream(self, stream: str) -> bool:
         query = sa.select(records_table.c.id).where(records_table.c.stream == stream).limit(1)
+        in_blocks = sa.select(counters_table.c.value).where(counters_table.c.name == _STREAM_COUNTER + stream)
         with self._reading() as conn:
-            return conn.execute(query).first() is not None
+            return conn.execute(query).first() is not None or conn.execute(in_blocks).first() is not None
+
+    # Keeping the trail lean
+
+    def prune_documents(self, flow: str, older_than: timedelta) -> int:
+        """Retention: remove the payloads and sources of the flow's entries written more than ``older_than`` ago,
+        except those of failed entries (kept until a replay delivers them). The entries stay, with their keys,
+        versions, operations and outcomes. Returns how many blocks and rows were emptied."""
+        cutoff = _utc_now() - older_than
+        runs_of_flow = sa.select(runs_table.c.run_id).where(runs_table.c.flow == flow)
+        block = blocks_table.c
+        records = records_table.c
+        with self._writing() as conn:
+            emptied = conn.execute(
+                blocks_table.update()
+                .where(block.documents.is_not(None), block.last_written_at < cutoff, block.run_id.in_(runs_of_flow))
+                .values(documents=None, pruned_at=_utc_now())
+            ).rowcount
+            emptied += conn.execute(
+                records_table.update()
+                .where(sa.text(_PRUNABLE_ROWS), records.written_at < cutoff, records.flow == flow)
+                .values(payload=None, source=None)
+            ).rowcount
+        if emptied:
+            self._release_free_pages()
+        return emptied
+
+    def merge_blocks(self, run_id: str | None = None) -> int:
+        """Merge the small blocks of a run (each batch of an API target, the last batch of a stream), or of every run:
+        blocks of fewer entries than a frame of payloads (``audit_blocks.FRAME_ENTRIES``) become blocks of up to
+        ``BLOCK_ENTRIES``, which compress far better. Entry ids do not change. Returns how many blocks were merged
+        away."""
+        block = blocks_table.c
+        query = (
+            sa.select(block.block_id, block.run_id, block.stream, block.first_id, block.last_id, block.entry_count,
+                      block.documents.is_(None).label("without_documents"))
+            .where(block.entry_count < blocks.FRAME_ENTRIES)
+            .order_by(block.run_id, block.stream, block.first_id)
+        )
+        if run_id is not None:
+            query = query.where(block.run_id == run_id)
+        with self._reading() as conn:
+            small = conn.execute(query).all()
+        groups: list[list[int]] = []
+        group: list[int] = []
+        previous = None
+        entries = first_id = 0
+        for row in small:
+            same = (row.run_id, row.stream, row.without_documents)
+            if (group and (same != previous or entries + row.entry_count > blocks.BLOCK_ENTRIES
+                           or row.last_id - first_id > blocks.MAX_BLOCK_SPAN)):
+                groups.append(group)
+                group = []
+            if not group:
+                entries, first_id = 0, row.first_id
+            group.append(row.block_id)
+            entries += row.entry_count
+            previous = same
+        if group:
+            groups.append(group)
+        merged = 0
+        for block_ids in groups:
+            if len(block_ids) > 1:
+                merged += self._merge(block_ids)
+        return merged
+
+    def compact(self) -> CompactResult:
+        """Make an existing trail lean: succeeded entries written one per row by an earlier version move into blocks
+        (ids, payloads and every other value unchanged), small blocks are merged, and a SQLite file gives the space
+        back (VACUUM). Failed entries, replayed ones and replays' answers stay rows. Safe to run again, or to stop."""
+        size_before = self.bytes_used()
+        moved = self._move_rows_into_blocks()
+        merged = self.merge_blocks()
+        if self._engine.dialect.name == "sqlite":
+            raw = self._engine.raw_connection()
+            try:
+                cursor = raw.cursor()
+                cursor.execute("PRAGMA auto_vacuum = INCREMENTAL")  # kept by VACUUM: later retention frees space
+                cursor.execute("VACUUM")
+                cursor.close()
+            except Exception as exc:  # noqa: BLE001 - sqlite3's own errors: the file is busy, or the disk full
+                raise AuditError(f"moved {moved} entries into blocks and merged {merged} blocks, but could not give "
+                                 f"the space back (VACUUM): {redact_text(str(exc))}; run it again when no target "
+                                 "writes to the trail") from None
+            finally:
+                raw.close()
+        return CompactResult(moved, merged, size_before, self.bytes_used())
+
+    def bytes_used(self) -> int | None:
+        """The store's size in bytes: a SQLite file's pages in use (what VACUUM would leave), PostgreSQL's tables
+        with their indexes; None where it cannot be read."""
+        with self._reading() as conn:
+            if conn.dialect.name == "sqlite":
+                pages = conn.exec_driver_sql("PRAGMA page_count").scalar_one()
+                free = conn.exec_driver_sql("PRAGMA freelist_count").scalar_one()
+                size = conn.exec_driver_sql("PRAGMA page_size").scalar_one()
+                return (pages - free) * size
+            if conn.dialect.name == "postgresql":
+                total = 0
+                for table in metadata.sorted_tables:
+                    total += conn.execute(sa.text("SELECT pg_total_relation_size(:name)"),
+                                          {"name": table.name}).scalar_one() or 0
+                return total
+        return None
+
+    def _release_free_pages(self) -> None:
+        """A SQLite file created with incremental auto-vacuum gives pruned pages back to the file system; others
+        reuse them for later entries (``mlc-audit compact`` turns it on for an older file)."""
+        if self._engine.dialect.name != "sqlite":
+            return
+        raw = self._engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            if cursor.execute("PRAGMA auto_vacuum").fetchone()[0] == 2:
+                cursor.execute("PRAGMA incremental_vacuum").fetchall()
+            cursor.close()
+        finally:
+            raw.close()
+
+    def _merge(self, block_ids: list[int]) -> int:
+        block = blocks_table.c
+        with self._writing() as conn:
+            rows = conn.execute(sa.select(blocks_table).where(block.block_id.in_(block_ids))
+                                .order_by(block.first_id)).all()
+            if len(rows) != len(block_ids):
+                return 0  # merged meanwhile by another process
+            conn.execute(blocks_table.insert().values(**_merged_block(rows)))
+            conn.execute(blocks_table.delete().where(block.block_id.in_(block_ids)))
+            _bump_counter(conn, _STREAM_COUNTER + rows[0].stream)
+        return len(rows)
+
+    def _move_rows_into_blocks(self) -> int:
+        records = records_table.c
+        moved = 0
+        after = 0
+        movable = sa.and_(records.outcome == Outcome.SUCCEEDED.value, records.replay_of.is_(None))
+        while True:
+            with self._writing() as conn:
+                rows = conn.execute(
+                    sa.select(records_table).where(movable, records.id > after).order_by(records.id)
+                    .limit(4 * blocks.BLOCK_ENTRIES)
+                ).all()
+                if not rows:
+                    return moved
+                by_run_and_stream: dict[tuple[str, str], list[sa.Row]] = {}
+                for row in rows:
+                    by_run_and_stream.setdefault((row.run_id, row.stream), []).append(row)
+                for (run_id, stream), of_stream in by_run_and_stream.items():
+                    for chunk in _spans(of_stream):
+                        conn.execute(blocks_table.insert().values(**_block_of_rows(run_id, stream, chunk)))
+                    _bump_counter(conn, _STREAM_COUNTER + stream)
+                ids = [row.id for row in rows]
+                for start in range(0, len(ids), _ID_CHUNK):
+                    conn.execute(records_table.delete().where(records.id.in_(ids[start : start + _ID_CHUNK])))
+                moved += len(rows)
+                after = ids[-1]
+
+    # Reading blocks
+
+    def _block_entries(self, run_id: str | None, stream: str | None,
+                       key: Mapping[str, Any] | None) -> Iterator[StoredEntry]:
+        """The entries of blocks that match, in id order."""
+        block = blocks_table.c
+        if key is not None:
+            key_text = canonical_key(key)
+            with self._reading() as conn:
+                found = []
+                for row in self._block_headers(conn, self._key_index.blocks_with(conn, stream, key_text)):
+                    if run_id is None or row.run_id == run_id:
+                        found.extend(self._entries_of_block(conn, row, key_text))
+            yield from sorted(found, key=_entry_id)
+            return
+        query = sa.select(*_BLOCK_HEADER).order_by(block.first_id)
+        if run_id is not None:
+            query = query.where(block.run_id == run_id)
+        if stream is not None:
+            query = query.where(block.stream == stream)
+        with self._reading() as conn:
+            headers = conn.execution_options(yield_per=100).execute(query)
+            yield from _in_id_order(headers, lambda row: self._entries_of_block(conn, row))
+
+    def _entries_by_id(self, ids: list[int], in_blocks: bool) -> list[StoredEntry]:
+        found: list[StoredEntry] = []
+        with self._reading() as conn:
+            for start in range(0, len(ids), _ID_CHUNK):
+                chunk = ids[start : start + _ID_CHUNK]
+                rows = conn.execute(sa.select(records_table).where(records_table.c.id.in_(chunk))).all()
+                found.extend(_stored_entry(row) for row in rows)
+            if in_blocks:
+                in_rows = {entry.id for entry in found}
+                found.extend(self._block_entries_by_id(conn, [i for i in ids if i not in in_rows]))
+        found.sort(key=_entry_id)
+        return found
+
+    def _block_entries_by_id(self, conn: Connection, ids: list[int]) -> list[StoredEntry]:
+        block = blocks_table.c
+        wanted = set(ids)
+        found: dict[int, StoredEntry] = {}
+        opened: set[int] = set()
+        for entry_id in ids:
+            if entry_id in found:
+                continue
+            candidates = conn.execute(
+                sa.select(*_BLOCK_HEADER).where(block.first_id <= entry_id,
+                                                block.first_id >= entry_id - blocks.MAX_BLOCK_SPAN,
+                                                block.last_id >= entry_id)
+            ).all()
+            for row in candidates:
+                if row.block_id in opened:
+                    continue
+                opened.add(row.block_id)
+                for entry in self._entries_of_block(conn, row):
+                    if entry.id in wanted:
+                        found[entry.id] = entry
+        return [found[i] for i in sorted(found)]
+
+    def _block_headers(self, conn: Connection, block_ids: list[int]) -> list[sa.Row]:
+        headers = [self._block_cache[block_id].header for block_id in block_ids if block_id in self._block_cache]
+        missing = [block_id for block_id in block_ids if block_id not in self._block_cache]
+        for start in range(0, len(missing), _ID_CHUNK):
+            chunk = missing[start : start + _ID_CHUNK]
+            headers.extend(conn.execute(sa.select(*_BLOCK_HEADER).where(blocks_table.c.block_id.in_(chunk))).all())
+        return sorted(headers, key=lambda row: row.first_id)
+
+    def _entries_of_block(self, conn: Connection, header: sa.Row, key_text: str | None = None) -> list[StoredEntry]:
+        """The block's entries (only those of the key ``key_text``, if given), in id order."""
+        cached = self._block_cache.get(header.block_id)
+        if cached is None:
+            blob = conn.execute(sa.select(blocks_table.c.entry_columns)
+                                .where(blocks_table.c.block_id == header.block_id)).scalar_one()
+            cached = self._block_cache[header.block_id] = _CachedBlock(header, blocks.unpack_entries(blob))
+            if len(self._block_cache) > _CACHED_BLOCKS:
+                self._block_cache.popitem(last=False)
+        else:
+            self._block_cache.move_to_end(header.block_id)
+        columns = cached.columns
+        flow = self._flow_of(conn, header.run_id)
+        documents = _DocumentsOfBlock(self, header.block_id)
+        first_id, run_id, stream, written_at = header.first_id, header.run_id, header.stream, header.written_at
+        destinations = columns.destinations
+        succeeded = Outcome.SUCCEEDED.value
+        offsets = columns.offsets
+        positions = range(len(offsets)) if key_text is None else cached.positions_of(key_text)
+        return [
+            StoredEntry(
+                first_id + offsets[i], run_id, flow, stream, columns.keys[i], columns.versions[i],
+                columns.operations[i], header.destination if destinations is None else destinations[i], succeeded,
+                columns.attempts[i], columns.errors[i], None,
+                written_at if not columns.written[i] else written_at + timedelta(microseconds=columns.written[i]),
+                None, None, documents=documents, position=i, payload_state=columns.payloads[i],
+                source_state=columns.sources[i],
+            )
+            for i in positions
+        ]
+
+    def _documents_of(self, block_id: int) -> tuple[blocks.BlockDocuments | None, datetime | None] | None:
+        """A block's payloads and sources, and when retention removed them; None if the block is gone (merged)."""
+        cached = self._documents_cache.get(block_id)
+        if cached is not None:
+            self._documents_cache.move_to_end(block_id)
+            return cached
+        with self._reading() as conn:
+            row = conn.execute(sa.select(blocks_table.c.documents, blocks_table.c.pruned_at)
+                               .where(blocks_table.c.block_id == block_id)).one_or_none()
+        if row is None:
+            return None
+        cached = (None if row.documents is None else blocks.unpack_documents(row.documents), row.pruned_at)
+        self._documents_cache[block_id] = cached
+        if len(self._documents_cache) > _CACHED_DOCUMENTS:
+            self._documents_cache.popitem(last=False)
+        return cached
+
+    def _flow_of(self, conn: Connection, run_id: str) -> str:
+        flow = self._flows.get(run_id)
+        if flow is None:
+            flow = conn.execute(sa.select(runs_table.c.flow).where(runs_table.c.run_id == run_id)).scalar()
+            flow = self._flows[run_id] = flow or ""
+        return flow
 
     # Plumbing
 
@@ -1024,6 +1462,14 @@ class AuditTrail:
             for run_id, outcome, operation, count in counts:
                 outcomes[run_id][outcome] = outcomes[run_id].get(outcome, 0) + count
                 operations[run_id][operation] = operations[run_id].get(operation, 0) + count
+            block_counts = conn.execute(
+                sa.select(blocks_table.c.run_id, blocks_table.c.counts)
+                .where(blocks_table.c.run_id.in_(run_ids[start : start + _ID_CHUNK]))
+            )
+            for run_id, counted in block_counts:
+                for operation, count in load_json(counted).items():
+                    outcomes[run_id][Outcome.SUCCEEDED.value] = outcomes[run_id].get(Outcome.SUCCEEDED.value, 0) + count
+                    operations[run_id][operation] = operations[run_id].get(operation, 0) + count
         recorded = [
             RunInfo(
                 row.run_id, row.flow, row.plugin, row.started_at, row.finished_at, row.status,
@@ -1095,28 +1541,52 @@ class AuditRun:
     def record(self, entries: Iterable[AuditEntry], *, replacing: Sequence[int] = ()) -> int:
         """Store a batch of entries in one transaction, removing the pending entries (``record_pending``) they are
         the outcome of; returns how many were stored."""
-        rows = self._rows(entries)
-        if rows or replacing:
-            with self.trail._writing() as conn:
-                if replacing:
-                    conn.execute(records_table.delete().where(records_table.c.run_id == self.run_id,
-                                                              records_table.c.id.in_(list(replacing))))
-                if rows:
-                    _insert_batch(conn, rows, _utc_now())
-        return len(rows)
+        prepared = self._prepared(entries)
+        if not prepared and not replacing:
+            return 0
+        written_at = _utc_now()
+        # Compressed before the transaction, so that other writers wait for the inserts only.
+        new_blocks = list(_new_blocks(self.run_id, prepared, written_at))
+        with self.trail._writing() as conn:
+            if replacing:
+                conn.execute(records_table.delete().where(records_table.c.run_id == self.run_id,
+                                                          records_table.c.id.in_(list(replacing))))
+            if not prepared:
+                return 0
+            first_id = _allocate_entry_ids(conn, len(prepared))
+            rows = [
+                (first_id + position, self.run_id, self.flow, item.stream, item.record_key, item.version,
+                 item.operation, item.destination, item.outcome, item.attempts, item.error, item.payload, item.source)
+                for position, item in enumerate(prepared) if item.outcome == Outcome.FAILED.value
+            ]
+            if rows:
+                _insert_batch(conn, rows, written_at)
+            for first_position, last_position, row in new_blocks:
+                conn.execute(blocks_table.insert().values(first_id=first_id + first_position,
+                                                          last_id=first_id + last_position, **row))
+            for stream in sorted({row["stream"] for _, _, row in new_blocks}):
+                _bump_counter(conn, _STREAM_COUNTER + stream)
+        return len(prepared)
 
     def record_pending(self, entries: Iterable[AuditEntry]) -> list[int]:
         """Store, before an action that cannot be undone nor asked about afterwards (a card posted), the entries
-        that stand if the process dies before its outcome is known: typically failed, saying the outcome is unknown.
-        ``record(outcome, replacing=ids)`` replaces them in one transaction once it is known. Returns their ids."""
-        rows = self._rows(entries)
-        ids: list[int] = []
-        if rows:
-            written_at = _utc_now()
-            with self.trail._writing() as conn:
-                for row in rows:
-                    values = {**dict(zip(_BATCH_COLUMNS, row)), "written_at": written_at}
-                    ids.append(conn.execute(records_table.insert().values(**values)).inserted_primary_key[0])
+        that stand if the process dies before its outcome is known: failed, saying the outcome is unknown.
+        ``record(outcome, replacing=ids)`` replaces them in one transaction once it is known. Returns their ids.
+
+        They are failed entries, so rows of their own (entries in blocks cannot be removed one by one)."""
+        prepared = self._prepared(entries)
+        if any(item.outcome != Outcome.FAILED.value for item in prepared):
+            raise ValueError("a pending audit entry stands for an outcome not known yet: its outcome must be 'failed'")
+        if not prepared:
+            return []
+        with self.trail._writing() as conn:
+            first_id = _allocate_entry_ids(conn, len(prepared))
+            ids = [first_id + position for position in range(len(prepared))]
+            _insert_batch(conn, [
+                (entry_id, self.run_id, self.flow, item.stream, item.record_key, item.version, item.operation,
+                 item.destination, item.outcome, item.attempts, item.error, item.payload, item.source)
+                for entry_id, item in zip(ids, prepared)
+            ], _utc_now())
         return ids
 
     def finish(self, status: RunStatus | str = RunStatus.SUCCEEDED, summary: Mapping[str, Any] | None = None, *,
@@ -1141,42 +1611,39 @@ class AuditRun:
             if self._heartbeat is not None:
                 self._heartbeat.stop()
         self.finished = True
+        try:
+            self.trail.merge_blocks(self.run_id)
+        except sa_exc.DBAPIError as exc:  # the entries are stored all the same, in smaller blocks
+            _log.warning("Could not merge the small blocks of audit run %s (mlc-audit compact does it later): %s",
+                         self.run_id, _reason(exc))
 
-    def _rows(self, entries: Iterable[AuditEntry]) -> list[tuple]:
+    def _prepared(self, entries: Iterable[AuditEntry]) -> list[_PreparedEntry]:
         redactor = self.trail.redactor
         redactor.refresh_secrets()
-        run_id, flow = self.run_id, self.flow
-        payload_json, text = redactor.payload_json, redactor.text
-        rows = []
+        document, text = redactor.payload_document, redactor.text
+        prepared = []
         for entry in entries:
             if entry.operation not in _OPERATIONS or entry.outcome not in _RECORDABLE_OUTCOMES:
                 raise ValueError(_invalid_entry(entry))
             try:
                 record_key = canonical_key(entry.key)
-                payload = None if entry.payload is None else payload_json(entry.payload)
-                source = None if entry.source is None else payload_json(entry.source)
+                payload = None if entry.payload is None else document(entry.payload)
+                source = None if entry.source is None else document(entry.source)
+                if entry.outcome == Outcome.FAILED.value:  # a row of its own: its texts
+                    payload = None if payload is None else dump_json(payload)
+                    source = None if source is None else dump_json(source)
             except (TypeError, ValueError, msgspec.EncodeError) as exc:
                 raise ValueError(
                     f"cannot audit stream {entry.stream!r} key {entry.key!r}: {redact_text(str(exc))}"
                 ) from None
-            # In the order of _BATCH_COLUMNS.
-            rows.append(
-                (
-                    run_id,
-                    flow,
-                    entry.stream,
-                    record_key,
-                    None if entry.version is None else str(entry.version),
-                    str(entry.operation),
-                    text(entry.destination),
-                    str(entry.outcome),
-                    entry.attempts,
-                    text(entry.error),
-                    payload,
-                    source,
+            prepared.append(
+                _PreparedEntry(
+                    entry.stream, record_key, None if entry.version is None else str(entry.version),
+                    str(entry.operation), text(entry.destination), str(entry.outcome), entry.attempts,
+                    text(entry.error), payload, source, entry.keep_payload,
                 )
             )
-        return rows
+        return prepared
 
 
 class _Heartbeat:
@@ -1214,7 +1681,7 @@ def _first_line(text: str) -> str:
 
 
 _BATCH_COLUMNS = (
-    "run_id", "flow", "stream", "record_key", "record_version", "operation", "destination", "outcome", "attempts",
+    "id", "run_id", "flow", "stream", "record_key", "record_version", "operation", "destination", "outcome", "attempts",
     "error", "payload", "source",
 )
 _BATCH_STATEMENTS: dict[str, tuple[str, tuple[str, ...] | None, Any]] = {}
@@ -1250,9 +1717,13 @@ def _insert_batch(conn: Connection, rows: list[tuple], written_at: datetime) -> 
     conn.exec_driver_sql(sql, params)
 
 
-def _add_missing_columns(conn: Connection) -> None:
-    """Trails written by an earlier version lack columns added since; they are nullable, so adding them is enough
-    (their runs then have no process or heartbeat: see HEARTBEATLESS_LEASE). Indexes added since are created."""
+def _migrate(conn: Connection) -> None:
+    """Bring a trail written by an earlier version up to date, in the transaction that created what was missing.
+
+    Columns added since are nullable, so adding them is enough (runs of versions without heartbeats have no process
+    or heartbeat: see HEARTBEATLESS_LEASE); indexes added since are created. A trail without blocks (entries one per
+    row) gets the entry id counter, starting after its last entry: its rows stay as they are and are read as before
+    (``compact`` moves the succeeded ones into blocks)."""
     inspector = sa.inspect(conn)
     for table in (runs_table, records_table):
         present = {column["name"] for column in inspector.get_columns(table.name)}
@@ -1260,9 +1731,356 @@ def _add_missing_columns(conn: Connection) -> None:
         for column in missing:
             kind = column.type.compile(dialect=conn.dialect)
             conn.execute(sa.text(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}"))
-        if missing:
-            for index in table.indexes:
-                index.create(conn, checkfirst=True)
+        indexes = {index["name"] for index in inspector.get_indexes(table.name)}
+        for index in table.indexes:
+            if index.name not in indexes:
+                index.create(conn)
+    counters = counters_table.c
+    if conn.execute(sa.select(counters.value).where(counters.name == _ENTRY_ID_COUNTER)).first() is None:
+        last_row = conn.execute(sa.select(sa.func.max(records_table.c.id))).scalar() or 0
+        last_block = conn.execute(sa.select(sa.func.max(blocks_table.c.last_id))).scalar() or 0
+        conn.execute(counters_table.insert().values(name=_ENTRY_ID_COUNTER, value=max(last_row, last_block) + 1))
+
+
+def _allocate_entry_ids(conn: Connection, count: int) -> int:
+    """The first of ``count`` consecutive new entry ids (taken in the caller's write transaction: one writer at a
+    time on SQLite, the counter's row locked until commit on PostgreSQL)."""
+    counters = counters_table.c
+    following = conn.execute(
+        counters_table.update().where(counters.name == _ENTRY_ID_COUNTER)
+        .values(value=counters.value + count).returning(counters.value)
+    ).scalar_one()
+    return following - count
+
+
+def _bump_counter(conn: Connection, name: str) -> None:
+    dialect = sqlite_dialect if conn.dialect.name == "sqlite" else pg_dialect
+    insert = dialect.insert(counters_table).values(name=name, value=1)
+    conn.execute(insert.on_conflict_do_update(index_elements=[counters_table.c.name],
+                                              set_={"value": counters_table.c.value + 1}))
+
+
+@dataclass(frozen=True, slots=True)
+class _PreparedEntry:
+    """An entry as stored: key canonical, texts redacted, payload and source as the documents to store (their JSON
+    texts for a failed entry, which is a row of its own)."""
+
+    stream: str
+    record_key: str
+    version: str | None
+    operation: str
+    destination: str | None
+    outcome: str
+    attempts: int
+    error: str | None
+    payload: Any
+    source: Any
+    keep_payload: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class CompactResult:
+    moved_rows: int
+    merged_blocks: int
+    bytes_before: int | None
+    bytes_after: int | None
+
+
+#: Decoded entry columns and documents a trail keeps (a few blocks each: a ledger's lookups hit the latest).
+_CACHED_BLOCKS = 32
+_CACHED_DOCUMENTS = 16
+_BLOCK_HEADER = (
+    blocks_table.c.block_id, blocks_table.c.run_id, blocks_table.c.stream, blocks_table.c.first_id,
+    blocks_table.c.written_at, blocks_table.c.destination,
+)
+
+
+def _entry_id(entry: StoredEntry) -> int:
+    return entry.id
+
+
+def _matches(entry: StoredEntry, run_id: str | None, stream: str | None, key: Mapping[str, Any] | None,
+             outcome: Outcome | str | None) -> bool:
+    return ((run_id is None or entry.run_id == run_id) and (stream is None or entry.stream == stream)
+            and (key is None or entry.record_key == canonical_key(key))
+            and (outcome is None or entry.outcome == str(outcome)))
+
+
+def _in_id_order(headers: Iterable[sa.Row], entries_of: Callable[[sa.Row], list[StoredEntry]]) -> Iterator[StoredEntry]:
+    """The entries of blocks given in the order of their first ids, in id order: a block merged at the end of a run
+    may span the ids of another run's blocks, so a block is opened once the entries before its first id are out."""
+    heap: list[tuple[int, int, StoredEntry, Iterator[StoredEntry]]] = []
+    pending = iter(headers)
+    upcoming = next(pending, None)
+    opened = 0
+    while heap or upcoming is not None:
+        while upcoming is not None and (not heap or upcoming.first_id <= heap[0][0]):
+            entries = iter(entries_of(upcoming))
+            first = next(entries, None)
+            if first is not None:
+                heapq.heappush(heap, (first.id, opened, first, entries))
+                opened += 1
+            upcoming = next(pending, None)
+        if not heap:
+            continue
+        _, order, entry, entries = heapq.heappop(heap)
+        yield entry
+        following = next(entries, None)
+        if following is not None:
+            heapq.heappush(heap, (following.id, order, following, entries))
+
+
+class _CachedBlock:
+    """A block a reader has opened: its header, its entry columns, and (once looked up by key) where each key is."""
+
+    __slots__ = ("header", "columns", "_positions")
+
+    def __init__(self, header: sa.Row, columns: blocks.EntryColumns) -> None:
+        self.header = header
+        self.columns = columns
+        self._positions: dict[str, int] | dict[str, list[int]] | None = None
+
+    def positions_of(self, key_text: str) -> list[int]:
+        if self._positions is None:
+            keys = self.columns.keys
+            last = dict(zip(keys, range(len(keys))))
+            if len(last) == len(keys):  # every key once, as in nearly every batch: its one position
+                self._positions = last
+            else:
+                self._positions = {}
+                for position, key in enumerate(keys):
+                    self._positions.setdefault(key, []).append(position)
+        found = self._positions.get(key_text)
+        return [] if found is None else [found] if type(found) is int else found
+
+
+class _DocumentsOfBlock:
+    """The payloads and sources of one block's entries, read from the trail when first asked for."""
+
+    __slots__ = ("_trail", "_block_id")
+
+    def __init__(self, trail: AuditTrail, block_id: int) -> None:
+        self._trail = trail
+        self._block_id = block_id
+
+    def payload(self, position: int, entry_id: int) -> str | None:
+        found = self._trail._documents_of(self._block_id)
+        if found is None:  # the block was merged into another since the entry was read
+            return self._trail.entry(entry_id).payload_json
+        documents, _ = found
+        return None if documents is None else documents.payload(position)
+
+    def source(self, position: int, entry_id: int) -> str | None:
+        found = self._trail._documents_of(self._block_id)
+        if found is None:
+            return self._trail.entry(entry_id).source_json
+        documents, _ = found
+        return None if documents is None else documents.source(position)
+
+    def pruned_at(self) -> datetime | None:
+        found = self._trail._documents_of(self._block_id)
+        return None if found is None else found[1]
+
+
+class _KeyIndex:
+    """Which blocks may hold a key: each block's sorted key hashes, loaded once per stream and reloaded when the
+    stream's counter says its blocks changed (a batch written, blocks merged)."""
+
+    def __init__(self) -> None:
+        self._streams: dict[str, tuple[int, dict[int, array]]] = {}
+
+    def blocks_with(self, conn: Connection, stream: str | None, key_text: str) -> list[int]:
+        counters = counters_table.c
+        if stream is None:
+            names = conn.execute(sa.select(counters.name, counters.value)
+                                 .where(counters.name.startswith(_STREAM_COUNTER, autoescape=True))).all()
+            generations = {name[len(_STREAM_COUNTER):]: value for name, value in names}
+        else:
+            value = conn.execute(sa.select(counters.value)
+                                 .where(counters.name == _STREAM_COUNTER + stream)).scalar()
+            generations = {} if value is None else {stream: value}
+        wanted = blocks.key_hash(key_text)
+        found = []
+        for name, generation in generations.items():
+            for block_id, hashes in self._hashes(conn, name, generation).items():
+                at = bisect_left(hashes, wanted)
+                if at < len(hashes) and hashes[at] == wanted:
+                    found.append(block_id)
+        return found
+
+    def _hashes(self, conn: Connection, stream: str, generation: int) -> dict[int, array]:
+        cached = self._streams.get(stream)
+        if cached is not None and cached[0] == generation:
+            return cached[1]
+        block = blocks_table.c
+        known = {} if cached is None else cached[1]
+        listed = conn.execute(sa.select(block.block_id).where(block.stream == stream)).scalars().all()
+        missing = [block_id for block_id in listed if block_id not in known]
+        hashes = {block_id: known[block_id] for block_id in listed if block_id in known}
+        for start in range(0, len(missing), _ID_CHUNK):
+            rows = conn.execute(sa.select(block.block_id, block.key_hashes)
+                                .where(block.block_id.in_(missing[start : start + _ID_CHUNK])))
+            for block_id, blob in rows:
+                hashes[block_id] = blocks.unpack_key_hashes(blob)
+        self._streams[stream] = (generation, hashes)
+        return hashes
+
+
+def _new_blocks(run_id: str, prepared: list[_PreparedEntry],
+                written_at: datetime) -> Iterator[tuple[int, int, dict[str, Any]]]:
+    """The blocks of a batch's entries that did not fail, per stream: (position of the first entry in the batch,
+    of the last, the row without its ids). Ids are handed out in the write transaction, in the batch's order."""
+    positions_by_stream: dict[str, list[int]] = {}
+    for position, item in enumerate(prepared):
+        if item.outcome != Outcome.FAILED.value:
+            positions_by_stream.setdefault(item.stream, []).append(position)
+    for stream, positions in positions_by_stream.items():
+        for chunk in blocks.iter_chunks(positions):
+            items = [prepared[position] for position in chunk]
+            payloads, sources = blocks.DocumentColumnsBuilder(), blocks.DocumentColumnsBuilder()
+            payload_states, source_states = [], []
+            for item in items:
+                kept = item.keep_payload
+                for document, states, builder in ((item.payload, payload_states, payloads),
+                                                  (item.source, source_states, sources)):
+                    if document is None:
+                        states.append(blocks.DOCUMENT_NONE)
+                        builder.add(None)
+                    elif kept:
+                        states.append(blocks.DOCUMENT_KEPT)
+                        builder.add(document)
+                    else:
+                        states.append(blocks.DOCUMENT_NOT_KEPT)
+                        builder.add(None)
+            destinations = [item.destination for item in items]
+            shared_destination = len(set(destinations)) == 1
+            columns = blocks.EntryColumns(
+                offsets=[position - chunk[0] for position in chunk],
+                keys=[item.record_key for item in items],
+                versions=[item.version for item in items],
+                operations=[item.operation for item in items],
+                attempts=[item.attempts for item in items],
+                errors=[item.error for item in items],
+                destinations=None if shared_destination else destinations,
+                written=[0] * len(items),
+                payloads=payload_states,
+                sources=source_states,
+            )
+            any_kept = blocks.DOCUMENT_KEPT in payload_states or blocks.DOCUMENT_KEPT in source_states
+            try:
+                documents = blocks.pack_documents(payloads.build(), sources.build()) if any_kept else None
+            except (TypeError, ValueError, msgspec.EncodeError):
+                raise _unencodable(items) from None
+            yield chunk[0], chunk[-1], {
+                "run_id": run_id,
+                "stream": stream,
+                "entry_count": len(items),
+                "written_at": written_at,
+                "last_written_at": written_at,
+                "destination": destinations[0] if shared_destination else None,
+                "counts": dump_json(dict(Counter(columns.operations))),
+                "key_hashes": blocks.pack_key_hashes(columns.keys),
+                "entry_columns": blocks.pack_entries(columns),
+                "documents": documents,
+            }
+
+
+def _unencodable(items: Sequence[_PreparedEntry]) -> ValueError:
+    """The error naming the entry of a block whose payload or source cannot be encoded as JSON."""
+    for item in items:
+        for document in (item.payload, item.source):
+            try:
+                _encoder.encode(document)
+            except (TypeError, ValueError, msgspec.EncodeError) as exc:
+                return ValueError(f"cannot audit stream {item.stream!r} key {item.record_key}: {redact_text(str(exc))}")
+    return ValueError("cannot audit the batch: a payload cannot be encoded as JSON")
+
+
+def _microseconds(delta: timedelta) -> int:
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def _merged_block(rows: Sequence[sa.Row]) -> dict[str, Any]:
+    """One block of several of one run and stream (in the order of their first ids), ids and documents unchanged."""
+    first_id = rows[0].first_id
+    written_at = min(row.written_at for row in rows)
+    parts = [(row, blocks.unpack_entries(row.entry_columns)) for row in rows]
+    shared = {row.destination for row, columns in parts if columns.destinations is None}
+    per_entry = len(shared) != 1 or any(columns.destinations is not None for _, columns in parts)
+
+    def joined(name: str) -> list:
+        return [value for _, columns in parts for value in getattr(columns, name)]
+
+    columns = blocks.EntryColumns(
+        offsets=[row.first_id - first_id + offset for row, part in parts for offset in part.offsets],
+        keys=joined("keys"), versions=joined("versions"), operations=joined("operations"),
+        attempts=joined("attempts"), errors=joined("errors"),
+        destinations=[row.destination if part.destinations is None else part.destinations[i]
+                      for row, part in parts for i in range(len(part.offsets))] if per_entry else None,
+        written=[_microseconds(row.written_at - written_at) + offset for row, part in parts
+                 for offset in part.written],
+        payloads=joined("payloads"), sources=joined("sources"),
+    )
+    documents = None
+    if any(row.documents is not None for row in rows):
+        stored = [blocks.raw_document_columns(row.documents) if row.documents is not None
+                  else (blocks.empty_document_columns(row.entry_count),) * 2 for row in rows]
+        documents = blocks.pack_documents(blocks.merged_document_columns([p for p, _ in stored]),
+                                          blocks.merged_document_columns([s for _, s in stored]))
+    counts: Counter[str] = Counter()
+    for row in rows:
+        counts.update(load_json(row.counts))
+    pruned = [row.pruned_at for row in rows if row.pruned_at is not None]
+    return {
+        "run_id": rows[0].run_id, "stream": rows[0].stream, "first_id": first_id,
+        "last_id": max(row.last_id for row in rows),
+        "entry_count": sum(row.entry_count for row in rows), "written_at": written_at,
+        "last_written_at": max(row.last_written_at for row in rows),
+        "destination": None if per_entry else next(iter(shared)), "counts": dump_json(dict(counts)),
+        "pruned_at": max(pruned) if pruned else None, "key_hashes": blocks.pack_key_hashes(columns.keys),
+        "entry_columns": blocks.pack_entries(columns), "documents": documents,
+    }
+
+
+def _spans(rows: Sequence[sa.Row]) -> Iterator[Sequence[sa.Row]]:
+    """Rows (in id order) cut into blocks: at most BLOCK_ENTRIES each, ids at most MAX_BLOCK_SPAN apart."""
+    chunk: list[sa.Row] = []
+    for row in rows:
+        if chunk and (len(chunk) == blocks.BLOCK_ENTRIES or row.id - chunk[0].id > blocks.MAX_BLOCK_SPAN):
+            yield chunk
+            chunk = []
+        chunk.append(row)
+    if chunk:
+        yield chunk
+
+
+def _block_of_rows(run_id: str, stream: str, rows: Sequence[sa.Row]) -> dict[str, Any]:
+    """A block of entries stored one per row by an earlier version: every value as it was, documents included."""
+    first_id = rows[0].id
+    written_at = min(row.written_at for row in rows)
+    destinations = [row.destination for row in rows]
+    shared_destination = len(set(destinations)) == 1
+    columns = blocks.EntryColumns(
+        offsets=[row.id - first_id for row in rows], keys=[row.record_key for row in rows],
+        versions=[row.record_version for row in rows], operations=[row.operation for row in rows],
+        attempts=[row.attempts for row in rows], errors=[row.error for row in rows],
+        destinations=None if shared_destination else destinations,
+        written=[_microseconds(row.written_at - written_at) for row in rows],
+        payloads=[blocks.DOCUMENT_NONE if row.payload is None else blocks.DOCUMENT_KEPT for row in rows],
+        sources=[blocks.DOCUMENT_NONE if row.source is None else blocks.DOCUMENT_KEPT for row in rows],
+    )
+    any_kept = any(row.payload is not None or row.source is not None for row in rows)
+    documents = None
+    if any_kept:
+        documents = blocks.pack_documents(blocks.document_columns_of_texts([row.payload for row in rows]),
+                                          blocks.document_columns_of_texts([row.source for row in rows]))
+    return {
+        "run_id": run_id, "stream": stream, "first_id": first_id, "last_id": rows[-1].id, "entry_count": len(rows),
+        "written_at": written_at, "last_written_at": max(row.written_at for row in rows),
+        "destination": destinations[0] if shared_destination else None,
+        "counts": dump_json(dict(Counter(columns.operations))), "key_hashes": blocks.pack_key_hashes(columns.keys),
+        "entry_columns": blocks.pack_entries(columns), "documents": documents,
+    }
 
 
 def _invalid_entry(entry: AuditEntry) -> str:

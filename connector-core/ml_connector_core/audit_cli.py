@@ -2,7 +2,8 @@
 
     mlc-audit runs [--limit N] [--flow F] [--no-pipeline]
     mlc-audit failures [--run R] [--stream S] [--key JSON] [--each]
-    mlc-audit show ENTRY_ID
+    mlc-audit show (ENTRY_ID | --key JSON [--stream S])
+    mlc-audit compact
     mlc-audit replay (--run R | --stream S | --key JSON | --entry ID ...) --target-command "CMD ..." [--dry-run]
 
 The store is --url, else $MLC_AUDIT_URL, else .ml-connector/audit.sqlite under the current folder.
@@ -100,9 +101,24 @@ def _parser() -> argparse.ArgumentParser:
     failures.add_argument("--each", action="store_true", help="list every entry on its own, with its key and error")
     failures.set_defaults(handler=_failures)
 
-    show = commands.add_parser("show", help="everything about one entry, with its exact payload")
-    show.add_argument("entry_id", type=_positive_int, metavar="ENTRY_ID")
+    show = commands.add_parser(
+        "show", help="everything about one entry, with its exact payload",
+        description="Everything about one entry, with its exact payload: the entry ENTRY_ID, or the latest entry of "
+        "a record key (--key, with --stream when streams share key names), the ids of its earlier entries listed.",
+    )
+    show.add_argument("entry_id", type=_positive_int, metavar="ENTRY_ID", nargs="?")
+    show.add_argument("--key", type=_key_json, metavar="JSON",
+                      help="""the latest entry of this record key, e.g. '{"order_no": "PO-1"}'""")
+    show.add_argument("--stream", metavar="S", help="with --key: of this stream")
     show.set_defaults(handler=_show)
+
+    compact = commands.add_parser(
+        "compact", help="make a trail written by an earlier version lean (its entries stay, ids unchanged)",
+        description="Move the succeeded entries an earlier version wrote one per row into compressed blocks (every "
+        "value and id unchanged), merge small blocks (runs that were killed before merging theirs), and give the "
+        "space back (SQLite: VACUUM, which needs a moment alone with the file). Failed entries stay as they are.",
+    )
+    compact.set_defaults(handler=_compact)
 
     replay = commands.add_parser(
         "replay",
@@ -265,7 +281,22 @@ def _failures_each(trail: AuditTrail, selection: dict[str, Any], args: argparse.
 
 
 def _show(trail: AuditTrail, args: argparse.Namespace) -> int:
-    entry = trail.entry(args.entry_id)
+    if (args.entry_id is None) == (args.key is None):
+        raise AuditError("show needs an ENTRY_ID or --key JSON (with --stream S when streams share key names)")
+    if args.stream is not None and args.key is None:
+        raise AuditError("--stream goes with --key")
+    earlier: list[StoredEntry] = []
+    if args.key is not None:
+        found = list(trail.entries(stream=args.stream, key=args.key))
+        if not found:
+            where = f" of stream {args.stream!r}" if args.stream else ""
+            raise AuditError(f"no entries{where} with key {dump_json(args.key)} in {trail!r}")
+        streams = sorted({entry.stream for entry in found})
+        if len(streams) > 1:
+            raise AuditError(f"key {dump_json(args.key)} has entries in streams {', '.join(streams)}: add --stream")
+        *earlier, entry = found
+    else:
+        entry = trail.entry(args.entry_id)
     run = trail.run(entry.run_id)
     fields = [
         ("entry", str(entry.id)),
@@ -284,6 +315,8 @@ def _show(trail: AuditTrail, args: argparse.Namespace) -> int:
         fields.append(("replay of", f"entry {entry.replay_of}"))
     for answer in trail.replays_of(entry.id):
         fields.append(("replayed by", f"entry {answer.id} in run {answer.run_id} at {_time(answer.written_at)}"))
+    if earlier:
+        fields.append(("earlier entries", _compact_ids(e.id for e in earlier)))
     width = max(len(name) for name, _ in fields)
     for name, value in fields:
         print(f"{name + ':':<{width + 2}}{value}")
@@ -291,16 +324,48 @@ def _show(trail: AuditTrail, args: argparse.Namespace) -> int:
         print("error:")
         for line in entry.error.splitlines():
             print(f"    {line}")
-    if entry.payload_json is None:
+    payload_json = entry.payload_json
+    if payload_json is None and entry.payload_note is not None:
+        pointer = _last_written(trail, entry) if entry.payload_held_elsewhere else ""
+        print(f"payload: ({entry.payload_note}{pointer})")
+    elif payload_json is None:
         print("payload: (none recorded)")
     else:
         # Reformat the stored text itself: no number goes through a float or even a Decimal on the way.
         print("payload:")
-        print(msgspec.json.format(entry.payload_json, indent=2))
-    if entry.source_json is not None:
+        print(msgspec.json.format(payload_json, indent=2))
+    source_json = entry.source_json
+    if source_json is not None:
         print("record as received:")
-        print(msgspec.json.format(entry.source_json, indent=2))
+        print(msgspec.json.format(source_json, indent=2))
     return 0
+
+
+def _last_written(trail: AuditTrail, entry: StoredEntry) -> str:
+    """For an entry that wrote nothing: which entry wrote the record's payload last before it."""
+    written = [e.id for e in trail.entries(stream=entry.stream, key=entry.key, outcome="succeeded")
+               if e.id < entry.id and e.operation in ("insert", "update")]
+    return f"; the last payload written for this key is entry {written[-1]}" if written else ""
+
+
+# --- compact ---
+
+
+def _compact(trail: AuditTrail, args: argparse.Namespace) -> int:
+    result = trail.compact()
+    print(f"moved {result.moved_rows} entr{'y' if result.moved_rows == 1 else 'ies'} into blocks, merged "
+          f"{result.merged_blocks} small block{'' if result.merged_blocks == 1 else 's'}; "
+          f"{_size(result.bytes_before)} before, {_size(result.bytes_after)} now")
+    return 0
+
+
+def _size(count: int | None) -> str:
+    if count is None:
+        return "size unknown"
+    for unit, scale in (("GB", 1 << 30), ("MB", 1 << 20), ("kB", 1 << 10)):
+        if count >= scale:
+            return f"{count / scale:.1f} {unit}"
+    return f"{count} bytes"
 
 
 # --- replay ---

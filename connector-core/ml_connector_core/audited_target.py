@@ -28,8 +28,11 @@ import os
 import sys
 from collections import Counter
 from collections.abc import Iterable
+from datetime import timedelta
 from functools import cached_property
 from typing import Any
+
+from singer_sdk import typing as th
 
 from ml_connector_core.audit import AuditEntry, AuditRun, AuditTrail, StoredEntry
 from ml_connector_core.bad_records import BadRecordsTarget, is_bad_record
@@ -42,6 +45,16 @@ from ml_connector_core.run_outcome import EXPECT_CLOSING_STATE, InputWatch, RunO
 BOOKMARK_HINT = "x-bookmark-properties"
 #: The exit status of a run that read all of its input but could not deliver some records (see the module's text).
 EXIT_UNDELIVERED = 3
+PAYLOAD_RETENTION = "audit_payload_retention_days"
+PAYLOAD_RETENTION_SETTING = th.Property(
+    PAYLOAD_RETENTION, th.IntegerType(minimum=0),
+    description="How many days the audit trail keeps what was sent (payload) and the record as received for the "
+                "entries of this flow that did not fail; older ones are removed at the end of each run, 0 removes "
+                "them at once. The entries stay (key, version, operation, outcome, destination, when), and failed "
+                "entries keep theirs until a replay delivers them. Empty (default): kept for good. target-teams "
+                "compares a new version of a record with the last card sent for it: once that card is removed, the "
+                "new version gets a card even when nothing it shows changed.",
+)
 
 
 class AuditedTarget(SettingsNamedInErrors, InputWatch, BadRecordsTarget, CheckpointingTarget):
@@ -91,7 +104,18 @@ class AuditedTarget(SettingsNamedInErrors, InputWatch, BadRecordsTarget, Checkpo
             raise
         outcome = self.run_outcome()
         self.audit_run.finish(outcome.status, self.audit_summary(), reason=outcome.reason)
+        self.apply_payload_retention()
         self.report_outcomes(outcome)
+
+    def apply_payload_retention(self) -> None:
+        """Remove the payloads of this flow's entries older than ``audit_payload_retention_days`` (not failed ones)."""
+        days = self.config.get(PAYLOAD_RETENTION)
+        if days is None or days == "":
+            return
+        emptied = self.audit_trail.prune_documents(self.config["flow"], timedelta(days=int(days)))
+        if emptied:
+            self.logger.info("Audit trail: payloads older than %s day(s) removed from %d block(s) or row(s) of flow "
+                             "%s (%s)", days, emptied, self.config["flow"], PAYLOAD_RETENTION)
 
     def count(self, entries: Iterable[AuditEntry]) -> None:
         for entry in entries:

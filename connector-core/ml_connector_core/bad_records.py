@@ -39,9 +39,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from singer_sdk import typing as th
-from singer_sdk.exceptions import FatalSyncError, InvalidRecord, MissingKeyPropertiesError
+from singer_sdk.exceptions import FatalSyncError, InvalidJSONSchema, InvalidRecord, MissingKeyPropertiesError
+from singer_sdk.helpers._typing import get_datelike_property_type
 
 from ml_connector_core.audit import AuditEntry
+from ml_connector_core.record_validation import CompiledSchemaValidator, InvalidField, field_path
 
 SETTING = "bad_records"
 STOP, QUARANTINE = "stop", "quarantine"
@@ -85,23 +87,6 @@ class BadRecord(Exception):
         self.stream = stream
         self.key_properties = list(key_properties)
         self.missing_key = False
-
-
-class InvalidField(InvalidRecord):
-    """A validator's answer naming the field (a path such as ``lines[0].quantity``) apart from the reason."""
-
-    def __init__(self, reason: str, field: str | None, record: dict) -> None:
-        super().__init__(f"{reason} at {field}" if field else reason, record)
-        self.field = field
-        self.reason = reason
-
-
-def field_path(parts: Sequence[t.Any]) -> str | None:
-    """``["lines", 0, "quantity"]`` as ``lines[0].quantity``; None for the record itself."""
-    path = ""
-    for part in parts:
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-    return path or None
 
 
 def field_and_reason(exc: InvalidRecord) -> tuple[str | None, str]:
@@ -296,6 +281,20 @@ class BadRecordsSink:
     def __init__(self, target, stream_name: str, schema: dict, key_properties) -> None:
         self.bad_records_target = target
         super().__init__(target, stream_name, schema, key_properties)
+        properties = self.schema.get("properties") or {}
+        self._property_names = frozenset(properties)
+        self._datelike_properties = tuple(name for name, spec in properties.items()
+                                          if isinstance(spec, dict) and get_datelike_property_type(spec))
+
+    def get_validator(self) -> CompiledSchemaValidator | None:
+        """The stream's schema compiled (``ml_connector_core.record_validation``), unless ``validate_records`` is off;
+        formats checked only where the sink asks, as singer-sdk does."""
+        if not self.validate_schema:
+            return None
+        try:
+            return CompiledSchemaValidator(self.schema, validate_formats=self.validate_field_string_format)
+        except InvalidJSONSchema as exc:
+            raise InvalidJSONSchema(f"the schema of stream '{self.stream_name}' is {exc}") from None
 
     def key_of(self, record: Mapping[str, t.Any]) -> dict[str, t.Any] | None:
         """The record's key, or None when it has none (missing, or a stream without key properties)."""
@@ -335,6 +334,18 @@ class BadRecordsSink:
                 raise self.bad(str(exc), None, record) from None
             raise self.bad(f"{match['value']!r} is not a date or timestamp", match["field"], record) from None
         return record
+
+    def _parse_timestamps_in_record(self, record: dict, schema: dict, treatment) -> None:
+        """singer-sdk's parsing of dates and timestamps, handed only the fields whose schema says date, time or
+        date-time (it looks up the schema of every field of every record): the same values, errors and warnings. A
+        record with a field its schema lacks goes to singer-sdk whole, which warns about that field."""
+        if schema is not self.schema or not record.keys() <= self._property_names:
+            super()._parse_timestamps_in_record(record=record, schema=schema, treatment=treatment)
+            return
+        datelike = {name: record[name] for name in self._datelike_properties if name in record}
+        if datelike:
+            super()._parse_timestamps_in_record(record=datelike, schema=schema, treatment=treatment)
+            record.update(datelike)
 
     def _singer_validate_message(self, record: dict) -> None:
         self.check_key(record)  # again: preprocess_record may have changed it

@@ -72,6 +72,9 @@ def _databricks_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--catalog", action="append", default=None,
                         help=f"a catalog to create at start (repeatable; default {defaults.catalogs[0]})")
     parser.add_argument("--default-catalog", default=defaults.default_catalog)
+    parser.add_argument("--volume", action="append", default=None,
+                        help="a Unity Catalog volume catalog.schema.volume to create at start, with its schema "
+                             "(repeatable)")
     parser.add_argument("--workspace-id", default=defaults.workspace_id)
     parser.add_argument("--chunk-rows", type=int, default=defaults.chunk_rows, help="rows per result chunk")
     parser.add_argument("--execution-delay", type=float, default=0.0,
@@ -405,13 +408,15 @@ def _serve_databricks(args: argparse.Namespace) -> None:
     from .databricks.guards import FaultRates
     from .databricks.sandbox import default_data_dir
     from .databricks.settings import DatabricksSettings
+    from .databricks.sql_errors import SqlError
     from .databricks.warehouse import Warehouse
 
     catalogs = tuple(args.catalog or DatabricksSettings.catalogs)
     settings = DatabricksSettings(
         token=args.token, client_id=args.client_id, client_secret=args.client_secret, token_ttl=args.token_ttl,
         workspace_id=args.workspace_id, warehouse_ids=tuple(args.warehouse_id or DatabricksSettings.warehouse_ids),
-        catalogs=catalogs, default_catalog=args.default_catalog, chunk_rows=args.chunk_rows,
+        catalogs=catalogs, volumes=tuple(args.volume or ()), default_catalog=args.default_catalog,
+        chunk_rows=args.chunk_rows,
         execution_delay=args.execution_delay, statement_size_limit=args.statement_size_limit, workers=args.workers,
         expired_token_status=args.expired_token_status, fault_seed=args.fault_seed)
     try:
@@ -423,7 +428,11 @@ def _serve_databricks(args: argparse.Namespace) -> None:
     except ValueError as exc:
         sys.exit(f"mlc-sandbox databricks: {exc}")
     data_dir = args.data_dir or default_data_dir()
-    app = DatabricksApp(settings, Warehouse(data_dir, settings.catalogs, settings.default_schema))
+    try:
+        warehouse = Warehouse(data_dir, settings.catalogs, settings.default_schema, settings.volumes)
+    except (ValueError, SqlError) as exc:
+        sys.exit(f"mlc-sandbox databricks: {exc}")
+    app = DatabricksApp(settings, warehouse)
     _serve(app, args,
            lambda base_url: f"mlc-sandbox databricks ready on {base_url} (warehouse {settings.warehouse_ids[0]}, "
                             f"data in {data_dir})",

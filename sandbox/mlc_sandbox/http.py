@@ -70,6 +70,7 @@ class Response:
     headers: list[tuple[str, str]] = field(default_factory=list)
     drop: bool = False  # close the connection without any answer
     truncate: bool = False  # answer with only the first half of the body
+    content_length: int | None = None  # what Content-Length says when it is not the body's length (HEAD of a file)
 
 
 Handler = Callable[[Request], Response]
@@ -85,8 +86,11 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         path, _, query = self.path.partition("?")
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
+        if (self.headers.get("Transfer-Encoding") or "").lower() == "chunked":
+            body = self._read_chunked()
+        else:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
         request = Request(self.command, path, query, self.headers, body, self.client_address)
         try:
             response = self.server.app(request)
@@ -107,12 +111,25 @@ class _RequestHandler(BaseHTTPRequestHandler):
             payload = payload[: max(1, len(payload) // 2)]
         self.send_response(response.status)
         self.send_header("Content-Type", response.content_type)
-        self.send_header("Content-Length", str(len(payload)))
+        self.send_header("Content-Length", str(response.content_length if response.content_length is not None
+                                               else len(payload)))
         for name, value in response.headers:
             self.send_header(name, value)
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(payload)
+
+    def _read_chunked(self) -> bytes:
+        """A body sent in chunks (a client streaming an upload of unknown length), trailers skipped."""
+        chunks = []
+        while True:
+            size = int(self.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
+            if size == 0:
+                while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                    pass
+                return b"".join(chunks)
+            chunks.append(self.rfile.read(size))
+            self.rfile.readline()  # the CRLF after each chunk
 
     do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = do_HEAD = _handle
 

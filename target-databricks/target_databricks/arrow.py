@@ -60,12 +60,19 @@ def arrow_schema(properties: Mapping[str, Mapping], *, decimal_scale: int) -> pa
     return pa.schema([pa.field(name, column_type(prop, decimal_scale=decimal_scale)) for name, prop in properties.items()])
 
 
-def to_table(records: list[dict], schema: pa.Schema, *, stream: str) -> pa.Table:
+def to_table(records: list[dict], schema: pa.Schema, *, stream: str, extra: Mapping[str, list] | None = None) -> pa.Table:
     """Columns built one at a time; RecordValueError names the first column a value does not fit (``unfit_values``
-    then finds each record with such a value)."""
+    then finds each record with such a value). ``extra``: the values of columns the records do not hold (one per
+    record), given apart so that a batch's records are not copied to add them."""
+    extra = extra or {}
+    # Transposed row by row with map and zip, which loop in C: a column at a time cost a Python step per value.
+    names = [field.name for field in schema if field.name not in extra]
+    rows = [tuple(map(record.get, names)) for record in records]
+    held = dict(zip(names, map(list, zip(*rows)))) if rows else {name: [] for name in names}
+    del rows
     columns = []
     for field in schema:
-        values = [record.get(field.name) for record in records]
+        values = extra[field.name] if field.name in extra else held.pop(field.name)
         try:
             columns.append(_convert(values, field.type))
         except _CONVERSION_ERRORS as exc:
@@ -124,12 +131,22 @@ def _decimal_misfit(value: object, kind: pa.Decimal128Type) -> str | None:
 def _convert(values: list, kind: pa.DataType) -> pa.Array:
     if pa.types.is_timestamp(kind) or pa.types.is_date32(kind):
         # The SDK may already have parsed ISO strings into date/datetime objects; both forms end as UTC.
-        return pa.array([_as_iso(v) for v in values], pa.string()).cast(kind)
+        return _text(values, _as_iso).cast(kind)
     if pa.types.is_string(kind):
-        return pa.array([_as_text(v) for v in values], pa.string())
+        return _text(values, _as_text)
     if pa.types.is_decimal(kind):
+        if all(v is None or type(v) is Decimal for v in values):  # JSON numbers as the SDK parses them: in bulk
+            return pa.array(values, kind)
         return pa.array([_as_decimal(v) for v in values], kind)
     return pa.array(values, kind)
+
+
+def _text(values: list, as_text) -> pa.Array:
+    """Values that are all text (or null) in bulk; otherwise each one through ``as_text``."""
+    try:
+        return pa.array(values, pa.string())
+    except (pa.ArrowTypeError, pa.ArrowInvalid):
+        return pa.array([as_text(v) for v in values], pa.string())
 
 
 def _as_iso(value: object) -> str | None:
@@ -163,5 +180,8 @@ def _as_decimal(value: object) -> Decimal | None:
 def row_fingerprint(record: Mapping) -> str:
     """What the source said about the record, without Singer's per-run metadata (a deletion is not per-run: it counts):
     equal means unchanged."""
-    payload = {k: v for k, v in record.items() if not k.startswith("_sdc_") or k == "_sdc_deleted_at"}
-    return hashlib.blake2b(_json.encode(payload), digest_size=16).hexdigest()
+    encoded = _json.encode(record)
+    if b'"_sdc_' in encoded:  # most records hold no Singer metadata: the filtered copy only for those that may
+        payload = {k: v for k, v in record.items() if not k.startswith("_sdc_") or k == "_sdc_deleted_at"}
+        encoded = _json.encode(payload)
+    return hashlib.blake2b(encoded, digest_size=16).hexdigest()

@@ -1,10 +1,12 @@
 """target-databricks-check: does this configuration fit the Databricks workspace or storage it names?
 
-Read-only, with one exception on the Delta path: writing is the only way to learn whether writing is permitted, so the
-check writes a one-row Delta table under ``<delta_root>/_mlc_check/<random id>`` with the same delta-rs writer and
+Read-only, with two exceptions where writing is the only way to learn whether writing is permitted: on the Delta path
+the check writes a one-row Delta table under ``<delta_root>/_mlc_check/<random id>`` with the same delta-rs writer and
 storage options as a load, and removes it again (its data file and ``_delta_log``, and on a local disk the folders the
-probe itself created). Nothing else is written: the warehouse path only reads (``SELECT 1``, ``SHOW CATALOGS``, ``SHOW
-SCHEMAS``; the schema is never created; a stopped warehouse is not started), and the job is looked up, never run.
+probe itself created); with ``warehouse_load_method: volume`` it uploads a small probe file to
+``/Volumes/<staging volume>/_mlc_check/<random id>.probe`` through the Files API, as a load stages a batch, and deletes
+it. Nothing else is written: the warehouse path only reads (``SELECT 1``, ``SHOW CATALOGS``, ``SHOW SCHEMAS``; the
+schema is never created; a stopped warehouse is not started), and the job is looked up, never run.
 """
 
 from __future__ import annotations
@@ -125,6 +127,8 @@ def workspace_checks(config: dict) -> Iterator[CheckResult]:
     yield passed(SYSTEM, "credentials", f"{host} accepted the {credential} (as {principal})")
     if config["load_method"] == "warehouse":
         yield from warehouse_checks(api, config, principal)
+        if config.get("warehouse_load_method") == "volume":
+            yield staging_volume_check(api, config, principal)
     if config.get("job_id"):
         yield job_check(api, int(config["job_id"]), principal)
 
@@ -191,6 +195,37 @@ def warehouse_checks(api: WorkspaceApi, config: dict, principal: str) -> Iterato
                      "does not exist yet: the first load runs CREATE SCHEMA IF NOT EXISTS",
                      f"create schema {catalog}.{schema}, or make sure {principal} has CREATE SCHEMA on catalog "
                      f"{catalog} (or set {setting('target_schema')} to an existing schema)")
+
+
+def staging_volume_check(api: WorkspaceApi, config: dict, principal: str) -> CheckResult:
+    from singer_sdk.exceptions import ConfigValidationError
+
+    from target_databricks.staging import StagingVolume, StagingVolumeError
+
+    volume = config.get("staging_volume")
+    name = f"staging volume {volume}" if volume else "staging volume"
+    fix = (f"set {setting('staging_volume')} to a volume (catalog.schema.volume) on which {principal} has READ VOLUME "
+           "and WRITE VOLUME")
+    try:
+        staging = StagingVolume(api, volume or "", flow=config["flow"], run_id="check")
+    except ConfigValidationError as exc:
+        return failed(SYSTEM, name, str(exc) if volume else "warehouse_load_method volume needs a staging volume", fix)
+    probe = f"{staging.root}/{PROBE_FOLDER}/{uuid.uuid4().hex}.probe"
+    try:
+        api.put_file(probe, b"target-databricks-check\n")
+    except DatabricksAuthError:
+        raise
+    except DatabricksApiError as exc:
+        problem = staging.unusable(exc, "write")
+        return failed(SYSTEM, name, _one_line(problem) if isinstance(problem, StagingVolumeError)
+                      else f"a probe file could not be uploaded: {_one_line(exc)}", fix)
+    try:
+        api.delete_file(probe)
+        api.delete_empty_directory(probe.rsplit("/", 1)[0])  # unless another check's probe is there meanwhile
+    except DatabricksApiError as exc:
+        return failed(SYSTEM, name, f"wrote the probe file {probe} but could not delete it: {_one_line(exc)}",
+                      f"grant {principal} WRITE VOLUME on {volume} (and delete {probe})")
+    return passed(SYSTEM, name, f"{principal} may stage files there (a probe file was written and deleted)")
 
 
 def job_check(api: WorkspaceApi, job_id: int, principal: str) -> CheckResult:

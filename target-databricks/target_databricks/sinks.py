@@ -14,7 +14,6 @@ from ml_connector_core.bad_records import STOP, BadRecordsSink, SetAside
 from target_databricks import plan as planning
 from target_databricks.arrow import RecordValueError, arrow_schema, row_fingerprint, to_table, unfit_values
 from target_databricks.delta import FINGERPRINT
-from target_databricks.validation import CompiledSchemaValidator
 
 if t.TYPE_CHECKING:
     from target_databricks.target import TargetDatabricks
@@ -30,10 +29,18 @@ class DatabricksSink(BadRecordsSink, BatchSink):
     """One Delta table per stream, MERGEd on the stream's key properties. A record whose value does not fit its column
     is a bad record (``bad_records``): the run stops naming it, or it is set aside and the others are written."""
 
-    MAX_SIZE_DEFAULT = 20000
+    #: Rows per batch (a commit and a checkpoint each) unless batch_size_rows says otherwise. On the Delta path the
+    #: batch is what the process holds beyond its libraries: 5,000 rows keep a full load of any size under 250 MB at
+    #: no cost in throughput (benchmarks/delta_incremental.py); a warehouse pays a statement's latency per batch, so it
+    #: takes larger ones.
+    DELTA_BATCH_ROWS = 5000
+    WAREHOUSE_BATCH_ROWS = 20000
 
     def __init__(self, target: TargetDatabricks, stream_name: str, schema: dict, key_properties) -> None:
         super().__init__(target, stream_name, schema, key_properties)
+        # singer-sdk's max_size falls back on MAX_SIZE_DEFAULT; it depends on the load method here.
+        self.MAX_SIZE_DEFAULT = (self.DELTA_BATCH_ROWS if target.config["load_method"] == "delta"
+                                 else self.WAREHOUSE_BATCH_ROWS)
         self.databricks = target
         # A stream without keys is MERGEd on the content itself: a re-sent identical record never becomes a second row.
         self.merge_keys = list(self.key_properties) or [FINGERPRINT]
@@ -46,11 +53,6 @@ class DatabricksSink(BadRecordsSink, BatchSink):
         # A replay re-sends this schema without the SCHEMA message's bookmark properties: keep them inside it.
         remembered = {**schema, BOOKMARK_HINT: [self.version_column] if self.version_column else []}
         target.audit_run.remember_schema(stream_name, remembered, list(self.key_properties))
-
-    def get_validator(self) -> CompiledSchemaValidator | None:
-        if not self.config.get("validate_records", True):
-            return None
-        return CompiledSchemaValidator(self.schema)
 
     def _parse_timestamps_in_record(self, record: dict, schema: dict, treatment) -> None:
         """Timestamps stay ISO text: the Arrow conversion casts them in bulk (and fails loudly on a bad one)."""
@@ -67,14 +69,18 @@ class DatabricksSink(BadRecordsSink, BatchSink):
         keys = self.merge_keys
         schema = self._arrow_schema
         loaded_at = dt.datetime.now(dt.timezone.utc)
-        rows = [{**r, FINGERPRINT: row_fingerprint(r), LOADED_AT: loaded_at} for r in records]
+
+        def typed_rows(records: list[dict]) -> pa.Table:
+            added = {FINGERPRINT: [row_fingerprint(r) for r in records], LOADED_AT: [loaded_at] * len(records)}
+            return to_table(records, schema, stream=self.stream_name, extra=added)
+
         try:
-            typed = to_table(rows, schema, stream=self.stream_name)
+            typed = typed_rows(records)
         except RecordValueError as exc:
-            records, rows = self._without_unfit_records(records, rows, context.get("record_numbers"), schema, exc)
+            records = self._without_unfit_records(records, context.get("record_numbers"), schema, exc)
             if not records:
                 return
-            typed = to_table(rows, schema, stream=self.stream_name)
+            typed = typed_rows(records)
         key_values = list(zip(*(typed.column(k).to_pylist() for k in keys)))
         versions = typed.column(self.version_column).to_pylist() if self.version_column else [None] * len(records)
         fingerprints = typed.column(FINGERPRINT).to_pylist()
@@ -111,12 +117,12 @@ class DatabricksSink(BadRecordsSink, BatchSink):
         self.databricks.note_loaded(self.stream_name, self.location, counts)
         self.logger.info("%s: %s", self.location, ", ".join(f"{n} {op}" for op, n in sorted(counts.items())))
 
-    def _without_unfit_records(self, records: list[dict], rows: list[dict], numbers: list[int] | None,
-                               schema: pa.Schema, error: RecordValueError) -> tuple[list[dict], list[dict]]:
+    def _without_unfit_records(self, records: list[dict], numbers: list[int] | None, schema: pa.Schema,
+                               error: RecordValueError) -> list[dict]:
         """The batch without its records whose values do not fit their columns, which are bad records: set aside,
         or (``bad_records: stop``) the run stops, the rest of the batch audited as not written so that a replay
         after the fix delivers the whole batch."""
-        unfit = unfit_values(rows, schema)
+        unfit = unfit_values(records, pa.schema([f for f in schema if f.name not in (FINGERPRINT, LOADED_AT)]))
         if not unfit:  # no single value is to blame: the batch fails as a whole
             self._audit_unwritten(records, str(error))
             raise error
@@ -128,7 +134,7 @@ class DatabricksSink(BadRecordsSink, BatchSink):
                                   f"not written: the batch stopped at a bad record, {first}")
         self.set_aside(bad, destination=self.location)
         kept = [i for i in range(len(records)) if i not in unfit]
-        return [records[i] for i in kept], [rows[i] for i in kept]
+        return [records[i] for i in kept]
 
     def _audit_unwritten(self, records: list[dict], error: str) -> None:
         self._record([
@@ -160,6 +166,8 @@ class DatabricksSink(BadRecordsSink, BatchSink):
                     attempts=1,
                     error=error if written else planned.note,
                     payload=planned.record,
+                    # A record re-read unchanged wrote nothing: the entry that wrote it holds the same record.
+                    keep_payload=planned.operation != planning.UNCHANGED,
                 )
             )
         self._record(entries)

@@ -9,7 +9,7 @@ from singer_sdk import Target
 from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
 
-from ml_connector_core.audited_target import AuditedTarget
+from ml_connector_core.audited_target import AuditedTarget, PAYLOAD_RETENTION_SETTING
 from ml_connector_core.run_outcome import EXPECT_CLOSING_STATE_SETTING
 from ml_connector_core.bad_records import BAD_RECORDS_SETTING
 from ml_connector_core.tls import ca_bundle_property
@@ -31,6 +31,8 @@ class TargetDatabricks(AuditedTarget, Target):
                     description="Local folder or object-storage URI (s3://, abfss://, gs://) holding <target_schema>/<table> Delta tables."),
         th.Property("storage_options", th.ObjectType(additional_properties=th.StringType), secret=True,
                     description="delta-rs storage options for object storage (credentials; values may be sealed)."),
+        th.Property("delta_rows_per_file", th.IntegerType(minimum=1), default=10_000,
+                    description="Rows per Parquet file of a Delta table (delta path), which keeps its files in key order: a change rewrites the file that holds its key, so smaller files make changes spread over the table cheaper, larger ones make reading the whole table a little faster."),
         th.Property("target_schema", th.StringType, default="ifscloud",
                     description="Schema (folder) the source's tables go into."),
         th.Property("table_prefix", th.StringType, default="", description="Prefix for every table name."),
@@ -44,8 +46,12 @@ class TargetDatabricks(AuditedTarget, Target):
         th.Property("client_secret", th.StringType, secret=True, description="Service principal secret (may be sealed)."),
         th.Property("warehouse_id", th.StringType, description="SQL warehouse id, for load_method warehouse."),
         th.Property("catalog", th.StringType, default="main", description="Unity Catalog catalog, for load_method warehouse."),
+        th.Property("warehouse_load_method", th.StringType, default="statements", allowed_values=["statements", "volume"],
+                    description="How load_method warehouse sends a batch: statements: its values as typed parameters of MERGE statements of at most max_statement_bytes; volume: as a Parquet file staged in staging_volume (Files API), MERGEd from read_files on the keys, then deleted: for large loads."),
+        th.Property("staging_volume", th.StringType,
+                    description="Unity Catalog volume (catalog.schema.volume) where warehouse_load_method volume stages batches, under <flow>/<table>/; this principal needs READ VOLUME and WRITE VOLUME on it. Files a killed run left are removed by the next run of the flow."),
         th.Property("max_statement_bytes", th.IntegerType, default=1_000_000,
-                    description="Upper bound of one MERGE statement's size on the warehouse path."),
+                    description="Upper bound of one statement request (its text and its parameters) with warehouse_load_method statements."),
         th.Property("statement_wait_timeout_seconds", th.IntegerType, default=30,
                     description="How long each statement request waits for the statement to finish before the statement is polled (Databricks' wait_timeout: 0, or 5 to 50)."),
         th.Property("max_tries", th.IntegerType, default=8,
@@ -60,6 +66,7 @@ class TargetDatabricks(AuditedTarget, Target):
         th.Property("flow", th.StringType, default="ifs-to-databricks", description="Flow name recorded in the audit trail."),
         EXPECT_CLOSING_STATE_SETTING,
         BAD_RECORDS_SETTING,
+        PAYLOAD_RETENTION_SETTING,
     ).to_dict()
 
     def __init__(self, *args, **kwargs) -> None:
@@ -69,10 +76,17 @@ class TargetDatabricks(AuditedTarget, Target):
     @cached_property
     def writer(self):
         if self.config["load_method"] == "delta":
-            return DeltaWriter(self.config["delta_root"], unsealed_storage_options(self.config.get("storage_options")))
-        from target_databricks.warehouse import WarehouseWriter
+            return DeltaWriter(self.config["delta_root"], unsealed_storage_options(self.config.get("storage_options")),
+                               rows_per_file=int(self.config["delta_rows_per_file"]))
+        from target_databricks.warehouse import StatementRunner, WarehouseWriter
 
-        return WarehouseWriter.from_config(self.config)
+        runner = StatementRunner.from_config(self.config)
+        if self.config["warehouse_load_method"] == "volume":
+            from target_databricks.staging import StagingVolume, VolumeWriter
+
+            staging = StagingVolume.from_config(self.config, runner.api, run_id=self.audit_run.run_id)
+            return VolumeWriter(runner, self.config["catalog"], staging)
+        return WarehouseWriter(runner, self.config["catalog"], int(self.config["max_statement_bytes"]))
 
     def table_name(self, stream_name: str) -> str:
         name = re.sub(r"[^0-9A-Za-z_]", "_", stream_name.split("-")[-1]).lower()
@@ -99,6 +113,7 @@ class TargetDatabricks(AuditedTarget, Target):
     def process_endofpipe(self) -> None:
         if not self.config.get("job_id"):
             super().process_endofpipe()
+            self._cluster_written_tables()
             return
         # Hold the last checkpoint (the STATE of the last batches) back until the job has run on what this load
         # wrote; the job is told the watermarks of the newest STATE the load covers.
@@ -108,10 +123,28 @@ class TargetDatabricks(AuditedTarget, Target):
             super().process_endofpipe()
         finally:
             self._holding_state = False
+        self._cluster_written_tables()
         if self.loaded:
             self._run_job(load_parameters(self.audit_run.run_id, self.loaded, self.last_checkpoint))
         if self._held_state is not None:
             super().emit_state(self._held_state)
+
+    def _cluster_written_tables(self) -> None:
+        """The Delta tables this run wrote, clustered by key when enough of their rows are out of key order (see
+        delta.py). It changes no row: a failure (a concurrent writer) leaves the table as written, with a warning."""
+        if self.config["load_method"] != "delta" or "writer" not in self.__dict__:
+            return
+        for location, keys in list(self.writer.keys_written.items()):
+            try:
+                done = self.writer.cluster(location, keys)
+            except Exception as exc:  # noqa: BLE001 - the load is complete; only its layout waits for the next run
+                self.logger.warning("%s was not clustered by key (the next run tries again): %s: %s", location,
+                                    type(exc).__name__, exc)
+                continue
+            finally:
+                self.writer.keys_written.pop(location, None)
+            if done:
+                self.logger.info("%s: %s", location, done)
 
     def emit_state(self, state: dict) -> None:
         if getattr(self, "_holding_state", False):

@@ -1,4 +1,6 @@
 """The SQL warehouse load path: the same MERGE as the Delta path, sent as statements of the Statement Execution API.
+Values never go into a statement's text: they travel as typed parameters (``warehouse_load_method: statements``, here)
+or as Parquet files staged in a volume (``volume``, staging.py).
 
 Every statement may be sent again: a lost answer or a 5xx may hide a statement that ran, and a statement that FAILED
 for a transient reason (a concurrent writer: ABORTED [DELTA_CONCURRENT_...]; TEMPORARILY_UNAVAILABLE, ...) is run
@@ -90,21 +92,23 @@ class StatementRunner:
     @classmethod
     def from_config(cls, config: Mapping, **api_options) -> StatementRunner:
         if not config.get("warehouse_id"):
-            raise ConfigValidationError("load_method warehouse needs warehouse_id", errors=["warehouse_id"])
+            message = "load_method warehouse needs warehouse_id"
+            raise ConfigValidationError(message, errors=[message])  # singer-sdk prints the errors, one a line
         wait = int(config.get(WAIT_TIMEOUT_SETTING, 30))
         if wait != 0 and not 5 <= wait <= 50:
-            raise ConfigValidationError(f"{WAIT_TIMEOUT_SETTING} must be 0 or between 5 and 50 (Databricks' "
-                                        f"wait_timeout), not {wait}", errors=[WAIT_TIMEOUT_SETTING])
+            message = f"{WAIT_TIMEOUT_SETTING} must be 0 or between 5 and 50 (Databricks' wait_timeout), not {wait}"
+            raise ConfigValidationError(message, errors=[message])
         api = workspace_api(config, timeout_seconds=wait + 60.0, **api_options)
         return cls(api, config["warehouse_id"], wait_seconds=wait, max_tries=api.max_tries)
 
-    def rows(self, statement: str) -> list[list[str | None]]:
-        """Every row of the statement's result; StatementFailed when it failed for good (or kept failing)."""
+    def rows(self, statement: str, parameters: Sequence[Mapping] = ()) -> list[list[str | None]]:
+        """Every row of the statement's result (``parameters``: its typed parameters, sql.Parameter); StatementFailed
+        when it failed for good (or kept failing)."""
         attempts = {"n": 0}
 
         def run_once() -> list[list[str | None]]:
             attempts["n"] += 1
-            return self._run_once(statement)
+            return self._run_once(statement, parameters)
 
         def announce(details: dict) -> None:
             failure = details["exception"]
@@ -119,11 +123,13 @@ class StatementRunner:
             raise StatementFailed(exc.statement_id, exc.state, exc.error_code, exc.message, statement,
                                   attempts["n"]) from None
 
-    def _run_once(self, statement: str) -> list[list[str | None]]:
+    def _run_once(self, statement: str, parameters: Sequence[Mapping]) -> list[list[str | None]]:
         # A lost answer or a 5xx may hide a statement that ran: sent again all the same (see the module's text).
-        response = self.api.post(STATEMENTS, {
-            "warehouse_id": self.warehouse_id, "statement": statement, "wait_timeout": f"{self.wait_seconds}s",
-            "on_wait_timeout": "CONTINUE", "disposition": "INLINE", "format": "JSON_ARRAY"}, retry_unsafe=True)
+        body = {"warehouse_id": self.warehouse_id, "statement": statement, "wait_timeout": f"{self.wait_seconds}s",
+                "on_wait_timeout": "CONTINUE", "disposition": "INLINE", "format": "JSON_ARRAY"}
+        if parameters:
+            body["parameters"] = list(parameters)
+        response = self.api.post(STATEMENTS, body, retry_unsafe=True)
         statement_id = _field(response, "statement_id", STATEMENTS)
         state = _state(response, statement_id)
         started, pause, noted = self._clock(), _FIRST_POLL, 0.0
@@ -169,21 +175,20 @@ def _state(response: Mapping, statement_id: str) -> str:
 
 
 class WarehouseWriter:
+    """``warehouse_load_method: statements``: each batch's values travel in the statements themselves, as typed
+    parameters of MERGE statements of at most ``max_statement_bytes`` (staging.VolumeWriter stages them as files)."""
+
     def __init__(self, runner: StatementRunner, catalog: str, max_statement_bytes: int) -> None:
         self.runner = runner
         self.catalog = catalog
         self.max_statement_bytes = max_statement_bytes
         self._known_columns: dict[str, set[str]] = {}
 
-    @classmethod
-    def from_config(cls, config: Mapping) -> WarehouseWriter:
-        return cls(StatementRunner.from_config(config), config["catalog"], int(config["max_statement_bytes"]))
-
     def location(self, schema: str, table: str) -> str:
         return sql.table_name(self.catalog, schema, table)
 
-    def execute(self, statement: str) -> list[list[str | None]]:
-        return self.runner.rows(statement)
+    def execute(self, statement: str, parameters: Sequence[Mapping] = ()) -> list[list[str | None]]:
+        return self.runner.rows(statement, parameters)
 
     def prepare(self, location: str, schema: pa.Schema) -> None:
         """The table exists with every column of the batch before anything is looked up or merged."""
@@ -211,18 +216,16 @@ class WarehouseWriter:
         return {row[0] for row in self.execute(sql.describe(location)) if row and row[0] and not row[0].startswith("#")}
 
     def stored(self, location: str, batch_keys: pa.Table, version: pa.Field | None) -> dict[tuple, tuple[str, Any]]:
+        """What the table holds for the batch's keys: key -> (fingerprint, version)."""
         version_column = version.name if version is not None else None
         keys = batch_keys.column_names
         key_types = [batch_keys.schema.field(k).type for k in keys]
         key_rows = list(zip(*(batch_keys.column(k).to_pylist() for k in keys)))
-        stored: dict[tuple, tuple[str, Any]] = {}
+        rows = []
         for start in range(0, len(key_rows), _LOOKUP_CHUNK):
             chunk = key_rows[start:start + _LOOKUP_CHUNK]
-            for row in self.execute(sql.select_stored(location, keys, version_column, chunk, key_types)):
-                key = tuple(_from_text(v, t) for v, t in zip(row[: len(keys)], key_types))
-                stored_version = _from_text(row[len(keys) + 1], version.type) if version is not None else None
-                stored[key] = (row[len(keys)], stored_version)
-        return stored
+            rows += self.execute(*sql.select_stored(location, keys, version_column, chunk, key_types))
+        return stored_by_key(rows, key_types, version)
 
     def append(self, location: str, rows: pa.Table, keys: Sequence[str], version_column: str | None) -> None:
         """The warehouse path stays on MERGE, whose statements carry only these rows anyway."""
@@ -230,10 +233,22 @@ class WarehouseWriter:
 
     def merge(self, location: str, rows: pa.Table, keys: Sequence[str], version_column: str | None) -> dict:
         statements = 0
-        for statement in sql.merge_statements(location, rows, keys, version_column, self.max_statement_bytes):
-            self.execute(statement)
+        for statement, parameters in sql.merge_statements(location, rows, keys, version_column,
+                                                          self.max_statement_bytes):
+            self.execute(statement, parameters)
             statements += 1
         return {"rows": rows.num_rows, "statements": statements}
+
+
+def stored_by_key(rows: list[list[str | None]], key_types: Sequence[pa.DataType],
+                  version: pa.Field | None) -> dict[tuple, tuple[str, Any]]:
+    """Rows of (keys..., fingerprint[, version]) as the warehouse answers them: key -> (fingerprint, version)."""
+    width = len(key_types)
+    stored: dict[tuple, tuple[str, Any]] = {}
+    for row in rows:
+        key = tuple(_from_text(v, t) for v, t in zip(row[:width], key_types))
+        stored[key] = (row[width], _from_text(row[width + 1], version.type) if version is not None else None)
+    return stored
 
 
 def _from_text(text: str | None, kind: pa.DataType) -> Any:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
 
 import requests
 
@@ -31,6 +32,8 @@ from target_databricks.workspace import missing_credentials, unsealed_setting, w
 logger = logging.getLogger(__name__)
 
 OAUTH_SCOPE = "all-apis"
+FILES = "/api/2.0/fs/files"
+DIRECTORIES = "/api/2.0/fs/directories"
 
 
 class DatabricksApiError(RuntimeError):
@@ -78,7 +81,7 @@ def error_body(response: requests.Response) -> tuple[str | None, str]:
 
 
 class WorkspaceApi(ApiClient):
-    """One Databricks workspace's REST API: ``get`` and ``post`` of JSON through the shared send loop."""
+    """One Databricks workspace's REST API: JSON calls and the Files API of volumes, through the shared send loop."""
 
     service_name = "Databricks"
     error_class = DatabricksApiError
@@ -102,6 +105,42 @@ class WorkspaceApi(ApiClient):
         out (say why at the caller: an idempotent call, or one whose repetition is recognised)."""
         return self._json(path, self._send("POST", path, self.base_url + path, json=dict(body),
                                            retry_unsafe=retry_unsafe))
+
+    # The Files API (Unity Catalog volumes): paths are /Volumes/<catalog>/<schema>/<volume>/...
+
+    def put_file(self, volume_path: str, content: bytes) -> None:
+        """Upload ``content`` to a file of a volume, replacing what is there. Sent again after a 5xx or a lost
+        connection: the same bytes to the same path leave the same file, however often they arrive."""
+        path = FILES + quote(volume_path)
+        self._send("PUT", path, self.base_url + path, params={"overwrite": "true"}, data=content,
+                   headers={"Content-Type": "application/octet-stream"}, retry_unsafe=True)
+
+    def delete_file(self, volume_path: str) -> bool:
+        """Delete a file of a volume; False when it was not there (a delete sent again after a lost answer)."""
+        path = FILES + quote(volume_path)
+        return self._send("DELETE", path, self.base_url + path, accept=(404,), retry_unsafe=True).status_code != 404
+
+    def delete_empty_directory(self, volume_path: str) -> bool:
+        """Delete a directory of a volume if it is empty; False when it is not (400) or not there (404)."""
+        path = DIRECTORIES + quote(volume_path)
+        return self._send("DELETE", path, self.base_url + path, accept=(400, 404), retry_unsafe=True).ok
+
+    def list_directory(self, volume_path: str) -> list[dict] | None:
+        """The entries of a directory of a volume ({path, name, is_directory, file_size, last_modified}), every page;
+        None when there is no such directory."""
+        path = DIRECTORIES + quote(volume_path)
+        entries: list[dict] = []
+        token = None
+        while True:
+            response = self._send("GET", path, self.base_url + path, accept=(404,),
+                                  params={"page_token": token} if token else {})
+            if response.status_code == 404:
+                return None
+            page = self._json(path, response)
+            entries += page.get("contents") or []
+            token = page.get("next_page_token")
+            if not token:
+                return entries
 
     def _json(self, path: str, response: requests.Response) -> dict:
         try:

@@ -13,7 +13,7 @@ from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
 
 from ml_connector_core import ifs_odata
-from ml_connector_core.audited_target import AuditedTarget
+from ml_connector_core.audited_target import AuditedTarget, PAYLOAD_RETENTION_SETTING
 from ml_connector_core.bad_records import BAD_RECORDS_SETTING
 from ml_connector_core.http import shared_budget
 from ml_connector_core.ifs_metadata import EntitySetInfo
@@ -89,6 +89,7 @@ class TargetIfsCloud(AuditedTarget, Target):
         th.Property("audit_url", th.StringType,
                     description="Audit trail database URL (default .ml-connector/audit.sqlite, or MLC_AUDIT_URL)."),
         BAD_RECORDS_SETTING,
+        PAYLOAD_RETENTION_SETTING,
     ).to_dict()
 
     outcomes_title = "IFS writes"

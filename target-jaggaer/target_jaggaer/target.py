@@ -11,6 +11,7 @@ from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
 
 from ml_connector_core.api_target import ParentsFirstTarget
+from ml_connector_core.audited_target import PAYLOAD_RETENTION_SETTING
 from ml_connector_core.bad_records import BAD_RECORDS_SETTING
 from ml_connector_core.jaggaer import (
     JaggaerClient,
@@ -47,6 +48,7 @@ class TargetJaggaer(ParentsFirstTarget, Target):
         th.Property("flow", th.StringType, default="ifs-to-jaggaer", description="Flow name in the audit trail."),
         EXPECT_CLOSING_STATE_SETTING,
         BAD_RECORDS_SETTING,
+        PAYLOAD_RETENTION_SETTING,
     ).to_dict()
 
     client_config_errors = (JaggaerConfigError, SecretKeyError)

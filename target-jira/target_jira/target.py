@@ -8,6 +8,7 @@ from singer_sdk import Target
 from singer_sdk import typing as th
 
 from ml_connector_core.api_target import ApiTarget
+from ml_connector_core.audited_target import PAYLOAD_RETENTION_SETTING
 from ml_connector_core.bad_records import BAD_RECORDS_SETTING
 from ml_connector_core.jira import JiraClient, JiraConfigError, client_from_config
 from ml_connector_core.jira_settings import jira_connection_properties
@@ -62,6 +63,7 @@ class TargetJira(ApiTarget, Target):
         th.Property("flow", th.StringType, default="ifs-to-jira", description="Flow name in the audit trail."),
         EXPECT_CLOSING_STATE_SETTING,
         BAD_RECORDS_SETTING,
+        PAYLOAD_RETENTION_SETTING,
     ).to_dict()
 
     client_config_errors = (JiraConfigError, SecretKeyError)

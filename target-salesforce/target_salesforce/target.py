@@ -12,6 +12,7 @@ from singer_sdk.exceptions import ConfigValidationError
 
 from ml_connector_core.api_target import ParentsFirstTarget
 from ml_connector_core.run_outcome import EXPECT_CLOSING_STATE_SETTING
+from ml_connector_core.audited_target import PAYLOAD_RETENTION_SETTING
 from ml_connector_core.bad_records import BAD_RECORDS_SETTING
 from ml_connector_core.salesforce import (
     COLLECTION_LIMIT,
@@ -57,6 +58,7 @@ class TargetSalesforce(ParentsFirstTarget, Target):
         th.Property("flow", th.StringType, default="ifs-to-salesforce", description="Flow name in the audit trail."),
         EXPECT_CLOSING_STATE_SETTING,
         BAD_RECORDS_SETTING,
+        PAYLOAD_RETENTION_SETTING,
     ).to_dict()
 
     client_config_errors = (SalesforceConfigError, SecretKeyError)

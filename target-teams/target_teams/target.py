@@ -15,7 +15,7 @@ from singer_sdk.exceptions import ConfigValidationError
 
 from ml_connector_core.audit import AuditEntry, AuditTrail, StoredEntry
 from ml_connector_core.audit_cli import REPLAY_RUN_ENV
-from ml_connector_core.audited_target import BOOKMARK_HINT, AuditedTarget
+from ml_connector_core.audited_target import BOOKMARK_HINT, PAYLOAD_RETENTION_SETTING, AuditedTarget
 from ml_connector_core.bad_records import BAD_RECORDS_SETTING
 from ml_connector_core.oauth import ClientCredentialsAuth
 from ml_connector_core.redaction import register_secret
@@ -108,6 +108,7 @@ class TargetTeams(AuditedTarget, Target):
         th.Property("flow", th.StringType, default="ifs-to-teams"),
         EXPECT_CLOSING_STATE_SETTING,
         BAD_RECORDS_SETTING,
+        PAYLOAD_RETENTION_SETTING,
     ).to_dict()
 
     @cached_property

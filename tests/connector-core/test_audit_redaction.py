@@ -7,20 +7,30 @@ import secrets
 from decimal import Decimal
 from pathlib import Path
 
+import msgspec
 import sqlalchemy as sa
 
+from ml_connector_core import audit_blocks
 from ml_connector_core.audit import AuditEntry, AuditTrail
 from ml_connector_core.redaction import REDACTED, register_secret
 
 
 def stored_text(trail: AuditTrail) -> str:
-    """Every value of every audit table, as text, read back through SQL."""
+    """Every value of every audit table, as text, read back through SQL; the compressed columns of blocks
+    decompressed (entries, every payload and source)."""
     with trail._engine.connect() as conn:
-        return "\n".join(
+        parts = [
             repr(tuple(row))
-            for table in ("audit_runs", "audit_schemas", "audit_records")
+            for table in ("audit_runs", "audit_schemas", "audit_records", "audit_blocks")
             for row in conn.execute(sa.text(f"SELECT * FROM {table}"))
-        )
+        ]
+        for entry_columns, documents in conn.execute(sa.text("SELECT entry_columns, documents FROM audit_blocks")):
+            parts.append(repr(audit_blocks.unpack_entries(entry_columns)))
+            if documents is not None:
+                parts.extend(msgspec.json.encode(frame).decode()
+                             for frame in audit_blocks.unpack_documents(documents).frames())
+    assert parts
+    return "\n".join(parts)
 
 
 def sqlite_file_bytes(database: Path) -> bytes:

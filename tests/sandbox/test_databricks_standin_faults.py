@@ -197,7 +197,9 @@ def test_random_faults_at_configured_rates(databricks):
                         headers={"Authorization": f"Bearer {databricks.token}"}).status_code == 200
     databricks.fault_rates(statement_failed=0.0, token_expired=1.0)
     assert _submit(databricks, "SELECT 1").status_code == 200  # a personal access token does not expire in a run
-    assert _submit(databricks, "SELECT 1", token=_oauth_token(databricks)).status_code == 403  # the token endpoint is spared
+    token = _oauth_token(databricks)  # the token endpoint is spared
+    assert [_submit(databricks, "SELECT 1", token=token).status_code for _ in range(6)] == [200] * 5 + [403]
+    # a token expires at the end of its life: once it has served a few requests
     databricks.fault_rates(token_expired=0.0, rate_limit=0.5, status_5xx=0.5)
     answers = {_submit(databricks, "SELECT 1").status_code for _ in range(20)}
     assert answers <= {429, 500, 502, 503} and 429 in answers
@@ -229,3 +231,21 @@ def test_a_statement_can_be_slow_and_lose_its_answer_and_refusals_spare_statemen
         _submit(databricks, "INSERT INTO main.default.t VALUES (2, 'b')")
     assert databricks.requests()[-1]["fault"] == "slow_statement+drop_response"
     assert databricks.sql("SELECT k FROM uc_main.default.t") == [["2"]]
+
+
+def test_a_slowed_down_statement_released_goes_on_and_meets_what_committed_meanwhile(databricks):
+    """Two MERGEs of the same new key: the first, slowed down, has done its work and waits to commit when the second
+    commits; released, it meets that commit and writes nothing, as Delta's optimistic concurrency has it."""
+    _table(databricks)
+    merge = ("MERGE INTO main.default.t AS t USING (SELECT 1 AS k, '{v}' AS v) AS s ON t.k = s.k "
+             "WHEN MATCHED THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *")
+    databricks.slow_down(600, statement_contains="orphan")  # a statement a killed client left running
+    orphan = _submit(databricks, merge.format(v="orphan"), wait="0s").json()["statement_id"]
+    while not databricks.admin("GET", f"statements/{orphan}")["duckdb"]:  # its work done, waiting to commit
+        time.sleep(0.05)
+    assert _submit(databricks, merge.format(v="rerun")).json()["status"]["state"] == "SUCCEEDED"
+    assert databricks.release_statement(orphan)["statement_id"] == orphan
+    while _state(databricks, orphan)["state"] == "RUNNING":
+        time.sleep(0.05)
+    assert "[DELTA_CONCURRENT_APPEND]" in _state(databricks, orphan)["error"]["message"]
+    assert databricks.sql("SELECT k, v FROM uc_main.default.t") == [["1", "rerun"]]

@@ -92,6 +92,31 @@ def test_each_broken_setting_gets_its_own_line(databricks, broken, failing, fix)
     assert WRONG_TOKEN not in printed and WRONG_SP_SECRET not in printed and databricks.token not in printed
 
 
+def test_the_staging_volume_is_probed_with_a_file_written_and_deleted(databricks):
+    databricks.create_volume("main.staging.mlc")
+    status, results, _ = check(workspace_env(databricks, warehouse_load_method="volume", staging_volume="main.staging.mlc"))
+    assert status == 0, results
+    assert by_check(results)["staging volume main.staging.mlc"]["status"] == "pass"
+    assert databricks.volume_files("main.staging.mlc") == []  # the probe removed, and its folder
+    probes = [r for r in databricks.requests() if "/Volumes/main/staging/mlc/_mlc_check" in r["path"]]
+    assert [(r["method"], r["path"].split("/")[4]) for r in probes][-3:] == [
+        ("PUT", "files"), ("DELETE", "files"), ("DELETE", "directories")]
+    assert [r["status"] for r in probes][-3:] == [204, 204, 204]
+
+    status, results, _ = check(workspace_env(databricks, warehouse_load_method="volume", staging_volume="main.staging.no"))
+    missing = by_check(results)["staging volume main.staging.no"]
+    assert status == 1 and missing["status"] == "fail" and "the volume does not exist" in missing["detail"]
+    assert "TARGET_DATABRICKS_STAGING_VOLUME" in missing["fix"]
+    databricks.grant_volume("main.staging.mlc", "READ VOLUME")
+    status, results, _ = check(workspace_env(databricks, warehouse_load_method="volume", staging_volume="main.staging.mlc"))
+    denied = by_check(results)["staging volume main.staging.mlc"]
+    assert status == 1 and "may not write files in the volume" in denied["detail"]
+    databricks.grant_volume("main.staging.mlc", "READ VOLUME", "WRITE VOLUME")
+    status, results, _ = check(workspace_env(databricks, warehouse_load_method="volume"))
+    assert status == 1 and by_check(results)["staging volume"]["detail"] == \
+        "warehouse_load_method volume needs a staging volume"
+
+
 def test_a_stopped_warehouse_is_not_started_by_the_check(tmp_path):
     stand_in = DatabricksSandboxProcess(data_dir=tmp_path / "warehouse")
     try:

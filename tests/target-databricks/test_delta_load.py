@@ -168,3 +168,35 @@ def test_a_record_that_breaks_its_schema_is_named_and_nothing_is_written(tmp_pat
     assert result.returncode != 0
     assert "GrossAmount" in result.stderr and "one hundred" in result.stderr
     assert result.states == []
+
+
+def test_the_audit_trail_keeps_what_each_run_wrote_and_the_retention_setting_empties_old_payloads(tmp_path, config):
+    from ml_connector_core.audit import AuditEntry, AuditTrail
+
+    batch = [invoice("T1", "10.50", "2026-03-01T00:00:00Z"), invoice("T2", "7", "2026-03-01T00:00:00Z")]
+    load(tmp_path, config, batch)
+    load(tmp_path, config, batch)  # read again: nothing changed, nothing written
+    trail = AuditTrail(config["audit_url"])
+    first, second = [list(trail.entries(run_id=run.run_id)) for run in reversed(trail.runs(2))]
+    assert [(e.operation, e.payload["GrossAmount"]) for e in first] == [("insert", Decimal("10.50")),
+                                                                         ("insert", Decimal("7"))]
+    assert [(e.operation, e.payload_json) for e in second] == [("unchanged", None), ("unchanged", None)]
+    assert second[0].payload_note.startswith("not kept: this entry wrote nothing")
+
+    # 0 days: every payload of the flow is removed at the end of the run, the entries stay; another flow keeps its.
+    other = AuditTrail(config["audit_url"]).start_run("ifs-to-teams", "target-teams")
+    other.record([AuditEntry(stream="posting_proposals", key={"Company": "10", "InvoiceNo": "T1"}, operation="insert",
+                             outcome="succeeded", payload={"card": "T1"})])
+    other.finish()
+    load(tmp_path, {**config, "audit_payload_retention_days": 0}, [invoice("T3", "3", "2026-03-02T00:00:00Z")])
+    everything = list(AuditTrail(config["audit_url"]).entries())
+    assert [(e.flow, e.record_key, e.operation, e.payload_json is None) for e in everything] == [
+        ("ifs-to-databricks", '{"Company":"10","InvoiceNo":"T1"}', "insert", True),
+        ("ifs-to-databricks", '{"Company":"10","InvoiceNo":"T2"}', "insert", True),
+        ("ifs-to-databricks", '{"Company":"10","InvoiceNo":"T1"}', "unchanged", True),
+        ("ifs-to-databricks", '{"Company":"10","InvoiceNo":"T2"}', "unchanged", True),
+        ("ifs-to-teams", '{"Company":"10","InvoiceNo":"T1"}', "insert", False),
+        ("ifs-to-databricks", '{"Company":"10","InvoiceNo":"T3"}', "insert", True),
+    ]
+    assert everything[0].payload_note.startswith("removed by the payload retention setting on ")
+    assert [r["InvoiceNo"] for r in table(config)] == ["T1", "T2", "T3"]  # the table, of course, keeps every row

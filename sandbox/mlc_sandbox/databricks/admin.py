@@ -17,6 +17,7 @@ from .guards import Fault
 from .jobs import JobDefinition
 from .responses import ApiError, to_json
 from .sql_errors import SqlError
+from .volumes import VolumeProblem
 
 if TYPE_CHECKING:
     from .app import DatabricksApp
@@ -44,6 +45,8 @@ def handle(app: "DatabricksApp", request: Request) -> Response:
         return _route(app, request, method, route, query, body)
     except ApiError as exc:
         return _error(exc.status, exc.message)
+    except (SqlError, VolumeProblem) as exc:
+        return _error(400, exc.message)
     except (ValueError, TypeError, KeyError) as exc:
         return _error(400, str(exc))
 
@@ -63,6 +66,9 @@ def _route(app: "DatabricksApp", request: Request, method: str, route: str, quer
         if method == "DELETE":
             app.statements.clear_log()
             return _json(200, {"statements": []})
+    if route.startswith("statements/") and route.endswith("/release") and method == "POST":
+        app.statements.release(route.split("/")[1])
+        return _json(200, app.statements.get(route.split("/")[1]).log_entry())
     if route.startswith("statements/") and method == "GET":
         return _json(200, app.statements.get(route.split("/", 1)[1]).log_entry())
     if route == "jobs":
@@ -85,7 +91,36 @@ def _route(app: "DatabricksApp", request: Request, method: str, route: str, quer
         return _json(200, {"tables": _tables(app)})
     if route == "sql" and method == "POST":
         return _sql(app, body)
+    if route == "volumes":
+        if method == "POST":
+            return _json(200, _create_volume(app, body))
+        if method == "GET":
+            volumes = app.warehouse.volumes
+            return _json(200, {"volumes": [{**asdict(v), "full_name": v.full_name, "files": volumes.files_of(v)}
+                                           for v in volumes.all()]})
+    if route == "volumes/privileges" and method == "POST":
+        volume = app.warehouse.volumes.set_privileges(str(body.get("volume", "")), list(body.get("privileges", [])))
+        return _json(200, {**asdict(volume), "full_name": volume.full_name})
+    if route == "traffic":
+        if method == "GET":
+            return _json(200, app.traffic.totals())
+        if method == "DELETE":
+            app.traffic.reset()
+            return _json(200, app.traffic.totals())
     return _error(404, f"no admin route {method} /_admin/{route}")
+
+
+def _create_volume(app: "DatabricksApp", body: dict) -> dict:
+    """Arrange a volume (`{"volume": "catalog.schema.volume", "comment"?, "create_schema"?: true}`): what an
+    administrator does once, before any load stages files in it."""
+    unknown = set(body) - {"volume", "comment", "create_schema"}
+    if unknown:
+        raise ValueError(f"unknown fields: {', '.join(sorted(unknown))}")
+    parts = str(body.get("volume", "")).split(".")
+    if len(parts) != 3 or not all(parts):
+        raise ValueError("'volume' is catalog.schema.volume")
+    return {"created": app.warehouse.create_volume(*parts, comment=body.get("comment"),
+                                                   create_schema=bool(body.get("create_schema", True)))}
 
 
 def _settings(app: "DatabricksApp") -> dict:

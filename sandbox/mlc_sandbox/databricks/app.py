@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import time
 from urllib.parse import parse_qs
 
 from ..admin import is_admin_path
 from ..faults import new_entry
 from ..http import Request, Response
-from . import admin
+from . import admin, files_api
 from .auth import Authenticator, host_metadata, oidc_discovery
 from .guards import STATUS_ERROR_CODES, Fault, FaultInjector, FaultRates, RequestLog
 from .jobs import JobService
@@ -38,6 +39,7 @@ class DatabricksApp:
         self.jobs = JobService()
         self.faults = FaultInjector(settings.fault_rates, settings.fault_seed)
         self.log = RequestLog()
+        self.traffic = Traffic()
         self.host_port = "127.0.0.1"
         self.scheme = "http"  # "https" once served over TLS (http.Server sets both)
 
@@ -75,8 +77,9 @@ class DatabricksApp:
         if is_admin_path(request.path):
             return admin.handle(self, request)
         started = time.monotonic()
-        entry = new_entry(request.method, request.target,
+        entry = new_entry(request.method, request.target, bytes=len(request.body),
                           headers={h: request.headers.get(h) for h in LOGGED_HEADERS if request.headers.get(h)})
+        self.traffic.count(request)
         response, entry["auth"], entry["fault"] = self._answer(request)
         self.log.finish(entry, response, started)
         return response
@@ -85,7 +88,7 @@ class DatabricksApp:
         """(answer, kind of the credential, the faults suffered as "kind" or "kind+kind")."""
         fault, statement_fault = self.faults.faults_for(
             request.path, request.method, _submitted_statement(request),
-            self.auth.kind_of(request.headers.get("Authorization")) == "oauth")
+            self.auth.may_reach_its_end(request.headers.get("Authorization")))
         suffered = "+".join(f.kind for f in (statement_fault, fault) if f is not None) or None
         if fault is not None and fault.kind == "drop":
             return Response(0, drop=True), None, suffered
@@ -136,6 +139,8 @@ class DatabricksApp:
         query = {k: v[0] for k, v in parse_qs(request.query).items()}
         if path == STATEMENTS and method == "POST":
             return ok(self.statements.execute(_body(request), statement_fault))
+        if files_api.serves(path):
+            return files_api.handle(self.warehouse.volumes, request, query)
         match = STATEMENT.match(path)
         if match and method == "GET":
             return ok(self.statements.get(match.group(1)).response())
@@ -188,6 +193,33 @@ class DatabricksApp:
                 "num_clusters": 1, "auto_stop_mins": 10,
                 "odbc_params": {"hostname": host, "path": f"/sql/1.0/warehouses/{warehouse_id}",
                                 "protocol": self.scheme, "port": int(port or (443 if self.scheme == "https" else 80))}}
+
+
+class Traffic:
+    """What clients sent, in total since start (or the last reset): requests and body bytes, per kind of request
+    (statements, files, other); the request log keeps only the latest requests, a benchmark wants them all."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._counts: dict[str, dict[str, int]] = {}
+
+    def count(self, request: Request) -> None:
+        kind = ("statements" if request.path.startswith(STATEMENTS) else "files" if files_api.serves(request.path)
+                else "other")
+        with self._lock:
+            counts = self._counts.setdefault(kind, {"requests": 0, "bytes": 0})
+            counts["requests"] += 1
+            counts["bytes"] += len(request.body)
+
+    def totals(self) -> dict:
+        with self._lock:
+            kinds = {kind: dict(counts) for kind, counts in self._counts.items()}
+        return {"requests": sum(c["requests"] for c in kinds.values()),
+                "bytes": sum(c["bytes"] for c in kinds.values()), "by_kind": kinds}
+
+    def reset(self) -> None:
+        with self._lock:
+            self._counts.clear()
 
 
 def _submitted_statement(request: Request) -> str | None:

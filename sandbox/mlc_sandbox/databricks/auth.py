@@ -19,6 +19,9 @@ from dataclasses import dataclass
 from urllib.parse import parse_qs
 
 OAUTH_SCOPES = ("all-apis", "sql", "offline_access")
+# A token serves many requests in its hour: the random token_expired fault, which stands for the end of that hour,
+# hits only a token that has served this many (a token just issued, or its first retries, is not about to expire)
+SERVED_BEFORE_RANDOM_EXPIRY = 5
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,7 @@ class Authenticator:
         # token -> (kind, expiry epoch seconds or None)
         self._tokens: dict[str, tuple[str, float | None]] = {}
         self._expired_answers: dict[str, int] = {}  # token -> status it is refused with once expired (a fault's)
+        self._served: dict[str, int] = {}  # token -> requests it was accepted for
         if token:
             self._tokens[token] = ("pat", None)
 
@@ -81,6 +85,15 @@ class Authenticator:
             if refused_with is not None:
                 self._expired_answers[token] = refused_with
         return known[0]
+
+    def may_reach_its_end(self, authorization: str | None) -> bool:
+        """Whether this is an OAuth token that has served SERVED_BEFORE_RANDOM_EXPIRY requests: only such a token may
+        meet a random token_expired fault."""
+        token = _bearer(authorization)
+        with self._lock:
+            known = self._tokens.get(token) if token else None
+            return (known is not None and known[0] == "oauth"
+                    and self._served.get(token, 0) >= SERVED_BEFORE_RANDOM_EXPIRY)
 
     def kind_of(self, authorization: str | None) -> str | None:
         """"pat" or "oauth" for a token this workspace issued, whatever its state; None otherwise."""
@@ -121,6 +134,7 @@ class Authenticator:
         with self._lock:
             self._tokens = {t: v for t, v in self._tokens.items() if v[1] is None or v[1] > now - 3600}
             self._expired_answers = {t: v for t, v in self._expired_answers.items() if t in self._tokens}
+            self._served = {t: n for t, n in self._served.items() if t in self._tokens}
             self._tokens[token] = ("oauth", now + ttl)
         return 200, {"access_token": token, "token_type": "Bearer", "expires_in": ttl, "scope": scope}
 
@@ -139,6 +153,8 @@ class Authenticator:
         kind, expiry = known
         if expiry is not None and expiry <= time.time():
             return (EXPIRED_OAUTH[refused_with] if kind == "oauth" else INVALID), kind
+        with self._lock:
+            self._served[token] = self._served.get(token, 0) + 1
         return None, kind
 
 

@@ -130,8 +130,10 @@ class Fault:
 @dataclass
 class FaultRates:
     """Shares of API requests (statement kinds: of statement submissions; token_expired: of requests with an OAuth
-    token, which lives an hour where a personal access token lives for days) that suffer each kind, drawn from a seeded
-    generator so that a run can be repeated. Random faults never hit the token endpoint."""
+    token that has served a few requests (auth.SERVED_BEFORE_RANDOM_EXPIRY): it lives an hour where a personal access
+    token lives for days, and expires at the end of its life, not while a call's first tries with it are under way)
+    that suffer each kind, drawn from a seeded generator so that a run can be repeated. Random faults never hit the
+    token endpoint."""
 
     status_5xx: float = 0.0
     rate_limit: float = 0.0

@@ -116,14 +116,18 @@ class DropSchemaPlan(Plan):
         return self.sql
 
     def run(self, cursor, warehouse) -> ResultSet:
+        catalog = self.database.removeprefix("uc_")
+        volumes = warehouse.volumes.in_schema(catalog, self.schema)  # a schema's volumes go with it, as its tables
         if not self.cascade:
             cursor.execute("SELECT count(*) FROM duckdb_tables() WHERE database_name = ? AND schema_name = ?",
                            [self.database, self.schema])
-            if cursor.fetchone()[0]:
+            if cursor.fetchone()[0] or volumes:
                 raise SqlError("SCHEMA_NOT_EMPTY",
                                f"Cannot drop a schema `{self.schema}` because it contains objects. Use DROP SCHEMA "
                                "... CASCADE to drop the schema and all its objects.", "2BP01")
         cursor.execute(self.sql)
+        for volume in volumes:
+            warehouse.volumes.drop(volume.full_name, if_exists=True)
         return ResultSet()
 
 

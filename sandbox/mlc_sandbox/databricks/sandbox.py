@@ -50,12 +50,41 @@ class _AdminClient(AdminClient):
         return self.add_fault("slow_statement", count=count, delay_seconds=seconds,
                               statement_contains=statement_contains)
 
+    def release_statement(self, statement_id: str) -> dict:
+        """A statement slowed down (slow_down) goes on at once: commits, or meets what committed meanwhile."""
+        return self.admin("POST", f"statements/{statement_id}/release")
+
     def fail_statements(self, count: int = 1, error_code: str = "ABORTED", message: str | None = None,
                         statement_contains: str | None = None) -> dict:
         """The next `count` statements (containing the text, if given) end FAILED with `error_code` and `message`
         (default: Delta's concurrent-write conflict), nothing of them written."""
         return self.add_fault("statement_failed", count=count, error_code=error_code, message=message,
                               statement_contains=statement_contains)
+
+    def create_volume(self, full_name: str, comment: str | None = None, create_schema: bool = True) -> bool:
+        """A volume `catalog.schema.volume` (its schema too, unless told not to); False when it was there."""
+        body = {"volume": full_name, "create_schema": create_schema, **({"comment": comment} if comment else {})}
+        return self.admin("POST", "volumes", body)["created"]
+
+    def volumes(self) -> list[dict]:
+        """Every volume with the privileges the principal holds on it and its files (path, size)."""
+        return self.admin("GET", "volumes")["volumes"]
+
+    def volume_files(self, full_name: str) -> list[str]:
+        """Paths of the files in a volume."""
+        volume = next(v for v in self.volumes() if v["full_name"] == full_name.lower())
+        return [f["path"] for f in volume["files"]]
+
+    def grant_volume(self, full_name: str, *privileges: str) -> dict:
+        """What the workspace's principal holds on the volume from now on: "READ VOLUME", "WRITE VOLUME" or none."""
+        return self.admin("POST", "volumes/privileges", {"volume": full_name, "privileges": list(privileges)})
+
+    def traffic(self) -> dict:
+        """Requests and body bytes received since start or the last reset, in total and per kind."""
+        return self.admin("GET", "traffic")
+
+    def reset_traffic(self) -> dict:
+        return self.admin("DELETE", "traffic")
 
     def fault_rates(self, **rates: float) -> dict:
         """Random faults from now on: shares of API requests per kind (see guards.FaultRates); 0 turns a kind off."""
@@ -89,13 +118,15 @@ class DatabricksSandbox(_AdminClient, InProcessStandIn):
                  chunk_rows: int = DatabricksSettings.chunk_rows,
                  execution_delay: float = 0.0, catalogs: tuple[str, ...] = DatabricksSettings.catalogs,
                  default_catalog: str = DatabricksSettings.default_catalog,
+                 volumes: tuple[str, ...] = DatabricksSettings.volumes,
                  statement_size_limit: int = DatabricksSettings.statement_size_limit, workers: int = 4,
                  expired_token_status: int = DatabricksSettings.expired_token_status,
                  fault_rates: FaultRates | None = None, fault_seed: int = DatabricksSettings.fault_seed,
                  tls_cert: str | Path | None = None, tls_key: str | Path | None = None):
         self.settings = DatabricksSettings(
             token=token, client_id=client_id, client_secret=client_secret, token_ttl=token_ttl,
-            warehouse_ids=(warehouse_id,), catalogs=tuple(catalogs), default_catalog=default_catalog,
+            warehouse_ids=(warehouse_id,), catalogs=tuple(catalogs), volumes=tuple(volumes),
+            default_catalog=default_catalog,
             chunk_rows=chunk_rows, execution_delay=execution_delay, statement_size_limit=statement_size_limit,
             workers=workers, expired_token_status=expired_token_status, fault_rates=fault_rates or FaultRates(),
             fault_seed=fault_seed)
@@ -108,7 +139,8 @@ class DatabricksSandbox(_AdminClient, InProcessStandIn):
 
     def start(self) -> "DatabricksSandbox":
         self.data_dir = self._given_data_dir or Path(tempfile.mkdtemp(prefix="mlc-databricks-"))
-        warehouse = Warehouse(self.data_dir, self.settings.catalogs, self.settings.default_schema)
+        warehouse = Warehouse(self.data_dir, self.settings.catalogs, self.settings.default_schema,
+                              self.settings.volumes)
         self.app = DatabricksApp(self.settings, warehouse)
         self._serve(self.app)
         return self

@@ -22,6 +22,7 @@ class DatabricksSettings:
     workspace_id: str = "1000000000000001"
     warehouse_ids: tuple[str, ...] = ("mlc-sandbox-warehouse",)
     catalogs: tuple[str, ...] = ("main",)  # created at start when missing
+    volumes: tuple[str, ...] = ()  # catalog.schema.volume, each created at start (with its schema) when missing
     default_catalog: str = "main"
     default_schema: str = "default"
     chunk_rows: int = 10_000  # rows per result chunk; clients must follow next_chunk_index beyond it

@@ -119,7 +119,20 @@ _RULES: list[tuple[type, re.Pattern, callable]] = [
      lambda m: SqlError("DELTA_NOT_NULL_CONSTRAINT_VIOLATED",
                         f"NOT NULL constraint violated for column: {m.group(1)}.", "23502")),
     (duckdb.TransactionException, re.compile(r"[Cc]onflict"), lambda m: concurrent_append()),
+    # a staged file of a volume (read_files) that is not Parquet, or cut short
+    (duckdb.InvalidInputException, re.compile(r"(?:magic bytes|not a parquet file|Parquet)[^']*'([^']+)'"),
+     lambda m: SqlError("FAILED_READ_FILE.NO_HINT", f"Error while reading file {_volume_path(m.group(1))}.",
+                        "KD001")),
+    (duckdb.IOException, re.compile(r"(?:No files found|Cannot open file|No such file)[^'\"]*['\"]([^'\"]+)['\"]"),
+     lambda m: SqlError("FAILED_READ_FILE.FILE_NOT_EXIST", f"Error while reading file {_volume_path(m.group(1))}. "
+                        "File does not exist. It is possible the underlying files have been updated.", "KD001")),
 ]
+
+
+def _volume_path(local_path: str) -> str:
+    from .volume_sql import volume_path_of
+
+    return volume_path_of(local_path)
 
 
 def from_duckdb(exc: duckdb.Error) -> SqlError:

@@ -9,6 +9,7 @@ ADD COLUMNS becomes one ADD COLUMN per column, MERGE's `*` actions are expanded 
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
 
-from . import plans
+from . import plans, volume_sql
 from .sql_errors import SqlError, unsupported
 from .warehouse import Warehouse
 
@@ -25,7 +26,7 @@ DIALECT = "databricks"
 # sqlglot warns whenever it keeps a statement as a Command (SHOW ..., OPTIMIZE ...); those are handled below
 logging.getLogger("sqlglot").setLevel(logging.ERROR)
 STATEMENTS = (exp.Query, exp.Values, exp.Create, exp.Drop, exp.Alter, exp.Merge, exp.Insert, exp.Update, exp.Delete,
-              exp.TruncateTable, exp.Describe, exp.Use, exp.Set, exp.Comment, exp.Command)
+              exp.TruncateTable, exp.Describe, exp.Use, exp.Set, exp.Comment, exp.Copy, exp.Command)
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,12 @@ class Parameter:
 
 def parameter_type(text: str) -> exp.DataType:
     """The parameter's type, or ValueError (the request is then refused before it runs)."""
+    return _parameter_type(text).copy()  # a node of its own: trees keep their parents
+
+
+@functools.lru_cache(maxsize=256)
+def _parameter_type(text: str) -> exp.DataType:
+    """Parsed once per type: a MERGE of many rows carries thousands of parameters of a handful of types."""
     try:
         return exp.DataType.build(text, dialect=DIALECT)
     except (ParseError, TokenError, ValueError) as exc:
@@ -142,6 +149,12 @@ def qualify(tree: exp.Expression, scope: Scope, warehouse: Warehouse) -> None:
             table.set("db", _identifier(table.db.lower()))
             continue
         if not isinstance(name, exp.Identifier):  # a table function
+            if _function_name(name) == "read_files":  # files of a volume (volume_sql)
+                source = volume_sql.read_files(name, warehouse)
+                if table.args.get("alias") is not None:
+                    source.set("alias", table.args["alias"])
+                table.replace(source)
+                continue
             _check_table_function(name)
             continue
         if not table.args.get("db") and name.name.lower() in ctes:
@@ -162,8 +175,12 @@ def qualify(tree: exp.Expression, scope: Scope, warehouse: Warehouse) -> None:
 TABLE_FUNCTIONS = ("range",)
 
 
+def _function_name(function: exp.Expression) -> str:
+    return (function.name if isinstance(function, exp.Anonymous) else function.sql_name()).lower()
+
+
 def _check_table_function(function: exp.Expression) -> None:
-    name = (function.name if isinstance(function, exp.Anonymous) else function.sql_name()).lower()
+    name = _function_name(function)
     if name not in TABLE_FUNCTIONS:
         raise SqlError("UNRESOLVED_ROUTINE", f"Cannot resolve routine `{name}` on search path.", "42883")
 
@@ -184,6 +201,8 @@ def plan(text: str, parameters: dict[str, Parameter], scope: Scope, warehouse: W
     if isinstance(tree, exp.Command):
         return _command(text, scope, warehouse)
     bind_parameters(tree, parameters)
+    if isinstance(tree, exp.Copy):
+        raise unsupported("COPY INTO (load staged files with MERGE INTO ... USING read_files(...) instead)")
     if isinstance(tree, exp.Use):
         return _use(tree, scope, warehouse)
     if isinstance(tree, (exp.Set, exp.Comment)):
@@ -316,6 +335,11 @@ _COMMANDS = [
     ("columns", re.compile(rf"^\s*SHOW\s+COLUMNS\s+(?:IN|FROM)\s+{_QUALIFIED}(?:\s+(?:IN|FROM)\s+{_QUALIFIED})?{_END}",
                            re.I | re.S)),
     ("create_catalog", re.compile(rf"^\s*CREATE\s+CATALOG\s+(IF\s+NOT\s+EXISTS\s+)?({_NAME})\b.*$", re.I | re.S)),
+    ("create_volume", re.compile(rf"^\s*CREATE\s+(EXTERNAL\s+)?VOLUME\s+(IF\s+NOT\s+EXISTS\s+)?{_QUALIFIED}"
+                                 rf"(?:\s+LOCATION\s+'([^']*)')?(?:\s+COMMENT\s+'((?:[^'\\]|\\.)*)')?{_END}",
+                                 re.I | re.S)),
+    ("drop_volume", re.compile(rf"^\s*DROP\s+VOLUME\s+(IF\s+EXISTS\s+)?{_QUALIFIED}{_END}", re.I | re.S)),
+    ("volumes", re.compile(rf"^\s*SHOW\s+VOLUMES(?:\s+(?:IN|FROM)\s+{_QUALIFIED})?{_PATTERN}{_END}", re.I | re.S)),
     ("maintenance", re.compile(r"^\s*(OPTIMIZE|VACUUM|ANALYZE\s+TABLE|REFRESH\s+TABLE|CACHE|UNCACHE|FSCK)\b.*$",
                                re.I | re.S)),
 ]
@@ -349,5 +373,11 @@ def _command(text: str, scope: Scope, warehouse: Warehouse) -> plans.Plan:
             return plans.ShowColumnsPlan(table)
         if name == "create_catalog":
             return plans.CreateCatalogPlan(match.group(2).strip("`"), bool(match.group(1)))
+        if name == "create_volume":
+            return volume_sql.create_volume(match, scope)
+        if name == "drop_volume":
+            return volume_sql.drop_volume(match, scope)
+        if name == "volumes":
+            return volume_sql.show_volumes(match, scope)
         return plans.NoResultPlan()
     raise _first_token_error(text)

@@ -15,6 +15,7 @@ from pathlib import Path
 import duckdb
 
 from .sql_errors import SqlError, catalog_not_found
+from .volumes import Volumes
 
 CATALOG_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 DUCKDB_PREFIX = "uc_"
@@ -26,7 +27,8 @@ def duckdb_database(catalog: str) -> str:
 
 
 class Warehouse:
-    def __init__(self, data_dir: Path, catalogs: tuple[str, ...] = ("main",), default_schema: str = "default"):
+    def __init__(self, data_dir: Path, catalogs: tuple[str, ...] = ("main",), default_schema: str = "default",
+                 volumes: tuple[str, ...] = ()):
         self.data_dir = Path(data_dir)
         self.catalog_dir = self.data_dir / "catalogs"
         self.catalog_dir.mkdir(parents=True, exist_ok=True)
@@ -37,10 +39,16 @@ class Warehouse:
         # Delta's table versions, as far as conflicts need them: commits per table (plans.table_key) since start
         self._versions: dict[str, int] = {}
         self.commit_lock = threading.Lock()  # held while a write checks for conflicts and commits
+        self.volumes = Volumes(self.data_dir)  # Unity Catalog volumes: files, for the Files API and read_files
         for path in sorted(self.catalog_dir.glob("*.duckdb")):
             self._attach(path.stem)
         for name in catalogs:
             self.create_catalog(name, if_not_exists=True)
+        for full_name in volumes:
+            parts = full_name.split(".")
+            if len(parts) != 3 or not all(parts):
+                raise ValueError(f"a volume is named catalog.schema.volume, not '{full_name}'")
+            self.create_volume(*parts, create_schema=True)
 
     def _attach(self, name: str) -> None:
         database = duckdb_database(name)
@@ -107,6 +115,21 @@ class Warehouse:
             found.append({"catalog": name, "schema": schema_name, "table": table, "kind": kind,
                           "duckdb_name": f'"{database}"."{schema_name}"."{table}"'})
         return found
+
+    def create_volume(self, catalog: str, schema: str, name: str, *, comment: str | None = None,
+                      create_schema: bool = False) -> bool:
+        """A volume (and its schema first, with `create_schema`), as an administrator arranges one; False when it
+        was there already."""
+        database = self.database_of(catalog)
+        cursor = self.cursor()
+        try:
+            if create_schema:
+                cursor.execute(f'CREATE SCHEMA IF NOT EXISTS "{database}"."{schema.lower()}"')
+            exists = schema.lower() in [s.lower() for s in self.schemas(cursor, catalog)]
+        finally:
+            cursor.close()
+        return self.volumes.create(catalog, schema, name, schema_exists=exists, if_not_exists=True,
+                                   comment=comment) is not None
 
     def table_version(self, table: str) -> int:
         with self._lock:

@@ -6,6 +6,7 @@ import pytest
 
 from ifs_standin_client import SCALE, SEED, Client
 from mlc_sandbox.ifs import IfsSandbox
+from mlc_sandbox.teams import TeamsSandbox
 
 
 @pytest.fixture(scope="session")
@@ -69,3 +70,17 @@ def workspace(databricks):
     from databricks.sdk import WorkspaceClient
 
     return WorkspaceClient(host=databricks.base_url, token=databricks.token)
+
+
+@pytest.fixture(scope="module")
+def teams_server():
+    """A Teams stand-in for a test module (each module's tests share it)."""
+    with TeamsSandbox(port=0) as server:
+        yield server
+
+
+@pytest.fixture
+def teams(teams_server):
+    """The module's Teams stand-in, reset to its initial settings and contents."""
+    teams_server.reset()
+    return teams_server

@@ -7,23 +7,10 @@ import time
 import pytest
 import requests
 
-from mlc_sandbox.teams import TeamsSandbox
 
 MESSAGE = {"type": "message", "attachments": [{
     "contentType": "application/vnd.microsoft.card.adaptive", "contentUrl": None,
     "content": {"type": "AdaptiveCard", "version": "1.5", "body": [{"type": "TextBlock", "text": "hello"}]}}]}
-
-
-@pytest.fixture(scope="module")
-def server():
-    with TeamsSandbox(port=0) as teams:
-        yield teams
-
-
-@pytest.fixture
-def teams(server):
-    server.reset()
-    return server
 
 
 def test_the_next_n_requests_to_a_channel_get_429_with_retry_after(teams):

@@ -9,7 +9,6 @@ import json
 import pytest
 import requests
 
-from mlc_sandbox.teams import TeamsSandbox
 from mlc_sandbox.teams.settings import TeamsSettings
 
 ADAPTIVE = "application/vnd.microsoft.card.adaptive"
@@ -28,14 +27,9 @@ def graph_message(*cards, attachment_ids=None, body_ids=None) -> dict:
                              "content": c if isinstance(c, str) else json.dumps(c)} for i, c in zip(ids, cards)]}
 
 
-@pytest.fixture(scope="module")
-def server():
-    with TeamsSandbox(port=0) as teams:
-        yield teams
-
-
 @pytest.fixture
-def teams(server):
+def teams(teams_server):
+    server = teams_server
     server.reset()
     server.change_settings(token_ttl=3599, graph_roles=list(TeamsSettings.graph_roles))
     return server

@@ -30,18 +30,6 @@ def documented_envelope(card: dict) -> dict:
             "attachments": [{"contentType": ADAPTIVE, "contentUrl": None, "content": card}]}
 
 
-@pytest.fixture(scope="module")
-def server():
-    with TeamsSandbox(port=0) as teams:
-        yield teams
-
-
-@pytest.fixture
-def teams(server):
-    server.reset()
-    return server
-
-
 @pytest.fixture
 def teams_as_workflows_runs_it():
     """Validation "flow": what Workflows answers a signed request that passes the trigger's schema (202, even when the

@@ -38,18 +38,6 @@ def message(content) -> dict:
     return {"type": "message", "attachments": [{"contentType": ADAPTIVE, "contentUrl": None, "content": content}]}
 
 
-@pytest.fixture(scope="module")
-def server():
-    with TeamsSandbox(port=0) as teams:
-        yield teams
-
-
-@pytest.fixture
-def teams(server):
-    server.reset()
-    return server
-
-
 def test_a_valid_card_is_accepted_with_202_and_readable_through_admin(teams):
     url = teams.webhook_url("company-10")
     first, second = card(), card(body=[{"type": "TextBlock", "text": "second"}])

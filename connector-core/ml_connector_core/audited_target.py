@@ -29,10 +29,14 @@ import sys
 from collections import Counter
 from collections.abc import Iterable
 from datetime import timedelta
+from decimal import Decimal
 from functools import cached_property
 from typing import Any
 
+import msgspec
 from singer_sdk import typing as th
+from singer_sdk.contrib.msgspec import MsgSpecReader
+from singer_sdk.singerlib.encoding.simple import SimpleSingerReader
 
 from ml_connector_core.audit import AuditEntry, AuditRun, AuditTrail, StoredEntry
 from ml_connector_core.bad_records import BadRecordsTarget, is_bad_record
@@ -57,7 +61,23 @@ PAYLOAD_RETENTION_SETTING = th.Property(
 )
 
 
+class SingerInputReader(MsgSpecReader):
+    """singer-sdk's msgspec reader (numbers with a fraction or exponent as exact Decimals, as the SDK's own reader
+    gives them): decoding took 8% of a million-row load with the standard library's json. A line msgspec refuses
+    (NaN and Infinity, which Python's json takes) is read by the SDK's own reader, so that it meets the same checks as
+    before: the record validator names the field, an unparsable line is refused as before."""
+
+    _decoder = msgspec.json.Decoder(float_hook=Decimal)
+
+    def deserialize_json(self, line: str) -> dict:
+        try:
+            return self._decoder.decode(line)
+        except msgspec.DecodeError:
+            return SimpleSingerReader.deserialize_json(self, line)
+
+
 class AuditedTarget(SettingsNamedInErrors, InputWatch, BadRecordsTarget, CheckpointingTarget):
+    message_reader_class = SingerInputReader
     #: Start of the closing log line counting the outcomes, e.g. "Jira issues".
     outcomes_title = "Writes"
     #: The ERROR logged when records could not be delivered (%d: how many).

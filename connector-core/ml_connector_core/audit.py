@@ -1554,11 +1554,7 @@ class AuditRun:
             if not prepared:
                 return 0
             first_id = _allocate_entry_ids(conn, len(prepared))
-            rows = [
-                (first_id + position, self.run_id, self.flow, item.stream, item.record_key, item.version,
-                 item.operation, item.destination, item.outcome, item.attempts, item.error, item.payload, item.source)
-                for position, item in enumerate(prepared) if item.outcome == Outcome.FAILED.value
-            ]
+            rows = self._entry_rows(first_id, prepared, only_failed=True)
             if rows:
                 _insert_batch(conn, rows, written_at)
             for first_position, last_position, row in new_blocks:
@@ -1581,13 +1577,18 @@ class AuditRun:
             return []
         with self.trail._writing() as conn:
             first_id = _allocate_entry_ids(conn, len(prepared))
-            ids = [first_id + position for position in range(len(prepared))]
-            _insert_batch(conn, [
-                (entry_id, self.run_id, self.flow, item.stream, item.record_key, item.version, item.operation,
-                 item.destination, item.outcome, item.attempts, item.error, item.payload, item.source)
-                for entry_id, item in zip(ids, prepared)
-            ], _utc_now())
-        return ids
+            _insert_batch(conn, self._entry_rows(first_id, prepared, only_failed=False), _utc_now())
+        return list(range(first_id, first_id + len(prepared)))
+
+    def _entry_rows(self, first_id: int, prepared: list[_PreparedEntry], *, only_failed: bool) -> list[tuple]:
+        """The rows (``_BATCH_COLUMNS``) of entries whose ids follow from ``first_id`` in order; with only_failed,
+        of the failed ones alone (the others go into blocks)."""
+        return [
+            (first_id + position, self.run_id, self.flow, item.stream, item.record_key, item.version, item.operation,
+             item.destination, item.outcome, item.attempts, item.error, item.payload, item.source)
+            for position, item in enumerate(prepared)
+            if not only_failed or item.outcome == Outcome.FAILED.value
+        ]
 
     def finish(self, status: RunStatus | str = RunStatus.SUCCEEDED, summary: Mapping[str, Any] | None = None, *,
                reason: str | None = None) -> None:

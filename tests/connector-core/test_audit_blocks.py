@@ -267,3 +267,19 @@ def test_a_block_s_columns_round_trip_through_merging():
                                                    audit_blocks.document_columns_of_texts(texts[2:])])
     reader = audit_blocks.DocumentReader(merged)
     assert [reader.text(i) for i in range(len(texts))] == texts  # a text with a repeated field is kept whole
+
+
+def test_pending_entries_are_failed_rows_replaced_by_their_outcome_in_blocks(trail):
+    """record_pending (written before an action that cannot be asked about afterwards) stores failed rows; the outcome
+    recorded with replacing= takes their place; a pending entry never replaced stays failed (the run was killed)."""
+    with trail.start_run("ifs-to-teams", "target-teams") as run:
+        with pytest.raises(ValueError, match="must be 'failed'"):
+            run.record_pending([entry(0)])
+        first = run.record_pending([entry(1, outcome="failed")])
+        left = run.record_pending([entry(2, outcome="failed")])
+        run.record([entry(1)], replacing=first)
+    assert rows_of(trail) == [(left[0], "failed")]  # entry 1's pending row is gone; entry 2's stays
+    assert len(blocks_of(trail, run.run_id)) == 1  # entry 1, succeeded, in a block
+    stored = {e.key["OrderNo"]: e.outcome for e in trail.entries(run_id=run.run_id)}
+    assert stored == {"P1000001": "succeeded", "P1000002": "failed"}
+    assert first[0] < left[0]  # ids from the one entry counter, never reused

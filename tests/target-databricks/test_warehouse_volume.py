@@ -16,10 +16,10 @@ from decimal import Decimal
 import pytest
 
 from mlc_sandbox.databricks import DatabricksSandbox
-from ml_connector_core.audit import AuditTrail
 from support.singer import BIN, _encode, record_message, run_target, run_target_watching_states, schema_message, \
     state_message
 from test_delta_load import INVOICE, KEYS, invoice
+from test_warehouse_faults import assert_exact, audited
 
 STREAM = "posting_proposals"
 TABLE = "main.ifscloud.posting_proposals"
@@ -59,22 +59,6 @@ def invoices(count: int = 40, state: dict | None = STATE, **values) -> list[dict
     records = [{**invoice(f"F{n:03}", f"{n}.5", "2026-01-01T00:00:00Z"), **values} for n in range(count)]
     messages = [schema_message(STREAM, INVOICE, KEYS, bookmark="Rowversion")]
     return messages + [record_message(STREAM, r) for r in records] + ([state_message(state)] if state else [])
-
-
-def assert_exact(databricks, count: int = 40) -> None:
-    """Every invoice once, with its amount: nothing lost, nothing duplicated."""
-    rows = databricks.sql(f"SELECT InvoiceNo, GrossAmount FROM {TABLE} ORDER BY InvoiceNo", dialect="databricks")
-    assert [r[0] for r in rows] == [f"F{n:03}" for n in range(count)]
-    assert [Decimal(r[1]) for r in rows] == [Decimal(f"{n}.5") for n in range(count)]
-
-
-def audited(cfg) -> dict[str, int]:
-    trail = AuditTrail(cfg["audit_url"])
-    counts: dict[str, int] = {}
-    for entry in trail.entries(run_id=trail.runs()[0].run_id):
-        label = entry.operation if entry.outcome == "succeeded" else "failed"
-        counts[label] = counts.get(label, 0) + 1
-    return counts
 
 
 def statements(databricks, containing: str) -> list[dict]:

@@ -2,11 +2,16 @@
 
 Why it works the way it does (measured: benchmarks/delta_incremental.py, figures in the README):
 
-- Delta rewrites a whole data file to change one row of it (copy-on-write). delta-rs writes no deletion vectors
-  (it reads and keeps them; delta-io/delta-rs#4512 asks for writing them), so what a change costs is the files it
-  touches. The table is therefore kept **clustered by key**: files of at most ``rows_per_file`` rows, each holding one
-  key range, in key order. Changes to neighbouring keys (the open orders, this month's invoices) then touch one file
-  of a million-row table, as they touch one file of a twenty-thousand-row table.
+- Delta rewrites a whole data file to change one row of it (copy-on-write), unless the table has **deletion
+  vectors**: the rows replaced are then marked deleted beside their file and written again in a new one, so that
+  changes spread over a million-row table cost what they cost in a small one. delta-rs writes no deletion vectors
+  (delta-io/delta-rs#4512) and commits none, so this target writes them (``deletion_vectors``, ``delta_log``) on tables
+  on a local or mounted path, where it can commit itself; it creates tables there with the feature. A file of which
+  half the rows or more change is rewritten instead (that costs little more, and leaves no dead rows).
+- The table is also kept **clustered by key**: files of at most ``rows_per_file`` rows, each holding one key range,
+  in key order. Changes to neighbouring keys (the open orders, this month's invoices) then touch one file of a
+  million-row table, as they touch one file of a twenty-thousand-row table; on object storage, where files are
+  always rewritten, this is what bounds a change's cost.
 - A batch's keys are **looked up only in the files whose statistics may hold them** (the key columns' min/max of each
   add action; within files of this writer, per row group), instead of reading the key columns of the whole table.
 - Changed rows are written by **rewriting only the files that hold their keys**, streamed one row group at a time into
@@ -17,9 +22,9 @@ Why it works the way it does (measured: benchmarks/delta_incremental.py, figures
 - Rows that are new and belong to no rewritten file are appended in files of their own, sorted; a full load is all
   such files. At the end of a run, when such files hold a tenth of the table (or are many), they are **clustered**:
   merged with the clustered files whose key range they overlap, by an external sort (bounded memory), and committed
-  as a rearrangement (``dataChange: false``). A table written by an earlier version of this target is clustered once,
-  at the end of the first run that writes to it; never again as a whole unless as much new data arrives out of key
-  order.
+  as a rearrangement (``dataChange: false``), dropping the rows deletion vectors mark. A table written by an earlier
+  version of this target is clustered once, at the end of the first run that writes to it; never again as a whole
+  unless as much new data arrives out of key order.
 """
 
 from __future__ import annotations
@@ -37,15 +42,21 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from deltalake import DeltaTable
+from deltalake import DeltaTable, TableFeatures
 from deltalake._internal import RemoveAction
 from deltalake.exceptions import TableNotFoundError
 from deltalake.schema import Field as DeltaField
 from deltalake.transaction import CommitProperties
 
+from pyroaring import BitMap64
+
 from target_databricks import delta_files
-from target_databricks.delta_files import DataFiles, aligned, plain_schema, read_batches, table_filesystem
+from target_databricks.deletion_vectors import keep_mask, write_vectors
+from target_databricks.delta_files import (DataFiles, aligned, local_folder, plain_schema, positioned_batches,
+                                           read_batches, table_filesystem)
 from target_databricks.delta_layout import DataFile, KeyProbe, bucket_numbers, data_files, runs, sort_keys
+from target_databricks.delta_log import (SUPPORTED_READER_FEATURES, SUPPORTED_WRITER_FEATURES, TableLog, add_action,
+                                         loose_bounds, remove_action)
 
 FINGERPRINT = "_mlc_fingerprint"
 #: Rows per data file. Small enough that rewriting one file for a change costs what a 20,000-row table costs, and
@@ -59,8 +70,9 @@ CLUSTER_FILES = 32
 BOUNDARY_SAMPLE = 20_000
 SPILL_FANOUT = 16
 CHECKPOINT_INTERVAL = 10
-#: Delta features a file rewrite here would not honour; a table using them is refused by name, not corrupted.
-UNSUPPORTED_READER_FEATURES = {"deletionVectors", "columnMapping"}
+#: A file of which this share of the live rows or more is replaced is rewritten rather than given a deletion vector.
+REWRITE_SHARE = 0.5
+ENABLE_VECTORS = "delta.enableDeletionVectors"
 
 
 def _quoted(name: str) -> str:
@@ -98,11 +110,15 @@ class _Lookup:
 
 class DeltaWriter:
     def __init__(self, root: str, storage_options: Mapping[str, str] | None = None, *,
-                 rows_per_file: int = ROWS_PER_FILE, row_group_rows: int = ROW_GROUP_ROWS) -> None:
+                 rows_per_file: int = ROWS_PER_FILE, row_group_rows: int = ROW_GROUP_ROWS,
+                 deletion_vectors: bool = True) -> None:
         self.root = root.rstrip("/")
         self.storage_options = dict(storage_options or {}) or None
         self.rows_per_file = rows_per_file
         self.row_group_rows = min(row_group_rows, rows_per_file)
+        self.deletion_vectors = deletion_vectors
+        self._logs: dict[str, TableLog] = {}
+        self._deleted_rows: dict[str, BitMap64] = {}  # deletion vector id -> the rows it deletes
         self._lookups: dict[str, _Lookup] = {}
         self._appended: dict[str, _Appended] = {}
         self.keys_written: dict[str, list[str]] = {}  # location -> its keys, for clustering at the end of the run
@@ -115,7 +131,20 @@ class DeltaWriter:
             table = DeltaTable(location, storage_options=self.storage_options)
         except TableNotFoundError:
             return None
-        unsupported = set(table.protocol().reader_features or ()) & UNSUPPORTED_READER_FEATURES
+        protocol = table.protocol()
+        if _uses_vectors(table):
+            if local_folder(location) is None:
+                raise ValueError(f"the Delta table {location} has deletion vectors, which target-databricks writes "
+                                 "only on a local or mounted path (delta-rs commits none to object storage); load it "
+                                 "through load_method warehouse")
+            unsupported = ((set(protocol.reader_features or ()) - SUPPORTED_READER_FEATURES)
+                           | (set(protocol.writer_features or ()) - SUPPORTED_WRITER_FEATURES))
+            if (table.metadata().configuration or {}).get("delta.appendOnly") == "true":
+                unsupported.add("delta.appendOnly")
+            if any((f.metadata or {}).get("delta.invariants") for f in table.schema().fields):
+                unsupported.add("invariants")
+        else:
+            unsupported = set(protocol.reader_features or ()) & {"columnMapping"}
         if unsupported:
             raise ValueError(f"the Delta table {location} uses {', '.join(sorted(unsupported))}, which "
                              "target-databricks does not write; load it through load_method warehouse")
@@ -127,6 +156,57 @@ class DeltaWriter:
 
     def _fs(self, location: str):
         return table_filesystem(location, self.storage_options)
+
+    def _log(self, location: str) -> TableLog:
+        if location not in self._logs:
+            self._logs[location] = TableLog(self._fs(location), local_folder(location))
+        return self._logs[location]
+
+    def _files(self, location: str, table: DeltaTable, keys: Sequence[str]) -> list[DataFile]:
+        live = self._log(location).live_files(table.version()) if _uses_vectors(table) else None
+        return data_files(table, keys, live)
+
+    def _deleted(self, fs, file: DataFile) -> BitMap64 | None:
+        """The rows of the file its deletion vector deletes (read once a run)."""
+        if file.vector is None:
+            return None
+        found = self._deleted_rows.get(file.vector.unique_id)
+        if found is None:
+            found = self._deleted_rows[file.vector.unique_id] = file.vector.read(fs, file.path)
+        return found
+
+    def _create(self, location: str, schema: pa.Schema) -> DeltaTable:
+        """A new table; on a local or mounted path with deletion vectors enabled (reader version 3, writer version
+        7 with just that feature, as Databricks creates tables)."""
+        table = DeltaTable.create(location, schema=schema, storage_options=self.storage_options)
+        if self.deletion_vectors and local_folder(location) is not None:
+            # The feature alone (delta-rs's set_table_properties would add features of its own, such as variantType,
+            # that older readers refuse); delta.enableDeletionVectors set to false turns marking off (_marks_rows).
+            table.alter.add_feature(TableFeatures.DeletionVectors, allow_protocol_versions_increase=True)
+        return table
+
+    def _marks_rows(self, table: DeltaTable) -> bool:
+        """Whether replaced rows are marked in deletion vectors (the table allows writing them) or files rewritten."""
+        return (self.deletion_vectors and _uses_vectors(table)
+                and (table.metadata().configuration or {}).get(ENABLE_VECTORS, "true").lower() != "false")
+
+    def _commit(self, location: str, table: DeltaTable, added: Sequence, removed: Sequence[DataFile],
+                data_change: bool, marked: Sequence[dict] = (), info: Mapping[str, str] | None = None) -> None:
+        """One commit: ``added`` files (delta-rs add actions), ``removed`` files, and ``marked`` actions (files given a
+        new deletion vector). A table with deletion vectors is committed here, any other through delta-rs."""
+        info = dict(info or {})
+        if not _uses_vectors(table):
+            now = int(time.time() * 1000)
+            table.create_write_transaction([*added, *(RemoveAction(f.path, data_change, now, f.size) for f in removed)],
+                                           "append", table.schema(),
+                                           commit_properties=CommitProperties(custom_metadata=info))
+            return
+        log = self._log(location)
+        live = log.live_files(table.version())
+        actions = [add_action(a.path, a.size, a.stats, modification_time=a.modification_time,
+                              data_change=a.data_change) for a in added]
+        actions += [remove_action(live.adds[f.path], data_change=data_change) for f in removed]
+        log.commit(table.version(), [*marked, *actions], info)
 
     def prepare(self, location: str, schema: pa.Schema) -> None:
         """Nothing to do ahead: the first write creates the table, a write adds new columns."""
@@ -153,13 +233,14 @@ class DeltaWriter:
         fs = self._fs(location)
         found: dict[tuple, tuple[str, Any]] = {}
         homes = self._lookups[location].homes
-        files = data_files(table, keys)
+        files = self._files(location, table, keys)
         appended = self._appended.get(location)
         if appended and not appended.may_hold(_key_hashes(probe_keys)):
             files = [f for f in files if f.path not in appended.paths]
         for file in probe.files_holding(files):
             groups = _row_groups_may_hold(fs, file, keys[0], probe) if file.clustered or _ours(file) else None
-            for part in read_batches(fs, file.path, schema, columns=columns, row_groups=groups):
+            for part in read_batches(fs, file.path, schema, columns=columns, row_groups=groups,
+                                     deleted=self._deleted(fs, file)):
                 hit = None
                 for k in keys:  # every key column's values are among the batch's: few rows left to compare
                     test = pc.is_in(part.column(k), value_set=wanted[k])
@@ -189,7 +270,7 @@ class DeltaWriter:
         self.keys_written.setdefault(location, list(keys))
         given = set(rows.column_names)
         if table is None:
-            table = DeltaTable.create(location, schema=rows.schema, storage_options=self.storage_options)
+            table = self._create(location, rows.schema)
         else:
             self._add_columns(table, rows.schema)
         schema = plain_schema(table.schema().to_arrow())
@@ -208,15 +289,23 @@ class DeltaWriter:
                 placed.setdefault(homes[0].path, []).append(i)
             else:
                 loose.append(i)
+        marking: list[DataFile] = []
+        if self._marks_rows(table):
+            for path, file in list(touched.items()):
+                if len(placed.get(path, ())) < REWRITE_SHARE * file.live_rows:
+                    marking.append(touched.pop(path))
+                    loose.extend(placed.pop(path, ()))
+            loose.sort()  # rows are in key order: appended files stay sorted
         loose = self._place_in_rewritten_files(loose, row_keys, touched, placed)
 
         fs = self._fs(location)
         stats_columns = _stats_columns(table, schema, keys)
         written: list[DataFiles] = []
-        removed = []
-        now = int(time.time() * 1000)
         replacing = _KeySet(row_keys, schema.field(keys[0]).type)
+        vectors_file = None
         try:
+            marked, replaced_elsewhere, vectors_file = self._mark(location, table, fs, marking, schema, keys,
+                                                                  replacing, kept_columns)
             for file in sorted(touched.values(), key=lambda f: _sortable(f.low)):
                 out = DataFiles(fs, schema, clustered=file.clustered, rows_per_file=2**62,
                                 row_group_rows=self.row_group_rows, stats_columns=stats_columns)
@@ -224,19 +313,21 @@ class DeltaWriter:
                 own = rows.take(pa.array(placed.get(file.path, []), pa.int64()))
                 replaced = self._rewrite(fs, file, schema, keys, replacing, out, kept_columns)
                 out.write(_with_kept_values(own, replaced, keys, kept_columns))
-                removed.append(RemoveAction(file.path, True, now, file.size))
             appended_files = None
             if loose:
                 appended_files = DataFiles(fs, schema, clustered=False, rows_per_file=self.rows_per_file,
                                            row_group_rows=self.row_group_rows, stats_columns=stats_columns)
                 written.append(appended_files)
-                appended_files.write(rows.take(pa.array(loose, pa.int64())))
-            actions = [action for out in written for action in out.close()] + removed
-            table.create_write_transaction(actions, "append", table.schema(), commit_properties=CommitProperties(
-                custom_metadata={"mlc.operation": "write by key", "mlc.keys": ",".join(keys)}))
+                appended_files.write(_with_kept_values(rows.take(pa.array(loose, pa.int64())), replaced_elsewhere,
+                                                       keys, kept_columns))
+            added = [action for out in written for action in out.close()]
+            self._commit(location, table, added, list(touched.values()), True, marked,
+                         {"mlc.operation": "write by key", "mlc.keys": ",".join(keys)})
         except BaseException:
             for out in written:
                 out.discard()
+            if vectors_file is not None:
+                fs.delete_file(vectors_file)
             raise
         _checkpoint_now_and_then(table)
         appended = self._appended.setdefault(location, _Appended())
@@ -244,8 +335,8 @@ class DeltaWriter:
         if appended_files is not None:
             appended.paths.update(appended_files.paths)
             appended.hashes.append(_key_hashes([row_keys[i] for i in loose]))
-        return {"num_target_files_removed": len(removed), "num_target_files_added": len(actions) - len(removed),
-                "num_rows_written": rows.num_rows}
+        return {"num_target_files_removed": len(touched), "num_target_files_added": len(added),
+                "num_target_files_marked": sum(1 for a in marked if "remove" in a), "num_rows_written": rows.num_rows}
 
     def _place_in_rewritten_files(self, loose: list[int], row_keys: list[tuple], touched: dict[str, DataFile],
                                   placed: dict[str, list[int]]) -> list[int]:
@@ -266,12 +357,54 @@ class DeltaWriter:
                 placed.setdefault(home.path, []).append(i)
         return left
 
+    def _mark(self, location: str, table: DeltaTable, fs, files: Sequence[DataFile], schema: pa.Schema,
+              keys: Sequence[str], replacing: _KeySet,
+              kept_columns: list[str]) -> tuple[list[dict], pa.Table | None, str | None]:
+        """Marks the rows of ``files`` whose keys are being written as deleted: the actions that give each file its
+        new deletion vector (all written to one new vector file, whose path is returned), and the rows replaced
+        (the key and ``kept_columns``) when values have to be kept."""
+        if not files:
+            return [], None, None
+        live = self._log(location).live_files(table.version())
+        changes: list[tuple[DataFile, BitMap64]] = []
+        replaced = []
+        for file in files:
+            before = self._deleted(fs, file)
+            now_deleted = BitMap64(before) if before else BitMap64()
+            for start, part in positioned_batches(fs, file.path, schema, columns=[*keys, *kept_columns],
+                                                  batch_rows=self.row_group_rows):
+                hit = replacing.holds(part, keys)
+                if before:
+                    hit = pc.and_(hit, keep_mask(before, start, part.num_rows)
+                                  or pa.array([True] * part.num_rows))
+                positions = pc.indices_nonzero(hit)
+                if len(positions):
+                    now_deleted.update(p + start for p in positions.to_pylist())
+                    if kept_columns:
+                        replaced.append(part.take(positions))
+            if len(now_deleted) != (len(before) if before else 0):
+                changes.append((file, now_deleted))
+        actions: list[dict] = []
+        vectors_file = None
+        emptied = [(f, d) for f, d in changes if len(d) >= f.rows]
+        kept = [(f, d) for f, d in changes if len(d) < f.rows]
+        if kept:
+            vectors_file, vectors = write_vectors(fs, [d for _, d in kept])
+            for (file, _), vector in zip(kept, vectors):
+                added = live.adds[file.path]
+                actions.append(remove_action(added, data_change=True))
+                actions.append(add_action(added["path"], added["size"], loose_bounds(added.get("stats")),
+                                          modification_time=added["modificationTime"], data_change=True,
+                                          vector=vector))
+        actions += [remove_action(live.adds[f.path], data_change=True) for f, _ in emptied]
+        return actions, (pa.concat_tables(replaced) if replaced else None), vectors_file
+
     def _rewrite(self, fs, file: DataFile, schema: pa.Schema, keys: Sequence[str], replacing: _KeySet,
                  out: DataFiles, kept_columns: list[str]) -> pa.Table | None:
         """Copies the file's rows whose keys are not being written into ``out``; returns the rows replaced (with the
         key and ``kept_columns``), when values have to be kept."""
         replaced = []
-        for part in read_batches(fs, file.path, schema, batch_rows=self.row_group_rows):
+        for part in read_batches(fs, file.path, schema, batch_rows=self.row_group_rows, deleted=self._deleted(fs, file)):
             candidate = replacing.holds(part, keys)
             out.write(part.filter(pc.invert(candidate)))
             if kept_columns:
@@ -290,14 +423,14 @@ class DeltaWriter:
         table = self._open(location)
         if table is None:
             return None
-        files = data_files(table, keys)
+        files = self._files(location, table, keys)
         region = _clustering_region(files, force=force)
         if not region:
             return None
         _release_memory()
         schema = plain_schema(table.schema().to_arrow())
         fs = self._fs(location)
-        region_rows = sum(f.rows for f in region)
+        region_rows = sum(f.live_rows for f in region)
         # Buckets of about a row group's rows, the unit the sort holds in memory (files are cut from the sorted stream).
         boundaries = self._boundaries(fs, region, schema, keys, math.ceil(region_rows / self.row_group_rows))
         out = DataFiles(fs, schema, clustered=True, rows_per_file=self.rows_per_file, row_group_rows=self.row_group_rows,
@@ -305,10 +438,8 @@ class DeltaWriter:
         try:
             with tempfile.TemporaryDirectory(prefix="mlc-cluster-") as spill:
                 self._sort_through(fs, region, schema, keys, boundaries, Path(spill), out)
-            now = int(time.time() * 1000)
-            actions = out.close() + [RemoveAction(f.path, False, now, f.size) for f in region]
-            table.create_write_transaction(actions, "append", table.schema(), commit_properties=CommitProperties(
-                custom_metadata={"mlc.operation": "cluster by key", "mlc.keys": ",".join(keys)}))
+            self._commit(location, table, out.close(), region, False,
+                         info={"mlc.operation": "cluster by key", "mlc.keys": ",".join(keys)})
         except BaseException:
             out.discard()
             raise
@@ -321,7 +452,8 @@ class DeltaWriter:
 
         def region_rows() -> Iterator[pa.Table]:
             for file in region:
-                yield from read_batches(fs, file.path, schema, batch_rows=self.row_group_rows)
+                yield from read_batches(fs, file.path, schema, batch_rows=self.row_group_rows,
+                                        deleted=self._deleted(fs, file))
 
         self._distribute(region_rows, schema, keys, boundaries, spill, out)
 
@@ -373,10 +505,11 @@ class DeltaWriter:
         key_schema = pa.schema([schema.field(k) for k in keys])
         if buckets <= 1:
             return key_schema.empty_table()
-        every = max(1, sum(f.rows for f in region) // max(BOUNDARY_SAMPLE, 50 * buckets))
+        every = max(1, sum(f.live_rows for f in region) // max(BOUNDARY_SAMPLE, 50 * buckets))
         sample = []
         for file in region:
-            for part in read_batches(fs, file.path, schema, columns=list(keys), batch_rows=self.rows_per_file):
+            for part in read_batches(fs, file.path, schema, columns=list(keys), batch_rows=self.rows_per_file,
+                                     deleted=self._deleted(fs, file)):
                 sample.append(part.take(pa.array(range(0, part.num_rows, every), pa.int64())))
         pa.default_memory_pool().release_unused()
         keys_sampled = pa.concat_tables(sample) if sample else key_schema.empty_table()
@@ -525,3 +658,7 @@ def _with_kept_values(rows: pa.Table, replaced: pa.Table | None, keys: Sequence[
         rows = rows.set_column(rows.schema.get_field_index(name), rows.schema.field(name),
                                pa.array(values, rows.schema.field(name).type))
     return rows
+
+
+def _uses_vectors(table: DeltaTable) -> bool:
+    return "deletionVectors" in (table.protocol().reader_features or ())

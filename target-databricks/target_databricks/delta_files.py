@@ -22,6 +22,9 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from deltalake.transaction import AddAction
+from pyroaring import BitMap64
+
+from target_databricks.deletion_vectors import keep_mask
 
 #: Names of the files this target keeps in key order, one key range each; every other file (written in arrival order
 #: by a full load, or by an earlier version of this target, or by another writer) is merged into them by clustering.
@@ -36,12 +39,19 @@ _HIGHEST_CHARACTER = "\U0010ffff"
 _stats_json = msgspec.json.Encoder(decimal_format="number")
 
 
+def local_folder(location: str) -> str | None:
+    """The table's folder when it is on a local or mounted file system; None for object storage."""
+    scheme = urlparse(location).scheme
+    if scheme in ("", "file") or len(scheme) == 1:  # a path, file:///path, or a Windows drive letter
+        return location[len("file://"):] if scheme == "file" else location
+    return None
+
+
 def table_filesystem(location: str, storage_options: Mapping[str, str] | None) -> pafs.FileSystem:
     """A file system rooted at the table's folder: the local one, or object storage through delta-rs's own client
     (the same ``storage_options`` as every other delta-rs call)."""
-    scheme = urlparse(location).scheme
-    if scheme in ("", "file") or len(scheme) == 1:  # a path, file:///path, or a Windows drive letter
-        path = location[len("file://"):] if scheme == "file" else location
+    path = local_folder(location)
+    if path is not None:
         pafs.LocalFileSystem().create_dir(path, recursive=True)
         return pafs.SubTreeFileSystem(path, pafs.LocalFileSystem())
     from deltalake.fs import DeltaStorageHandler
@@ -76,18 +86,34 @@ def aligned(batch: pa.RecordBatch | pa.Table, schema: pa.Schema) -> pa.Table:
 
 
 def read_batches(fs: pafs.FileSystem, path: str, schema: pa.Schema, *, columns: Sequence[str] | None = None,
-                 row_groups: Sequence[int] | None = None, batch_rows: int = 8192) -> Iterator[pa.Table]:
-    """A data file in batches of at most ``batch_rows`` rows, aligned to ``schema`` (or to its ``columns``)."""
+                 row_groups: Sequence[int] | None = None, batch_rows: int = 8192,
+                 deleted: BitMap64 | None = None) -> Iterator[pa.Table]:
+    """A data file's live rows (those not in its deletion vector ``deleted``) in batches of at most ``batch_rows``
+    rows, aligned to ``schema`` (or to its ``columns``)."""
+    for start, batch in positioned_batches(fs, path, schema, columns=columns, row_groups=row_groups,
+                                           batch_rows=batch_rows):
+        keep = keep_mask(deleted, start, batch.num_rows)
+        yield batch if keep is None else batch.filter(keep)
+
+
+def positioned_batches(fs: pafs.FileSystem, path: str, schema: pa.Schema, *, columns: Sequence[str] | None = None,
+                       row_groups: Sequence[int] | None = None,
+                       batch_rows: int = 8192) -> Iterator[tuple[int, pa.Table]]:
+    """A data file's rows, deleted or not, in batches, each with the position in the file of its first row."""
     wanted = pa.schema([schema.field(c) for c in columns]) if columns is not None else schema
     with fs.open_input_file(path) as source:
         parquet = pq.ParquetFile(source)
         present = [c for c in wanted.names if c in parquet.schema_arrow.names]
         groups = range(parquet.num_row_groups) if row_groups is None else row_groups
-        if not groups:
-            return
-        for batch in parquet.iter_batches(batch_size=batch_rows, row_groups=groups, columns=present,
-                                          use_threads=False):
-            yield aligned(batch, wanted)
+        firsts = [0]
+        for g in range(parquet.num_row_groups):
+            firsts.append(firsts[-1] + parquet.metadata.row_group(g).num_rows)
+        for group in groups:
+            position = firsts[group]
+            for batch in parquet.iter_batches(batch_size=batch_rows, row_groups=[group], columns=present,
+                                              use_threads=False):
+                yield position, aligned(batch, wanted)
+                position += batch.num_rows
 
 
 class DataFiles:

@@ -14,6 +14,8 @@ import pyarrow.compute as pc
 from deltalake import DeltaTable
 
 from target_databricks.delta_files import CLUSTERED_PREFIX
+from target_databricks.delta_log import LiveFiles
+from target_databricks.deletion_vectors import DeletionVector
 
 
 @dataclass(frozen=True)
@@ -26,13 +28,20 @@ class DataFile:
     size: int
     low: tuple
     high: tuple
+    vector: DeletionVector | None = None  # the rows of the file deleted (counted in ``rows``)
+
+    @property
+    def live_rows(self) -> int:
+        return self.rows - (self.vector.cardinality if self.vector else 0)
 
     @property
     def clustered(self) -> bool:
         return self.path.rsplit("/", 1)[-1].startswith(CLUSTERED_PREFIX)
 
 
-def data_files(table: DeltaTable, keys: Sequence[str]) -> list[DataFile]:
+def data_files(table: DeltaTable, keys: Sequence[str], live: LiveFiles | None = None) -> list[DataFile]:
+    """The table's data files; with ``live`` (the log replayed, for a table with deletion vectors), each with its
+    deletion vector."""
     actions = pa.table(table.get_add_actions(flatten=True))
     names = set(actions.column_names)
 
@@ -44,7 +53,7 @@ def data_files(table: DeltaTable, keys: Sequence[str]) -> list[DataFile]:
     rows, sizes = column("num_records"), column("size_bytes")
     return [
         DataFile(path, rows[i] or 0, sizes[i] or 0, tuple(_widened(c[i], -1) for c in lows),
-                 tuple(_widened(c[i], +1) for c in highs))
+                 tuple(_widened(c[i], +1) for c in highs), live.vector(path) if live is not None else None)
         for i, path in enumerate(actions.column("path").to_pylist())
     ]
 

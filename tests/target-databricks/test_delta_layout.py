@@ -247,3 +247,116 @@ def test_file_statistics_bound_every_value_and_keep_decimals_exact(tmp_path):
     assert low["at"] == "2026-01-01T00:00:00.000Z" and high["at"] == "2026-01-01T00:00:00.002Z"
     assert "flag" not in low and "flag" not in high
     assert pq.read_table(tmp_path / action.path).equals(rows)
+
+
+# Deletion vectors ---------------------------------------------------------------------------------------------------
+
+def vectors_of(commit: list[dict]) -> dict[str, dict]:
+    """The data files a commit gives a deletion vector, with the vector's descriptor."""
+    return {a["add"]["path"]: a["add"]["deletionVector"] for a in commit if "add" in a and a["add"].get("deletionVector")}
+
+
+def test_changes_spread_over_the_table_are_marked_in_deletion_vectors_not_rewritten(tmp_path, config):
+    numbers = list(range(1, 201))
+    random.Random(7).shuffle(numbers)
+    records = {n: invoice("10", n, f"{n}.5", 1 + n % 20) for n in numbers}
+    load(tmp_path, config, list(records.values()))
+    table = DeltaTable(str(location(config)))
+    assert "deletionVectors" in table.protocol().reader_features  # a new table on a local path
+    assert table.protocol().writer_features == ["deletionVectors"]
+    before = {a["add"]["path"] for a in commits(config)[-1] if "add" in a}
+    assert len(before) == 20
+
+    # One invoice in each of five files far apart changes: five files get vectors, none is rewritten; the changed
+    # rows land in one new file.
+    spread = [7, 48, 95, 141, 188]
+    load(tmp_path, config, [invoice("10", n, "0.000000000000000000000001", 27, "Posted") for n in spread])
+    (commit,) = commits(config)[-1:]
+    marked = vectors_of(commit)
+    assert len(marked) == 5 and set(marked) <= before
+    assert all(v["storageType"] == "u" and v["cardinality"] == 1 for v in marked.values())
+    assert {a["remove"]["path"] for a in commit if "remove" in a} == set(marked)
+    new_files = [a["add"] for a in commit if "add" in a and not a["add"].get("deletionVector")]
+    assert len(new_files) == 1 and json.loads(new_files[0]["stats"])["numRecords"] == 5
+    assert all(json.loads(a["add"]["stats"])["tightBounds"] is False for a in commit if "add" in a and a["add"].get("deletionVector"))
+    assert len(list(location(config).glob("deletion_vector_*.bin"))) == 1
+
+    # Read back by two readers that are not ours: DuckDB's delta extension and delta-rs's scan.
+    rows = table_rows(config)
+    assert len(rows) == 200
+    for n in spread:
+        assert rows[("10", f"INV-{n:05d}")]["GrossAmount"] == Decimal("0.000000000000000000000001")
+    assert all(rows[("10", f"INV-{n:05d}")]["GrossAmount"] == Decimal(f"{n}.5") for n in numbers if n not in spread)
+    scanned = pa.table(DeltaTable(str(location(config))).scan(columns=["InvoiceNo", "Objstate"])).to_pylist()
+    assert len(scanned) == 200 and sum(r["Objstate"] == "Posted" for r in scanned) == 5
+
+    # The same invoices change again, with two more in files already marked: those two files' vectors grow; the
+    # appended file, all of whose rows change, is rewritten (with the two) rather than marked.
+    appended = new_files[0]["path"]
+    again = [*spread, 8, 142]
+    load(tmp_path, config, [invoice("10", n, "2.25", 28, "Paid") for n in again])
+    rows = table_rows(config)
+    assert len(rows) == 200
+    assert all(rows[("10", f"INV-{n:05d}")]["Objstate"] == "Paid" for n in again)
+    commit = commits(config)[-1]
+    marked = vectors_of(commit)
+    assert sorted(v["cardinality"] for v in marked.values()) == [2, 2]
+    assert {a["remove"]["path"] for a in commit if "remove" in a} == {*marked, appended}
+    (rewritten,) = [a["add"] for a in commit if "add" in a and not a["add"].get("deletionVector")]
+    assert json.loads(rewritten["stats"])["numRecords"] == 7
+
+
+def test_deletion_vectors_survive_checkpoints_and_clustering(tmp_path, config):
+    load(tmp_path, config, [invoice("10", n, "1", 1) for n in range(1, 101)])
+    for day in range(2, 14):  # a change each run into a different file: a checkpoint every ten versions
+        load(tmp_path, config, [invoice("10", (day * 37) % 100 + 1, f"{day}", day, "Posted")])
+    log = location(config) / "_delta_log"
+    assert list(log.glob("*.checkpoint.parquet"))
+    expected = {n: Decimal(1) for n in range(1, 101)}
+    for day in range(2, 14):
+        expected[(day * 37) % 100 + 1] = Decimal(day)
+    rows = table_rows(config)
+    assert {int(k[1][4:]): r["GrossAmount"] for k, r in rows.items()} == expected
+
+    # Clustering merges the appended files into key order, drops the deleted rows and leaves no vector behind.
+    from target_databricks.delta import DeltaWriter
+
+    DeltaWriter(config["delta_root"], rows_per_file=10).cluster(str(location(config)), KEYS, force=True)
+    (commit,) = commits(config)[-1:]
+    assert next(a["commitInfo"] for a in commit if "commitInfo" in a)["mlc.operation"] == "cluster by key"
+    assert not vectors_of(commit)
+    live = DeltaTable(str(location(config)))
+    total = sum(pq.read_metadata(uri).num_rows for uri in live.file_uris())
+    assert total == 100  # deleted rows are gone from the files, not just masked
+    assert {int(k[1][4:]): r["GrossAmount"] for k, r in table_rows(config).items()} == expected
+
+
+def test_deletion_vectors_off_rewrites_files_and_creates_tables_without_the_feature(tmp_path, config):
+    config = {**config, "delta_deletion_vectors": False}
+    load(tmp_path, config, [invoice("10", n, "1", 1) for n in range(1, 41)])
+    assert not DeltaTable(str(location(config))).protocol().reader_features
+    load(tmp_path, config, [invoice("10", 5, "2", 2, "Posted")])
+    commit = commits(config)[-1]
+    assert not vectors_of(commit) and sum(1 for a in commit if "remove" in a) == 1
+    assert table_rows(config)[("10", "INV-00005")]["Objstate"] == "Posted"
+
+
+def test_a_commit_that_meets_a_concurrent_change_to_its_files_is_refused_and_leaves_nothing(tmp_path, config):
+    from target_databricks.delta import DeltaWriter
+    from target_databricks.delta_log import CommitConflict
+
+    load(tmp_path, config, [invoice("10", n, "1", 1) for n in range(1, 41)])
+    writer = DeltaWriter(config["delta_root"], rows_per_file=10)
+    where = str(location(config))
+    batch = to_table([invoice("10", 3, "9", 2, "Posted")], arrow_schema(INVOICE, decimal_scale=24), stream=STREAM)
+    writer.stored(where, batch.select(KEYS), None)
+    # Meanwhile another writer changes the same file (a run of this target in another process).
+    load(tmp_path, config, [invoice("10", 4, "7", 3, "Authorized")])
+    versions = len(commits(config))
+    files_before = set(location(config).iterdir())
+    with pytest.raises(CommitConflict, match="removed"):
+        writer.merge(where, batch, KEYS, None)
+    assert len(commits(config)) == versions
+    assert set(location(config).iterdir()) == files_before  # its data and vector files are removed again
+    rows = table_rows(config)
+    assert rows[("10", "INV-00003")]["Objstate"] == "Preliminary" and rows[("10", "INV-00004")]["Objstate"] == "Authorized"

@@ -43,7 +43,30 @@ def test_merge_into_delta_tables_on_s3(s3, tmp_path):
     plain = {**options, "AWS_SECRET_ACCESS_KEY": "lake-secret-value"}
     table = DeltaTable("s3://lake/warehouse/ifscloud/posting_proposals", storage_options=plain)
     rows = table.to_pyarrow_table()
-    # Written, rewritten and clustered by key through delta-rs's own object-storage client.
+    # Written, rewritten and clustered by key through delta-rs's own object-storage client, without deletion vectors
+    # (delta-rs commits none there).
+    assert not table.protocol().reader_features
     assert table.file_uris() and all("/mlc-clustered-" in uri for uri in table.file_uris())
     assert sorted((r["InvoiceNo"], r["GrossAmount"]) for r in rows.to_pylist()) == [
         ("S3-1", Decimal("1.5")), ("S3-2", Decimal("2"))]
+
+
+def test_a_table_with_deletion_vectors_on_object_storage_is_refused_by_name(s3, tmp_path):
+    import pyarrow as pa
+    from deltalake import TableFeatures, write_deltalake
+
+    options = {"AWS_ENDPOINT_URL": s3, "AWS_ACCESS_KEY_ID": "lake-key", "AWS_REGION": "us-east-1",
+               "AWS_SECRET_ACCESS_KEY": "lake-secret-value", "AWS_ALLOW_HTTP": "true",
+               "AWS_S3_ALLOW_UNSAFE_RENAME": "true"}
+    where = "s3://lake/warehouse/with_vectors/posting_proposals"
+    write_deltalake(where, pa.table({"InvoiceNo": ["S3-0"]}), storage_options=options)
+    DeltaTable(where, storage_options=options).alter.add_feature(TableFeatures.DeletionVectors,
+                                                                 allow_protocol_versions_increase=True)
+    config = {"delta_root": "s3://lake/warehouse", "target_schema": "with_vectors", "storage_options": options,
+              "audit_url": f"sqlite:///{tmp_path / 'audit.sqlite'}"}
+    result = run_target(tmp_path, config, messages_for([invoice("S3-1", "1.5", "2026-01-01T00:00:00Z")]),
+                        check=False)
+    assert result.returncode != 0
+    assert f"the Delta table {where} has deletion vectors" in result.stderr
+    assert "load_method warehouse" in result.stderr
+    assert DeltaTable(where, storage_options=options).version() == 1  # nothing written

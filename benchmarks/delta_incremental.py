@@ -1,5 +1,6 @@
 """target-databricks on the Delta path: what 100 changed purchase orders cost against tables of 20,000, 200,000 and
-1,000,000 rows, and a full load's memory and throughput; today's code path (the baseline) beside the new one.
+1,000,000 rows, and a full load's memory and throughput; the code path before issue 13 (the baseline) beside this
+checkout without deletion vectors ("rewrite": changed rows' files rewritten) and with them ("new", the default).
 
     .venv/bin/python benchmarks/delta_incremental.py                      # 20k, 200k, 1M; 3 repeats
     .venv/bin/python benchmarks/delta_incremental.py --sizes 20000,200000 --repeats 2
@@ -14,7 +15,8 @@ What it does, per table size N:
 2. A full load of N rows by each code path into a Delta table of its own (wall time, peak RSS of the target process).
 3. Each incremental input run by each code path against a fresh copy of that path's table, `--repeats` times
    (alternating the paths): wall time of the target process, its peak RSS (the kernel's, from wait4), bytes of the
-   files the run created (data and log), and the data files it replaced (removed with dataChange) and their rows.
+   files the run created (data, deletion vectors and log), the data files it replaced (removed with dataChange and
+   not added again) and their rows, and the files it gave a deletion vector.
 4. The baseline's table given to the new code path: its first run (which clusters the table once) and the next.
 
 Only the target runs here (fed the saved messages); the tap's share of an end-to-end run does not change with the
@@ -119,6 +121,7 @@ class Run:
     bytes_written: int = 0
     files_replaced: int = 0
     rows_replaced: int = 0
+    files_marked: int = 0
     files_before: int = 0
 
 
@@ -137,9 +140,10 @@ def baseline_tree(ref: str, folder: Path) -> Path:
     return package_root
 
 
-def run_target(messages: Path, delta_root: Path, audit: Path, pythonpath: Path | None, log: Path) -> Run:
+def run_target(messages: Path, delta_root: Path, audit: Path, pythonpath: Path | None, log: Path,
+               settings: dict | None = None) -> Run:
     config = delta_root.parent / f"{delta_root.name}.target.json"
-    config.write_text(json.dumps({"delta_root": str(delta_root), "audit_url": f"sqlite:///{audit}"}))
+    config.write_text(json.dumps({"delta_root": str(delta_root), "audit_url": f"sqlite:///{audit}", **(settings or {})}))
     env = dict(os.environ)
     if pythonpath is not None:
         env["PYTHONPATH"] = str(pythonpath)
@@ -169,7 +173,8 @@ def data_file_rows(table: Path) -> dict[str, int]:
     return dict(zip(actions.column("path").to_pylist(), actions.column("num_records").to_pylist()))
 
 
-def incremental(messages: Path, table: Path, scratch: Path, pythonpath: Path | None) -> Run:
+def incremental(messages: Path, table: Path, scratch: Path, pythonpath: Path | None,
+                settings: dict | None = None) -> Run:
     """One run against a fresh copy of `table`: what it cost and what it replaced."""
     if scratch.exists():
         shutil.rmtree(scratch)
@@ -177,16 +182,23 @@ def incremental(messages: Path, table: Path, scratch: Path, pythonpath: Path | N
     shutil.copytree(table, copy)
     before, rows_of = table_files(copy), data_file_rows(copy)
     log_before = {p.name for p in (copy / "_delta_log").iterdir()}
-    run = run_target(messages, scratch / "delta", scratch / "audit.sqlite", pythonpath, scratch / "target.log")
+    run = run_target(messages, scratch / "delta", scratch / "audit.sqlite", pythonpath, scratch / "target.log",
+                     settings)
     after = table_files(copy)
     run.bytes_written = sum(size for path, size in after.items() if path not in before)
     run.files_before = len(rows_of)
     for entry in sorted((copy / "_delta_log").glob("*.json")):
         if entry.name in log_before:
             continue
-        for line in entry.read_text().splitlines():
-            remove = json.loads(line).get("remove")
-            if remove and remove.get("dataChange", True) and remove["path"] in rows_of:
+        actions = [json.loads(line) for line in entry.read_text().splitlines()]
+        marked = {a["add"]["path"] for a in actions if "add" in a and a["add"].get("deletionVector")}
+        for action in actions:
+            remove = action.get("remove")
+            if not remove or not remove.get("dataChange", True) or remove["path"] not in rows_of:
+                continue
+            if remove["path"] in marked:
+                run.files_marked += 1
+            else:
                 run.files_replaced += 1
                 run.rows_replaced += rows_of[remove["path"]] or 0
     shutil.rmtree(scratch)
@@ -207,6 +219,7 @@ def describe(runs: list[Run]) -> str:
     first = runs[0]
     return (f"{spread([r.seconds for r in runs], '.2f')} s, {spread([r.bytes_written / 1e6 for r in runs], '.1f')} MB "
             f"written, {first.files_replaced} of {first.files_before} files ({first.rows_replaced:,} rows) replaced, "
+            f"{first.files_marked} marked, "
             f"peak {spread([r.peak_mb for r in runs], '.0f')} MB")
 
 
@@ -225,9 +238,11 @@ def main() -> None:
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="mlc-delta-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     baseline = baseline_tree(args.baseline_ref, Path(tempfile.mkdtemp(prefix="mlc-delta-baseline-")))
-    paths = {"baseline": baseline, "new": None}
+    # Each code path: where its package comes from (None: this checkout) and the settings it runs with.
+    paths = {"baseline": (baseline, {}), "rewrite": (None, {"delta_deletion_vectors": False}), "new": (None, {})}
     print(f"machine: {os.cpu_count()} cores, {load()} (other work on the machine skews every figure)")
-    print(f"baseline: target-databricks at {args.baseline_ref} ({baseline}); new: this checkout")
+    print(f"baseline: target-databricks at {args.baseline_ref} ({baseline}); rewrite: this checkout with "
+          "delta_deletion_vectors false; new: this checkout")
     results: dict[tuple[int, str, str], list[Run]] = {}
     full: dict[tuple[int, str], Run] = {}
     upgrade: dict[int, tuple[Run, Run]] = {}
@@ -238,23 +253,24 @@ def main() -> None:
             capture(rows, args.seed, args.data_dir, folder)
             loaded = records_in(folder / "full.jsonl")
             tables = {}
-            for path, pythonpath in paths.items():
+            for path, (pythonpath, settings) in paths.items():
                 target = folder / f"{path}-table"
                 if target.exists():
                     shutil.rmtree(target)
                 target.mkdir()
                 print(f"  full load, {path} ... ({load()})", flush=True)
                 run = run_target(folder / "full.jsonl", target / "delta", target / "audit.sqlite", pythonpath,
-                                 target / "target.log")
+                                 target / "target.log", settings)
                 full[(rows, path)] = run
                 tables[path] = target / "delta" / TABLE
                 print(f"  full load, {path}: {loaded:,} rows in {run.seconds:.1f} s = {loaded / run.seconds:,.0f} "
                       f"rows/s, peak {run.peak_mb:.0f} MB, {len(data_file_rows(tables[path]))} data files", flush=True)
             for repeat in range(args.repeats):
                 for pattern in PATTERNS:
-                    for path, pythonpath in (paths.items() if repeat % 2 == 0 else reversed(paths.items())):
+                    for path, (pythonpath, settings) in (paths.items() if repeat % 2 == 0
+                                                         else reversed(paths.items())):
                         run = incremental(folder / f"changes-{pattern}.jsonl", tables[path], work / "scratch",
-                                          pythonpath)
+                                          pythonpath, settings)
                         results.setdefault((rows, pattern, path), []).append(run)
                 print(f"  incremental runs, repeat {repeat + 1} of {args.repeats} done ({load()})", flush=True)
             for pattern in PATTERNS:
@@ -289,6 +305,8 @@ def main() -> None:
             cells = [f"{results[(n, pattern, path)][0].files_replaced} of {results[(n, pattern, path)][0].files_before}"
                      for n in sizes]
             print(f"  {path + ' files replaced':<26}" + "".join(f"{c:>22}" for c in cells))
+            cells = [str(results[(n, pattern, path)][0].files_marked) for n in sizes]
+            print(f"  {path + ' files marked':<26}" + "".join(f"{c:>22}" for c in cells))
         if len(sizes) > 1:
             small, large = sizes[0], sizes[-1]
             for path in paths:

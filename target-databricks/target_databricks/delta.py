@@ -305,7 +305,7 @@ class DeltaWriter:
         vectors_file = None
         try:
             marked, replaced_elsewhere, vectors_file = self._mark(location, table, fs, marking, schema, keys,
-                                                                  replacing, kept_columns)
+                                                                  replacing, kept_columns, rows)
             for file in sorted(touched.values(), key=lambda f: _sortable(f.low)):
                 out = DataFiles(fs, schema, clustered=file.clustered, rows_per_file=2**62,
                                 row_group_rows=self.row_group_rows, stats_columns=stats_columns)
@@ -358,21 +358,23 @@ class DeltaWriter:
         return left
 
     def _mark(self, location: str, table: DeltaTable, fs, files: Sequence[DataFile], schema: pa.Schema,
-              keys: Sequence[str], replacing: _KeySet,
-              kept_columns: list[str]) -> tuple[list[dict], pa.Table | None, str | None]:
+              keys: Sequence[str], replacing: _KeySet, kept_columns: list[str],
+              rows: pa.Table) -> tuple[list[dict], pa.Table | None, str | None]:
         """Marks the rows of ``files`` whose keys are being written as deleted: the actions that give each file its
         new deletion vector (all written to one new vector file, whose path is returned), and the rows replaced
         (the key and ``kept_columns``) when values have to be kept."""
         if not files:
             return [], None, None
         live = self._log(location).live_files(table.version())
+        probe = KeyProbe(rows.select(list(keys)))
         changes: list[tuple[DataFile, BitMap64]] = []
         replaced = []
         for file in files:
             before = self._deleted(fs, file)
             now_deleted = BitMap64(before) if before else BitMap64()
+            groups = _row_groups_may_hold(fs, file, keys[0], probe)  # only row groups that may hold a key
             for start, part in positioned_batches(fs, file.path, schema, columns=[*keys, *kept_columns],
-                                                  batch_rows=self.row_group_rows):
+                                                  row_groups=groups, batch_rows=self.row_group_rows):
                 hit = replacing.holds(part, keys)
                 if before:
                     hit = pc.and_(hit, keep_mask(before, start, part.num_rows)
@@ -578,13 +580,13 @@ def _checkpoint_now_and_then(table: DeltaTable) -> None:
 
 
 def _clustering_region(files: Sequence[DataFile], *, force: bool = False) -> list[DataFile]:
-    """The files to cluster: those out of key order, with the clustered files whose first-column range overlaps
-    theirs; nothing while they hold less than CLUSTER_SHARE of the rows and are fewer than CLUSTER_FILES."""
-    loose = [f for f in files if not f.clustered]
+    """The files to cluster: those out of key order (or mostly deleted), with the clustered files whose first-column
+    range overlaps theirs; nothing while they hold less than CLUSTER_SHARE of the rows and are fewer than CLUSTER_FILES."""
+    loose = [f for f in files if not f.clustered or _mostly_deleted(f)]
     if not loose:
         return []
-    total = sum(f.rows for f in files)
-    if not force and sum(f.rows for f in loose) < CLUSTER_SHARE * total and len(loose) < CLUSTER_FILES:
+    total = sum(f.live_rows for f in files)
+    if not force and sum(f.live_rows for f in loose) < CLUSTER_SHARE * total and len(loose) < CLUSTER_FILES:
         return []
     lows, highs = [f.low[0] for f in loose], [f.high[0] for f in loose]
     if any(v is None for v in lows + highs):
@@ -595,6 +597,11 @@ def _clustering_region(files: Sequence[DataFile], *, force: bool = False) -> lis
                 or not (f.high[0] < low or f.low[0] > high)]
     except TypeError:
         return list(files)
+
+
+def _mostly_deleted(file: DataFile) -> bool:
+    """A file whose deletion vector deletes half its rows or more: clustering compacts it like an appended file."""
+    return file.vector is not None and file.vector.cardinality >= REWRITE_SHARE * file.rows
 
 
 def _row_groups_may_hold(fs, file: DataFile, lead: str, probe: KeyProbe) -> list[int] | None:

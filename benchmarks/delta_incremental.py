@@ -125,28 +125,31 @@ class Run:
     files_before: int = 0
 
 
-def baseline_tree(ref: str, folder: Path) -> Path:
-    """target-databricks's package as of `ref`, extracted (not checked out: the worktree stays as it is)."""
-    archive = subprocess.run(["git", "archive", "--format=tar", ref, "target-databricks/target_databricks"], cwd=ROOT,
-                             capture_output=True, check=True).stdout
+def baseline_tree(ref: str, folder: Path, *, with_core: bool = False) -> str:
+    """target-databricks's package as of `ref` (and connector-core's, `with_core`), extracted (not checked out: the
+    worktree stays as it is); returns the PYTHONPATH that imports them."""
+    packages = {"target-databricks": "target_databricks", **({"connector-core": "ml_connector_core"} if with_core else {})}
+    archive = subprocess.run(["git", "archive", "--format=tar", ref, *(f"{d}/{p}" for d, p in packages.items())],
+                             cwd=ROOT, capture_output=True, check=True).stdout
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         tar.extractall(folder, filter="data")
-    package_root = folder / "target-databricks"
-    found = subprocess.run([sys.executable, "-c", "import target_databricks; print(target_databricks.__file__)"],
-                           env={**os.environ, "PYTHONPATH": str(package_root)}, capture_output=True, text=True,
-                           check=True).stdout.strip()
-    if not found.startswith(str(package_root)):
-        raise SystemExit(f"the baseline would import {found}, not the extracted {package_root}")
-    return package_root
+    pythonpath = os.pathsep.join(str(folder / d) for d in packages)
+    for directory, package in packages.items():
+        found = subprocess.run([sys.executable, "-c", f"import {package}; print({package}.__file__)"],
+                               env={**os.environ, "PYTHONPATH": pythonpath}, capture_output=True, text=True,
+                               check=True).stdout.strip()
+        if not found.startswith(str(folder / directory)):
+            raise SystemExit(f"the baseline would import {found}, not the extracted {folder / directory}")
+    return pythonpath
 
 
-def run_target(messages: Path, delta_root: Path, audit: Path, pythonpath: Path | None, log: Path,
+def run_target(messages: Path, delta_root: Path, audit: Path, pythonpath: str | None, log: Path,
                settings: dict | None = None) -> Run:
     config = delta_root.parent / f"{delta_root.name}.target.json"
     config.write_text(json.dumps({"delta_root": str(delta_root), "audit_url": f"sqlite:///{audit}", **(settings or {})}))
     env = dict(os.environ)
     if pythonpath is not None:
-        env["PYTHONPATH"] = str(pythonpath)
+        env["PYTHONPATH"] = pythonpath
     with open(messages, "rb") as stdin, open(log, "wb") as stderr:
         started = time.perf_counter()
         process = subprocess.Popen([sys.executable, "-m", "target_databricks", "--config", str(config)], stdin=stdin,
@@ -173,7 +176,7 @@ def data_file_rows(table: Path) -> dict[str, int]:
     return dict(zip(actions.column("path").to_pylist(), actions.column("num_records").to_pylist()))
 
 
-def incremental(messages: Path, table: Path, scratch: Path, pythonpath: Path | None,
+def incremental(messages: Path, table: Path, scratch: Path, pythonpath: str | None,
                 settings: dict | None = None) -> Run:
     """One run against a fresh copy of `table`: what it cost and what it replaced."""
     if scratch.exists():
@@ -217,7 +220,7 @@ def spread(values: list[float], fmt: str) -> str:
 
 def describe(runs: list[Run]) -> str:
     first = runs[0]
-    return (f"{spread([r.seconds for r in runs], '.2f')} s, {spread([r.bytes_written / 1e6 for r in runs], '.1f')} MB "
+    return (f"{spread([r.seconds for r in runs], '.2f')} s, {spread([r.bytes_written / 1e3 for r in runs], '.0f')} kB "
             f"written, {first.files_replaced} of {first.files_before} files ({first.rows_replaced:,} rows) replaced, "
             f"{first.files_marked} marked, "
             f"peak {spread([r.peak_mb for r in runs], '.0f')} MB")
@@ -237,12 +240,17 @@ def main() -> None:
 
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="mlc-delta-bench-"))
     work.mkdir(parents=True, exist_ok=True)
-    baseline = baseline_tree(args.baseline_ref, Path(tempfile.mkdtemp(prefix="mlc-delta-baseline-")))
+    extracted = Path(tempfile.mkdtemp(prefix="mlc-delta-baseline-"))
+    baseline = baseline_tree(args.baseline_ref, extracted / "target")
     # Each code path: where its package comes from (None: this checkout) and the settings it runs with.
     paths = {"baseline": (baseline, {}), "rewrite": (None, {"delta_deletion_vectors": False}), "new": (None, {})}
+    # Full loads only: the target with connector-core as of the baseline too (its audit trail, its Singer reader),
+    # which is what a full load cost when issue 13 was filed.
+    full_paths = {**paths, "as filed": (baseline_tree(args.baseline_ref, extracted / "whole", with_core=True), {})}
     print(f"machine: {os.cpu_count()} cores, {load()} (other work on the machine skews every figure)")
     print(f"baseline: target-databricks at {args.baseline_ref} ({baseline}); rewrite: this checkout with "
-          "delta_deletion_vectors false; new: this checkout")
+          "delta_deletion_vectors false; new: this checkout; as filed (full loads only): target-databricks and "
+          "connector-core at the baseline ref")
     results: dict[tuple[int, str, str], list[Run]] = {}
     full: dict[tuple[int, str], Run] = {}
     upgrade: dict[int, tuple[Run, Run]] = {}
@@ -253,7 +261,7 @@ def main() -> None:
             capture(rows, args.seed, args.data_dir, folder)
             loaded = records_in(folder / "full.jsonl")
             tables = {}
-            for path, (pythonpath, settings) in paths.items():
+            for path, (pythonpath, settings) in full_paths.items():
                 target = folder / f"{path}-table"
                 if target.exists():
                     shutil.rmtree(target)
@@ -289,7 +297,7 @@ def main() -> None:
                   f"{first.peak_mb:.0f} MB; then recent changes: {describe([second])}")
             shutil.rmtree(upgraded)
     finally:
-        shutil.rmtree(baseline.parent, ignore_errors=True)
+        shutil.rmtree(extracted, ignore_errors=True)
         if args.work_dir is None:
             shutil.rmtree(work, ignore_errors=True)
 
@@ -298,7 +306,7 @@ def main() -> None:
     for pattern in PATTERNS:
         print(f"\n100 changes, {pattern}" + header[len(f'100 changes, {pattern}'):])
         for path in paths:
-            for label, value, fmt in (("wall s", lambda r: r.seconds, ".2f"), ("MB written", lambda r: r.bytes_written / 1e6, ".1f"),
+            for label, value, fmt in (("wall s", lambda r: r.seconds, ".2f"), ("kB written", lambda r: r.bytes_written / 1e3, ".0f"),
                                       ("peak RSS MB", lambda r: r.peak_mb, ".0f")):
                 cells = [spread([value(r) for r in results[(n, pattern, path)]], fmt) for n in sizes]
                 print(f"  {path + ' ' + label:<26}" + "".join(f"{c:>22}" for c in cells))
@@ -316,11 +324,14 @@ def main() -> None:
                                / statistics.median(r.bytes_written for r in results[(small, pattern, path)]))
                 print(f"  {path:<8} ratio {large:,} / {small:,}: wall time {time_ratio:.2f}, bytes written "
                       f"{bytes_ratio:.2f}")
-    largest = sizes[-1]
-    print(f"\nFull load of {largest:,} rows:")
-    for path in paths:
-        run = full[(largest, path)]
-        print(f"  {path:<8}: {largest / run.seconds:,.0f} rows/s ({run.seconds:.1f} s), peak RSS {run.peak_mb:.0f} MB")
+    print("\nFull loads (rows/s, wall time, peak RSS; ratio of throughput: new / each other path):")
+    for rows in sizes:
+        new = full[(rows, "new")]
+        for path in full_paths:
+            run = full[(rows, path)]
+            ratio = "" if path == "new" else f", new / {path}: {run.seconds / new.seconds:.2f}"
+            print(f"  {rows:>9,} {path:<9}: {rows / run.seconds:,.0f} rows/s ({run.seconds:.1f} s), peak RSS "
+                  f"{run.peak_mb:.0f} MB{ratio}")
     print("\nA table written by the baseline, given to the new path:")
     for rows, (first, second) in upgrade.items():
         print(f"  {rows:>9,} rows: first run {first.seconds:.2f} s (clusters it, peak {first.peak_mb:.0f} MB); "

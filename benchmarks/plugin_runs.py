@@ -1,9 +1,13 @@
 """What the plugin benchmarks (jira_issues, salesforce_upserts, jaggaer_records) share: the `--records` argument, a
-plugin run as its own process with its wall time and peak RSS, a target fed Singer messages on stdin."""
+plugin run as its own process with its wall time and peak RSS, a target fed Singer messages on stdin.
+
+MLC_BENCH_PROFILE_DIR=<folder> runs each target under cProfile and leaves its figures there (<target>-<run>.prof, for
+`python -m pstats`): where a target's time goes, at the price of a slower run."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import subprocess
 import sys
@@ -70,9 +74,12 @@ def fed_target(target: str, config: Path, messages: list[dict], workdir: Path, n
     benchmark with the end of its log."""
     stdin_path, stderr_path = workdir / f"{name}.jsonl", workdir / f"{name}.stderr"
     stdin_path.write_bytes(b"".join(json_encoder.encode(m) + b"\n" for m in [*messages, CLOSING_STATE]))
+    command = [str(BIN / target), "--config", str(config)]
+    profiles = os.environ.get("MLC_BENCH_PROFILE_DIR")
+    if profiles:  # where its time goes: cProfile's figures, one file per run (profiling slows the run itself)
+        command = [sys.executable, "-m", "cProfile", "-o", str(Path(profiles) / f"{target}-{name}.prof"), *command]
     with open(stdin_path, "rb") as stdin:
-        elapsed, peak, status = watched([str(BIN / target), "--config", str(config)], stdin=stdin,
-                                        stderr_path=stderr_path)
+        elapsed, peak, status = watched(command, stdin=stdin, stderr_path=stderr_path)
     log = stderr_path.read_text(errors="replace")
     if status != 0:
         raise SystemExit(f"{target} ({name}) exited with status {status}:\n{log[-3000:]}")

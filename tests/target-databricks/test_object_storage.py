@@ -23,9 +23,15 @@ def s3():
     server.start()
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
-    boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="lake-key", aws_secret_access_key="lake-secret-value",
-                 region_name="us-east-1").create_bucket(Bucket="lake")
+    client = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="lake-key",
+                          aws_secret_access_key="lake-secret-value", region_name="us-east-1")
+    client.create_bucket(Bucket="lake")
     yield endpoint
+    # moto keeps its buckets in the process, past this server: the next test (here or in another module) starts empty.
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket="lake"):
+        for item in page.get("Contents", []):
+            client.delete_object(Bucket="lake", Key=item["Key"])
+    client.delete_bucket(Bucket="lake")
     server.stop()
 
 

@@ -119,6 +119,8 @@ class Run:
     seconds: float
     peak_mb: float
     bytes_written: int = 0
+    log_bytes: int = 0  # of bytes_written: the transaction log (commits, checkpoints)
+    vector_bytes: int = 0  # of bytes_written: deletion vector files
     files_replaced: int = 0
     rows_replaced: int = 0
     files_marked: int = 0
@@ -188,7 +190,10 @@ def incremental(messages: Path, table: Path, scratch: Path, pythonpath: str | No
     run = run_target(messages, scratch / "delta", scratch / "audit.sqlite", pythonpath, scratch / "target.log",
                      settings)
     after = table_files(copy)
-    run.bytes_written = sum(size for path, size in after.items() if path not in before)
+    created = {path: size for path, size in after.items() if path not in before}
+    run.bytes_written = sum(created.values())
+    run.log_bytes = sum(size for path, size in created.items() if path.parent.name == "_delta_log")
+    run.vector_bytes = sum(size for path, size in created.items() if path.name.startswith("deletion_vector_"))
     run.files_before = len(rows_of)
     for entry in sorted((copy / "_delta_log").glob("*.json")):
         if entry.name in log_before:
@@ -222,7 +227,8 @@ def describe(runs: list[Run]) -> str:
     first = runs[0]
     return (f"{spread([r.seconds for r in runs], '.2f')} s, {spread([r.bytes_written / 1e3 for r in runs], '.0f')} kB "
             f"written, {first.files_replaced} of {first.files_before} files ({first.rows_replaced:,} rows) replaced, "
-            f"{first.files_marked} marked, "
+            f"{first.files_marked} marked (of what was written: log {first.log_bytes / 1e3:.0f} kB, deletion vectors "
+            f"{first.vector_bytes / 1e3:.0f} kB), "
             f"peak {spread([r.peak_mb for r in runs], '.0f')} MB")
 
 
@@ -307,6 +313,7 @@ def main() -> None:
         print(f"\n100 changes, {pattern}" + header[len(f'100 changes, {pattern}'):])
         for path in paths:
             for label, value, fmt in (("wall s", lambda r: r.seconds, ".2f"), ("kB written", lambda r: r.bytes_written / 1e3, ".0f"),
+                                      ("kB of it log", lambda r: r.log_bytes / 1e3, ".0f"),
                                       ("peak RSS MB", lambda r: r.peak_mb, ".0f")):
                 cells = [spread([value(r) for r in results[(n, pattern, path)]], fmt) for n in sizes]
                 print(f"  {path + ' ' + label:<26}" + "".join(f"{c:>22}" for c in cells))

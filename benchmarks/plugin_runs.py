@@ -66,6 +66,16 @@ def watched(args: list[str], *, stdin=None, stderr_path: Path) -> tuple[float, f
     return elapsed, peak, process.returncode
 
 
+def target_command(target: str, config: Path, name: str) -> list[str]:
+    """The command line of a target run; under cProfile when MLC_BENCH_PROFILE_DIR names a folder (one file of
+    figures per run: where its time goes, at the price of a slower run)."""
+    command = [str(BIN / target), "--config", str(config)]
+    profiles = os.environ.get("MLC_BENCH_PROFILE_DIR")
+    if profiles:
+        command = [sys.executable, "-m", "cProfile", "-o", str(Path(profiles) / f"{target}-{name}.prof"), *command]
+    return command
+
+
 def fed_target(target: str, config: Path, messages: list[dict], workdir: Path, name: str,
                outcome_prefix: str) -> tuple[float, float | None, str]:
     """One `target` process fed `messages` on stdin (written to a file first, so that producing them is not timed),
@@ -74,12 +84,8 @@ def fed_target(target: str, config: Path, messages: list[dict], workdir: Path, n
     benchmark with the end of its log."""
     stdin_path, stderr_path = workdir / f"{name}.jsonl", workdir / f"{name}.stderr"
     stdin_path.write_bytes(b"".join(json_encoder.encode(m) + b"\n" for m in [*messages, CLOSING_STATE]))
-    command = [str(BIN / target), "--config", str(config)]
-    profiles = os.environ.get("MLC_BENCH_PROFILE_DIR")
-    if profiles:  # where its time goes: cProfile's figures, one file per run (profiling slows the run itself)
-        command = [sys.executable, "-m", "cProfile", "-o", str(Path(profiles) / f"{target}-{name}.prof"), *command]
     with open(stdin_path, "rb") as stdin:
-        elapsed, peak, status = watched(command, stdin=stdin, stderr_path=stderr_path)
+        elapsed, peak, status = watched(target_command(target, config, name), stdin=stdin, stderr_path=stderr_path)
     log = stderr_path.read_text(errors="replace")
     if status != 0:
         raise SystemExit(f"{target} ({name}) exited with status {status}:\n{log[-3000:]}")

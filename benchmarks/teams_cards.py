@@ -26,7 +26,7 @@ from pathlib import Path
 import msgspec
 
 from mlc_sandbox.teams import TeamsSandbox
-from plugin_runs import CLOSING_STATE
+from plugin_runs import CLOSING_STATE, target_command
 from target_teams import cards
 from target_teams.target import TargetTeams
 
@@ -110,7 +110,7 @@ def target_run(teams: TeamsSandbox, rows: list[dict], workdir: Path, name: str) 
     messages.append(CLOSING_STATE)  # as a tap's complete sync ends (without it the empty run is failed: no input)
     stdin = b"".join(_encoder.encode(m) + b"\n" for m in messages)
     started = time.perf_counter()
-    done = subprocess.run([str(BIN / "target-teams"), "--config", str(config)], input=stdin, capture_output=True)
+    done = subprocess.run(target_command("target-teams", config, name), input=stdin, capture_output=True)
     elapsed = time.perf_counter() - started
     if done.returncode != 0:
         raise SystemExit(f"target-teams exited {done.returncode}:\n{done.stderr.decode()[-3000:]}")

@@ -8,8 +8,8 @@ Why it works the way it does (measured: benchmarks/delta_incremental.py, figures
   (delta-io/delta-rs#4512) and commits none, so this target writes them (``deletion_vectors``, ``delta_log``) on tables
   on a local or mounted path, where it can commit itself; it creates tables there with the feature. A file of which
   half the rows or more change is rewritten instead (that costs little more, and leaves no dead rows).
-- The table is also kept **clustered by key**: files of at most ``rows_per_file`` rows, each holding one key range,
-  in key order. Changes to neighbouring keys (the open orders, this month's invoices) then touch one file of a
+- The table is also kept **clustered by key**: files of at most ``rows_per_file`` rows (by default 10,000, or 250,000
+  where rows are marked: a marked file costs the same whatever its size), each holding one key range, in key order. Changes to neighbouring keys (the open orders, this month's invoices) then touch one file of a
   million-row table, as they touch one file of a twenty-thousand-row table; on object storage, where files are
   always rewritten, this is what bounds a change's cost.
 - A batch's keys are **looked up only in the files whose statistics may hold them** (the key columns' min/max of each
@@ -59,9 +59,14 @@ from target_databricks.delta_log import (SUPPORTED_READER_FEATURES, SUPPORTED_WR
                                          loose_bounds, remove_action)
 
 FINGERPRINT = "_mlc_fingerprint"
-#: Rows per data file. Small enough that rewriting one file for a change costs what a 20,000-row table costs, and
-#: that a rewrite streams in a few megabytes; large enough that a million rows are a hundred files.
+#: Rows per data file of a table whose changed rows' files are rewritten: small enough that rewriting one file for a
+#: change costs what a 20,000-row table costs, and that a rewrite streams in a few megabytes; large enough that a
+#: million rows are a hundred files.
 ROWS_PER_FILE = 10_000
+#: Rows per data file of a table whose replaced rows are marked in deletion vectors: a change then costs its row and
+#: the log's remove and add of the file it falls in (about 3 kB), whatever the file's size, so fewer, larger files
+#: (tens of megabytes, still small by Databricks' standards) make spread changes cheaper and whole-table reads faster.
+ROWS_PER_FILE_MARKING = 250_000
 ROW_GROUP_ROWS = 5_000
 #: Cluster at the end of a run when files outside key order hold this share of the rows, or are this many.
 CLUSTER_SHARE = 0.1
@@ -110,12 +115,12 @@ class _Lookup:
 
 class DeltaWriter:
     def __init__(self, root: str, storage_options: Mapping[str, str] | None = None, *,
-                 rows_per_file: int = ROWS_PER_FILE, row_group_rows: int = ROW_GROUP_ROWS,
+                 rows_per_file: int | None = None, row_group_rows: int = ROW_GROUP_ROWS,
                  deletion_vectors: bool = True) -> None:
         self.root = root.rstrip("/")
         self.storage_options = dict(storage_options or {}) or None
-        self.rows_per_file = rows_per_file
-        self.row_group_rows = min(row_group_rows, rows_per_file)
+        self.rows_per_file = rows_per_file  # None: by table, ROWS_PER_FILE_MARKING or ROWS_PER_FILE
+        self.row_group_rows = min(row_group_rows, rows_per_file or row_group_rows)
         self.deletion_vectors = deletion_vectors
         self._logs: dict[str, TableLog] = {}
         self._deleted_rows: dict[str, BitMap64] = {}  # deletion vector id -> the rows it deletes
@@ -189,6 +194,12 @@ class DeltaWriter:
         """Whether replaced rows are marked in deletion vectors (the table allows writing them) or files rewritten."""
         return (self.deletion_vectors and _uses_vectors(table)
                 and (table.metadata().configuration or {}).get(ENABLE_VECTORS, "true").lower() != "false")
+
+    def _file_rows(self, table: DeltaTable) -> int:
+        """Rows per data file of this table."""
+        if self.rows_per_file is not None:
+            return self.rows_per_file
+        return ROWS_PER_FILE_MARKING if self._marks_rows(table) else ROWS_PER_FILE
 
     def _commit(self, location: str, table: DeltaTable, added: Sequence, removed: Sequence[DataFile],
                 data_change: bool, marked: Sequence[dict] = (), info: Mapping[str, str] | None = None) -> None:
@@ -296,7 +307,8 @@ class DeltaWriter:
                     marking.append(touched.pop(path))
                     loose.extend(placed.pop(path, ()))
             loose.sort()  # rows are in key order: appended files stay sorted
-        loose = self._place_in_rewritten_files(loose, row_keys, touched, placed)
+        file_rows = self._file_rows(table)
+        loose = self._place_in_rewritten_files(loose, row_keys, touched, placed, file_rows)
 
         fs = self._fs(location)
         stats_columns = _stats_columns(table, schema, keys)
@@ -315,7 +327,7 @@ class DeltaWriter:
                 out.write(_with_kept_values(own, replaced, keys, kept_columns))
             appended_files = None
             if loose:
-                appended_files = DataFiles(fs, schema, clustered=False, rows_per_file=self.rows_per_file,
+                appended_files = DataFiles(fs, schema, clustered=False, rows_per_file=file_rows,
                                            row_group_rows=self.row_group_rows, stats_columns=stats_columns)
                 written.append(appended_files)
                 appended_files.write(_with_kept_values(rows.take(pa.array(loose, pa.int64())), replaced_elsewhere,
@@ -339,7 +351,7 @@ class DeltaWriter:
                 "num_target_files_marked": sum(1 for a in marked if "remove" in a), "num_rows_written": rows.num_rows}
 
     def _place_in_rewritten_files(self, loose: list[int], row_keys: list[tuple], touched: dict[str, DataFile],
-                                  placed: dict[str, list[int]]) -> list[int]:
+                                  placed: dict[str, list[int]], file_rows: int) -> list[int]:
         """New keys that fall within the first-column range of a file rewritten anyway go into it (it stays one key
         range, and no file is added); the others are left to be appended."""
         if not loose or not touched:
@@ -350,7 +362,7 @@ class DeltaWriter:
         for i in loose:
             lead = row_keys[i][0]
             home = next((f for f in targets if _within(lead, f.low[0], f.high[0])
-                         and f.rows + len(placed.get(f.path, [])) < self.rows_per_file * 3 // 2), None)
+                         and f.rows + len(placed.get(f.path, [])) < file_rows * 3 // 2), None)
             if home is None:
                 left.append(i)
             else:
@@ -435,7 +447,7 @@ class DeltaWriter:
         region_rows = sum(f.live_rows for f in region)
         # Buckets of about a row group's rows, the unit the sort holds in memory (files are cut from the sorted stream).
         boundaries = self._boundaries(fs, region, schema, keys, math.ceil(region_rows / self.row_group_rows))
-        out = DataFiles(fs, schema, clustered=True, rows_per_file=self.rows_per_file, row_group_rows=self.row_group_rows,
+        out = DataFiles(fs, schema, clustered=True, rows_per_file=self._file_rows(table), row_group_rows=self.row_group_rows,
                         stats_columns=_stats_columns(table, schema, keys), data_change=False)
         try:
             with tempfile.TemporaryDirectory(prefix="mlc-cluster-") as spill:
@@ -510,7 +522,7 @@ class DeltaWriter:
         every = max(1, sum(f.live_rows for f in region) // max(BOUNDARY_SAMPLE, 50 * buckets))
         sample = []
         for file in region:
-            for part in read_batches(fs, file.path, schema, columns=list(keys), batch_rows=self.rows_per_file,
+            for part in read_batches(fs, file.path, schema, columns=list(keys), batch_rows=ROWS_PER_FILE,
                                      deleted=self._deleted(fs, file)):
                 sample.append(part.take(pa.array(range(0, part.num_rows, every), pa.int64())))
         pa.default_memory_pool().release_unused()

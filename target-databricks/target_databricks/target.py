@@ -31,8 +31,8 @@ class TargetDatabricks(AuditedTarget, Target):
                     description="Local folder or object-storage URI (s3://, abfss://, gs://) holding <target_schema>/<table> Delta tables."),
         th.Property("storage_options", th.ObjectType(additional_properties=th.StringType), secret=True,
                     description="delta-rs storage options for object storage (credentials; values may be sealed)."),
-        th.Property("delta_rows_per_file", th.IntegerType(minimum=1), default=10_000,
-                    description="Rows per Parquet file of a Delta table (delta path), which keeps its files in key order: a change rewrites the file that holds its key, so smaller files make changes spread over the table cheaper, larger ones make reading the whole table a little faster."),
+        th.Property("delta_rows_per_file", th.IntegerType(minimum=1),
+                    description="Rows per Parquet file of a Delta table (delta path), which keeps its files in key order. Default: 250,000 for a table whose replaced rows are marked in deletion vectors (a change costs its row and about 3 kB of log for the file it falls in, whatever the file's size), 10,000 for one whose files are rewritten (a change rewrites the file that holds its key, so smaller files make changes spread over the table cheaper, larger ones make reading the whole table a little faster)."),
         th.Property("delta_deletion_vectors", th.BooleanType, default=True,
                     description="Delta path, tables on a local or mounted path: mark replaced rows in deletion vectors instead of rewriting the files that hold them, so that changes spread over a large table cost what they cost in a small one. Tables this target creates get the deletionVectors feature (Delta reader version 3: Databricks Runtime 12.2+, Delta Lake 2.3+, delta-rs, DuckDB); existing tables use them when they have it, unless delta.enableDeletionVectors=false. False: new tables without the feature, and files always rewritten. On object storage files are always rewritten (delta-rs commits no deletion vectors there)."),
         th.Property("target_schema", th.StringType, default="ifscloud",
@@ -79,7 +79,7 @@ class TargetDatabricks(AuditedTarget, Target):
     def writer(self):
         if self.config["load_method"] == "delta":
             return DeltaWriter(self.config["delta_root"], unsealed_storage_options(self.config.get("storage_options")),
-                               rows_per_file=int(self.config["delta_rows_per_file"]),
+                               rows_per_file=self.config.get("delta_rows_per_file"),
                                deletion_vectors=bool(self.config["delta_deletion_vectors"]))
         from target_databricks.warehouse import StatementRunner, WarehouseWriter
 

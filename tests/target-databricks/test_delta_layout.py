@@ -360,3 +360,14 @@ def test_a_commit_that_meets_a_concurrent_change_to_its_files_is_refused_and_lea
     assert set(location(config).iterdir()) == files_before  # its data and vector files are removed again
     rows = table_rows(config)
     assert rows[("10", "INV-00003")]["Objstate"] == "Preliminary" and rows[("10", "INV-00004")]["Objstate"] == "Authorized"
+
+
+def test_files_hold_more_rows_where_rows_are_marked_than_where_files_are_rewritten(tmp_path, config):
+    records = [invoice("10", n, "1", 1) for n in range(1, 12_001)]
+    defaults = {k: v for k, v in config.items() if k not in ("delta_rows_per_file", "batch_size_rows")}
+    marking = {**defaults, "delta_root": str(tmp_path / "marking")}
+    rewriting = {**defaults, "delta_root": str(tmp_path / "rewriting"), "delta_deletion_vectors": False}
+    load(tmp_path, marking, records)
+    load(tmp_path, rewriting, records)
+    assert len(DeltaTable(str(location(marking))).file_uris()) == 1  # up to 250,000 rows a file
+    assert len(DeltaTable(str(location(rewriting))).file_uris()) == 2  # up to 10,000

@@ -1549,7 +1549,8 @@ class AuditRun:
         new_blocks = list(_new_blocks(self.run_id, prepared, written_at))
         with self.trail._writing() as conn:
             if replacing:
-                conn.execute(_DELETE_RUN_ENTRIES, {"run_id": self.run_id, "ids": list(replacing)})
+                conn.execute(records_table.delete().where(records_table.c.run_id == self.run_id,
+                                                          records_table.c.id.in_(list(replacing))))
             if not prepared:
                 return 0
             first_id = _allocate_entry_ids(conn, len(prepared))
@@ -1557,8 +1558,8 @@ class AuditRun:
             if rows:
                 _insert_batch(conn, rows, written_at)
             for first_position, last_position, row in new_blocks:
-                conn.execute(_INSERT_BLOCK, {"first_id": first_id + first_position, "last_id": first_id + last_position,
-                                             **row})
+                conn.execute(blocks_table.insert().values(first_id=first_id + first_position,
+                                                          last_id=first_id + last_position, **row))
             for stream in sorted({row["stream"] for _, _, row in new_blocks}):
                 _bump_counter(conn, _STREAM_COUNTER + stream)
         return len(prepared)
@@ -1742,29 +1743,22 @@ def _migrate(conn: Connection) -> None:
         conn.execute(counters_table.insert().values(name=_ENTRY_ID_COUNTER, value=max(last_row, last_block) + 1))
 
 
-# The statements an API target runs for every entry it records (two transactions a card for target-teams), built
-# once: SQLAlchemy builds a statement's cache key anew for every statement object, which cost more than SQLite's work.
-_ALLOCATE_IDS = (counters_table.update().where(counters_table.c.name == sa.bindparam("counter_name"))
-                 .values(value=counters_table.c.value + sa.bindparam("count")).returning(counters_table.c.value))
-_BUMP_COUNTER = {
-    name: dialect.insert(counters_table).values(name=sa.bindparam("counter_name"), value=1).on_conflict_do_update(
-        index_elements=[counters_table.c.name], set_={"value": counters_table.c.value + 1})
-    for name, dialect in (("sqlite", sqlite_dialect), ("postgresql", pg_dialect))
-}
-_DELETE_RUN_ENTRIES = records_table.delete().where(records_table.c.run_id == sa.bindparam("run_id"),
-                                                   records_table.c.id.in_(sa.bindparam("ids", expanding=True)))
-_INSERT_BLOCK = blocks_table.insert()
-
-
 def _allocate_entry_ids(conn: Connection, count: int) -> int:
     """The first of ``count`` consecutive new entry ids (taken in the caller's write transaction: one writer at a
     time on SQLite, the counter's row locked until commit on PostgreSQL)."""
-    following = conn.execute(_ALLOCATE_IDS, {"counter_name": _ENTRY_ID_COUNTER, "count": count}).scalar_one()
+    counters = counters_table.c
+    following = conn.execute(
+        counters_table.update().where(counters.name == _ENTRY_ID_COUNTER)
+        .values(value=counters.value + count).returning(counters.value)
+    ).scalar_one()
     return following - count
 
 
 def _bump_counter(conn: Connection, name: str) -> None:
-    conn.execute(_BUMP_COUNTER["sqlite" if conn.dialect.name == "sqlite" else "postgresql"], {"counter_name": name})
+    dialect = sqlite_dialect if conn.dialect.name == "sqlite" else pg_dialect
+    insert = dialect.insert(counters_table).values(name=name, value=1)
+    conn.execute(insert.on_conflict_do_update(index_elements=[counters_table.c.name],
+                                              set_={"value": counters_table.c.value + 1}))
 
 
 @dataclass(frozen=True, slots=True)

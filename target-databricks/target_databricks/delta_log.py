@@ -35,8 +35,12 @@ SUPPORTED_READER_FEATURES = frozenset({"deletionVectors"})
 _TIGHT_BOUNDS = re.compile(r'"tightBounds"\s*:\s*(true|false)')
 
 
-class CommitConflict(RuntimeError):
-    """A concurrent commit changed what this one changes: the batch is not written (and its state not emitted)."""
+class CommitFailed(RuntimeError):
+    """A commit that could not be written: the batch is not written (and its state not emitted)."""
+
+
+class CommitConflict(CommitFailed):
+    """A concurrent commit changed what this one changes."""
 
 
 @dataclass
@@ -138,6 +142,11 @@ class TableLog:
                 except FileExistsError:
                     self._check_no_conflict(version, removed)
                     version += 1
+                except OSError as exc:  # a file system without hard links (some FUSE mounts): no put-if-absent
+                    raise CommitFailed(
+                        f"cannot commit version {version} of the Delta table at {self.local_root}: its file system "
+                        f"refuses the hard link that makes a commit atomic ({exc.strerror or exc}); the batch was "
+                        "not committed. Keep Delta tables on a local disk or object storage") from exc
         finally:
             staged.unlink(missing_ok=True)
 

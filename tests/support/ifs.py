@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import socket
+import json
 import subprocess
 import time
+import uuid
 from pathlib import Path
 from urllib.parse import quote
 
@@ -17,32 +18,28 @@ REALM, CLIENT_ID, CLIENT_SECRET = "mlc", "mlc-sandbox-client", "mlc-sandbox-secr
 API = "/main/ifsapplications/projection/v1"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class IfsStandIn:
     """`options` become flags of `mlc-sandbox serve ifs` (`profile="restricted"` → `--profile restricted`); with `tls`
     it serves HTTPS and this handle trusts its CA."""
 
     def __init__(self, data_dir: Path, *, scale: int = 200, seed: int = 7, tls: SandboxTls | None = None,
                  **options: object) -> None:
-        self.port = free_port()
         self.tls = tls
-        self.base_url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
-        self.admin_url = f"{self.base_url}/_admin"
         self.http = requests.Session()
         if tls is not None:
             # trust_env off: REQUESTS_CA_BUNDLE, when set, would override the session's verify
             self.http.trust_env, self.http.verify = False, str(tls.ca_file)
-        args = [str(BIN / "mlc-sandbox"), "serve", "ifs", "--port", str(self.port), "--scale", str(scale),
-                "--seed", str(seed), "--data-dir", str(data_dir), *(tls.serve_flags if tls else [])]
+        # The stand-in binds a free port itself and names it in its ready file: a port picked here and bound later
+        # by the child could be taken meanwhile by a stand-in of another test, which would then answer this one.
+        name = uuid.uuid4().hex[:12]
+        self._ready_file = data_dir / f"ifs-stand-in-{name}.ready.json"
+        args = [str(BIN / "mlc-sandbox"), "serve", "ifs", "--port", "0", "--ready-file", str(self._ready_file),
+                "--scale", str(scale), "--seed", str(seed), "--data-dir", str(data_dir),
+                *(tls.serve_flags if tls else [])]
         for name, value in options.items():
             args += [f"--{name.replace('_', '-')}", str(value)]
         # A file, not a pipe: nobody reads a pipe while the server runs, and a full one would block it.
-        self._log = data_dir / f"ifs-stand-in-{self.port}.log"
+        self._log = data_dir / f"ifs-stand-in-{name}.log"
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=self._log.open("wb"))
         try:
             self._wait_until_healthy()
@@ -55,15 +52,16 @@ class IfsStandIn:
 
     def _wait_until_healthy(self) -> None:
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
+        while not self._ready_file.exists():
             if self.process.poll() is not None:
                 raise RuntimeError(f"the IFS stand-in exited: {self._log.read_text()[-3000:]}")
-            try:
-                if self.http.get(f"{self.admin_url}/health", timeout=1).ok:
-                    return
-            except requests.ConnectionError:
-                time.sleep(0.1)
-        raise RuntimeError("the IFS stand-in did not come up")
+            if time.monotonic() > deadline:
+                raise RuntimeError("the IFS stand-in did not come up")
+            time.sleep(0.05)
+        ready = json.loads(self._ready_file.read_text())
+        self.port, self.base_url = ready["port"], ready["base_url"]
+        self.admin_url = f"{self.base_url}/_admin"
+        assert self.http.get(f"{self.admin_url}/health", timeout=10).ok
 
     def stop(self) -> None:
         self.process.terminate()

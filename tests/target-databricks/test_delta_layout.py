@@ -371,3 +371,27 @@ def test_files_hold_more_rows_where_rows_are_marked_than_where_files_are_rewritt
     load(tmp_path, rewriting, records)
     assert len(DeltaTable(str(location(marking))).file_uris()) == 1  # up to 250,000 rows a file
     assert len(DeltaTable(str(location(rewriting))).file_uris()) == 2  # up to 10,000
+
+
+def test_a_file_system_without_hard_links_fails_the_batch_by_name_and_leaves_the_table_as_it_was(tmp_path, config,
+                                                                                                monkeypatch):
+    import errno
+    import os
+
+    from target_databricks.delta import DeltaWriter
+    from target_databricks.delta_log import CommitFailed
+
+    load(tmp_path, config, [invoice("10", n, "1", 1) for n in range(1, 41)])
+    versions = len(commits(config))
+
+    def no_links(source, target):
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    writer = DeltaWriter(config["delta_root"], rows_per_file=10)
+    batch = to_table([invoice("10", 3, "9", 2, "Posted")], arrow_schema(INVOICE, decimal_scale=24), stream=STREAM)
+    with pytest.raises(CommitFailed, match="refuses the hard link"):
+        writer.merge(str(location(config)), batch, KEYS, None)
+    assert len(commits(config)) == versions
+    assert not list((location(config) / "_delta_log").glob(".*.tmp"))
+    assert table_rows(config)[("10", "INV-00003")]["Objstate"] == "Preliminary"

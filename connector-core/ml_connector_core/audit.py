@@ -1544,24 +1544,7 @@ class AuditRun:
         prepared = self._prepared(entries)
         if not prepared and not replacing:
             return 0
-        written_at = _utc_now()
-        # Compressed before the transaction, so that other writers wait for the inserts only.
-        new_blocks = list(_new_blocks(self.run_id, prepared, written_at))
-        with self.trail._writing() as conn:
-            if replacing:
-                conn.execute(records_table.delete().where(records_table.c.run_id == self.run_id,
-                                                          records_table.c.id.in_(list(replacing))))
-            if not prepared:
-                return 0
-            first_id = _allocate_entry_ids(conn, len(prepared))
-            rows = self._entry_rows(first_id, prepared, only_failed=True)
-            if rows:
-                _insert_batch(conn, rows, written_at)
-            for first_position, last_position, row in new_blocks:
-                conn.execute(blocks_table.insert().values(first_id=first_id + first_position,
-                                                          last_id=first_id + last_position, **row))
-            for stream in sorted({row["stream"] for _, _, row in new_blocks}):
-                _bump_counter(conn, _STREAM_COUNTER + stream)
+        self._write(prepared, replacing, [])
         return len(prepared)
 
     def record_pending(self, entries: Iterable[AuditEntry]) -> list[int]:
@@ -1570,15 +1553,46 @@ class AuditRun:
         ``record(outcome, replacing=ids)`` replaces them in one transaction once it is known. Returns their ids.
 
         They are failed entries, so rows of their own (entries in blocks cannot be removed one by one)."""
-        prepared = self._prepared(entries)
-        if any(item.outcome != Outcome.FAILED.value for item in prepared):
+        return self.record_and_pend((), pending=entries)
+
+    def record_and_pend(self, entries: Iterable[AuditEntry], *, replacing: Sequence[int] = (),
+                        pending: Iterable[AuditEntry]) -> list[int]:
+        """``record(entries, replacing=...)`` and ``record_pending(pending)`` in one transaction: the outcome of one
+        action with the pending entries of the next, one commit per action instead of two. Returns the pending
+        entries' ids."""
+        prepared_pending = self._prepared(pending)
+        if any(item.outcome != Outcome.FAILED.value for item in prepared_pending):
             raise ValueError("a pending audit entry stands for an outcome not known yet: its outcome must be 'failed'")
-        if not prepared:
+        prepared = self._prepared(entries)
+        if not prepared and not replacing and not prepared_pending:
             return []
+        return self._write(prepared, replacing, prepared_pending)
+
+    def _write(self, prepared: list[_PreparedEntry], replacing: Sequence[int],
+               pending: list[_PreparedEntry]) -> list[int]:
+        """One transaction: the pending entries ``replacing`` removed, ``prepared`` stored (failed ones as rows, the
+        others in blocks), ``pending`` stored as rows; returns the ids of ``pending``."""
+        written_at = _utc_now()
+        # Compressed before the transaction, so that other writers wait for the inserts only.
+        new_blocks = list(_new_blocks(self.run_id, prepared, written_at))
         with self.trail._writing() as conn:
-            first_id = _allocate_entry_ids(conn, len(prepared))
-            _insert_batch(conn, self._entry_rows(first_id, prepared, only_failed=False), _utc_now())
-        return list(range(first_id, first_id + len(prepared)))
+            if replacing:
+                conn.execute(records_table.delete().where(records_table.c.run_id == self.run_id,
+                                                          records_table.c.id.in_(list(replacing))))
+            if not prepared and not pending:
+                return []
+            first_id = _allocate_entry_ids(conn, len(prepared) + len(pending))
+            rows = self._entry_rows(first_id, prepared, only_failed=True)
+            pending_first = first_id + len(prepared)
+            rows += self._entry_rows(pending_first, pending, only_failed=False)
+            if rows:
+                _insert_batch(conn, rows, written_at)
+            for first_position, last_position, row in new_blocks:
+                conn.execute(blocks_table.insert().values(first_id=first_id + first_position,
+                                                          last_id=first_id + last_position, **row))
+            for stream in sorted({row["stream"] for _, _, row in new_blocks}):
+                _bump_counter(conn, _STREAM_COUNTER + stream)
+        return list(range(pending_first, pending_first + len(pending)))
 
     def _entry_rows(self, first_id: int, prepared: list[_PreparedEntry], *, only_failed: bool) -> list[tuple]:
         """The rows (``_BATCH_COLUMNS``) of entries whose ids follow from ``first_id`` in order; with only_failed,

@@ -40,6 +40,8 @@ class StreamNotifier:
         self.stream_name = stream_name
         self.key_properties = list(key_properties)
         self.template = cards.load_template(stream_name, templates_dir)
+        # The outcome of the last post, recorded with the pending entry of the next one (one audit commit a card).
+        self._outcome: tuple[list[AuditEntry], list[int]] = ([], [])
 
     def deliver(self, records: Iterable[dict]) -> None:
         per_channel: dict[str, list[Notification]] = defaultdict(list)
@@ -52,12 +54,19 @@ class StreamNotifier:
                 skipped.append(self._entry(notification, channel, "succeeded", None, notification.card, 0))
         if skipped:
             self._record(skipped)
-        for channel, notifications in per_channel.items():
-            if self.teams.use_digest(len(notifications)):
-                self._send_digest(channel, notifications)
-            else:
-                for notification in notifications:
-                    self._send(channel, [notification], notification.card)
+        try:
+            for channel, notifications in per_channel.items():
+                if self.teams.use_digest(len(notifications)):
+                    self._send_digest(channel, notifications)
+                else:
+                    for notification in notifications:
+                        self._send(channel, [notification], notification.card)
+        finally:
+            # Before the next batch looks its records up in the ledger, and whatever stopped this one.
+            entries, replacing = self._outcome
+            self._outcome = ([], [])
+            if entries:
+                self._record(entries, replacing=replacing)
 
     def _notification(self, record: dict) -> tuple[Notification, str]:
         key = {k: record.get(k) for k in self.key_properties}
@@ -90,10 +99,15 @@ class StreamNotifier:
 
     def _send(self, channel: str, notifications: list[Notification], card: dict) -> None:
         # Written before the post and replaced by its outcome after: a run killed in between (SIGKILL, a crash)
-        # leaves the card's delivery unknown in the ledger, so no later run posts it again on its own.
-        pending = self.teams.audit_run.record_pending([
+        # leaves the card's delivery unknown in the ledger, so no later run posts it again on its own. The outcome of
+        # the previous post goes into the same transaction: killed before it, that card's delivery is unknown too,
+        # as it would be if killed before a transaction of its own.
+        previous, replacing = self._outcome
+        self._outcome = ([], [])
+        pending = self.teams.audit_run.record_and_pend(previous, replacing=replacing, pending=[
             self._entry(n, channel, "failed", unfinished_post_error(channel), self.teams.delivery.message(card), 0)
             for n in notifications])
+        self.teams.count(previous)
         try:
             message, attempts = self.teams.delivery.send(channel, card)
             outcome, error = "succeeded", None
@@ -101,8 +115,7 @@ class StreamNotifier:
             message = exc.message_sent if isinstance(exc, DeliveryUnknown) else self.teams.delivery.message(card)
             attempts, outcome, error = self.teams.delivery.attempts, "failed", str(exc)
             self.teams.logger.error("%s", exc)
-        self._record([self._entry(n, channel, outcome, error, message, attempts) for n in notifications],
-                     replacing=pending)
+        self._outcome = ([self._entry(n, channel, outcome, error, message, attempts) for n in notifications], pending)
 
     def _entry(self, n: Notification, channel: str, outcome: str, error, message: dict, attempts: int) -> AuditEntry:
         # A failed entry keeps the record as received: a redo or replay renders it again (one digest for all the

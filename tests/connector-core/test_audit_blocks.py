@@ -283,3 +283,22 @@ def test_pending_entries_are_failed_rows_replaced_by_their_outcome_in_blocks(tra
     stored = {e.key["OrderNo"]: e.outcome for e in trail.entries(run_id=run.run_id)}
     assert stored == {"P1000001": "succeeded", "P1000002": "failed"}
     assert first[0] < left[0]  # ids from the one entry counter, never reused
+
+
+def test_an_outcome_and_the_next_pending_entry_are_recorded_together(trail):
+    """record_and_pend: the outcome of one action replaces its pending entry and the next action's pending entry is
+    stored, in one transaction; what a run killed after it leaves is that next entry, failed."""
+    with trail.start_run("ifs-to-teams", "target-teams") as run:
+        first = run.record_and_pend([], pending=[entry(1, outcome="failed")])
+        with pytest.raises(ValueError, match="must be 'failed'"):
+            run.record_and_pend([entry(1)], replacing=first, pending=[entry(2)])
+        assert rows_of(trail) == [(first[0], "failed")]  # the refused call changed nothing
+        second = run.record_and_pend([entry(1)], replacing=first, pending=[entry(2, outcome="failed")])
+        third = run.record_and_pend([entry(2, outcome="failed", operation="update")], replacing=second,
+                                    pending=[entry(3, outcome="failed")])
+    assert first[0] < second[0] < third[0]
+    outcomes = {e.key["OrderNo"]: (e.outcome, e.operation) for e in trail.entries(run_id=run.run_id)}
+    assert outcomes["P1000001"][0] == "succeeded"
+    assert outcomes["P1000002"] == ("failed", "update")  # its outcome, not its pending entry
+    assert outcomes["P1000003"][0] == "failed"  # pending when the run ended
+    assert len(rows_of(trail)) == 2  # entry 2's outcome and entry 3's pending entry; entry 1 is in a block

@@ -388,9 +388,9 @@ class DeltaWriter:
             for start, part in positioned_batches(fs, file.path, schema, columns=[*keys, *kept_columns],
                                                   row_groups=groups, batch_rows=self.row_group_rows):
                 hit = replacing.holds(part, keys)
-                if before:
-                    hit = pc.and_(hit, keep_mask(before, start, part.num_rows)
-                                  or pa.array([True] * part.num_rows))
+                undeleted = keep_mask(before, start, part.num_rows)
+                if undeleted is not None:  # rows deleted already are not replaced again
+                    hit = pc.and_(hit, undeleted)
                 positions = pc.indices_nonzero(hit)
                 if len(positions):
                     now_deleted.update(p + start for p in positions.to_pylist())

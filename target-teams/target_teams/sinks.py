@@ -63,8 +63,7 @@ class StreamNotifier:
                         self._send(channel, [notification], notification.card)
         finally:
             # Before the next batch looks its records up in the ledger, and whatever stopped this one.
-            entries, replacing = self._outcome
-            self._outcome = ([], [])
+            entries, replacing = self._take_outcome()
             if entries:
                 self._record(entries, replacing=replacing)
 
@@ -102,8 +101,7 @@ class StreamNotifier:
         # leaves the card's delivery unknown in the ledger, so no later run posts it again on its own. The outcome of
         # the previous post goes into the same transaction: killed before it, that card's delivery is unknown too,
         # as it would be if killed before a transaction of its own.
-        previous, replacing = self._outcome
-        self._outcome = ([], [])
+        previous, replacing = self._take_outcome()
         pending = self.teams.audit_run.record_and_pend(previous, replacing=replacing, pending=[
             self._entry(n, channel, "failed", unfinished_post_error(channel), self.teams.delivery.message(card), 0)
             for n in notifications])
@@ -116,6 +114,11 @@ class StreamNotifier:
             attempts, outcome, error = self.teams.delivery.attempts, "failed", str(exc)
             self.teams.logger.error("%s", exc)
         self._outcome = ([self._entry(n, channel, outcome, error, message, attempts) for n in notifications], pending)
+
+    def _take_outcome(self) -> tuple[list[AuditEntry], list[int]]:
+        """The last post's outcome entries and the pending entries they replace, not yet recorded (now taken)."""
+        taken, self._outcome = self._outcome, ([], [])
+        return taken
 
     def _entry(self, n: Notification, channel: str, outcome: str, error, message: dict, attempts: int) -> AuditEntry:
         # A failed entry keeps the record as received: a redo or replay renders it again (one digest for all the

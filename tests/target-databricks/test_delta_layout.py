@@ -395,3 +395,38 @@ def test_a_file_system_without_hard_links_fails_the_batch_by_name_and_leaves_the
     assert len(commits(config)) == versions
     assert not list((location(config) / "_delta_log").glob(".*.tmp"))
     assert table_rows(config)[("10", "INV-00003")]["Objstate"] == "Preliminary"
+
+
+def test_a_table_with_a_writer_feature_this_target_does_not_honour_is_refused_by_name(tmp_path, config):
+    from deltalake import TableFeatures
+
+    load(tmp_path, config, [invoice("10", n, "1", 1) for n in range(1, 11)])
+    DeltaTable(str(location(config))).alter.add_feature(TableFeatures.ChangeDataFeed,
+                                                        allow_protocol_versions_increase=True)
+    versions = len(commits(config))
+    result = load_failing(tmp_path, config, [invoice("10", 5, "2", 2, "Posted")])
+    assert "uses changeDataFeed, which target-databricks does not write" in result.stderr
+    assert len(commits(config)) == versions
+
+
+def load_failing(tmp_path, config, records):
+    messages = [schema_message(STREAM, INVOICE, KEYS, bookmark="Rowversion")]
+    return run_target(tmp_path, config, messages + [record_message(STREAM, r) for r in records], check=False)
+
+
+def test_inline_deletion_vectors_and_z85_read_back_as_written(tmp_path):
+    import pyarrow.fs as pafs
+    from pyroaring import BitMap64
+
+    from target_databricks.deletion_vectors import DeletionVector, serialize, write_vectors, z85_decode, z85_encode
+
+    assert z85_decode(z85_encode(bytes(range(32)))) == bytes(range(32))
+    assert z85_encode(bytes.fromhex("864FD26FB559F75B")) == "HelloWorld"  # the Z85 specification's example
+    deleted = BitMap64([0, 7, 4096, 70_000])
+    data = serialize(deleted)
+    padded = data + bytes(-len(data) % 4)
+    inline = DeletionVector("i", z85_encode(padded), None, len(data), len(deleted))
+    fs = pafs.SubTreeFileSystem(str(tmp_path), pafs.LocalFileSystem())
+    assert inline.read(fs, "f.parquet") == deleted
+    _, (stored,) = write_vectors(fs, [deleted])
+    assert stored.read(fs, "f.parquet") == deleted and stored.unique_id.startswith("u")
